@@ -1,0 +1,213 @@
+"""larder's exception tree.
+
+Every error larder raises on purpose is a :class:`LarderError`. Errors from third-party libraries
+(deltalake, duckdb, sqlite3, boto3, redis, mlflow) are caught at the boundary of the module that
+calls them and re-raised as one of these, ``from`` the original, so callers only ever need to catch
+``LarderError``. Messages say what went wrong, where (table, column, key), and how to fix it.
+
+::
+
+    LarderError
+    ├── ConfigError                  bad larder.yaml, bad option values, missing extras
+    │   └── MissingExtraError        an optional dependency is not installed
+    ├── InvalidNameError             an invalid table or function name
+    ├── CatalogError                 catalog database problems
+    ├── TableError
+    │   ├── TableNotFoundError
+    │   ├── TableExistsError
+    │   ├── SchemaMismatchError      a column's type conflicts with the table's schema
+    │   ├── PrimaryKeyError          missing, null or duplicate primary keys
+    │   ├── TimestampKeyError        a timestamp key that is not a timestamp
+    │   ├── EmptyDataFrameError
+    │   └── WriteConflictError       concurrent writers could not be reconciled
+    ├── FeatureLookupError           bad FeatureLookup / training-set inputs
+    │   ├── LeakageError             a time-series table looked up without a timestamp
+    │   └── OutputCollisionError     two sources produce the same output column
+    ├── FunctionError
+    │   ├── FunctionNotFoundError
+    │   ├── FunctionInUseError
+    │   └── FunctionExecutionError   a feature function raised on a row
+    ├── FeatureSpecError             unknown or malformed feature spec
+    ├── OnlineStoreError
+    │   ├── OnlineTableNotFoundError
+    │   ├── ItemTooLargeError
+    │   ├── RetryBudgetExceededError
+    │   └── MissingKeysError         keys not found online and no default defined
+    ├── ModelError                   log_model / score_batch / pyfunc problems
+    ├── TransformError               feature-engineering input problems
+    └── ValidationError              expectations failed under the strict policy
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class LarderError(Exception):
+    """Base class of every error larder raises on purpose."""
+
+
+class ConfigError(LarderError):
+    """A configuration value or file is invalid."""
+
+
+class MissingExtraError(ConfigError):
+    """An optional dependency is not installed."""
+
+    def __init__(self, feature: str, extra: str, package: str | None = None) -> None:
+        self.extra = extra
+        pkg = f" (package {package!r})" if package else ""
+        super().__init__(
+            f"{feature} needs the optional dependency{pkg}: install it with `pip install 'larder[{extra}]'`."
+        )
+
+
+def require(module: str, *, extra: str, feature: str) -> Any:
+    """Import ``module`` or raise :class:`MissingExtraError` naming the extra that provides it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise MissingExtraError(feature, extra, module.split(".")[0]) from exc
+
+
+class InvalidNameError(LarderError):
+    """A table, schema, catalog or function name is not valid."""
+
+
+class CatalogError(LarderError):
+    """The metadata catalog could not be read or written."""
+
+
+class TableError(LarderError):
+    """Base class for feature-table errors."""
+
+
+class TableNotFoundError(TableError):
+    """The named feature table does not exist."""
+
+
+class TableExistsError(TableError):
+    """A feature table with that name already exists."""
+
+
+class SchemaMismatchError(TableError):
+    """A DataFrame's schema conflicts with the table's schema."""
+
+
+class PrimaryKeyError(TableError):
+    """Primary-key columns are missing, null or duplicated."""
+
+
+class TimestampKeyError(TableError):
+    """A timestamp key column is missing or not a timestamp."""
+
+
+class EmptyDataFrameError(TableError):
+    """An empty DataFrame was given where rows are required."""
+
+
+class WriteConflictError(TableError):
+    """Concurrent writes to a table could not be reconciled within the retry budget."""
+
+
+class FeatureLookupError(LarderError):
+    """A FeatureLookup or training-set input is invalid."""
+
+
+class LeakageError(FeatureLookupError):
+    """A time-series table was looked up without a timestamp (future data would leak)."""
+
+
+class OutputCollisionError(FeatureLookupError):
+    """Two sources would produce the same output column."""
+
+
+class FunctionError(LarderError):
+    """Base class for feature-function errors."""
+
+
+class FunctionNotFoundError(FunctionError):
+    """The named feature function (or version) does not exist."""
+
+
+class FunctionInUseError(FunctionError):
+    """A feature-function version is used by a logged model and cannot be dropped."""
+
+
+class FunctionExecutionError(FunctionError):
+    """A feature function raised while computing a value."""
+
+
+class FeatureSpecError(LarderError):
+    """A feature spec is unknown or malformed."""
+
+
+class OnlineStoreError(LarderError):
+    """An online store operation failed."""
+
+
+class OnlineTableNotFoundError(OnlineStoreError):
+    """The online table does not exist in the store."""
+
+
+class ItemTooLargeError(OnlineStoreError):
+    """An item exceeds the online store's size limit."""
+
+
+class RetryBudgetExceededError(OnlineStoreError):
+    """Unprocessed items or throttling persisted beyond the retry budget."""
+
+
+class MissingKeysError(OnlineStoreError):
+    """Keys were not found in the online store and no default value is defined."""
+
+
+class ModelError(LarderError):
+    """log_model, score_batch or the feature-aware pyfunc failed."""
+
+
+class TransformError(LarderError):
+    """Input to a feature-engineering transform is invalid."""
+
+
+class ValidationError(LarderError):
+    """Expectations failed under the strict policy; nothing was written."""
+
+    def __init__(self, message: str, results: Any = None) -> None:
+        super().__init__(message)
+        self.results = results
+
+
+__all__ = [
+    "CatalogError",
+    "ConfigError",
+    "EmptyDataFrameError",
+    "FeatureLookupError",
+    "FeatureSpecError",
+    "FunctionError",
+    "FunctionExecutionError",
+    "FunctionInUseError",
+    "FunctionNotFoundError",
+    "InvalidNameError",
+    "ItemTooLargeError",
+    "LarderError",
+    "LeakageError",
+    "MissingExtraError",
+    "MissingKeysError",
+    "ModelError",
+    "OnlineStoreError",
+    "OnlineTableNotFoundError",
+    "OutputCollisionError",
+    "PrimaryKeyError",
+    "RetryBudgetExceededError",
+    "SchemaMismatchError",
+    "TableError",
+    "TableExistsError",
+    "TableNotFoundError",
+    "TimestampKeyError",
+    "TransformError",
+    "ValidationError",
+    "WriteConflictError",
+]

@@ -1,0 +1,74 @@
+"""Online store specifications: strict pydantic models, chosen by their ``type`` field.
+
+A spec says *where* features are served from; :func:`larder.online.open_store` turns a spec into an
+:class:`~larder.online.base.OnlineStore`. Specs hold no credentials: DynamoDB uses boto3's default
+credential chain, Redis takes credentials in its URL only if the user puts them there.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SQLiteStoreSpec(_Spec):
+    """The embedded default: one SQLite file (``<root>/online.db`` when ``path`` is None)."""
+
+    type: Literal["sqlite"] = "sqlite"
+    path: str | None = None
+
+
+class DynamoDBStoreSpec(_Spec):
+    """Amazon DynamoDB. One DynamoDB table per feature table, named ``table_prefix + full name``
+    (dots replaced by ``__``) unless ``table_name`` is given (then only one feature table may be
+    published to this spec)."""
+
+    type: Literal["dynamodb"] = "dynamodb"
+    region: str | None = None
+    table_name: str | None = None
+    table_prefix: str = "larder__"
+    endpoint_url: str | None = None
+    ttl: timedelta | None = None
+    consistent_reads: bool = False
+    max_workers: int = Field(default=4, ge=1, le=64)
+    max_retries: int = Field(default=8, ge=0, le=50)
+
+
+class RedisStoreSpec(_Spec):
+    """Redis: one hash per entity key, under ``key_prefix``."""
+
+    type: Literal["redis"] = "redis"
+    url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = "larder"
+    ttl: timedelta | None = None
+
+
+OnlineStoreSpec = Annotated[
+    SQLiteStoreSpec | DynamoDBStoreSpec | RedisStoreSpec, Field(discriminator="type")
+]
+
+
+def AmazonDynamoDBSpec(  # noqa: N802 - mirrors the Databricks class name
+    *,
+    region: str | None = None,
+    table_name: str | None = None,
+    endpoint_url: str | None = None,
+    ttl: timedelta | None = None,
+    **options: Any,
+) -> DynamoDBStoreSpec:
+    """The Databricks-style constructor: ``AmazonDynamoDBSpec(region=..., table_name=..., ttl=...)``.
+
+    Databricks' secret-scope options (``read_secret_prefix``, ``write_secret_prefix``) are accepted
+    and ignored: larder takes credentials from boto3's default chain.
+    """
+    options.pop("read_secret_prefix", None)
+    options.pop("write_secret_prefix", None)
+    return DynamoDBStoreSpec(
+        region=region, table_name=table_name, endpoint_url=endpoint_url, ttl=ttl, **options
+    )
