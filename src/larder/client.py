@@ -1,0 +1,118 @@
+"""``FeatureEngineeringClient``: the facade. It holds no logic of its own; each method delegates to
+the module that implements it, with the names and parameters of the Databricks Feature Engineering
+client so that code ports with an import change.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from functools import cached_property
+from typing import Any
+
+import pandas as pd
+
+from larder.context import Context
+from larder.offline.tables import FeatureTable, TableService, WriteMode
+
+
+class FeatureEngineeringClient:
+    """Entry point to larder.
+
+    Parameters
+    ----------
+    root:
+        Directory holding the catalog, Delta tables and default online store. Defaults to the
+        ``LARDER_ROOT`` environment variable, else ``./.larder``.
+
+    Examples
+    --------
+    >>> import pandas as pd, tempfile
+    >>> fe = FeatureEngineeringClient(root=tempfile.mkdtemp())
+    >>> t = fe.create_table("houses", primary_keys="Id", df=pd.DataFrame({"Id": [1, 2], "Qual": [7, 5]}))
+    >>> fe.read_table("houses").sort_values("Id")["Qual"].tolist()
+    [7, 5]
+    >>> fe.close()
+    """
+
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        self._ctx = Context(root)
+
+    @property
+    def root(self) -> str:
+        return str(self._ctx.root)
+
+    @cached_property
+    def _tables(self) -> TableService:
+        return TableService(self._ctx)
+
+    def close(self) -> None:
+        """Release the catalog connection (and any cached online-store clients)."""
+        self._ctx.close()
+
+    def __enter__(self) -> FeatureEngineeringClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"FeatureEngineeringClient(root={self.root!r})"
+
+    # -- feature tables -------------------------------------------------------------------------
+    def create_table(
+        self,
+        name: str,
+        primary_keys: str | Sequence[str],
+        df: Any = None,
+        *,
+        schema: Any = None,
+        timestamp_keys: str | Sequence[str] | None = None,
+        partition_columns: str | Sequence[str] | None = None,
+        description: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        feature_descriptions: Mapping[str, str] | None = None,
+    ) -> FeatureTable:
+        """Create a feature table (and write ``df`` into it, if given) in one all-or-nothing step."""
+        return self._tables.create_table(
+            name, primary_keys, df, schema=schema, timestamp_keys=timestamp_keys,
+            partition_columns=partition_columns, description=description, tags=tags,
+            feature_descriptions=feature_descriptions,
+        )
+
+    def write_table(self, name: str, df: Any, mode: WriteMode = "merge") -> int:
+        """Upsert ``df`` on the primary key (``mode="merge"``) or replace the contents
+        (``mode="overwrite"``). New columns become new features. Returns the new Delta version."""
+        return self._tables.write_table(name, df, mode=mode)
+
+    def read_table(self, name: str, as_of_version: int | None = None,
+                   as_of_timestamp: datetime | str | None = None) -> pd.DataFrame:
+        """Read a feature table, optionally as of a Delta version or a point in time."""
+        return self._tables.read_table(name, as_of_version=as_of_version, as_of_timestamp=as_of_timestamp)
+
+    def get_table(self, name: str) -> FeatureTable:
+        """Metadata: keys, features with types and descriptions, tags, owner, version, row count."""
+        return self._tables.get_table(name)
+
+    def drop_table(self, name: str) -> None:
+        """Delete a feature table's data and catalog entry."""
+        self._tables.drop_table(name)
+
+    def list_tables(self, name_pattern: str | None = None,
+                    tags: Mapping[str, str | None] | Sequence[str] | None = None) -> list[FeatureTable]:
+        """Tables matching a glob ``name_pattern`` and carrying all ``tags``."""
+        return self._tables.list_tables(name_pattern, tags)
+
+    def set_feature_table_tag(self, *, name: str, key: str, value: str) -> None:
+        self._tables.set_tag(name, key, value)
+
+    def delete_feature_table_tag(self, *, name: str, key: str) -> None:
+        self._tables.delete_tag(name, key)
+
+    def set_feature_description(self, name: str, feature: str, description: str) -> None:
+        self._tables.set_feature_description(name, feature, description)
+
+    def table_history(self, name: str, limit: int | None = None) -> pd.DataFrame:
+        """One row per Delta version: version, timestamp, operation, rows inserted and updated."""
+        return self._tables.history(name, limit)

@@ -1,0 +1,184 @@
+"""Delta Lake storage for feature tables, through ``deltalake`` (delta-rs).
+
+Every write is one Delta commit, so it is all-or-nothing. Concurrent writers are reconciled by
+delta-rs' optimistic concurrency: a commit that conflicts raises ``CommitFailedError``, and larder
+reloads the table and retries the whole operation (bounded, with jittered backoff) before raising
+:class:`~larder.errors.WriteConflictError`. No row is lost either way.
+
+Reads go through the table's *active file list* (``DeltaTable.file_uris()``) with ``pyarrow.dataset``:
+removed files stay on disk until vacuum and must never be read. (Reading through
+``DeltaTable.to_pyarrow_dataset()`` aborts the interpreter at exit with the versions pinned here.)
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import CommitFailedError, DeltaError
+from deltalake.exceptions import TableNotFoundError as DeltaTableNotFound
+
+from larder.errors import TableError, WriteConflictError
+
+T = TypeVar("T")
+
+MAX_COMMIT_ATTEMPTS = 25
+
+
+def _q(col: str) -> str:
+    return f"`{col}`"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A loaded version of a Delta table."""
+
+    table: DeltaTable
+
+    @property
+    def version(self) -> int:
+        return int(self.table.version())
+
+    @property
+    def schema(self) -> pa.Schema:
+        return pa.schema(self.table.schema().to_arrow())
+
+    @property
+    def partition_columns(self) -> list[str]:
+        return list(self.table.metadata().partition_columns)
+
+    def dataset(self) -> ds.Dataset:
+        """A pyarrow dataset over the snapshot's active files, with the table's full schema."""
+        schema = self.schema
+        parts = self.partition_columns
+        partitioning = None
+        if parts:
+            partitioning = ds.partitioning(pa.schema([schema.field(p) for p in parts]), flavor="hive")
+        files = self.table.file_uris()
+        if not files:
+            return ds.dataset(schema.empty_table())
+        return ds.dataset(
+            files,
+            schema=schema,
+            format="parquet",
+            partitioning=partitioning,
+            partition_base_dir=self.table.table_uri if parts else None,
+        )
+
+    def to_arrow(self, columns: list[str] | None = None, filter: Any = None) -> pa.Table:
+        return self.dataset().to_table(columns=columns, filter=filter)
+
+    def row_count(self) -> int:
+        actions = pa.table(self.table.get_add_actions(flatten=True))
+        if actions.num_rows == 0:
+            return 0
+        return int(pc.sum(actions.column("num_records")).as_py() or 0)
+
+
+def load(path: str, *, version: int | None = None, as_of: datetime | None = None, name: str) -> Snapshot:
+    """Load a table at its latest version, a given version, or the version current at ``as_of``."""
+    try:
+        table = DeltaTable(path)
+        if version is not None:
+            table.load_as_version(version)
+        elif as_of is not None:
+            table.load_as_version(as_of)
+    except DeltaTableNotFound as exc:
+        raise TableError(
+            f"Feature table {name!r} is in the catalog but its Delta data at {path!r} is missing. "
+            "Drop it with `larder tables drop` and recreate it."
+        ) from exc
+    except (DeltaError, ValueError, OSError) as exc:
+        what = f"version {version}" if version is not None else f"timestamp {as_of}" if as_of else "latest"
+        raise TableError(f"Cannot load feature table {name!r} at {what}: {exc}") from exc
+    return Snapshot(table)
+
+
+def create(path: str, schema: pa.Schema, *, partition_by: list[str] | None, name: str,
+           description: str | None) -> int:
+    try:
+        DeltaTable.create(
+            path, schema=schema, partition_by=partition_by or None, mode="error",
+            name=name, description=description,
+        )
+    except (DeltaError, ValueError, OSError) as exc:
+        raise TableError(f"Cannot create the Delta table for {name!r} at {path!r}: {exc}") from exc
+    return 0
+
+
+def write_new(path: str, data: pa.Table, *, partition_by: list[str] | None, name: str,
+              description: str | None) -> int:
+    """Create a table holding ``data`` as its version 0."""
+    try:
+        write_deltalake(path, data, mode="error", partition_by=partition_by or None, name=name,
+                        description=description)
+    except (DeltaError, ValueError, OSError) as exc:
+        raise TableError(f"Cannot create the Delta table for {name!r} at {path!r}: {exc}") from exc
+    return 0
+
+
+def _retry(op: Callable[[], T], *, name: str) -> T:
+    delay = 0.02
+    for attempt in range(1, MAX_COMMIT_ATTEMPTS + 1):
+        try:
+            return op()
+        except CommitFailedError as exc:
+            if attempt == MAX_COMMIT_ATTEMPTS:
+                raise WriteConflictError(
+                    f"Table {name!r}: the write conflicted with concurrent writers {attempt} times and was "
+                    "not committed (nothing was written). Retry it, or serialise the writers."
+                ) from exc
+            time.sleep(random.uniform(0, delay))
+            delay = min(delay * 2, 1.0)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def merge(path: str, data: pa.Table, *, keys: list[str], name: str, evolve: bool) -> tuple[int, dict[str, Any]]:
+    """Upsert ``data`` on ``keys``: matched rows get the given columns, new rows are inserted."""
+    predicate = " AND ".join(f"t.{_q(k)} = s.{_q(k)}" for k in keys)
+    updates = {c: f"s.{_q(c)}" for c in data.column_names}
+
+    def op() -> tuple[int, dict[str, Any]]:
+        table = DeltaTable(path)
+        metrics = (
+            table.merge(data, predicate=predicate, source_alias="s", target_alias="t", merge_schema=evolve)
+            .when_matched_update(updates=updates)
+            .when_not_matched_insert(updates=updates)
+            .execute()
+        )
+        return int(table.version()), metrics
+
+    try:
+        return _retry(op, name=name)
+    except (DeltaError, ValueError, OSError) as exc:
+        if isinstance(exc, CommitFailedError):  # pragma: no cover - handled by _retry
+            raise
+        raise TableError(f"Merge into feature table {name!r} failed (nothing was written): {exc}") from exc
+
+
+def overwrite(path: str, data: pa.Table, *, name: str, partition_by: list[str] | None) -> int:
+    """Replace the table's rows with ``data`` in one commit, keeping (and extending) its schema."""
+
+    def op() -> int:
+        write_deltalake(path, data, mode="overwrite", schema_mode="merge", partition_by=partition_by or None)
+        return int(DeltaTable(path).version())
+
+    try:
+        return _retry(op, name=name)
+    except (DeltaError, ValueError, OSError) as exc:
+        raise TableError(f"Overwrite of feature table {name!r} failed (nothing was written): {exc}") from exc
+
+
+def history(path: str, *, name: str, limit: int | None = None) -> list[dict[str, Any]]:
+    try:
+        return list(DeltaTable(path).history(limit))
+    except (DeltaError, OSError) as exc:
+        raise TableError(f"Cannot read the history of feature table {name!r}: {exc}") from exc

@@ -1,0 +1,474 @@
+"""Feature tables: Delta Lake data plus catalog metadata, kept consistent.
+
+A feature table has primary keys and optionally one timestamp key (a time series); the timestamp
+key is part of the primary key, so a table holds at most one row per (entity, time). Writes are
+validated in full before anything is committed, then committed to Delta in one transaction, and only
+then recorded in the catalog. Feature types always come from the Delta schema; the catalog adds
+descriptions, tags, owner, lineage.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import getpass
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from larder.catalog.base import utcnow
+from larder.catalog.tables import FeatureRecord, TableRecord, TagRecord
+from larder.context import Context
+from larder.errors import (
+    EmptyDataFrameError,
+    PrimaryKeyError,
+    SchemaMismatchError,
+    TableError,
+    TableExistsError,
+    TableNotFoundError,
+    TimestampKeyError,
+)
+from larder.names import parse_name
+from larder.offline import delta
+from larder.offline.frames import UTC_US, conform, normalise, to_arrow
+
+WriteMode = Literal["merge", "overwrite"]
+
+
+@dataclass(frozen=True)
+class Feature:
+    """A column of a feature table."""
+
+    name: str
+    dtype: str
+    description: str | None = None
+    is_primary_key: bool = False
+    is_timestamp_key: bool = False
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FeatureTable:
+    """Metadata of a feature table, as returned by ``create_table`` and ``get_table``."""
+
+    name: str
+    primary_keys: list[str]
+    timestamp_keys: list[str]
+    partition_columns: list[str]
+    features: list[Feature]
+    description: str | None
+    tags: dict[str, str]
+    owner: str | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+    row_count: int
+    path: str
+
+    @property
+    def entity_keys(self) -> list[str]:
+        """Primary keys without the timestamp key: what a lookup matches on."""
+        return [k for k in self.primary_keys if k not in self.timestamp_keys]
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Columns that are not primary keys (timestamp key excluded)."""
+        return [f.name for f in self.features if not f.is_primary_key]
+
+    @property
+    def is_time_series(self) -> bool:
+        return bool(self.timestamp_keys)
+
+
+_TYPE_ALIASES: dict[str, pa.DataType] = {
+    "int": pa.int64(), "integer": pa.int64(), "bigint": pa.int64(), "long": pa.int64(),
+    "int64": pa.int64(), "int32": pa.int32(), "smallint": pa.int16(), "tinyint": pa.int8(),
+    "float": pa.float32(), "float32": pa.float32(), "double": pa.float64(), "float64": pa.float64(),
+    "string": pa.string(), "str": pa.string(), "bool": pa.bool_(), "boolean": pa.bool_(),
+    "timestamp": UTC_US, "datetime": UTC_US, "date": pa.date32(), "binary": pa.binary(),
+}
+
+
+def _as_schema(schema: Any, *, table: str) -> pa.Schema:
+    if isinstance(schema, pa.Schema):
+        return schema
+    if isinstance(schema, Mapping):
+        fields = []
+        for col, typ in schema.items():
+            if isinstance(typ, pa.DataType):
+                fields.append(pa.field(col, typ))
+            elif isinstance(typ, str) and typ.lower() in _TYPE_ALIASES:
+                fields.append(pa.field(col, _TYPE_ALIASES[typ.lower()]))
+            else:
+                raise SchemaMismatchError(
+                    f"Table {table!r}: column {col!r} has unknown type {typ!r}; use a pyarrow type or one of "
+                    f"{sorted(_TYPE_ALIASES)}."
+                )
+        return pa.schema(fields)
+    raise SchemaMismatchError(
+        f"Table {table!r}: schema must be a pyarrow.Schema or a mapping of column name to type, "
+        f"got {type(schema).__name__}."
+    )
+
+
+def _as_list(value: str | Sequence[str] | None) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return list(value)
+
+
+def _dtype_name(t: pa.DataType) -> str:
+    return str(t)
+
+
+class TableService:
+    """Create, write, read and describe feature tables. Used through ``FeatureEngineeringClient``."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    # -- lookups -----------------------------------------------------------------------------
+    def _record(self, session: Session, name: str) -> TableRecord:
+        full = parse_name(name).full
+        rec = session.scalars(select(TableRecord).where(TableRecord.full_name == full)).first()
+        if rec is None:
+            raise TableNotFoundError(
+                f"Feature table {full!r} does not exist. Create it with create_table(), or list the existing "
+                "tables with list_tables() / `larder tables list`."
+            )
+        return rec
+
+    def snapshot(self, name: str, version: int | None = None, as_of: datetime | None = None) -> delta.Snapshot:
+        with self.ctx.catalog.session() as s:
+            rec = self._record(s, name)
+            path, full = rec.path, rec.full_name
+        return delta.load(path, version=version, as_of=_utc(as_of) if as_of else None, name=full)
+
+    # -- validation --------------------------------------------------------------------------
+    def _validate_rows(self, data: pa.Table, *, table: str, primary_keys: list[str],
+                       timestamp_keys: list[str]) -> None:
+        if data.num_rows == 0:
+            raise EmptyDataFrameError(
+                f"Table {table!r}: the DataFrame has no rows; there is nothing to write. "
+                "Pass schema= to create_table() to create an empty table."
+            )
+        missing = [k for k in primary_keys if k not in data.column_names]
+        if missing:
+            raise PrimaryKeyError(
+                f"Table {table!r} has primary key {primary_keys} but the DataFrame lacks {missing}. "
+                f"Add the column(s); the DataFrame has {data.column_names}."
+            )
+        for ts in timestamp_keys:
+            t = data.schema.field(ts).type
+            if not pa.types.is_timestamp(t):
+                raise TimestampKeyError(
+                    f"Table {table!r}: timestamp key {ts!r} has type {t}, not a timestamp. Convert it, for "
+                    f"example `df[{ts!r}] = pd.to_datetime(df[{ts!r}], utc=True)`."
+                )
+        for k in primary_keys:
+            nulls = data.column(k).null_count
+            if nulls:
+                first = pc.index(pc.is_null(data.column(k)), True).as_py()
+                raise PrimaryKeyError(
+                    f"Table {table!r} has primary key {primary_keys} but {nulls} row(s) have a null {k!r} "
+                    f"(first: row {first}). Drop or fill them before writing."
+                )
+        counts = data.select(primary_keys).group_by(primary_keys).aggregate([([], "count_all")])
+        dupes = counts.filter(pc.greater(counts.column("count_all"), 1))
+        if dupes.num_rows:
+            example = {k: dupes.column(k)[0].as_py() for k in primary_keys}
+            raise PrimaryKeyError(
+                f"Table {table!r}: {dupes.num_rows} primary-key value(s) occur more than once in this write "
+                f"(for example {example}). Each write may hold one row per primary key: deduplicate first, "
+                "for example `df.drop_duplicates(subset=primary_keys, keep='last')`."
+            )
+
+    # -- create ------------------------------------------------------------------------------
+    def create_table(
+        self,
+        name: str,
+        primary_keys: str | Sequence[str],
+        df: Any = None,
+        *,
+        schema: Any = None,
+        timestamp_keys: str | Sequence[str] | None = None,
+        partition_columns: str | Sequence[str] | None = None,
+        description: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        feature_descriptions: Mapping[str, str] | None = None,
+    ) -> FeatureTable:
+        qn = parse_name(name)
+        full = qn.full
+        pks = _as_list(primary_keys)
+        tss = _as_list(timestamp_keys)
+        parts = _as_list(partition_columns)
+        if not pks:
+            raise PrimaryKeyError(f"Table {full!r}: primary_keys must name at least one column.")
+        if len(tss) > 1:
+            raise TimestampKeyError(f"Table {full!r}: at most one timestamp key is supported, got {tss}.")
+        for ts in tss:
+            if ts not in pks:
+                pks.append(ts)  # the timestamp key is part of the primary key
+        if len(set(pks)) != len(pks):
+            raise PrimaryKeyError(f"Table {full!r}: primary_keys {pks} lists a column twice.")
+        with self.ctx.catalog.session() as s:
+            if s.scalars(select(TableRecord.id).where(TableRecord.full_name == full)).first() is not None:
+                raise TableExistsError(
+                    f"Feature table {full!r} already exists. Write to it with write_table(), or drop it first "
+                    "with drop_table()."
+                )
+        if df is None and schema is None:
+            raise SchemaMismatchError(f"Table {full!r}: give df= or schema= to create_table().")
+        data: pa.Table | None = None
+        if df is not None:
+            data = to_arrow(df, table=full)
+            if schema is not None:
+                target = normalise(_as_schema(schema, table=full).empty_table(), table=full).schema
+                extra = [c for c in data.column_names if c not in target.names]
+                if extra:
+                    raise SchemaMismatchError(
+                        f"Table {full!r}: the DataFrame has columns {extra} that the schema does not declare."
+                    )
+                data, _ = conform(data, target, table=full)
+            self._validate_rows(data, table=full, primary_keys=pks, timestamp_keys=tss)
+            arrow_schema = data.schema
+        else:
+            arrow_schema = normalise(_as_schema(schema, table=full).empty_table(), table=full).schema
+        for col in pks + parts:
+            if col not in arrow_schema.names:
+                raise PrimaryKeyError(
+                    f"Table {full!r}: key or partition column {col!r} is not in the schema {arrow_schema.names}."
+                )
+        for ts in tss:
+            if not pa.types.is_timestamp(arrow_schema.field(ts).type):
+                raise TimestampKeyError(
+                    f"Table {full!r}: timestamp key {ts!r} has type {arrow_schema.field(ts).type}, not a "
+                    f"timestamp. Convert it, for example `pd.to_datetime(df[{ts!r}], utc=True)`."
+                )
+        descriptions = dict(feature_descriptions or {})
+        unknown = [c for c in descriptions if c not in arrow_schema.names]
+        if unknown:
+            raise SchemaMismatchError(f"Table {full!r}: feature_descriptions names unknown columns {unknown}.")
+        path = self.ctx.storage / qn.catalog / qn.schema / qn.name
+        if path.exists() and any(path.iterdir()):
+            raise TableExistsError(
+                f"Feature table {full!r} is not in the catalog but its storage {str(path)!r} is not empty "
+                "(left over from an earlier table?). Remove that directory, or choose another name."
+            )
+        path.mkdir(parents=True, exist_ok=True)
+        try:
+            if data is not None:
+                delta.write_new(str(path), data, partition_by=parts, name=full, description=description)
+            else:
+                delta.create(str(path), arrow_schema, partition_by=parts, name=full, description=description)
+            now = utcnow()
+            with self.ctx.catalog.session() as s:
+                rec = TableRecord(
+                    full_name=full, catalog_name=qn.catalog, schema_name=qn.schema, table_name=qn.name,
+                    path=str(path), primary_keys=pks, timestamp_keys=tss, partition_columns=parts,
+                    description=description, owner=_owner(), created_at=now, updated_at=now,
+                )
+                rec.features = [
+                    FeatureRecord(name=f.name, dtype=_dtype_name(f.type), position=i,
+                                  description=descriptions.get(f.name), added_in_version=0)
+                    for i, f in enumerate(arrow_schema)
+                ]
+                rec.tags = [TagRecord(key=k, value=str(v)) for k, v in (tags or {}).items()]
+                s.add(rec)
+        except BaseException:
+            shutil.rmtree(path, ignore_errors=True)
+            raise
+        return self.get_table(full)
+
+    # -- write -------------------------------------------------------------------------------
+    def write_table(self, name: str, df: Any, mode: WriteMode = "merge") -> int:
+        """Validate and commit ``df``; returns the new Delta version."""
+        if mode not in ("merge", "overwrite"):
+            raise TableError(f"write_table mode must be 'merge' or 'overwrite', got {mode!r}.")
+        with self.ctx.catalog.session() as s:
+            rec = self._record(s, name)
+            full, path = rec.full_name, rec.path
+            pks, tss, parts = list(rec.primary_keys), list(rec.timestamp_keys), list(rec.partition_columns)
+        data = to_arrow(df, table=full)
+        snap = delta.load(path, name=full)
+        data, new_fields = conform(data, snap.schema, table=full)
+        self._validate_rows(data, table=full, primary_keys=pks, timestamp_keys=tss)
+        if mode == "overwrite" or parts:
+            missing_parts = [p for p in parts if p not in data.column_names]
+            if missing_parts:
+                raise SchemaMismatchError(
+                    f"Table {full!r} is partitioned by {parts} but the DataFrame lacks {missing_parts}."
+                )
+        if mode == "merge":
+            version, _ = delta.merge(path, data, keys=pks, name=full, evolve=bool(new_fields))
+        else:
+            version = delta.overwrite(path, data, name=full, partition_by=parts)
+        with self.ctx.catalog.session() as s:
+            rec = self._record(s, full)
+            known = {f.name for f in rec.features}
+            pos = len(rec.features)
+            for f in new_fields:
+                if f.name not in known:
+                    rec.features.append(FeatureRecord(name=f.name, dtype=_dtype_name(f.type), position=pos,
+                                                      added_in_version=version))
+                    pos += 1
+            rec.updated_at = utcnow()
+        return version
+
+    # -- read --------------------------------------------------------------------------------
+    def read_arrow(self, name: str, *, as_of_version: int | None = None,
+                   as_of_timestamp: datetime | None = None, columns: list[str] | None = None) -> pa.Table:
+        snap = self.snapshot(name, as_of_version, as_of_timestamp)
+        if columns is not None:
+            unknown = [c for c in columns if c not in snap.schema.names]
+            if unknown:
+                raise SchemaMismatchError(
+                    f"Table {parse_name(name).full!r} has no column(s) {unknown}; it has {snap.schema.names}."
+                )
+        return snap.to_arrow(columns=columns)
+
+    def read_table(self, name: str, *, as_of_version: int | None = None,
+                   as_of_timestamp: datetime | None = None) -> pd.DataFrame:
+        return self.read_arrow(name, as_of_version=as_of_version, as_of_timestamp=as_of_timestamp).to_pandas()
+
+    # -- metadata ----------------------------------------------------------------------------
+    def _describe(self, rec: TableRecord, snap: delta.Snapshot | None = None) -> FeatureTable:
+        snap = snap or delta.load(rec.path, name=rec.full_name)
+        schema = snap.schema
+        by_name = {f.name: f for f in rec.features}
+        features = []
+        for f in schema:
+            r = by_name.get(f.name)
+            features.append(Feature(
+                name=f.name, dtype=_dtype_name(f.type), description=r.description if r else None,
+                is_primary_key=f.name in rec.primary_keys, is_timestamp_key=f.name in rec.timestamp_keys,
+                metadata=dict(r.extra or {}) if r else {},
+            ))
+        return FeatureTable(
+            name=rec.full_name, primary_keys=list(rec.primary_keys), timestamp_keys=list(rec.timestamp_keys),
+            partition_columns=list(rec.partition_columns), features=features, description=rec.description,
+            tags={t.key: t.value for t in rec.tags}, owner=rec.owner,
+            created_at=rec.created_at.replace(tzinfo=UTC), updated_at=rec.updated_at.replace(tzinfo=UTC),
+            version=snap.version, row_count=snap.row_count(), path=rec.path,
+        )
+
+    def get_table(self, name: str) -> FeatureTable:
+        with self.ctx.catalog.session() as s:
+            rec = self._record(s, name)
+            return self._describe(rec)
+
+    def list_tables(self, name_pattern: str | None = None, tags: Mapping[str, str | None] | Sequence[str] | None = None
+                    ) -> list[FeatureTable]:
+        """Tables whose full or short name matches ``name_pattern`` (glob) and that carry all ``tags``.
+
+        ``tags`` is a list of tag keys, or a mapping of key to value (``None`` matches any value).
+        """
+        want: dict[str, str | None] = (
+            {t: None for t in tags} if isinstance(tags, (list, tuple, set)) else dict(tags or {})  # type: ignore[arg-type]
+        )
+        out = []
+        with self.ctx.catalog.session() as s:
+            for rec in s.scalars(select(TableRecord).order_by(TableRecord.full_name)):
+                if name_pattern and not (
+                    fnmatch.fnmatchcase(rec.full_name, name_pattern) or fnmatch.fnmatchcase(rec.table_name, name_pattern)
+                ):
+                    continue
+                have = {t.key: t.value for t in rec.tags}
+                if any(k not in have or (v is not None and have[k] != v) for k, v in want.items()):
+                    continue
+                out.append(self._describe(rec))
+        return out
+
+    def drop_table(self, name: str) -> None:
+        with self.ctx.catalog.session() as s:
+            rec = self._record(s, name)
+            path = rec.path
+            s.delete(rec)
+        shutil.rmtree(path, ignore_errors=True)
+
+    def set_tag(self, name: str, key: str, value: str) -> None:
+        if not isinstance(key, str) or not key:
+            raise TableError(f"Table {parse_name(name).full!r}: a tag key must be a non-empty string.")
+        with self.ctx.catalog.session() as s:
+            rec = self._record(s, name)
+            for t in rec.tags:
+                if t.key == key:
+                    t.value = str(value)
+                    break
+            else:
+                rec.tags.append(TagRecord(key=key, value=str(value)))
+            rec.updated_at = utcnow()
+
+    def delete_tag(self, name: str, key: str) -> None:
+        with self.ctx.catalog.session() as s:
+            rec = self._record(s, name)
+            match = [t for t in rec.tags if t.key == key]
+            if not match:
+                raise TableError(
+                    f"Table {rec.full_name!r} has no tag {key!r}; its tags are {sorted(t.key for t in rec.tags)}."
+                )
+            rec.tags.remove(match[0])
+            rec.updated_at = utcnow()
+
+    def set_feature_description(self, name: str, feature: str, description: str) -> None:
+        self.update_feature(name, feature, description=description)
+
+    def update_feature(self, name: str, feature: str, *, description: str | None = None,
+                       metadata: Mapping[str, Any] | None = None) -> None:
+        """Set a feature's description and/or merge ``metadata`` into its free-form metadata."""
+        with self.ctx.catalog.session() as s:
+            rec = self._record(s, name)
+            match = [f for f in rec.features if f.name == feature]
+            if not match:
+                raise SchemaMismatchError(
+                    f"Table {rec.full_name!r} has no feature {feature!r}; its columns are "
+                    f"{[f.name for f in rec.features]}."
+                )
+            if description is not None:
+                match[0].description = description
+            if metadata is not None:
+                match[0].extra = {**(match[0].extra or {}), **dict(metadata)}
+
+    def history(self, name: str, limit: int | None = None) -> pd.DataFrame:
+        with self.ctx.catalog.session() as s:
+            rec = self._record(s, name)
+            path, full = rec.path, rec.full_name
+        rows = []
+        for h in delta.history(path, name=full, limit=limit):
+            metrics = h.get("operationMetrics") or {}
+            rows.append({
+                "version": h.get("version"),
+                "timestamp": pd.Timestamp(h.get("timestamp"), unit="ms", tz="UTC"),
+                "operation": h.get("operation"),
+                "rows_inserted": metrics.get("num_target_rows_inserted", metrics.get("num_added_rows")),
+                "rows_updated": metrics.get("num_target_rows_updated"),
+                "parameters": h.get("operationParameters") or {},
+                "metrics": metrics,
+            })
+        return pd.DataFrame(rows, columns=["version", "timestamp", "operation", "rows_inserted",
+                                           "rows_updated", "parameters", "metrics"])
+
+
+def _owner() -> str | None:
+    try:
+        return getpass.getuser()
+    except Exception:  # pragma: no cover - no user database in some containers
+        return None
+
+
+def _utc(ts: datetime | str | pd.Timestamp) -> datetime:
+    t = pd.Timestamp(ts)
+    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+    return t.to_pydatetime()
+
+
+__all__ = ["Feature", "FeatureTable", "TableService", "WriteMode"]
