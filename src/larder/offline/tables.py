@@ -300,8 +300,8 @@ class TableService:
             pks, tss, parts = list(rec.primary_keys), list(rec.timestamp_keys), list(rec.partition_columns)
         data = to_arrow(df, table=full)
         snap = delta.load(path, name=full)
-        data, new_fields = conform(data, snap.schema, table=full)
         self._validate_rows(data, table=full, primary_keys=pks, timestamp_keys=tss)
+        data, new_fields = conform(data, snap.schema, table=full)
         if mode == "overwrite" or parts:
             missing_parts = [p for p in parts if p not in data.column_names]
             if missing_parts:
