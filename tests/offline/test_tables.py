@@ -11,6 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from _table_workers import merge_writer
 from larder.client import FeatureEngineeringClient
 from larder.errors import (
     ConfigError,
@@ -224,20 +225,11 @@ def test_root_from_environment(larder_root: Path):
 
 # -- concurrency ---------------------------------------------------------------------------------
 
-def _writer(root: str, start: int, n: int, barrier) -> None:
-    fe = FeatureEngineeringClient(root)
-    barrier.wait()
-    for i in range(n):
-        ids = list(range(start + i * 10, start + i * 10 + 10))
-        fe.write_table("houses", pd.DataFrame({"Id": ids, "OverallQual": [start] * 10, "GrLivArea": [1.0] * 10}))
-    fe.close()
-
-
 def test_two_processes_merging_lose_no_rows(fe, larder_root: Path):
     fe.create_table("houses", primary_keys="Id", df=houses())
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(2)
-    procs = [ctx.Process(target=_writer, args=(str(larder_root), s, 8, barrier)) for s in (1000, 5000)]
+    procs = [ctx.Process(target=merge_writer, args=(str(larder_root), s, 8, barrier)) for s in (1000, 5000)]
     for p in procs:
         p.start()
     for p in procs:

@@ -1,0 +1,17 @@
+"""Process entry points for multi-process tests (importable by spawned children)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from larder.client import FeatureEngineeringClient
+
+
+def merge_writer(root: str, start: int, n: int, barrier) -> None:  # type: ignore[no-untyped-def]
+    """Merge ``n`` batches of 10 new rows into table 'houses', starting at Id ``start``."""
+    fe = FeatureEngineeringClient(root)
+    barrier.wait()
+    for i in range(n):
+        ids = list(range(start + i * 10, start + i * 10 + 10))
+        fe.write_table("houses", pd.DataFrame({"Id": ids, "OverallQual": [start] * 10, "GrLivArea": [1.0] * 10}))
+    fe.close()
