@@ -1,0 +1,130 @@
+"""Feature-table write and read throughput: larder beside the raw deltalake calls doing the same work.
+
+* merge: ``fe.write_table(name, df)`` upserting M rows (half updates, half inserts) into an N-row table,
+  beside ``DeltaTable.merge(...).when_matched_update_all().when_not_matched_insert_all()`` on the same
+  pandas input (converted with ``pa.Table.from_pandas``, as a user of raw deltalake would).
+* read: ``fe.read_table(name)`` of the N-row table to pandas, beside ``DeltaTable(path).to_pandas()``.
+
+Each repeat merges into a fresh copy of the same base table. Runs alternate larder / raw so that noise
+on a shared machine hits both. Prints JSON, then a table.
+
+    python benchmarks/tables.py --rows 10_000_000 --merge-rows 1_000_000 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from deltalake import DeltaTable
+
+os.environ.setdefault("LARDER_DISABLE_PROGRESS", "1")
+
+from larder.client import FeatureEngineeringClient  # noqa: E402
+
+
+def make_frame(ids: np.ndarray, n_features: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    data = {"entity_id": ids}
+    for i in range(n_features):
+        data[f"f{i}"] = rng.standard_normal(len(ids))
+    return pd.DataFrame(data)
+
+
+def timed(fn) -> float:  # type: ignore[no-untyped-def]
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=10_000_000)
+    ap.add_argument("--merge-rows", type=int, default=1_000_000)
+    ap.add_argument("--features", type=int, default=10)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--workdir", default=None, help="scratch directory (default: a temp dir)")
+    ap.add_argument("--json-out", default=None)
+    args = ap.parse_args()
+
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="larder-bench-tables-"))
+    work.mkdir(parents=True, exist_ok=True)
+    base_root = work / "base"
+    shutil.rmtree(base_root, ignore_errors=True)
+    fe = FeatureEngineeringClient(base_root)
+    t0 = time.perf_counter()
+    chunk = 2_000_000
+    for start in range(0, args.rows, chunk):
+        ids = np.arange(start, min(start + chunk, args.rows), dtype=np.int64)
+        df = make_frame(ids, args.features, seed=start)
+        if start == 0:
+            fe.create_table("bench", primary_keys="entity_id", df=df)
+        else:
+            fe.write_table("bench", df)
+    build_s = time.perf_counter() - t0
+    table_path = fe.get_table("bench").path
+    fe.close()
+
+    half = args.merge_rows // 2
+    upd = np.random.default_rng(1).choice(args.rows, size=half, replace=False).astype(np.int64)
+    new = np.arange(args.rows, args.rows + args.merge_rows - half, dtype=np.int64)
+    merge_df = make_frame(np.concatenate([upd, new]), args.features, seed=99)
+
+    results: dict[str, list[float]] = {"larder_merge": [], "raw_merge": [], "larder_read": [], "raw_read": []}
+    for r in range(args.repeats):
+        for kind in ("larder", "raw") if r % 2 == 0 else ("raw", "larder"):
+            root = work / f"run-{kind}"
+            shutil.rmtree(root, ignore_errors=True)
+            shutil.copytree(base_root, root)
+            path = str(root / Path(table_path).relative_to(base_root))
+            if kind == "larder":
+                client = FeatureEngineeringClient(root)
+                results["larder_merge"].append(timed(lambda: client.write_table("bench", merge_df)))
+                results["larder_read"].append(timed(lambda: client.read_table("bench")))
+                client.close()
+            else:
+                def raw_merge() -> None:
+                    src = pa.Table.from_pandas(merge_df, preserve_index=False)
+                    (DeltaTable(path).merge(src, predicate="t.entity_id = s.entity_id", source_alias="s",
+                                            target_alias="t")
+                     .when_matched_update_all().when_not_matched_insert_all().execute())
+                results["raw_merge"].append(timed(raw_merge))
+                results["raw_read"].append(timed(lambda: DeltaTable(path).to_pandas()))
+            shutil.rmtree(root, ignore_errors=True)
+
+    med = {k: statistics.median(v) for k, v in results.items()}
+    out = {
+        "benchmark": "tables",
+        "rows": args.rows, "merge_rows": args.merge_rows, "features": args.features, "repeats": args.repeats,
+        "build_seconds": round(build_s, 2),
+        "runs_seconds": {k: [round(x, 3) for x in v] for k, v in results.items()},
+        "median_seconds": {k: round(v, 3) for k, v in med.items()},
+        "ratio_merge_larder_over_raw": round(med["larder_merge"] / med["raw_merge"], 3),
+        "ratio_read_larder_over_raw": round(med["larder_read"] / med["raw_read"], 3),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+    }
+    print(json.dumps(out, indent=2))
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(out, indent=2))
+    print()
+    print(f"{'operation':<40} {'larder (s)':>11} {'raw (s)':>9} {'ratio':>7}")
+    print(f"{f'merge {args.merge_rows:,} into {args.rows:,} rows':<40} {med['larder_merge']:>11.2f} "
+          f"{med['raw_merge']:>9.2f} {out['ratio_merge_larder_over_raw']:>7.2f}")
+    print(f"{f'read {args.rows:,} rows to pandas':<40} {med['larder_read']:>11.2f} {med['raw_read']:>9.2f} "
+          f"{out['ratio_read_larder_over_raw']:>7.2f}")
+    if not args.workdir:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
