@@ -32,7 +32,8 @@ calls them and re-raised as one of these, ``from`` the original, so callers only
     │   ├── OnlineTableNotFoundError
     │   ├── ItemTooLargeError
     │   ├── RetryBudgetExceededError
-    │   └── MissingKeysError         keys not found online and no default defined
+    │   ├── MissingKeysError         keys not found online and no default defined
+    │   └── PublishError             bad publish_table input (mode, features, filter_condition)
     ├── ModelError                   log_model / score_batch / pyfunc problems
     ├── TransformError               feature-engineering input problems
     └── ValidationError              expectations failed under the strict policy
@@ -164,6 +165,10 @@ class MissingKeysError(OnlineStoreError):
     """Keys were not found in the online store and no default value is defined."""
 
 
+class PublishError(OnlineStoreError):
+    """``publish_table`` was given an invalid mode, feature list or filter condition."""
+
+
 class ModelError(LarderError):
     """log_model, score_batch or the feature-aware pyfunc failed."""
 
@@ -201,6 +206,7 @@ __all__ = [
     "OnlineTableNotFoundError",
     "OutputCollisionError",
     "PrimaryKeyError",
+    "PublishError",
     "RetryBudgetExceededError",
     "SchemaMismatchError",
     "TableError",
