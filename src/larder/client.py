@@ -9,12 +9,25 @@ import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from larder.context import Context
 from larder.offline.tables import FeatureTable, TableService, WriteMode
+
+if TYPE_CHECKING:  # training sets, feature functions and specs (imported lazily: they pull in DuckDB)
+    from collections.abc import Callable
+
+    from larder.training import (
+        FeatureFunction,
+        FeatureLookup,
+        FeatureSpec,
+        FunctionInfo,
+        FunctionService,
+        TrainingService,
+        TrainingSet,
+    )
 
 
 class FeatureEngineeringClient:
@@ -116,3 +129,67 @@ class FeatureEngineeringClient:
     def table_history(self, name: str, limit: int | None = None) -> pd.DataFrame:
         """One row per Delta version: version, timestamp, operation, rows inserted and updated."""
         return self._tables.history(name, limit)
+
+    # -- training sets, feature functions and feature specs --------------------------------------
+    @cached_property
+    def _functions(self) -> FunctionService:
+        from larder.training.functions import FunctionService
+
+        return FunctionService(self._ctx)
+
+    @cached_property
+    def _training(self) -> TrainingService:
+        from larder.training.training_set import TrainingService
+
+        return TrainingService(self._ctx, self._tables, self._functions)
+
+    def create_training_set(
+        self,
+        df: Any,
+        feature_lookups: Sequence[FeatureLookup | FeatureFunction],
+        label: str | Sequence[str] | None,
+        exclude_columns: str | Sequence[str] | None = None,
+    ) -> TrainingSet:
+        """Join point-in-time features (and feature functions) to ``df``'s rows.
+
+        Lookups and functions apply in the order given; table and function versions are pinned now, so
+        ``load_df()`` returns the same data later. Output: ``df``'s columns (minus ``exclude_columns``),
+        the features, then the ``label`` column(s); exactly ``df``'s rows in order.
+        """
+        return self._training.create_training_set(df, feature_lookups, label, exclude_columns)
+
+    def create_function(self, name: str, func: Callable[..., Any], description: str | None = None, *,
+                        mode: str = "auto") -> FunctionInfo:
+        """Register a Python feature function (source, signature, cloudpickle) under ``name``. New code
+        makes a new version (a content hash); the same code returns the existing version. ``mode``:
+        ``"auto"`` (vectorised when it agrees with row-by-row), ``"vectorized"`` or ``"row"``."""
+        return self._functions.create_function(name, func, description, mode=mode)
+
+    def get_function(self, name: str, version: str | None = None) -> FunctionInfo:
+        """A registered function: its current version, or ``version``."""
+        return self._functions.get_function(name, version)
+
+    def list_functions(self, name_pattern: str | None = None) -> list[FunctionInfo]:
+        """The current version of each function whose name matches the glob ``name_pattern``."""
+        return self._functions.list_functions(name_pattern)
+
+    def drop_function(self, name: str, version: str | None = None) -> None:
+        """Drop a function (or one version); refused while a logged model uses it (FunctionInUseError)."""
+        self._functions.drop_function(name, version)
+
+    def create_feature_spec(self, name: str, features: Sequence[FeatureLookup | FeatureFunction],
+                            exclude_columns: str | Sequence[str] | None = None) -> FeatureSpec:
+        """Pin ``features`` into a named :class:`~larder.training.FeatureSpec` stored in the catalog."""
+        return self._training.create_feature_spec(name, features, exclude_columns)
+
+    def get_feature_spec(self, name: str) -> FeatureSpec:
+        """A named feature spec."""
+        return self._training.get_feature_spec(name)
+
+    def list_feature_specs(self, name_pattern: str | None = None) -> list[FeatureSpec]:
+        """Named feature specs whose name matches the glob ``name_pattern``."""
+        return self._training.list_feature_specs(name_pattern)
+
+    def delete_feature_spec(self, name: str) -> None:
+        """Delete a named feature spec (models that carry a copy are unaffected)."""
+        self._training.delete_feature_spec(name)
