@@ -1,0 +1,359 @@
+"""Executing a :class:`FeatureSpec` against a caller's DataFrame.
+
+The pieces are shared by the offline path (training sets, ``score_batch``) and the online path (a model
+serving requests), so that both produce the same feature vector for the same keys and time:
+
+* :func:`validate_frame` checks a frame against a spec (key and timestamp columns present and typed
+  right, request-time function inputs present, no output colliding with a column of the frame);
+* :func:`assemble_offline` does point-in-time joins on the pinned (or latest) Delta versions, then
+  :func:`apply_defaults` and :func:`apply_functions`, then drops ``exclude_columns``;
+* an online interpreter does its key lookups, then the same :func:`apply_defaults` (which also gives
+  every looked-up column its feature table's Arrow type, hence the same pandas dtype) and the same
+  :func:`apply_functions`.
+
+The result always has exactly the caller's rows, in the caller's order and with the caller's index:
+the caller's columns (minus excluded ones), then each step's output columns in spec order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from larder.context import Context
+from larder.errors import FeatureLookupError, FeatureSpecError, FunctionError, OutputCollisionError
+from larder.offline.pit import PitSource, point_in_time_join
+from larder.offline.tables import TableService
+from larder.training.resolve import describe_step
+from larder.training.spec import FeatureSpec, FunctionStep, LookupStep, Step, parse_arrow_type
+
+_HIT = "__larder_hit_{}"
+
+
+def as_pandas(df: Any, *, what: str = "df") -> pd.DataFrame:
+    """Accept a pandas DataFrame, a pyarrow Table or a polars DataFrame; return pandas."""
+    if isinstance(df, pd.DataFrame):
+        out = df
+    elif isinstance(df, (pa.Table, pa.RecordBatch)):
+        out = df.to_pandas()
+    elif type(df).__module__.startswith("polars"):
+        out = df.to_pandas()
+    elif type(df).__module__.startswith("pyspark"):
+        out = df.toPandas()
+    else:
+        raise FeatureLookupError(
+            f"{what} must be a pandas DataFrame (or a pyarrow Table / polars DataFrame), got {type(df).__name__}."
+        )
+    dupes = out.columns[out.columns.duplicated()].tolist()
+    if dupes:
+        raise FeatureLookupError(f"{what} has duplicate column names {dupes}; make them unique.")
+    bad = [c for c in out.columns if not isinstance(c, str)]
+    if bad:
+        raise FeatureLookupError(f"{what} has non-string column names {bad}; rename them to strings.")
+    return out
+
+
+def _arrow_col(series: pd.Series) -> pa.Array:
+    try:
+        arr = pa.array(series, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise FeatureLookupError(
+            f"Column {series.name!r} mixes value types ({exc}); give it one type."
+        ) from exc
+    return arr.dictionary_decode() if pa.types.is_dictionary(arr.type) else arr
+
+
+def _family(t: pa.DataType) -> str:
+    if pa.types.is_integer(t):
+        return "integer"
+    if pa.types.is_floating(t):
+        return "floating point"
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return "string"
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        return "binary"
+    if pa.types.is_timestamp(t):
+        return "timestamp"
+    if pa.types.is_date(t):
+        return "date"
+    if pa.types.is_boolean(t):
+        return "boolean"
+    if pa.types.is_decimal(t):
+        return "decimal"
+    if pa.types.is_null(t):
+        return "null"
+    return str(t)
+
+
+def _key_array(series: pd.Series, step: LookupStep, j: int, *, where: str) -> pa.Array:
+    """The caller's key column as an Arrow array comparable with the table's key ``j``."""
+    col, key = step.lookup_key[j], step.table_keys[j]
+    want = parse_arrow_type(step.key_types[j])
+    arr = _arrow_col(series)
+    have, need = _family(arr.type), _family(want)
+    if have == need or have == "null":
+        return arr
+    if have == "floating point" and need == "integer":
+        # pandas turns an integer column with missing values into float64: accept whole numbers
+        finite = pc.drop_null(arr)
+        if pc.all(pc.equal(pc.floor(finite), finite)).as_py() in (True, None):
+            return pc.cast(arr, pa.int64())
+    pandas_type = {"integer": "int64", "string": "str", "floating point": "float64", "boolean": "bool"}.get(need)
+    fix = f" Convert it, e.g. `df[{col!r}] = df[{col!r}].astype({pandas_type!r})`." if pandas_type else ""
+    raise FeatureLookupError(
+        f"{where}: lookup key column {col!r} of the DataFrame has type {arr.type} ({have}) but the table's key "
+        f"{key!r} is {want} ({need}), so no row could match.{fix}"
+    )
+
+
+def _time_array(series: pd.Series, col: str, *, where: str) -> pa.Array:
+    arr = _arrow_col(series)
+    if pa.types.is_timestamp(arr.type) or pa.types.is_date(arr.type) or pa.types.is_null(arr.type):
+        return arr
+    hint = (f" Parse it first: `df[{col!r}] = pd.to_datetime(df[{col!r}], utc=True)` (naive timestamps are taken "
+            "as UTC)." if _family(arr.type) == "string" or pd.api.types.is_object_dtype(series.dtype) else
+            f" Convert it to timestamps, e.g. `pd.to_datetime(df[{col!r}], utc=True)` (naive timestamps mean UTC).")
+    raise FeatureLookupError(
+        f"{where}: timestamp lookup key {col!r} has type {arr.type}, not a timestamp.{hint}"
+    )
+
+
+def _step_outputs(step: Step) -> list[str]:
+    return list(step.output_names) if isinstance(step, LookupStep) else [step.output_name]
+
+
+def validate_frame(spec: FeatureSpec, df: pd.DataFrame, *, override_with_input_columns: bool = False,
+                   extra_columns: Sequence[str] = ()) -> None:
+    """Check ``df`` against ``spec`` before any work: raises a :class:`~larder.errors.LarderError`
+    subclass naming the column and the fix. ``extra_columns`` are columns the caller will add (none
+    are needed by the spec itself)."""
+    cols = set(df.columns) | set(extra_columns)
+    produced: set[str] = set()
+    for i, step in enumerate(spec.steps):
+        where = describe_step(i, step)
+        if isinstance(step, LookupStep):
+            missing = [c for c in step.lookup_key if c not in cols]
+            if missing:
+                raise FeatureLookupError(
+                    f"{where}: lookup key column(s) {missing} are not in the DataFrame (columns: {list(df.columns)}). "
+                    f"Add them, or pass lookup_key with the names your DataFrame uses for the table's key "
+                    f"{step.table_keys}."
+                )
+            for j, c in enumerate(step.lookup_key):
+                if c in df.columns:
+                    _key_array(df[c], step, j, where=where)
+            if step.timestamp_lookup_key:
+                ts = step.timestamp_lookup_key
+                if ts not in cols:
+                    raise FeatureLookupError(
+                        f"{where}: timestamp lookup key {ts!r} is not in the DataFrame (columns: {list(df.columns)})."
+                    )
+                if ts in df.columns:
+                    _time_array(df[ts], ts, where=where)
+        else:
+            missing = [c for c in step.input_bindings.values() if c not in cols and c not in produced]
+            if missing:
+                raise FunctionError(
+                    f"{where}: input column(s) {missing} are neither in the DataFrame nor produced by an earlier "
+                    f"lookup or function. Bind the function to existing columns (DataFrame columns: "
+                    f"{list(df.columns)}; produced before it: {sorted(produced)})."
+                )
+        for out in _step_outputs(step):
+            if out in df.columns and not override_with_input_columns:
+                fix = (f"rename the lookup's output with rename_outputs={{{out!r}: '<new name>'}}"
+                       if isinstance(step, LookupStep) else "give the FeatureFunction another output_name")
+                raise OutputCollisionError(
+                    f"{where} produces column {out!r}, which the DataFrame already has. Drop or rename the "
+                    f"DataFrame's column, or {fix}."
+                )
+            produced.add(out)
+    unknown = [c for c in spec.exclude_columns if c not in cols and c not in produced]
+    if unknown:
+        raise FeatureLookupError(
+            f"exclude_columns names {unknown}, which are neither columns of the DataFrame nor outputs of the "
+            f"features (outputs: {spec.produced_columns})."
+        )
+
+
+def apply_defaults(step: LookupStep, df: pd.DataFrame, matched: Any) -> pd.DataFrame:
+    """Give ``step``'s output columns of ``df`` their feature types and, where ``matched`` is False
+    (no feature row for that row's key/time), the lookup's default values.
+
+    ``df`` must hold every output column of the step; ``matched`` is a boolean per row. Returns a new
+    frame (``df`` is not modified). The online path calls this after its key lookups.
+    """
+    out = df.copy(deep=False)
+    hit = _bool_mask(matched, len(df))
+    types = step.output_types
+    for name in step.output_names:
+        if name not in df.columns:
+            raise FeatureSpecError(f"apply_defaults: column {name!r} of lookup on {step.table!r} is missing.")
+        typ = types[name]
+        try:
+            arr = pa.array(df[name], type=typ, from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise FeatureLookupError(
+                f"Column {name!r} (from table {step.table!r}) does not hold {typ} values: {exc}"
+            ) from exc
+        out[name] = _fill(arr, hit, step.default_values.get(name), typ).to_pandas()
+        out[name].index = df.index
+    return out
+
+
+def _bool_mask(matched: Any, n: int) -> pa.Array:
+    if isinstance(matched, (pa.Array, pa.ChunkedArray)):
+        mask = matched.combine_chunks() if isinstance(matched, pa.ChunkedArray) else matched
+    else:
+        mask = pa.array(np.asarray(matched, dtype=bool))
+    if len(mask) != n:
+        raise FeatureSpecError(f"apply_defaults: matched has {len(mask)} values for {n} rows.")
+    return mask.fill_null(False)
+
+
+def _fill(arr: pa.Array, hit: pa.Array, default: Any, typ: pa.DataType) -> pa.Array:
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if default is None or len(arr) == 0:
+        return arr
+    return pc.if_else(hit, arr, pa.scalar(default, type=typ))
+
+
+def apply_functions(spec_or_steps: FeatureSpec | Sequence[Step], df: pd.DataFrame, *,
+                    override_with_input_columns: bool = False,
+                    key_columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """Run the spec's feature functions in order on ``df``; each adds its ``output_name`` column.
+
+    A function sees only its bound input columns. With ``override_with_input_columns``, a function
+    whose output column is already in ``df`` is skipped (the given values win). ``key_columns`` name
+    the columns identifying a row in error messages (default: the spec's lookup and timestamp keys).
+    """
+    steps = spec_or_steps.steps if isinstance(spec_or_steps, FeatureSpec) else list(spec_or_steps)
+    if key_columns is None:
+        key_columns = (spec_or_steps.key_columns if isinstance(spec_or_steps, FeatureSpec)
+                       else [c for s in steps if isinstance(s, LookupStep) for c in s.input_columns])
+    index = df.index
+    frame = df.reset_index(drop=True) if not isinstance(index, pd.RangeIndex) or index.start != 0 else df.copy(
+        deep=False)
+    n = len(frame)
+    keys = [c for c in dict.fromkeys(key_columns) if c in frame.columns]
+    for i, step in enumerate(steps):
+        if not isinstance(step, FunctionStep):
+            continue
+        if override_with_input_columns and step.output_name in frame.columns:
+            continue
+        missing = [c for c in step.input_bindings.values() if c not in frame.columns]
+        if missing:
+            raise FunctionError(
+                f"{describe_step(i, step)}: input column(s) {missing} are missing (columns: {list(frame.columns)})."
+            )
+        inputs = {p: frame[c] for p, c in step.input_bindings.items()}
+        result = step.runner.run_arrow(inputs, n, frame[keys] if keys else None)
+        frame[step.output_name] = result.to_pandas()
+    if frame.index is not index:
+        frame.index = index
+    return frame
+
+
+def _spine_and_sources(tables: TableService, df: pd.DataFrame, lookups: list[tuple[int, LookupStep]],
+                       use_pinned_versions: bool) -> tuple[pa.Table, list[PitSource]]:
+    spine_cols: dict[str, pa.Array] = {}
+    sources = []
+    for i, step in lookups:
+        where = describe_step(i, step)
+        key_names = []
+        for j, col in enumerate(step.lookup_key):
+            name = f"__larder_k{i}_{j}"
+            spine_cols[name] = _key_array(df[col], step, j, where=where)
+            key_names.append(name)
+        ts_name = None
+        if step.timestamp_lookup_key:
+            ts_name = f"__larder_t{i}"
+            spine_cols[ts_name] = _time_array(df[step.timestamp_lookup_key], step.timestamp_lookup_key, where=where)
+        snap = tables.snapshot(step.table, step.table_version if use_pinned_versions else None)
+        missing = [c for c in [*step.table_keys, *step.features, *([step.timestamp_key] if step.timestamp_key else [])]
+                   if c not in snap.schema.names]
+        if missing:
+            raise FeatureSpecError(
+                f"{where}: the table at version {snap.version} has no column(s) {missing} that the feature spec "
+                "uses. Was it dropped and recreated? Recreate the training set or feature spec."
+            )
+        latest = step.timestamp_key is not None and step.timestamp_lookup_key is None
+        sources.append(PitSource(
+            data=snap.dataset(), keys=list(step.table_keys), lookup_keys=key_names,
+            features=[*step.features, step.table_keys[0]],
+            output_names=[f"__larder_f{i}_{j}" for j in range(len(step.features))] + [_HIT.format(i)],
+            timestamp_key=None if latest else step.timestamp_key, timestamp_lookup_key=ts_name,
+            lookback_window=step.lookback_window, tiebreak=step.timestamp_key if latest else None,
+            assume_unique=not latest, name=step.table,
+        ))
+    return pa.table(spine_cols), sources
+
+
+def assemble_offline(ctx: Context, spec: FeatureSpec, df: Any, *, use_pinned_versions: bool = True,
+                     override_with_input_columns: bool = False, tables: TableService | None = None
+                     ) -> pd.DataFrame:
+    """Build the features of ``spec`` for every row of ``df`` from the offline (Delta) tables.
+
+    Parameters
+    ----------
+    ctx:
+        The larder context (catalog and storage).
+    spec:
+        The feature spec to execute.
+    df:
+        The caller's rows: lookup keys, timestamp lookup keys, request-time function inputs and anything
+        else (labels, ids), which is passed through.
+    use_pinned_versions:
+        Read each table at the Delta version pinned in the spec (reproducible training sets); False reads
+        the latest versions (batch scoring on fresh data).
+    override_with_input_columns:
+        A lookup or function output column already present in ``df`` keeps ``df``'s values instead of
+        raising :class:`~larder.errors.OutputCollisionError` (``score_batch`` semantics).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``df``'s rows in order with ``df``'s index: ``df``'s columns, then the features, minus
+        ``spec.exclude_columns``.
+    """
+    frame_in = as_pandas(df)
+    validate_frame(spec, frame_in, override_with_input_columns=override_with_input_columns)
+    tables = tables or TableService(ctx)
+    frame = frame_in.reset_index(drop=True)
+    lookups = [(i, s) for i, s in enumerate(spec.steps) if isinstance(s, LookupStep)
+               and not (override_with_input_columns and all(o in frame.columns for o in s.output_names))]
+    if lookups:
+        spine, sources = _spine_and_sources(tables, frame, lookups, use_pinned_versions)
+        joined = point_in_time_join(spine, sources)
+        new_cols: dict[str, pd.Series] = {}
+        for i, step in lookups:
+            hit = pc.is_valid(joined.column(_HIT.format(i))).combine_chunks()
+            for j, (feat_out, typ) in enumerate(step.output_types.items()):
+                if override_with_input_columns and feat_out in frame.columns:
+                    continue
+                arr = joined.column(f"__larder_f{i}_{j}").combine_chunks()
+                if arr.type != typ:
+                    arr = arr.cast(typ)  # a column widened by schema evolution after the spec was pinned
+                new_cols[feat_out] = _fill(arr, hit, step.default_values.get(feat_out), typ).to_pandas()
+        if new_cols:
+            frame = pd.concat([frame, pd.DataFrame(new_cols, index=frame.index)], axis=1)
+    frame = apply_functions(spec, frame, override_with_input_columns=override_with_input_columns)
+    keep = [c for c in frame.columns if c not in set(spec.exclude_columns)]
+    produced = [c for c in spec.produced_columns if c in keep and c not in frame_in.columns]
+    ordered = [c for c in frame_in.columns if c in keep] + produced
+    out = frame[ordered]
+    out.index = frame_in.index
+    return out
+
+
+def lookup_outputs(spec: FeatureSpec) -> Mapping[str, LookupStep]:
+    """``{output column: lookup step}`` for every looked-up column of ``spec``."""
+    return {o: s for s in spec.lookups for o in s.output_names}
+
+
+__all__ = ["apply_defaults", "apply_functions", "as_pandas", "assemble_offline", "lookup_outputs", "validate_frame"]

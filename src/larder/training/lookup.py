@@ -1,0 +1,143 @@
+"""``FeatureLookup``: which features of which table join a training set, and on which keys."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+import pandas as pd
+
+from larder.errors import FeatureLookupError
+from larder.names import parse_name
+
+
+def _names(value: str | Sequence[str] | None, *, what: str, table: str) -> list[str] | None:
+    if value is None:
+        return None
+    items = [value] if isinstance(value, str) else list(value)
+    for v in items:
+        if not isinstance(v, str) or not v:
+            raise FeatureLookupError(
+                f"FeatureLookup({table!r}): {what} must be a column name or a list of column names, got {v!r}."
+            )
+    if len(set(items)) != len(items):
+        raise FeatureLookupError(f"FeatureLookup({table!r}): {what} {items} lists a column twice.")
+    return items
+
+
+class FeatureLookup:
+    """Features to join from one feature table, matched on the caller's key (and time) columns.
+
+    Parameters
+    ----------
+    table_name:
+        The feature table (``name``, ``schema.name`` or ``catalog.schema.name``).
+    lookup_key:
+        Column(s) of the training DataFrame matching the table's primary keys **in order**, without its
+        timestamp key. A single name or a list.
+    feature_names:
+        Features to take; ``None`` takes every column that is not a primary key (as of the moment the
+        training set or feature spec is created).
+    rename_outputs:
+        ``{feature name: output column name}``.
+    timestamp_lookup_key:
+        Column of the training DataFrame holding each row's point in time, for a time-series table: the
+        feature row used is the latest with timestamp ``<=`` this one. Naive timestamps mean UTC.
+    lookback_window:
+        How far back that row may be (a ``timedelta``); ``timedelta(0)`` accepts only an exact timestamp
+        match. ``None``: no limit.
+    default_values:
+        ``{output name: value}`` used when no feature row matches (the renamed name when renamed).
+    allow_latest_value:
+        Look up a time-series table *without* ``timestamp_lookup_key``, taking each key's latest row. Off
+        by default, because for training this usually leaks future values into past rows.
+
+    Examples
+    --------
+    >>> from datetime import timedelta
+    >>> lk = FeatureLookup("houses", "Id", feature_names=["OverallQual"],
+    ...                    rename_outputs={"OverallQual": "quality"}, default_values={"quality": 5})
+    >>> lk.lookup_key, lk.output_name("OverallQual")
+    (['Id'], 'quality')
+    """
+
+    def __init__(
+        self,
+        table_name: str,
+        lookup_key: str | Sequence[str],
+        feature_names: str | Sequence[str] | None = None,
+        rename_outputs: Mapping[str, str] | None = None,
+        timestamp_lookup_key: str | Sequence[str] | None = None,
+        lookback_window: timedelta | None = None,
+        default_values: Mapping[str, Any] | None = None,
+        *,
+        allow_latest_value: bool = False,
+    ) -> None:
+        self.table_name = table_name
+        parse_name(table_name)
+        keys = _names(lookup_key, what="lookup_key", table=table_name)
+        if not keys:
+            raise FeatureLookupError(f"FeatureLookup({table_name!r}): lookup_key must name at least one column.")
+        self.lookup_key: list[str] = keys
+        self.feature_names: list[str] | None = _names(feature_names, what="feature_names", table=table_name)
+        if self.feature_names is not None and not self.feature_names:
+            raise FeatureLookupError(
+                f"FeatureLookup({table_name!r}): feature_names is empty; pass None to take every feature."
+            )
+        renames = dict(rename_outputs or {})
+        for k, v in renames.items():
+            if not isinstance(k, str) or not isinstance(v, str) or not v:
+                raise FeatureLookupError(
+                    f"FeatureLookup({table_name!r}): rename_outputs must map feature names to new column "
+                    f"names (non-empty strings), got {k!r}: {v!r}."
+                )
+        self.rename_outputs: dict[str, str] = renames
+        ts = _names(timestamp_lookup_key, what="timestamp_lookup_key", table=table_name)
+        if ts is not None and len(ts) != 1:
+            raise FeatureLookupError(
+                f"FeatureLookup({table_name!r}): timestamp_lookup_key must be one column, got {ts}."
+            )
+        self.timestamp_lookup_key: str | None = ts[0] if ts else None
+        if lookback_window is not None:
+            if isinstance(lookback_window, pd.Timedelta):
+                lookback_window = lookback_window.to_pytimedelta()
+            if not isinstance(lookback_window, timedelta):
+                raise FeatureLookupError(
+                    f"FeatureLookup({table_name!r}): lookback_window must be a datetime.timedelta, got "
+                    f"{type(lookback_window).__name__} {lookback_window!r}."
+                )
+            if lookback_window < timedelta(0):
+                raise FeatureLookupError(
+                    f"FeatureLookup({table_name!r}): lookback_window must not be negative, got {lookback_window}."
+                )
+        self.lookback_window: timedelta | None = lookback_window
+        defaults = dict(default_values or {})
+        for k in defaults:
+            if not isinstance(k, str):
+                raise FeatureLookupError(
+                    f"FeatureLookup({table_name!r}): default_values keys are output column names, got {k!r}."
+                )
+        self.default_values: dict[str, Any] = defaults
+        self.allow_latest_value = bool(allow_latest_value)
+
+    @property
+    def full_table_name(self) -> str:
+        return parse_name(self.table_name).full
+
+    def output_name(self, feature: str) -> str:
+        """The output column of ``feature`` (its renamed name, or its own)."""
+        return self.rename_outputs.get(feature, feature)
+
+    def __repr__(self) -> str:
+        parts = [f"table_name={self.table_name!r}", f"lookup_key={self.lookup_key!r}"]
+        for attr in ("feature_names", "rename_outputs", "timestamp_lookup_key", "lookback_window", "default_values"):
+            value = getattr(self, attr)
+            if value:
+                parts.append(f"{attr}={value!r}")
+        if self.allow_latest_value:
+            parts.append("allow_latest_value=True")
+        return f"FeatureLookup({', '.join(parts)})"
+
+
+__all__ = ["FeatureLookup"]
