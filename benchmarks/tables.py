@@ -92,7 +92,6 @@ def main() -> None:
             if kind == "larder":
                 client = FeatureEngineeringClient(root)
                 results["larder_merge"].append(timed(lambda: client.write_table("bench", merge_df)))
-                results["larder_read"].append(timed(lambda: client.read_table("bench")))
                 client.close()
             else:
                 def raw_merge() -> None:
@@ -101,11 +100,24 @@ def main() -> None:
                                             target_alias="t")
                      .when_matched_update_all().when_not_matched_insert_all().execute())
                 results["raw_merge"].append(timed(raw_merge))
-                results["raw_read"].append(timed(lambda: DeltaTable(path).to_pandas()))
-                # the same reader larder uses: pyarrow over the snapshot's active files
-                results["raw_read_dataset"].append(timed(lambda: ds.dataset(
-                    DeltaTable(path).file_uris(), format="parquet").to_table().to_pandas()))
             shutil.rmtree(root, ignore_errors=True)
+
+    # Reads: the same base table, the three readers interleaved, each run once before timing (warm cache).
+    client = FeatureEngineeringClient(base_root)
+    readers = {
+        "larder_read": lambda: client.read_table("bench"),
+        "raw_read": lambda: DeltaTable(table_path).to_pandas(),
+        # the same reader larder uses: pyarrow over the snapshot's active files
+        "raw_read_dataset": lambda: ds.dataset(DeltaTable(table_path).file_uris(), format="parquet")
+        .to_table().to_pandas(),
+    }
+    for fn in readers.values():
+        fn()
+    for r in range(max(args.repeats, 5)):
+        order = list(readers) if r % 2 == 0 else list(reversed(readers))
+        for key in order:
+            results[key].append(timed(readers[key]))
+    client.close()
 
     med = {k: statistics.median(v) for k, v in results.items()}
     out = {
