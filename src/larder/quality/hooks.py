@@ -1,0 +1,83 @@
+"""The two calls ``write_table`` makes: validate before the Delta commit, record after it.
+
+::
+
+    result = check_before_write(catalog, full_name, df, keys=primary_keys)   # raises if strict fails
+    version = <commit to Delta>
+    record_after_write(catalog, full_name, version, df, result)             # results + profile
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+
+from larder.catalog import Catalog
+from larder.errors import LarderError
+from larder.quality.profiling import Profile, profile
+from larder.quality.store import get_settings, save_profile, save_validation
+from larder.quality.validation import QualityWarning, ValidationResult, enforce, validate
+
+
+def check_before_write(
+    catalog: Catalog,
+    full_name: str,
+    df: Any,
+    *,
+    keys: Sequence[str] | None = None,
+    now: datetime | None = None,
+) -> ValidationResult | None:
+    """Validate the rows about to be written against the table's expectations and enforce its policy.
+
+    Returns ``None`` when the table has no expectations or its policy is ``off``; otherwise the
+    :class:`ValidationResult`, after warning (``warn``) about failures.
+
+    Raises
+    ------
+    larder.errors.ValidationError
+        Under the ``strict`` policy when an expectation fails: the caller must not commit.
+    """
+    settings = get_settings(catalog, full_name)
+    if not settings.expectations or settings.policy == "off":
+        return None
+    result = validate(df, settings.expectations, table=full_name, keys=keys, now=now)
+    enforce(result, settings.policy, full_name)
+    return result
+
+
+def record_after_write(
+    catalog: Catalog,
+    full_name: str,
+    version: int,
+    df: Any,
+    result: ValidationResult | None,
+) -> Profile | None:
+    """Store the validation ``result`` and, if profiling on write is on, a profile of ``df``.
+
+    Both are stored under the Delta ``version`` the write produced. The write has already committed,
+    so a profiling failure does not raise: it is reported as a :class:`QualityWarning` and the
+    version simply has no profile. Catalog errors on storing the result do raise.
+    """
+    settings = get_settings(catalog, full_name)
+    if result is not None:
+        save_validation(catalog, full_name, version, result, policy=settings.policy)
+    if not settings.profile_on_write:
+        return None
+    import duckdb
+
+    try:
+        prof = profile(df, sample_rows=settings.profile_sample_rows)
+    except (LarderError, duckdb.Error, pa.ArrowException) as exc:
+        warnings.warn(f"Table {full_name!r} version {version}: the write committed but could not be "
+                      f"profiled ({exc}); no profile is stored for this version.", QualityWarning,
+                      stacklevel=2)
+        return None
+    save_profile(catalog, full_name, version, prof)
+    return prof
+
+
+__all__ = ["check_before_write", "record_after_write"]
