@@ -19,6 +19,8 @@ from larder.offline.tables import FeatureTable, TableService, WriteMode
 if TYPE_CHECKING:  # training sets, feature functions and specs (imported lazily: they pull in DuckDB)
     from collections.abc import Callable
 
+    from larder.online.lookup import OnlineFeatureAssembler, OnlineLookupService
+    from larder.online.publish import Publication, Publisher, StoreCache
     from larder.training import (
         FeatureFunction,
         FeatureLookup,
@@ -62,6 +64,11 @@ class FeatureEngineeringClient:
 
     def close(self) -> None:
         """Release the catalog connection (and any cached online-store clients)."""
+        for cached in ("_online", "_publisher"):
+            self.__dict__.pop(cached, None)
+        stores = self.__dict__.pop("_online_stores", None)
+        if stores is not None:
+            stores.close()
         self._ctx.close()
 
     def __enter__(self) -> FeatureEngineeringClient:
@@ -193,3 +200,71 @@ class FeatureEngineeringClient:
     def delete_feature_spec(self, name: str) -> None:
         """Delete a named feature spec (models that carry a copy are unaffected)."""
         self._training.delete_feature_spec(name)
+
+    # -- online features: publishing and lookups ----------------------------------------------------
+    @cached_property
+    def _online_stores(self) -> StoreCache:
+        from larder.online.publish import StoreCache
+
+        return StoreCache(self._ctx.root)
+
+    @cached_property
+    def _publisher(self) -> Publisher:
+        from larder.online.publish import Publisher
+
+        return Publisher(self._ctx, self._tables, self._online_stores)
+
+    @cached_property
+    def _online(self) -> OnlineLookupService:
+        from larder.online.lookup import OnlineLookupService
+
+        return OnlineLookupService(self._publisher, self._online_stores, self._training)
+
+    def publish_table(self, name: str, online_store: Any = None, filter_condition: Any = None,
+                      mode: str = "merge", features: str | Sequence[str] | None = None, *,
+                      version: int | None = None) -> Publication:
+        """Publish the newest row per key of a feature table to an online store.
+
+        ``online_store``: a spec object (``SQLiteStoreSpec``, ``AmazonDynamoDBSpec(...)``,
+        ``RedisStoreSpec``), a name from larder.yaml's ``online_stores``, or None (the configured default,
+        else the embedded SQLite store ``<root>/online.db``). ``filter_condition``: a SQL predicate (or a
+        pyarrow expression) applied before the latest row per key is taken. ``mode="merge"`` never
+        replaces a newer stored row with an older one; ``"overwrite"`` replaces the online table's
+        contents atomically. ``features``: publish only these. ``version``: a Delta version (default
+        latest). The publication is recorded in the catalog. See docs/online-features.md.
+        """
+        pub = self._publisher.publish_table(name, online_store, filter_condition=filter_condition,
+                                            mode=mode, features=features, version=version)  # type: ignore[arg-type]
+        self._online.invalidate()
+        return pub
+
+    def drop_online_table(self, name: str, online_store: Any = None) -> list[Publication]:
+        """Drop a feature table's online table from ``online_store`` (None: from every store it is
+        published to). The offline table is kept."""
+        dropped = self._publisher.drop_online_table(name, online_store)
+        self._online.invalidate()
+        return dropped
+
+    def list_publications(self, name: str | None = None, *, include_dropped: bool = False) -> list[Publication]:
+        """Publications to online stores (of table ``name`` when given), newest first."""
+        return self._publisher.list_publications(name, include_dropped=include_dropped)
+
+    def get_online_features(self, features: Any, df: Any, *, include_found: bool = False,
+                            on_missing: str = "null") -> pd.DataFrame:
+        """Features for each row of ``df`` (the keys) from the online stores, in ``df``'s order.
+
+        ``features``: a list of ``FeatureLookup``/``FeatureFunction``, a ``FeatureSpec``, or the name of a
+        feature spec in the catalog. Each table is read from the store of its latest publication. Missing
+        keys get the lookups' defaults (else null; ``on_missing="error"`` raises ``MissingKeysError``);
+        ``include_found=True`` adds a boolean ``_found_<table>`` column per lookup.
+        """
+        return self._online.get_online_features(features, df, include_found=include_found,
+                                                on_missing=on_missing)  # type: ignore[arg-type]
+
+    def online_feature_assembler(self, features: FeatureSpec | str, *, on_missing: str = "error"
+                                 ) -> OnlineFeatureAssembler:
+        """An :class:`~larder.online.lookup.OnlineFeatureAssembler` for a spec (or spec name), bound to the
+        stores its tables are published to; ``stores_info()`` gives the mapping to embed in a model."""
+        if isinstance(features, str):
+            return self._online.assembler_for_name(features, on_missing)  # type: ignore[arg-type]
+        return self._online.assembler(features, on_missing)  # type: ignore[arg-type]

@@ -1,0 +1,422 @@
+"""Online feature assembly: a :class:`~larder.training.FeatureSpec` executed against online stores.
+
+The online interpreter of a feature spec, row for row the same as the offline one
+(:func:`larder.training.assemble.assemble_offline` at a time later than every feature row): for
+each lookup it reads the caller's keys from the online table the feature table was published to,
+then applies the *same* :func:`~larder.training.assemble.apply_defaults` (feature types, and the
+defaults where a key was not found) and :func:`~larder.training.assemble.apply_functions` as the
+offline path. The result has exactly the caller's rows, in order, with the caller's index: the
+caller's columns, then the features (minus ``exclude_columns``).
+
+Online semantics, where they differ from a point-in-time join:
+
+* A lookup returns the key's **latest published** row. The caller's timestamp lookup key column is
+  optional; when present it anchors the ``lookback_window`` (else "now" does): a row older than
+  ``reference time - lookback_window`` counts as not found. The point-in-time upper bound (row time
+  ``<=`` request time) is not applied: the online store only holds the latest row.
+* Missing keys (and null keys) get the lookup's default values. Where an output has no default,
+  ``on_missing="null"`` leaves it null and ``on_missing="error"`` raises
+  :class:`~larder.errors.MissingKeysError` naming the keys.
+* ``found`` flags say, per lookup and row, whether the key was in the store.
+
+:class:`OnlineFeatureAssembler` needs no catalog: give it the spec and, per feature table, where it
+is published (a store spec plus the online table's keys, timestamp key and Arrow schema, as
+:meth:`OnlineFeatureAssembler.stores_info` returns and a publication records). A model can carry that
+mapping and assemble its own features on a serving host. :class:`OnlineLookupService` builds
+assemblers from the catalog's publication records for ``FeatureEngineeringClient``.
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from larder.errors import FeatureLookupError, FeatureSpecError, MissingKeysError
+from larder.names import parse_name
+from larder.online.base import OnlineStore, OnlineTable
+from larder.online.publish import (
+    Publication,
+    Publisher,
+    StoreCache,
+    online_table_from_info,
+    online_table_info,
+    parse_spec,
+    redacted_spec,
+)
+
+if TYPE_CHECKING:
+    from larder.training.spec import FeatureSpec, LookupStep
+
+OnMissing = Literal["null", "error"]
+FOUND_PREFIX = "_found_"
+#: Seconds a client trusts its cached view of the catalog's publications and named specs.
+CATALOG_REFRESH_S = 30.0
+
+
+@dataclass(frozen=True)
+class _Source:
+    """One lookup step bound to its online table and store."""
+
+    step: LookupStep
+    label: str
+    store: OnlineStore
+    table: OnlineTable
+    read: list[str]  # columns read from the store: the features (+ the timestamp key for a lookback)
+    position: int  # index of the step in the spec
+
+
+def found_labels(spec: FeatureSpec) -> list[str]:
+    """A label per lookup of ``spec``, used for found flags: the table's short name, made unique
+    (``houses``, ``houses_2``; the schema-qualified name when two schemas share a short name)."""
+    shorts = [parse_name(s.table).name for s in spec.lookups]
+    labels: list[str] = []
+    for step, short in zip(spec.lookups, shorts, strict=True):
+        base = short
+        if shorts.count(short) > 1 and len({s.table for s in spec.lookups if parse_name(s.table).name == short}) > 1:
+            qn = parse_name(step.table)
+            base = f"{qn.catalog}_{qn.schema}_{qn.name}"
+        label, n = base, 1
+        while label in labels:
+            n += 1
+            label = f"{base}_{n}"
+        labels.append(label)
+    return labels
+
+
+def _location(value: Any, table: str) -> tuple[Any, OnlineTable | None]:
+    """(store spec, online table or None) from the forms a ``stores`` mapping value may take."""
+    if isinstance(value, Publication):
+        return value.spec(), value.online_table
+    if isinstance(value, tuple) and len(value) == 2:
+        spec, online = value
+        if isinstance(online, Mapping):
+            online = online_table_from_info(dict(online))
+        return parse_spec(spec), online
+    if isinstance(value, Mapping) and "store" in value:
+        online = value.get("online_table")
+        if isinstance(online, Mapping):
+            online = online_table_from_info(dict(online))
+        return parse_spec(value["store"]), online
+    try:
+        return parse_spec(value), None
+    except Exception as exc:
+        raise FeatureSpecError(
+            f"stores[{table!r}] must be a store spec, a (spec, OnlineTable) pair, a mapping "
+            "{'store': spec, 'online_table': info} or a Publication; got " f"{type(value).__name__}."
+        ) from exc
+
+
+def _table_from_step(step: LookupStep) -> OnlineTable:
+    """The online table a lookup step implies (its keys and features with the pinned types)."""
+    from larder.training.spec import parse_arrow_type
+
+    fields = [pa.field(k, parse_arrow_type(t)) for k, t in zip(step.table_keys, step.key_types, strict=True)]
+    fields += [pa.field(f, parse_arrow_type(t)) for f, t in zip(step.features, step.feature_types, strict=True)]
+    return OnlineTable(name=step.table, primary_keys=list(step.table_keys), timestamp_key=None,
+                       schema=pa.schema(fields))
+
+
+class OnlineFeatureAssembler:
+    """Assembles a feature spec's features for a frame of keys from online stores; no catalog needed.
+
+    Parameters
+    ----------
+    spec:
+        The :class:`~larder.training.FeatureSpec` to execute.
+    stores:
+        ``{feature table full name: location}`` for every table the spec looks up. A location is a
+        :class:`~larder.online.publish.Publication`, a mapping ``{"store": spec, "online_table": info}``
+        (what :meth:`stores_info` returns, JSON-able), a ``(spec, OnlineTable)`` pair, or a bare store spec
+        (the online table is then taken from the spec's lookup: its keys and features, pinned types).
+        A store spec is a spec object or a mapping such as ``{"type": "redis", "url": ...}``.
+    root:
+        Directory for a SQLite spec without ``path`` (``<root>/online.db``); default: the current one.
+    on_missing:
+        ``"error"`` (default): a key not found in the store for a lookup whose outputs lack defaults
+        raises :class:`~larder.errors.MissingKeysError` naming the keys. ``"null"``: such outputs are null.
+    store_cache:
+        Share store clients with other assemblers (the client passes its own); by default the assembler
+        opens its own and :meth:`close` closes them.
+
+    Examples
+    --------
+    >>> asm = OnlineFeatureAssembler(spec, {"main.default.houses": {"store": {"type": "sqlite"}}},
+    ...                              root="/srv/larder")                      # doctest: +SKIP
+    >>> asm.assemble(pd.DataFrame({"Id": [1, 2]}), include_found=True)       # doctest: +SKIP
+    """
+
+    def __init__(self, spec: FeatureSpec, stores: Mapping[str, Any], *, root: str | Path | None = None,
+                 on_missing: OnMissing = "error", store_cache: StoreCache | None = None) -> None:
+        if on_missing not in ("error", "null"):
+            raise FeatureLookupError(f"on_missing must be 'error' or 'null', got {on_missing!r}.")
+        self.spec = spec
+        self.on_missing: OnMissing = on_missing
+        self._own_cache = store_cache is None
+        self._cache = store_cache or StoreCache(Path(root) if root is not None else Path.cwd())
+        given = {parse_name(k).full: v for k, v in stores.items()}
+        self._sources: list[_Source] = []
+        self._locations: dict[str, tuple[Any, OnlineTable]] = {}
+        try:
+            for step, label in zip(spec.lookups, found_labels(spec), strict=True):
+                if step.table not in given:
+                    raise FeatureSpecError(
+                        f"OnlineFeatureAssembler: no online store given for table {step.table!r}; stores has "
+                        f"{sorted(given)}. Add {step.table!r}: {{'store': <spec>, 'online_table': <info>}}."
+                    )
+                store_spec, online = _location(given[step.table], step.table)
+                if online is None:
+                    online = _table_from_step(step)
+                missing = [f for f in step.features if f not in online.features]
+                if missing:
+                    raise FeatureSpecError(
+                        f"Online table {online.name!r} lacks feature(s) {missing} that the feature spec looks up "
+                        f"(it has {online.features}). Publish them: publish_table({step.table!r}) without "
+                        "features=, or with these features."
+                    )
+                read = list(step.features)
+                if step.lookback_window is not None and online.timestamp_key and online.timestamp_key not in read:
+                    read.append(online.timestamp_key)
+                store = self._cache.get(store_spec)
+                self._locations[step.table] = (store_spec, online)
+                self._sources.append(_Source(step=step, label=label, store=store, table=online, read=read,
+                                             position=spec.steps.index(step)))
+        except BaseException:
+            self.close()
+            raise
+        self._ts_columns = [s.timestamp_lookup_key for s in spec.lookups if s.timestamp_lookup_key]
+
+    # -- info -----------------------------------------------------------------------------------
+    @property
+    def labels(self) -> list[str]:
+        """The found-flag label of each lookup, in spec order (column ``_found_<label>``)."""
+        return [s.label for s in self._sources]
+
+    def stores_info(self) -> dict[str, dict[str, Any]]:
+        """``{table: {"store": spec (no credentials), "online_table": info}}``, JSON-able; pass it back as
+        ``stores`` to rebuild this assembler elsewhere (e.g. inside a logged model)."""
+        return {t: {"store": redacted_spec(s), "online_table": online_table_info(o)}
+                for t, (s, o) in self._locations.items()}
+
+    # -- assembly -------------------------------------------------------------------------------
+    def _lookup(self, frame: pd.DataFrame) -> tuple[dict[str, pa.Array], dict[str, np.ndarray]]:
+        """Raw lookups: ``({output: values with nulls where not found}, {label: found})``."""
+        from larder.training.assemble import _key_array
+        from larder.training.resolve import describe_step
+
+        outputs: dict[str, pa.Array] = {}
+        found: dict[str, np.ndarray] = {}
+        now: datetime | None = None
+        for src in self._sources:
+            step = src.step
+            where = describe_step(src.position, step)
+            keys = pa.table({k: _key_array(frame[c], step, j, where=where)
+                             for j, (c, k) in enumerate(zip(step.lookup_key, step.table_keys, strict=True))})
+            values, hit = src.store.read_batch(src.table, keys, src.read)
+            hit = np.asarray(hit, dtype=bool)
+            if step.lookback_window is not None and src.table.timestamp_key:
+                stamp = values.column(src.table.timestamp_key).combine_chunks()
+                if step.timestamp_lookup_key and step.timestamp_lookup_key in frame.columns:
+                    ref = pa.array(frame[step.timestamp_lookup_key], from_pandas=True)
+                    ref = pc.cast(ref, pa.timestamp("us", tz="UTC")) if not pa.types.is_timestamp(ref.type) \
+                        or ref.type.tz is None else ref
+                    lower = pc.subtract(ref, pa.scalar(step.lookback_window, pa.duration("us")))
+                else:
+                    now = now or datetime.now(UTC)
+                    lower = pa.scalar(now - step.lookback_window, pa.timestamp("us", tz="UTC"))
+                fresh = pc.greater_equal(pc.cast(stamp, pa.timestamp("us", tz="UTC")), lower)
+                hit &= np.asarray(fresh.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+            found[src.label] = hit
+            mask = None if hit.all() else pa.array(hit)
+            types = step.output_types
+            for feat, out in zip(step.features, step.output_names, strict=True):
+                arr = values.column(feat).combine_chunks()
+                if arr.type != types[out]:
+                    arr = arr.cast(types[out])
+                if mask is not None:
+                    arr = pc.if_else(mask, arr, pa.scalar(None, type=arr.type))
+                outputs[out] = arr
+        return outputs, found
+
+    def _check_missing(self, frame: pd.DataFrame, found: dict[str, np.ndarray]) -> None:
+        if self.on_missing != "error":
+            return
+        for src in self._sources:
+            hit = found[src.label]
+            if hit.all():
+                continue
+            no_default = [o for o in src.step.output_names if src.step.default_values.get(o) is None]
+            if not no_default:
+                continue
+            rows = np.flatnonzero(~hit)
+            examples = [{c: _plain(frame[c].iloc[r]) for c in src.step.lookup_key} for r in rows[:10]]
+            more = f" (and {len(rows) - 10} more)" if len(rows) > 10 else ""
+            raise MissingKeysError(
+                f"{len(rows)} key(s) not found in online table {src.table.name!r}: {examples}{more}; the lookup "
+                f"has no default for {no_default}. Publish those keys, give default_values in the FeatureLookup, "
+                "or assemble with on_missing='null'."
+            )
+
+    def _prepare(self, keys: Any) -> pd.DataFrame:
+        from larder.training.assemble import as_pandas, validate_frame
+
+        frame = as_pandas(keys, what="keys_df")
+        optional = [c for c in self._ts_columns if c not in frame.columns]
+        validate_frame(self.spec, frame, extra_columns=optional)
+        return frame
+
+    def assemble(self, keys_df: Any, *, include_found: bool = False) -> pd.DataFrame:
+        """Features for each row of ``keys_df`` (pandas, pyarrow or polars), in its order and index.
+
+        Returns ``keys_df``'s columns then the spec's outputs (minus ``exclude_columns``), and with
+        ``include_found`` one boolean column ``_found_<label>`` per lookup (see :attr:`labels`).
+        """
+        from larder.training.assemble import apply_defaults, apply_functions
+
+        frame_in = self._prepare(keys_df)
+        frame = frame_in.reset_index(drop=True)
+        outputs, found = self._lookup(frame)
+        self._check_missing(frame, found)
+        if outputs:
+            looked = pa.table(outputs).to_pandas()
+            frame = pd.concat([frame, looked], axis=1)
+        for src in self._sources:
+            frame = apply_defaults(src.step, frame, found[src.label])
+        if self.spec.functions:
+            frame = apply_functions(self.spec, frame)
+        excluded = set(self.spec.exclude_columns)
+        produced = [c for c in self.spec.produced_columns if c not in excluded and c not in frame_in.columns]
+        ordered = [c for c in frame_in.columns if c not in excluded] + produced
+        out = frame[ordered]
+        if include_found:
+            out = out.assign(**{FOUND_PREFIX + label: found[label] for label in self.labels})
+        out.index = frame_in.index
+        return out
+
+    def assemble_arrow(self, keys: Any) -> tuple[pa.Table, dict[str, np.ndarray]]:
+        """Like :meth:`assemble` but returns an Arrow table and ``{label: found}`` separately."""
+        frame = self.assemble(keys, include_found=True)
+        flags = {label: frame.pop(FOUND_PREFIX + label).to_numpy(dtype=bool) for label in self.labels}
+        return pa.Table.from_pandas(frame, preserve_index=False), flags
+
+    def close(self) -> None:
+        """Close the store clients this assembler opened (not those of a shared cache)."""
+        if self._own_cache:
+            self._cache.close()
+
+    def __enter__(self) -> OnlineFeatureAssembler:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    return value
+
+
+class OnlineLookupService:
+    """Online lookups for ``FeatureEngineeringClient``: resolves each table's store from the catalog's
+    publication records, and caches assemblers and store clients.
+
+    Cached views of publications and named specs are refreshed after :data:`CATALOG_REFRESH_S`
+    seconds, and at once after a publish or drop through the same client.
+    """
+
+    def __init__(self, publisher: Publisher, stores: StoreCache, training: Any) -> None:
+        self.publisher = publisher
+        self.stores = stores
+        self.training = training
+        self._by_spec: dict[int, tuple[weakref.ref[Any], tuple[str, ...], OnlineFeatureAssembler]] = {}
+        self._by_name: dict[tuple[str, str], tuple[float, OnlineFeatureAssembler]] = {}
+        self._resolved: dict[str, tuple[float, Publication, Any]] = {}
+
+    def invalidate(self) -> None:
+        self._by_spec.clear()
+        self._by_name.clear()
+        self._resolved.clear()
+
+    def _location(self, table: str) -> tuple[Publication, Any]:
+        hit = self._resolved.get(table)
+        if hit is not None and time.monotonic() - hit[0] < CATALOG_REFRESH_S:
+            return hit[1], hit[2]
+        pub, spec = self.publisher.latest_publication(table)
+        self._resolved[table] = (time.monotonic(), pub, spec)
+        return pub, spec
+
+    def _build(self, spec: FeatureSpec, on_missing: OnMissing) -> OnlineFeatureAssembler:
+        stores = {}
+        for step in spec.lookups:
+            pub, store_spec = self._location(step.table)
+            stores[step.table] = (store_spec, pub.online_table)
+        return OnlineFeatureAssembler(spec, stores, root=self.stores.root, on_missing=on_missing,
+                                      store_cache=self.stores)
+
+    def _pubs_key(self, spec: FeatureSpec) -> tuple[str, ...]:
+        return tuple(f"{t}:{self._location(t)[0].id}" for t in dict.fromkeys(s.table for s in spec.lookups))
+
+    def assembler(self, spec: FeatureSpec, on_missing: OnMissing = "null") -> OnlineFeatureAssembler:
+        """An assembler for ``spec`` (cached per spec object and current publications)."""
+        pubs = self._pubs_key(spec)
+        key = id(spec)
+        hit = self._by_spec.get(key)
+        if hit is not None and hit[0]() is spec and hit[1] == pubs and hit[2].on_missing == on_missing:
+            return hit[2]
+        asm = self._build(spec, on_missing)
+        self._by_spec = {k: v for k, v in self._by_spec.items() if v[0]() is not None}
+        self._by_spec[key] = (weakref.ref(spec), pubs, asm)
+        return asm
+
+    def assembler_for_name(self, name: str, on_missing: OnMissing = "null") -> OnlineFeatureAssembler:
+        """An assembler for the named feature spec in the catalog (cached; refreshed periodically)."""
+        full = parse_name(name, kind="feature spec").full
+        hit = self._by_name.get((full, on_missing))
+        if hit is not None and time.monotonic() - hit[0] < CATALOG_REFRESH_S:
+            return hit[1]
+        spec = self.training.get_feature_spec(full)
+        asm = self._build(spec, on_missing)
+        self._by_name[(full, on_missing)] = (time.monotonic(), asm)
+        return asm
+
+    def get_online_features(self, features: Any, keys_df: Any, *, include_found: bool = False,
+                            on_missing: OnMissing = "null") -> pd.DataFrame:
+        """See ``FeatureEngineeringClient.get_online_features``."""
+        from larder.training.spec import FeatureSpec
+
+        if isinstance(features, str):
+            asm = self.assembler_for_name(features, on_missing)
+        elif isinstance(features, FeatureSpec):
+            asm = self.assembler(features, on_missing)
+        else:
+            from larder.training.resolve import build_spec
+
+            spec = build_spec(self.training.tables, self.training.functions, _as_steps(features))
+            asm = self._build(spec, on_missing)
+        return asm.assemble(keys_df, include_found=include_found)
+
+
+def _as_steps(features: Any) -> Sequence[Any]:
+    if isinstance(features, (list, tuple)):
+        return list(features)
+    return [features]
+
+
+__all__ = [
+    "FOUND_PREFIX",
+    "OnlineFeatureAssembler",
+    "OnlineLookupService",
+    "found_labels",
+]

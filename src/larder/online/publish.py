@@ -1,0 +1,538 @@
+"""Publishing feature tables to online stores.
+
+``publish_table`` copies the newest row per entity of a feature table into an online store and
+records the publication in the catalog. How it works:
+
+1. **Which store.** ``online_store`` is a spec object, the name of a store in ``larder.yaml``'s
+   ``online_stores``, or None: the configured ``default_online_store``, else the embedded SQLite store
+   at ``<root>/online.db``.
+2. **Which rows.** The Delta snapshot (latest, or ``version``) is scanned by DuckDB; the optional
+   ``filter_condition`` (a SQL predicate, or a pyarrow expression) is applied first; then, for a
+   time-series table, only the latest row per entity is kept (``QUALIFY row_number() ...``). A snapshot
+   table already has one row per key. DuckDB streams the result in record batches, so memory stays
+   bounded whatever the table size (DuckDB spills the window to disk past its memory limit).
+3. **Ordering.** Every row carries an ``__larder_order__`` value; a store keeps, per key, the row with
+   the greatest order and never replaces a stored greater one (a conditional write), so a merge can
+   never regress a key to older data:
+
+   * time series: the row's event time in microseconds since the epoch. Republishing older data
+     leaves newer stored rows alone. Two rows with the *same* event time (a restatement) have equal
+     order, and the later publish wins.
+   * snapshot table: one value per publish, ``created_ms * 2**20 + delta_version``, where
+     ``created_ms`` is when the feature table was created (milliseconds). It grows with the Delta
+     version, so publishing an older version (or a slow publish that read an older version and
+     finishes after a newer one) changes nothing; and a table that is dropped and recreated (its
+     versions restart at 0) still orders above everything the old table published.
+
+4. **Modes.** ``merge`` writes batch by batch with the conditional write; a failure part-way leaves
+   the keys written so far at their (newer) values and nothing older. ``overwrite`` hands all batches
+   to the store's ``replace_table``, which swaps the new contents in only when complete (keys absent
+   from the new publish disappear), so a failure leaves the previous contents.
+5. **Record.** A :class:`~larder.catalog.online.PublicationRecord` is written once the store write
+   succeeded: store (name, type, spec without credentials), online table (keys, timestamp key, Arrow
+   schema), Delta version, mode, filter, rows and time.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
+from sqlalchemy import select
+
+from larder.catalog.base import utcnow
+from larder.catalog.online import PublicationRecord
+from larder.context import Context
+from larder.errors import ConfigError, OnlineTableNotFoundError, PublishError
+from larder.names import parse_name
+from larder.offline.tables import FeatureTable, TableService
+from larder.online.base import OnlineStore, OnlineTable
+from larder.online.specs import DynamoDBStoreSpec, OnlineStoreSpec, RedisStoreSpec, SQLiteStoreSpec
+
+ORDER_COLUMN = "__larder_order__"
+#: Rows per batch handed to the store.
+BATCH_ROWS = 50_000
+#: Publishes of at least this many source rows show a progress bar.
+PROGRESS_MIN_ROWS = 100_000
+#: Memory DuckDB may use for the latest-per-key window before it spills to disk.
+DUCKDB_MEMORY_LIMIT = os.environ.get("LARDER_PUBLISH_MEMORY_LIMIT", "1GB")
+
+PublishMode = Literal["merge", "overwrite"]
+StoreArg = OnlineStoreSpec | str | None
+
+_SPEC_ADAPTER: TypeAdapter[Any] = TypeAdapter(OnlineStoreSpec)
+
+
+# -- store specs ------------------------------------------------------------------------------
+def parse_spec(value: Any) -> Any:
+    """Validate a spec given as a spec object or a mapping (``{"type": "redis", ...}``)."""
+    if isinstance(value, (SQLiteStoreSpec, DynamoDBStoreSpec, RedisStoreSpec)):
+        return value
+    try:
+        return _SPEC_ADAPTER.validate_python(value)
+    except PydanticValidationError as exc:
+        raise ConfigError(
+            f"Invalid online store spec {value!r}: {exc.errors()[0]['msg']}. Give a SQLiteStoreSpec, "
+            "DynamoDBStoreSpec or RedisStoreSpec, or a mapping with a 'type' of sqlite, dynamodb or redis."
+        ) from exc
+
+
+def resolve_store(ctx: Context, online_store: StoreArg) -> tuple[str | None, Any]:
+    """``(name in larder.yaml or None, spec)`` for a spec object, a configured name or None."""
+    config = ctx.config
+    if online_store is None:
+        if config.default_online_store:
+            name = config.default_online_store
+            return name, config.online_stores[name]
+        return None, SQLiteStoreSpec()
+    if isinstance(online_store, str):
+        if online_store not in config.online_stores:
+            known = sorted(config.online_stores)
+            raise ConfigError(
+                f"No online store named {online_store!r} in larder.yaml (online_stores: {known or 'none'}). "
+                "Add it under online_stores, or pass a spec object such as RedisStoreSpec(url=...)."
+            )
+        return online_store, config.online_stores[online_store]
+    return None, parse_spec(online_store)
+
+
+def _redact_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None and parts.username is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+def redacted_spec(spec: Any) -> dict[str, Any]:
+    """The spec as JSON-able dict, without credentials (a Redis URL loses its user and password)."""
+    data: dict[str, Any] = spec.model_dump(mode="json")
+    if "url" in data and isinstance(data["url"], str):
+        data["url"] = _redact_url(data["url"])
+    return data
+
+
+def sqlite_path(spec: Any, root: Path) -> Path:
+    return Path(spec.path).expanduser().resolve() if spec.path else root / "online.db"
+
+
+def store_key(spec: Any, root: Path) -> str:
+    """A stable identity of the place a spec points to (type and location)."""
+    if spec.type == "sqlite":
+        return f"sqlite:{sqlite_path(spec, root)}"
+    if spec.type == "dynamodb":
+        return (f"dynamodb:{spec.endpoint_url or ''}|{spec.region or ''}|"
+                f"{spec.table_name or ''}|{spec.table_prefix}")
+    if spec.type == "redis":
+        return f"redis:{_redact_url(spec.url)}|{spec.key_prefix}"
+    raise ConfigError(f"Unknown online store type {spec.type!r}.")  # pragma: no cover - pydantic forbids
+
+
+class StoreCache:
+    """Online-store clients opened once per store and reused; ``close()`` closes them all."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._stores: dict[str, OnlineStore] = {}
+
+    def get(self, spec: Any) -> OnlineStore:
+        from larder.online import open_store
+
+        key = store_key(spec, self.root)
+        store = self._stores.get(key)
+        if store is None:
+            store = open_store(spec, self.root)
+            self._stores[key] = store
+        return store
+
+    def close(self) -> None:
+        stores, self._stores = list(self._stores.values()), {}
+        for store in stores:
+            store.close()
+
+    def __len__(self) -> int:
+        return len(self._stores)
+
+
+# -- online table info ------------------------------------------------------------------------
+def online_table_info(table: OnlineTable) -> dict[str, Any]:
+    """What a reader needs to read ``table`` back, as JSON: name, keys, timestamp key, Arrow schema
+    (base64 Arrow IPC) and, for people, the columns with their types."""
+    return {
+        "name": table.name,
+        "primary_keys": list(table.primary_keys),
+        "timestamp_key": table.timestamp_key,
+        "schema": base64.b64encode(table.schema.serialize().to_pybytes()).decode("ascii"),
+        "columns": {f.name: str(f.type) for f in table.schema},
+    }
+
+
+def online_table_from_info(info: dict[str, Any]) -> OnlineTable:
+    """Inverse of :func:`online_table_info`."""
+    schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(info["schema"])))
+    return OnlineTable(name=info["name"], primary_keys=list(info["primary_keys"]),
+                       timestamp_key=info.get("timestamp_key"), schema=schema)
+
+
+@dataclass(frozen=True)
+class Publication:
+    """One ``publish_table`` call, as recorded in the catalog."""
+
+    id: int
+    table_name: str
+    store_name: str | None
+    store_type: str
+    store_spec: dict[str, Any]
+    online_table: OnlineTable
+    features: list[str]
+    delta_version: int
+    mode: str
+    filter_condition: str | None
+    rows: int
+    published_at: datetime
+    duration_s: float | None
+    active: bool
+
+    @property
+    def online_table_name(self) -> str:
+        return self.online_table.name
+
+    def spec(self) -> Any:
+        """The store spec (as recorded, without credentials)."""
+        return parse_spec(self.store_spec)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able summary, including the online table info needed to read it back."""
+        return {
+            "table_name": self.table_name, "store_name": self.store_name, "store_type": self.store_type,
+            "store_spec": self.store_spec, "online_table": online_table_info(self.online_table),
+            "features": self.features, "delta_version": self.delta_version, "mode": self.mode,
+            "filter_condition": self.filter_condition, "rows": self.rows,
+            "published_at": self.published_at.isoformat(), "active": self.active,
+        }
+
+
+def _publication(rec: PublicationRecord) -> Publication:
+    return Publication(
+        id=rec.id, table_name=rec.table_name, store_name=rec.store_name, store_type=rec.store_type,
+        store_spec=dict(rec.store_spec), online_table=online_table_from_info(rec.online_table),
+        features=list(rec.features), delta_version=rec.delta_version, mode=rec.mode,
+        filter_condition=rec.filter_condition, rows=rec.rows,
+        published_at=rec.published_at.replace(tzinfo=UTC), duration_s=rec.duration_s,
+        active=rec.dropped_at is None,
+    )
+
+
+# -- progress ---------------------------------------------------------------------------------
+def progress_enabled() -> bool:
+    return os.environ.get("LARDER_DISABLE_PROGRESS", "") not in ("1", "true", "True", "yes")
+
+
+class _Progress:
+    """A rich progress bar (rows published), or nothing when disabled or the publish is small."""
+
+    def __init__(self, description: str, total: int | None, show: bool) -> None:
+        self._bar: Any = None
+        self._task: Any = None
+        if show and progress_enabled():
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("rows"), TimeElapsedColumn(), TimeRemainingColumn(), transient=True)
+            self._task = self._bar.add_task(description, total=total)
+
+    def __enter__(self) -> _Progress:
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def advance(self, rows: int) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, advance=rows)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+# -- the latest rows, streamed -----------------------------------------------------------------
+def _q(col: str) -> str:
+    return '"' + col.replace('"', '""') + '"'
+
+
+class _LatestRows:
+    """Streams the rows to publish from a Delta snapshot through DuckDB, in record batches."""
+
+    def __init__(self, table: FeatureTable, dataset: Any, *, columns: list[str], target: pa.Schema,
+                 filter_condition: str | pc.Expression | None, order_value: int | None,
+                 batch_rows: int) -> None:
+        import duckdb
+
+        self.table = table
+        self.target = target.append(pa.field(ORDER_COLUMN, pa.int64(), nullable=False))
+        where = ""
+        if isinstance(filter_condition, pc.Expression):
+            dataset = dataset.filter(filter_condition)
+        elif isinstance(filter_condition, str) and filter_condition.strip():
+            where = f"WHERE ({filter_condition})"
+        elif filter_condition is not None and not isinstance(filter_condition, str):
+            raise PublishError(
+                f"Table {table.name!r}: filter_condition must be a SQL predicate string or a pyarrow "
+                f"expression, got {type(filter_condition).__name__}."
+            )
+        ts = table.timestamp_keys[0] if table.timestamp_keys else None
+        cols = ", ".join(_q(c) for c in columns)
+        if ts is not None:
+            order = f"epoch_us({_q(ts)})"
+            keys = ", ".join(_q(k) for k in table.entity_keys)
+            qualify = f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {_q(ts)} DESC) = 1"
+        else:
+            order = f"CAST({int(order_value or 0)} AS BIGINT)"
+            qualify = ""
+        sql = f"SELECT {cols}, {order} AS {_q(ORDER_COLUMN)} FROM source {where} {qualify}"
+        self._tmp = tempfile.TemporaryDirectory(prefix="larder-publish-")
+        self._con = duckdb.connect(config={"memory_limit": DUCKDB_MEMORY_LIMIT,
+                                           "temp_directory": self._tmp.name})
+        try:
+            self._con.execute("SET TimeZone='UTC'")
+            self._con.register("source", dataset)
+            self._reader = self._con.sql(sql).to_arrow_reader(batch_rows)
+        except duckdb.Error as exc:
+            self.close()
+            if where:
+                raise PublishError(
+                    f"Table {table.name!r}: filter_condition {filter_condition!r} is not a valid SQL predicate "
+                    f"over the table's columns {dataset.schema.names}: {exc}"
+                ) from exc
+            raise PublishError(f"Table {table.name!r}: reading the rows to publish failed: {exc}") from exc
+
+    def __iter__(self) -> Iterator[pa.Table]:
+        import duckdb
+
+        try:
+            for batch in self._reader:
+                if batch.num_rows:
+                    yield pa.Table.from_batches([batch]).cast(self.target)
+        except duckdb.Error as exc:
+            raise PublishError(
+                f"Table {self.table.name!r}: reading the rows to publish failed (check filter_condition): {exc}"
+            ) from exc
+
+    def close(self) -> None:
+        self._con.close()
+        self._tmp.cleanup()
+
+
+# -- the service --------------------------------------------------------------------------------
+class Publisher:
+    """Publish, drop and list online tables; the store clients come from a shared :class:`StoreCache`."""
+
+    def __init__(self, ctx: Context, tables: TableService, stores: StoreCache) -> None:
+        self.ctx = ctx
+        self.tables = tables
+        self.stores = stores
+
+    # -- publish --------------------------------------------------------------------------------
+    def publish_table(
+        self,
+        name: str,
+        online_store: StoreArg = None,
+        *,
+        filter_condition: str | pc.Expression | None = None,
+        mode: PublishMode = "merge",
+        features: str | Sequence[str] | None = None,
+        version: int | None = None,
+        batch_rows: int = BATCH_ROWS,
+    ) -> Publication:
+        """Publish the newest row per key of feature table ``name``; see the module docstring."""
+        if mode not in ("merge", "overwrite"):
+            raise PublishError(f"publish_table mode must be 'merge' or 'overwrite', got {mode!r}.")
+        if batch_rows < 1:
+            raise PublishError(f"batch_rows must be a positive number of rows, got {batch_rows}.")
+        started = time.perf_counter()
+        ft = self.tables.get_table(name)
+        snap = self.tables.snapshot(ft.name, version)
+        store_name, spec = resolve_store(self.ctx, online_store)
+        schema = snap.schema
+        keys = ft.entity_keys
+        ts = ft.timestamp_keys[0] if ft.timestamp_keys else None
+        published = _choose_features(ft, schema, features)
+        columns = keys + ([ts] if ts else []) + published
+        target = pa.schema([schema.field(c) for c in columns])
+        online = OnlineTable(name=ft.name, primary_keys=list(keys), timestamp_key=ts, schema=target)
+        order_value = None if ts else snapshot_order(ft.created_at, snap.version)
+        source_rows = snap.row_count()
+        store = self.stores.get(spec)
+        rows = _LatestRows(ft, snap.dataset(), columns=columns, target=target,
+                           filter_condition=filter_condition, order_value=order_value, batch_rows=batch_rows)
+        total = source_rows if ts is None and filter_condition is None else None
+        sent = 0
+        try:
+            with _Progress(f"publish {ft.name} -> {spec.type}", total, source_rows >= PROGRESS_MIN_ROWS) as bar:
+                def counted() -> Iterator[pa.Table]:
+                    nonlocal sent
+                    for batch in rows:
+                        yield batch
+                        sent += batch.num_rows
+                        bar.advance(batch.num_rows)
+
+                if mode == "overwrite":
+                    store.replace_table(online, counted(), order=ORDER_COLUMN)
+                else:
+                    wrote_any = False
+                    for batch in counted():
+                        store.write_batch(online, batch, order=ORDER_COLUMN)
+                        wrote_any = True
+                    if not wrote_any:  # still create the online table, so lookups find it (empty)
+                        store.write_batch(online, rows.target.empty_table(), order=ORDER_COLUMN)
+        finally:
+            rows.close()
+        with self.ctx.catalog.session() as s:
+            rec = PublicationRecord(
+                table_name=ft.name, store_name=store_name, store_type=spec.type,
+                store_spec=redacted_spec(spec), store_key=store_key(spec, self.ctx.root),
+                online_table_name=online.name, online_table=online_table_info(online), features=published,
+                delta_version=snap.version, mode=mode,
+                filter_condition=filter_condition if isinstance(filter_condition, str) else (
+                    None if filter_condition is None else str(filter_condition)),
+                rows=sent, order_value=order_value, published_at=utcnow(),
+                duration_s=time.perf_counter() - started,
+            )
+            s.add(rec)
+            s.flush()
+            return _publication(rec)
+
+    # -- drop -----------------------------------------------------------------------------------
+    def drop_online_table(self, name: str, online_store: StoreArg = None) -> list[Publication]:
+        """Drop feature table ``name``'s online table from ``online_store`` (None: from every store it
+        is published to) and mark those publications dropped. Returns the publications dropped."""
+        full = parse_name(name).full
+        active = self._active(full)
+        if online_store is not None:
+            _, spec = resolve_store(self.ctx, online_store)
+            key = store_key(spec, self.ctx.root)
+            chosen = [(r, spec) for r in active if r.store_key == key]
+        else:
+            chosen = [(r, self._spec_of(r)) for r in active]
+        if not chosen:
+            where = sorted({r.store_name or r.store_key for r in active})
+            raise OnlineTableNotFoundError(
+                f"Feature table {full!r} is not published to "
+                f"{'that online store' if online_store is not None else 'any online store'}"
+                f"{f' (it is published to {where})' if where else ''}. See `larder online list`."
+            )
+        done: set[str] = set()
+        for rec, spec in chosen:
+            if rec.store_key in done:
+                continue
+            self.stores.get(spec).drop_table(online_table_from_info(rec.online_table))
+            done.add(rec.store_key)
+        now = utcnow()
+        with self.ctx.catalog.session() as s:
+            out = []
+            for rec in s.scalars(select(PublicationRecord).where(
+                    PublicationRecord.table_name == full, PublicationRecord.dropped_at.is_(None),
+                    PublicationRecord.store_key.in_(done))):
+                rec.dropped_at = now
+                out.append(_publication(rec))
+        return out
+
+    # -- catalog --------------------------------------------------------------------------------
+    def _active(self, full: str) -> list[PublicationRecord]:
+        with self.ctx.catalog.session() as s:
+            return list(s.scalars(
+                select(PublicationRecord)
+                .where(PublicationRecord.table_name == full, PublicationRecord.dropped_at.is_(None))
+                .order_by(PublicationRecord.id.desc())
+            ))
+
+    def _spec_of(self, rec: PublicationRecord) -> Any:
+        """The spec to open a recorded store with: the configured one for a named store (it may hold
+        credentials), else the recorded (redacted) spec."""
+        if rec.store_name and rec.store_name in self.ctx.config.online_stores:
+            return self.ctx.config.online_stores[rec.store_name]
+        return parse_spec(rec.store_spec)
+
+    def latest_publication(self, name: str) -> tuple[Publication, Any]:
+        """The most recent active publication of ``name`` and the spec to open its store with."""
+        full = parse_name(name).full
+        active = self._active(full)
+        if not active:
+            raise OnlineTableNotFoundError(
+                f"Feature table {full!r} is not published to any online store. Publish it first: "
+                f"fe.publish_table({full!r}) or `larder online publish {full}`."
+            )
+        return _publication(active[0]), self._spec_of(active[0])
+
+    def list_publications(self, name: str | None = None, *, include_dropped: bool = False) -> list[Publication]:
+        """Publications, newest first; only those of table ``name`` when given."""
+        stmt = select(PublicationRecord).order_by(PublicationRecord.id.desc())
+        if name is not None:
+            stmt = stmt.where(PublicationRecord.table_name == parse_name(name).full)
+        if not include_dropped:
+            stmt = stmt.where(PublicationRecord.dropped_at.is_(None))
+        with self.ctx.catalog.session() as s:
+            return [_publication(r) for r in s.scalars(stmt)]
+
+
+def snapshot_order(created_at: datetime, version: int) -> int:
+    """The ordering value of a snapshot table's rows published from Delta ``version``."""
+    created_ms = int(created_at.timestamp() * 1000)
+    return created_ms * (1 << 20) + int(version)
+
+
+def _choose_features(ft: FeatureTable, schema: pa.Schema, features: str | Sequence[str] | None) -> list[str]:
+    keys = set(ft.primary_keys)
+    available = [f.name for f in schema if f.name not in keys]
+    if features is None:
+        return available
+    wanted = [features] if isinstance(features, str) else list(features)
+    if not wanted:
+        raise PublishError(f"Table {ft.name!r}: features=[] publishes nothing; omit it to publish all features.")
+    key_cols = [f for f in wanted if f in keys]
+    if key_cols:
+        raise PublishError(
+            f"Table {ft.name!r}: features lists key column(s) {key_cols}; keys are always published, "
+            "list only features."
+        )
+    unknown = [f for f in wanted if f not in available]
+    if unknown:
+        raise PublishError(f"Table {ft.name!r} has no feature(s) {unknown}; it has {available}.")
+    return list(dict.fromkeys(wanted))
+
+
+__all__ = [
+    "BATCH_ROWS",
+    "ORDER_COLUMN",
+    "Publication",
+    "Publisher",
+    "StoreCache",
+    "online_table_from_info",
+    "online_table_info",
+    "parse_spec",
+    "redacted_spec",
+    "resolve_store",
+    "snapshot_order",
+    "store_key",
+]
