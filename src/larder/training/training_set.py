@@ -41,6 +41,8 @@ Features = Sequence[FeatureLookup | FeatureFunction] | FeatureLookup | FeatureFu
 def _label_list(label: str | Sequence[str] | None) -> list[str]:
     if label is None:
         return []
+    if not isinstance(label, (str, list, tuple)):
+        raise FeatureLookupError(f"label must be None, a column name or a list of column names, got {label!r}.")
     items = [label] if isinstance(label, str) else list(label)
     for c in items:
         if not isinstance(c, str) or not c:
