@@ -118,7 +118,7 @@ def report_table(
     info = fe.get_table(name)
     cur_v = info.version if current_version is None else current_version
     base_v = baseline_version if baseline_version is not None else max(cur_v - 1, 0)
-    drift = compare_table(fe, name, base_v, cur_v, thresholds=thresholds)
+    drift = compare_table(fe, name, base_v, current_version, thresholds=thresholds)
     catalog = _catalog(fe)
     settings = get_settings(catalog, info.name)
     html = render_report(

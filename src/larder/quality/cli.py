@@ -19,7 +19,7 @@ from larder.errors import LarderError
 
 quality_app = typer.Typer(
     name="quality",
-    help="Data-quality reports and checks of feature tables.",
+    help="Data-quality reports and checks of feature tables.\n\nExample: larder quality check houses",
     no_args_is_help=True,
     add_completion=False,
 )

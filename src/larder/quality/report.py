@@ -50,6 +50,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .grid { display: flex; flex-wrap: wrap; gap: 12px; }
 .plot { border: 1px solid #eee; padding: 4px; }
 .plot img { display: block; width: 380px; height: auto; }
+.wide { display: inline-block; }
 .wide img { width: 760px; }
 .note { color: #666; font-size: 12px; }
 """
@@ -231,7 +232,7 @@ def _histogram_svg(f: FeatureDrift, drift: DriftReport) -> str:
     ax.set_ylabel("fraction", fontsize=8)
     ax.tick_params(labelsize=7)
     ax.legend(fontsize=7)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.13, right=0.97, top=0.9, bottom=0.2 if p.edges is None else 0.13)
     return _svg(fig)
 
 
@@ -256,7 +257,7 @@ def _null_rate_svg(profiles: Sequence[tuple[int, Profile]]) -> str:
     if len(names) <= 20:
         ax.legend(fontsize=6, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_title("Null rate by version", fontsize=9)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.07, right=0.8, top=0.9, bottom=0.15)
     return _svg(fig)
 
 
@@ -276,13 +277,17 @@ def _validation_svg(validations: Sequence[tuple[int, ValidationResult]]) -> str:
     ax.tick_params(labelsize=7)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_title("Expectation results by version", fontsize=9)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.07, right=0.85, top=0.88, bottom=0.18)
     return _svg(fig)
 
 
 def _svg(fig: Figure) -> str:
+    import matplotlib
+
     buf = io.BytesIO()
-    fig.savefig(buf, format="svg", metadata={"Date": None})
+    # text stays text (drawn with the browser's sans-serif font): smaller and faster than glyph paths
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        fig.savefig(buf, format="svg", metadata={"Date": None})
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
