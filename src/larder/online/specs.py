@@ -38,6 +38,9 @@ class DynamoDBStoreSpec(_Spec):
     consistent_reads: bool = False
     max_workers: int = Field(default=4, ge=1, le=64)
     max_retries: int = Field(default=8, ge=0, le=50)
+    #: "conditional": one conditional PutItem per row, exact with concurrent writers; "batch":
+    #: BatchWriteItem of the rows newer than the stored ones, exact with one writer per table.
+    write_mode: Literal["conditional", "batch"] = "conditional"
 
 
 class RedisStoreSpec(_Spec):

@@ -1,0 +1,292 @@
+"""The online store contract.
+
+An :class:`OnlineStore` holds the latest row of every entity key of published feature tables and
+serves them by key. It has three abstract methods and every backend passes one shared test suite
+(``tests/online/test_store_contract.py``):
+
+``write_batch(table, rows, order=...)``
+    Merge rows in. ``rows`` holds the key columns, the feature columns and an ``int64`` ordering
+    column (event time in microseconds for time-series tables, a publish sequence otherwise).
+    Within the batch the row with the greatest order per key is kept (a later row wins a tie); a
+    stored row is never replaced by one with a smaller order (the incoming row wins a tie).
+``read_batch(table, keys, features=None)``
+    One output row per key row, in the keys' order (duplicates kept), typed per the table's schema,
+    nulls where a key is missing, plus a boolean ``found`` array.
+``drop_table(table)``
+    Remove the table's rows (no error when there are none).
+
+``replace_table(table, batches)`` overwrites a table with exactly the given rows. The default here
+is drop-then-write, which lets readers see an empty or partial table meanwhile; every built-in
+store overrides it with a switch that readers observe as atomic (see each store).
+
+A sketch of use::
+
+    with open_store(SQLiteStoreSpec(), root) as store:
+        store.write_batch(table, rows)
+        features, found = store.read_batch(table, pa.table({"id": [1, 2]}))
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from types import TracebackType
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from larder.errors import OnlineStoreError, PrimaryKeyError, SchemaMismatchError
+from larder.online.encoding import check_supported, encode_keys
+
+#: Default name of the ordering column in the rows given to ``write_batch``.
+ORDER_COLUMN = "__larder_order__"
+
+
+@dataclass(frozen=True)
+class OnlineTable:
+    """What a store needs to know about a feature table.
+
+    Parameters
+    ----------
+    name
+        Full feature-table name, e.g. ``"main.default.houses"``.
+    primary_keys
+        Entity key columns (not including the timestamp key).
+    timestamp_key
+        For time-series tables, the event-time column. It is stored and returned like a feature.
+    schema
+        Arrow schema of keys, timestamp and features; reads return these types.
+
+    >>> import pyarrow as pa
+    >>> t = OnlineTable("main.default.houses", ["id"], None,
+    ...                 pa.schema([("id", pa.int64()), ("price", pa.float64())]))
+    >>> t.features
+    ['price']
+    """
+
+    name: str
+    primary_keys: list[str]
+    timestamp_key: str | None
+    schema: pa.Schema
+    _features: list[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.primary_keys:
+            raise OnlineStoreError(f"Online table {self.name!r} needs at least one primary key.")
+        if self.timestamp_key is not None and self.timestamp_key in self.primary_keys:
+            raise OnlineStoreError(
+                f"Online table {self.name!r}: timestamp key {self.timestamp_key!r} must not be listed "
+                "among the primary keys."
+            )
+        if self.timestamp_key is not None and self.timestamp_key not in self.schema.names:
+            raise OnlineStoreError(
+                f"Online table {self.name!r}: timestamp key {self.timestamp_key!r} is not a column of "
+                f"its schema {self.schema.names}."
+            )
+        if len(set(self.schema.names)) != len(self.schema.names):
+            raise OnlineStoreError(f"Online table {self.name!r} has duplicate column names.")
+        check_supported(self.name, self.schema, self.primary_keys)
+        keys = set(self.primary_keys)
+        object.__setattr__(self, "_features", [n for n in self.schema.names if n not in keys])
+
+    @property
+    def features(self) -> list[str]:
+        """Schema columns minus the primary keys (the timestamp key is included)."""
+        return list(self._features)
+
+    def feature_schema(self, features: list[str] | None = None) -> pa.Schema:
+        """Schema of the given (default: all) features, every field nullable."""
+        names = self._features if features is None else features
+        return pa.schema([pa.field(n, self.schema.field(n).type) for n in names])
+
+
+class OnlineStore(ABC):
+    """Base class of online stores; see the module docstring for the contract."""
+
+    @abstractmethod
+    def write_batch(self, table: OnlineTable, rows: pa.Table, *, order: str = ORDER_COLUMN) -> int:
+        """Merge ``rows`` into the store; returns the number of keys whose stored row changed."""
+
+    @abstractmethod
+    def read_batch(
+        self, table: OnlineTable, keys: pa.Table, features: list[str] | None = None
+    ) -> tuple[pa.Table, np.ndarray]:
+        """Look up ``keys`` (columns: the table's primary keys); returns ``(features, found)``."""
+
+    @abstractmethod
+    def drop_table(self, table: OnlineTable) -> None:
+        """Remove every row of ``table`` from the store."""
+
+    def replace_table(
+        self, table: OnlineTable, batches: Iterable[pa.Table], *, order: str = ORDER_COLUMN
+    ) -> int:
+        """Make the table's contents exactly ``batches`` (newest row per key across all batches).
+
+        This default drops and rewrites, so readers may see an empty or partial table meanwhile;
+        the built-in stores override it with an atomic switch.
+        """
+        self.drop_table(table)
+        return sum(self.write_batch(table, batch, order=order) for batch in batches)
+
+    def close(self) -> None:  # noqa: B027 - concrete default, stores override when they hold resources
+        """Release connections and threads. Safe to call twice."""
+
+    def __enter__(self) -> OnlineStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers shared by the stores
+
+
+@dataclass
+class PreparedRows:
+    """Validated rows of one ``write_batch`` call, newest row per key, in no particular order."""
+
+    pk: pa.Array  # string, one per row, unique
+    order: np.ndarray  # int64
+    keys: pa.Table  # the primary-key columns, cast to the schema's types
+    features: pa.Table  # the feature columns in table.features order, cast to the schema's types
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.order)
+
+
+def prepare_rows(table: OnlineTable, rows: pa.Table | pa.RecordBatch, order: str) -> PreparedRows:
+    """Validate and cast ``rows`` for ``table`` and keep the newest row per key."""
+    if isinstance(rows, pa.RecordBatch):
+        rows = pa.Table.from_batches([rows])
+    if not isinstance(rows, pa.Table):
+        raise OnlineStoreError(
+            f"Online table {table.name!r}: write_batch needs a pyarrow.Table, got {type(rows).__name__}."
+        )
+    names = set(rows.column_names)
+    missing = [c for c in [*table.primary_keys, *table.features] if c not in names]
+    if missing:
+        raise SchemaMismatchError(
+            f"Rows for online table {table.name!r} lack column(s) {missing}; pass every key and "
+            f"feature column of its schema {table.schema.names}."
+        )
+    if order not in names:
+        raise OnlineStoreError(
+            f"Rows for online table {table.name!r} lack the ordering column {order!r} (int64: event "
+            "time in microseconds for time-series tables, otherwise a publish sequence)."
+        )
+    extra = sorted(names - set(table.schema.names) - {order})
+    if extra:
+        raise SchemaMismatchError(
+            f"Rows for online table {table.name!r} have column(s) {extra} that are not in its schema "
+            f"{table.schema.names}; drop them or add them to the table."
+        )
+    order_col = rows.column(order)
+    if not pa.types.is_integer(order_col.type):
+        raise OnlineStoreError(
+            f"Rows for online table {table.name!r}: ordering column {order!r} must be an integer "
+            f"column, got {order_col.type}."
+        )
+    if order_col.null_count:
+        raise OnlineStoreError(
+            f"Rows for online table {table.name!r}: ordering column {order!r} has "
+            f"{order_col.null_count} null value(s); every row needs an order."
+        )
+    cast_cols = {}
+    for name in [*table.primary_keys, *table.features]:
+        col = rows.column(name)
+        target = table.schema.field(name).type
+        if col.type != target:
+            try:
+                col = col.cast(target)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+                raise SchemaMismatchError(
+                    f"Rows for online table {table.name!r}: column {name!r} has type {col.type}, which "
+                    f"cannot be converted to the table's type {target}: {exc}. Cast the column first."
+                ) from exc
+        cast_cols[name] = col
+    for key in table.primary_keys:
+        col = cast_cols[key]
+        if col.null_count:
+            first = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
+            raise PrimaryKeyError(
+                f"Rows for online table {table.name!r}: primary key {key!r} has {col.null_count} null "
+                f"value(s) (first: row {first}). Drop or fill them before publishing."
+            )
+    keys = pa.table({k: cast_cols[k] for k in table.primary_keys})
+    pk = encode_keys(table.name, table.schema, table.primary_keys, keys)
+    if isinstance(pk, pa.ChunkedArray):
+        pk = pk.combine_chunks()
+    order_np = order_col.cast(pa.int64()).to_numpy()
+    features = pa.table({f: cast_cols[f] for f in table.features}, schema=table.feature_schema())
+    n = rows.num_rows
+    if n > 1 and pc.count_distinct(pk).as_py() != n:
+        index = pa.array(np.arange(n))
+        sort = pc.sort_indices(
+            pa.table({"k": pk, "o": order_np, "i": index}),
+            sort_keys=[("k", "ascending"), ("o", "ascending"), ("i", "ascending")],
+        )
+        sorted_pk = pk.take(sort)
+        last = np.ones(n, dtype=bool)
+        last[:-1] = pc.not_equal(sorted_pk[:-1], sorted_pk[1:]).to_numpy(zero_copy_only=False)
+        keep = sort.filter(pa.array(last))
+        pk, order_np = pk.take(keep), order_np[keep.to_numpy()]
+        keys, features = keys.take(keep), features.take(keep)
+    return PreparedRows(pk=pk, order=np.asarray(order_np, dtype=np.int64), keys=keys, features=features)
+
+
+def prepare_keys(table: OnlineTable, keys: pa.Table | pa.RecordBatch) -> list[str | None]:
+    """The encoded key of every row of ``keys`` (None where a key component is null)."""
+    if isinstance(keys, pa.RecordBatch):
+        keys = pa.Table.from_batches([keys])
+    if not isinstance(keys, pa.Table):
+        raise OnlineStoreError(
+            f"Online table {table.name!r}: read_batch needs the keys as a pyarrow.Table with columns "
+            f"{table.primary_keys}, got {type(keys).__name__}."
+        )
+    return encode_keys(table.name, table.schema, table.primary_keys, keys).to_pylist()
+
+
+def resolve_features(table: OnlineTable, features: list[str] | None) -> list[str]:
+    """The features a read returns, validated against the table."""
+    if features is None:
+        return table.features
+    known = set(table.features)
+    unknown = [f for f in features if f not in known]
+    if unknown:
+        raise OnlineStoreError(
+            f"Online table {table.name!r} has no feature(s) {unknown}; its features are {table.features}."
+        )
+    return list(features)
+
+
+def assemble(table: OnlineTable, features: list[str], arrays: dict[str, pa.Array], n: int) -> pa.Table:
+    """A result table of ``features`` typed per the table schema from decoded ``arrays``.
+
+    A feature absent from ``arrays`` (never stored, e.g. added after the last publish) is all null;
+    one stored with another type is cast to the schema's type.
+    """
+    columns = []
+    for name in features:
+        target = table.schema.field(name).type
+        arr = arrays.get(name)
+        if arr is None:
+            arr = pa.nulls(n, target)
+        elif arr.type != target:
+            try:
+                arr = arr.cast(target)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+                raise OnlineStoreError(
+                    f"Online table {table.name!r}: feature {name!r} is stored as {arr.type} and cannot "
+                    f"be read as {target}: {exc}. Republish the table in overwrite mode."
+                ) from exc
+        columns.append(arr)
+    return pa.Table.from_arrays(columns, schema=table.feature_schema(features))

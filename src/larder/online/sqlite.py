@@ -1,0 +1,378 @@
+"""The embedded default online store: one SQLite file.
+
+Layout
+------
+Each feature table lives in its own SQLite table ``"<full name>@<generation>"``::
+
+    _k      TEXT PRIMARY KEY   the encoded entity key (larder.online.encoding.encode_keys)
+    _order  INTEGER NOT NULL   the row's order (event time in µs, or a publish sequence)
+    _fixed  BLOB NOT NULL      the features' packed record (larder.online.encoding.RowCodec)
+    _var    BLOB               the string/binary feature values (NULL when the table has none)
+
+(a ``WITHOUT ROWID`` table, so a key lookup is one B-tree search). The catalog table
+``_larder_online`` maps each feature table to its current data table and the Arrow schema its
+records were packed with; ``_larder_online_seq`` hands out generation numbers that are never reused.
+
+Writes are one ``INSERT ... ON CONFLICT(_k) DO UPDATE ... WHERE excluded._order >= _order``
+``executemany`` in one transaction. ``replace_table`` fills a new generation and switches the
+catalog row and drops the old table in the same transaction, so readers see the old rows until the
+commit and the new rows after it, never a mix. A write whose schema differs from the stored one
+repacks the stored rows into a new generation in the same transaction.
+
+The file runs in WAL mode with ``synchronous=NORMAL``: readers never block the writer, and a power
+loss can lose the last commits but never corrupt the file (the online store is rebuilt from the
+offline tables by publishing again). Each thread gets its own connection.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from larder.errors import OnlineStoreError, OnlineTableNotFoundError
+from larder.online.base import (
+    ORDER_COLUMN,
+    OnlineStore,
+    OnlineTable,
+    PreparedRows,
+    assemble,
+    prepare_keys,
+    prepare_rows,
+    resolve_features,
+)
+from larder.online.encoding import RowCodec
+
+CODEC_VERSION = 1
+#: Key-list sizes a read pads to, so each table needs only a few prepared statements.
+_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 500)
+_CHUNK = _BUCKETS[-1]
+_WRITE_CHUNK = 50_000
+
+_CATALOG_DDL = (
+    "CREATE TABLE IF NOT EXISTS _larder_online ("
+    " name TEXT PRIMARY KEY, physical TEXT NOT NULL, schema BLOB NOT NULL, codec INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS _larder_online_seq (id INTEGER PRIMARY KEY AUTOINCREMENT)",
+)
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True)
+class _Layout:
+    physical: str
+    codec: RowCodec
+    schema_bytes: bytes
+    select: dict[int, str]  # bucket size -> SELECT statement
+
+    @classmethod
+    def create(cls, physical: str, schema_bytes: bytes) -> _Layout:
+        codec = RowCodec(pa.ipc.read_schema(pa.py_buffer(schema_bytes)))
+        cols = "_k, _fixed, _var" if codec.var_names else "_k, _fixed"
+        select = {
+            b: f"SELECT {cols} FROM {_quote(physical)} WHERE _k IN ({','.join('?' * b)})" for b in _BUCKETS
+        }
+        return cls(physical, codec, schema_bytes, select)
+
+
+class SQLiteOnlineStore(OnlineStore):
+    """Online store in one SQLite file.
+
+    Parameters
+    ----------
+    path
+        The database file; created (with its folder) when missing.
+    timeout
+        Seconds a writer waits for another writer's lock before failing.
+
+    Examples
+    --------
+    >>> import pyarrow as pa, tempfile, pathlib
+    >>> from larder.online.base import OnlineTable
+    >>> table = OnlineTable("main.default.t", ["id"], None,
+    ...                     pa.schema([("id", pa.int64()), ("x", pa.float64())]))
+    >>> with SQLiteOnlineStore(pathlib.Path(tempfile.mkdtemp()) / "online.db") as store:
+    ...     store.write_batch(table, pa.table({"id": [1], "x": [0.5], "__larder_order__": [1]}))
+    ...     store.read_batch(table, pa.table({"id": [1, 2]}))[0].column("x").to_pylist()
+    1
+    [0.5, None]
+    """
+
+    def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        self.timeout = timeout
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._layouts: dict[str, _Layout] = {}
+        self._closed = False
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = self._conn()
+            conn.execute("PRAGMA journal_mode=WAL")
+            for ddl in _CATALOG_DDL:
+                conn.execute(ddl)
+        except (sqlite3.Error, OSError) as exc:
+            raise OnlineStoreError(f"Cannot open the SQLite online store at {self.path}: {exc}") from exc
+
+    # -- connections ------------------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        if self._closed:
+            raise OnlineStoreError(f"The SQLite online store at {self.path} is closed.")
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self.timeout,
+            isolation_level=None,
+            check_same_thread=False,
+            cached_statements=512,
+        )
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA temp_store=MEMORY")
+        conn.execute("PRAGMA cache_size=-65536")
+        self._local.conn = conn
+        with self._lock:
+            self._connections.append(conn)
+        return conn
+
+    @contextmanager
+    def _write(self, what: str) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise OnlineStoreError(f"SQLite online store {self.path}: cannot start {what}: {exc}") from exc
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK")
+            raise OnlineStoreError(f"SQLite online store {self.path}: {what} failed: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            conn.close()
+        self._local = threading.local()
+
+    # -- catalog ----------------------------------------------------------------------------
+
+    def _load_layout(self, name: str) -> _Layout | None:
+        row = (
+            self._conn()
+            .execute("SELECT physical, schema, codec FROM _larder_online WHERE name = ?", (name,))
+            .fetchone()
+        )
+        if row is None:
+            self._layouts.pop(name, None)
+            return None
+        physical, schema_bytes, codec = row
+        if codec != CODEC_VERSION:
+            raise OnlineStoreError(
+                f"SQLite online store {self.path}: table {name!r} was written by a larder with row "
+                f"format {codec} (this one reads format {CODEC_VERSION}). Republish the table."
+            )
+        cached = self._layouts.get(name)
+        if cached is not None and cached.physical == physical:
+            return cached
+        layout = _Layout.create(physical, bytes(schema_bytes))
+        self._layouts[name] = layout
+        return layout
+
+    def _new_physical(self, conn: sqlite3.Connection, table: OnlineTable) -> tuple[str, bytes]:
+        gen = conn.execute("INSERT INTO _larder_online_seq DEFAULT VALUES").lastrowid
+        conn.execute("DELETE FROM _larder_online_seq WHERE id < ?", (gen,))
+        physical = f"{table.name}@{gen}"
+        conn.execute(
+            f"CREATE TABLE {_quote(physical)} (_k TEXT PRIMARY KEY, _order INTEGER NOT NULL, "
+            "_fixed BLOB NOT NULL, _var BLOB) WITHOUT ROWID"
+        )
+        return physical, table.feature_schema().serialize().to_pybytes()
+
+    def _set_layout(self, conn: sqlite3.Connection, name: str, physical: str, schema: bytes) -> None:
+        conn.execute(
+            "INSERT INTO _larder_online (name, physical, schema, codec) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET physical = excluded.physical, schema = excluded.schema, "
+            "codec = excluded.codec",
+            (name, physical, schema, CODEC_VERSION),
+        )
+
+    # -- writes -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _upsert(conn: sqlite3.Connection, layout: _Layout, prepared: PreparedRows) -> int:
+        sql = (
+            f"INSERT INTO {_quote(layout.physical)} AS t (_k, _order, _fixed, _var) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(_k) DO UPDATE SET _order = excluded._order, _fixed = excluded._fixed, "
+            "_var = excluded._var WHERE excluded._order >= t._order"
+        )
+        before = conn.total_changes
+        n = prepared.num_rows
+        for start in range(0, n, _WRITE_CHUNK):
+            part = prepared.features.slice(start, _WRITE_CHUNK)
+            fixed, var = layout.codec.encode(part)
+            keys = prepared.pk.slice(start, _WRITE_CHUNK).to_pylist()
+            orders = prepared.order[start : start + _WRITE_CHUNK].tolist()
+            conn.executemany(sql, zip(keys, orders, fixed, var or [None] * len(fixed), strict=True))
+        return conn.total_changes - before
+
+    def _migrate(self, conn: sqlite3.Connection, table: OnlineTable, old: _Layout) -> _Layout:
+        """Repack every stored row of ``table`` into a new generation with the table's schema."""
+        physical, schema_bytes = self._new_physical(conn, table)
+        new = _Layout.create(physical, schema_bytes)
+        names = [n for n in old.codec.names if n in set(new.codec.names)]
+        cur = conn.execute(f"SELECT _k, _order, _fixed, _var FROM {_quote(old.physical)}")
+        while True:
+            rows = cur.fetchmany(_WRITE_CHUNK)
+            if not rows:
+                break
+            keys, orders, fixed, var = zip(*rows, strict=True)
+            arrays = old.codec.decode(b"".join(fixed), len(rows), var, names)
+            features = assemble(table, table.features, arrays, len(rows))
+            prepared = PreparedRows(
+                pk=pa.array(keys, pa.string()),
+                order=np.asarray(orders, dtype=np.int64),
+                keys=pa.table({}),
+                features=features,
+            )
+            self._upsert(conn, new, prepared)
+        conn.execute(f"DROP TABLE {_quote(old.physical)}")
+        self._set_layout(conn, table.name, physical, schema_bytes)
+        return new
+
+    def write_batch(self, table: OnlineTable, rows: pa.Table, *, order: str = ORDER_COLUMN) -> int:
+        prepared = prepare_rows(table, rows, order)
+        schema_bytes = table.feature_schema().serialize().to_pybytes()
+        try:
+            with self._write(f"writing {table.name!r}") as conn:
+                layout = self._load_layout(table.name)
+                if layout is None:
+                    physical, schema_bytes = self._new_physical(conn, table)
+                    self._set_layout(conn, table.name, physical, schema_bytes)
+                    layout = _Layout.create(physical, schema_bytes)
+                elif layout.schema_bytes != schema_bytes:
+                    layout = self._migrate(conn, table, layout)
+                written = self._upsert(conn, layout, prepared)
+        except sqlite3.Error as exc:
+            self._layouts.pop(table.name, None)
+            raise OnlineStoreError(
+                f"SQLite online store {self.path}: writing {table.name!r} failed: {exc}"
+            ) from exc
+        except BaseException:
+            self._layouts.pop(table.name, None)
+            raise
+        self._layouts[table.name] = layout
+        return written
+
+    def replace_table(
+        self, table: OnlineTable, batches: Iterable[pa.Table], *, order: str = ORDER_COLUMN
+    ) -> int:
+        """Overwrite the table in one transaction: readers see the old rows until the commit."""
+        try:
+            with self._write(f"replacing {table.name!r}") as conn:
+                old = self._load_layout(table.name)
+                physical, schema_bytes = self._new_physical(conn, table)
+                layout = _Layout.create(physical, schema_bytes)
+                for batch in batches:
+                    self._upsert(conn, layout, prepare_rows(table, batch, order))
+                count = conn.execute(f"SELECT count(*) FROM {_quote(physical)}").fetchone()[0]
+                if old is not None:
+                    conn.execute(f"DROP TABLE IF EXISTS {_quote(old.physical)}")
+                self._set_layout(conn, table.name, physical, schema_bytes)
+        except sqlite3.Error as exc:
+            self._layouts.pop(table.name, None)
+            raise OnlineStoreError(
+                f"SQLite online store {self.path}: replacing {table.name!r} failed: {exc}"
+            ) from exc
+        except BaseException:
+            self._layouts.pop(table.name, None)
+            raise
+        self._layouts[table.name] = layout
+        return int(count)
+
+    def drop_table(self, table: OnlineTable) -> None:
+        try:
+            with self._write(f"dropping {table.name!r}") as conn:
+                row = conn.execute(
+                    "SELECT physical FROM _larder_online WHERE name = ?", (table.name,)
+                ).fetchone()
+                if row is not None:
+                    conn.execute(f"DROP TABLE IF EXISTS {_quote(row[0])}")
+                    conn.execute("DELETE FROM _larder_online WHERE name = ?", (table.name,))
+        except sqlite3.Error as exc:
+            raise OnlineStoreError(
+                f"SQLite online store {self.path}: dropping {table.name!r} failed: {exc}"
+            ) from exc
+        finally:
+            self._layouts.pop(table.name, None)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def _fetch(self, layout: _Layout, unique: list[str]) -> dict[str, tuple[bytes, bytes | None]]:
+        conn = self._conn()
+        found: dict[str, tuple[bytes, bytes | None]] = {}
+        has_var = bool(layout.codec.var_names)
+        for start in range(0, len(unique), _CHUNK):
+            part = unique[start : start + _CHUNK]
+            size = next(b for b in _BUCKETS if b >= len(part))
+            params = part + [None] * (size - len(part))
+            rows = conn.execute(layout.select[size], params).fetchall()
+            if has_var:
+                found.update((k, (f, v)) for k, f, v in rows)
+            else:
+                found.update((k, (f, None)) for k, f in rows)
+        return found
+
+    def read_batch(
+        self, table: OnlineTable, keys: pa.Table, features: list[str] | None = None
+    ) -> tuple[pa.Table, np.ndarray]:
+        names = resolve_features(table, features)
+        pks = prepare_keys(table, keys)
+        n = len(pks)
+        for attempt in range(3):
+            layout = self._layouts.get(table.name) or self._load_layout(table.name)
+            if layout is None:
+                raise OnlineTableNotFoundError(
+                    f"Online table {table.name!r} is not in the SQLite online store {self.path}; "
+                    "publish it first with publish_table()."
+                )
+            unique = list(dict.fromkeys(k for k in pks if k is not None))
+            try:
+                rows = self._fetch(layout, unique)
+                break
+            except sqlite3.OperationalError as exc:
+                # The table was replaced or dropped since the layout was cached: look it up again.
+                self._layouts.pop(table.name, None)
+                if attempt == 2 or "no such table" not in str(exc):
+                    raise OnlineStoreError(
+                        f"SQLite online store {self.path}: reading {table.name!r} failed: {exc}"
+                    ) from exc
+            except sqlite3.Error as exc:
+                raise OnlineStoreError(
+                    f"SQLite online store {self.path}: reading {table.name!r} failed: {exc}"
+                ) from exc
+        codec = layout.codec
+        missing = (codec.missing_row, None)
+        hits = [rows.get(k, missing) for k in pks] if rows else [missing] * n
+        fixed = b"".join(h[0] for h in hits)
+        found = np.frombuffer(fixed, np.uint8)[:: codec.width] == 1 if n else np.zeros(0, bool)
+        stored = [name for name in names if name in codec.position]
+        arrays = codec.decode(fixed, n, [h[1] for h in hits] if codec.var_names else None, stored)
+        return assemble(table, names, arrays, n), found
