@@ -1,0 +1,221 @@
+"""The feature server: a small FastAPI app over :class:`~larder.online.lookup.OnlineFeatureAssembler`.
+
+Endpoints:
+
+``POST /features/{spec_name}``
+    Body ``{"keys": [{"Id": 1}, {"Id": 2}]}`` (records) or ``{"keys": {"Id": [1, 2]}}`` (columns), with
+    the spec's input columns. Returns ``{"spec", "rows", "features": [records in the keys' order],
+    "found": {lookup label: [bool per row]}}``. Missing keys get the lookup's defaults, else null, and
+    ``found`` says which keys were in the store.
+``GET /specs``
+    The named feature specs in the catalog, with their input and output columns.
+``GET /health``
+    ``{"status": "ok"}`` once the catalog can be read.
+
+Errors: a malformed body, a missing key column or a key of the wrong type is a 400 with a message
+saying what to fix; an unknown spec is a 404; an online store that cannot be reached is a 503.
+
+Assemblers (and their store clients) are built once per spec and reused; a spec re-created under
+the same name, or a table republished elsewhere, is picked up within
+:data:`larder.online.lookup.CATALOG_REFRESH_S` seconds. Request handlers are ``async`` and call the store
+directly: for the embedded SQLite store and Redis a lookup takes well under a millisecond, so this
+avoids a thread hop; run several ``--workers`` for concurrency.
+"""
+
+# No ``from __future__ import annotations`` here: FastAPI reads the endpoints' annotations at runtime,
+# and ``Request`` is imported inside create_app() (fastapi is an optional dependency).
+import json
+import math
+import os
+from typing import Any
+
+import pyarrow as pa
+
+from larder.errors import (
+    FeatureLookupError,
+    FeatureSpecError,
+    InvalidNameError,
+    LarderError,
+    MissingKeysError,
+    OnlineStoreError,
+    OnlineTableNotFoundError,
+    require,
+)
+
+
+class _State:
+    """The client of one server process; it caches an assembler per spec (refreshed periodically)."""
+
+    def __init__(self, root: str | os.PathLike[str] | None) -> None:
+        from larder.client import FeatureEngineeringClient
+
+        self.fe = FeatureEngineeringClient(root)
+
+    def assembler(self, spec_name: str) -> Any:
+        return self.fe.online_feature_assembler(spec_name, on_missing="null")
+
+    def close(self) -> None:
+        self.fe.close()
+
+
+def _keys_table(body: Any) -> pa.Table:
+    if not isinstance(body, dict) or "keys" not in body:
+        raise FeatureLookupError(
+            'The request body must be a JSON object with "keys": a list of records such as '
+            '{"keys": [{"Id": 1}]} or columns such as {"keys": {"Id": [1, 2]}}.'
+        )
+    keys = body["keys"]
+    try:
+        if isinstance(keys, list):
+            if not all(isinstance(r, dict) for r in keys):
+                raise FeatureLookupError('"keys" as a list must hold one JSON object per row, e.g. [{"Id": 1}].')
+            return pa.Table.from_pylist(keys)
+        if isinstance(keys, dict):
+            lengths = {k: len(v) if isinstance(v, list) else -1 for k, v in keys.items()}
+            if any(n < 0 for n in lengths.values()) or len(set(lengths.values())) > 1:
+                raise FeatureLookupError(
+                    f'"keys" as columns must map each column to a list, all of one length; got lengths {lengths}.'
+                )
+            return pa.table(keys)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise FeatureLookupError(f'"keys" has a column whose values mix types: {exc}') from exc
+    raise FeatureLookupError(f'"keys" must be a list of records or a mapping of columns, got {type(keys).__name__}.')
+
+
+def _default(value: Any) -> Any:
+    """JSON for what ``json`` cannot encode: times as ISO 8601, bytes as base64, durations in seconds."""
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        import base64
+
+        return base64.b64encode(value).decode("ascii")
+    if hasattr(value, "total_seconds"):
+        return value.total_seconds()
+    return str(value)  # Decimal and the like
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
+
+
+def _dumps(payload: dict[str, Any]) -> bytes:
+    """Compact JSON; NaN and infinities (not JSON) become null."""
+    try:
+        text = json.dumps(payload, default=_default, allow_nan=False, separators=(",", ":"))
+    except ValueError:
+        text = json.dumps(_finite(payload), default=_default, allow_nan=False, separators=(",", ":"))
+    return text.encode("utf-8")
+
+
+def create_app(root: str | os.PathLike[str] | None = None) -> Any:
+    """The FastAPI application serving the feature specs of the larder at ``root``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from fastapi.testclient import TestClient
+    >>> with TestClient(create_app(tempfile.mkdtemp())) as http:
+    ...     http.get("/health").json()["status"]
+    'ok'
+    """
+    fastapi = require("fastapi", extra="serve", feature="The feature server")
+    from contextlib import asynccontextmanager
+
+    from fastapi import Request
+    from fastapi.responses import JSONResponse, Response
+
+    holder: dict[str, _State] = {}
+
+    def state() -> _State:
+        if "state" not in holder:
+            holder["state"] = _State(root)
+        return holder["state"]
+
+    @asynccontextmanager
+    async def lifespan(_app: Any):  # type: ignore[no-untyped-def]
+        state()
+        try:
+            yield
+        finally:
+            st = holder.pop("state", None)
+            if st is not None:
+                st.close()
+
+    app = fastapi.FastAPI(title="larder feature server", lifespan=lifespan)
+
+    def error(status: int, exc: Exception) -> Response:
+        return JSONResponse({"error": type(exc).__name__, "detail": str(exc)}, status_code=status)
+
+    @app.get("/health")
+    async def health() -> Response:
+        st = state()
+        try:
+            specs = st.fe.list_feature_specs()
+        except LarderError as exc:
+            return error(503, exc)
+        return Response(_dumps({"status": "ok", "root": st.fe.root, "specs": len(specs)}),
+                        media_type="application/json")
+
+    @app.get("/specs")
+    async def specs() -> Response:
+        st = state()
+        out = []
+        for spec in st.fe.list_feature_specs():
+            out.append({"name": spec.name, "description": spec.description, "input_columns": spec.input_columns,
+                        "output_columns": spec.output_columns, "tables": sorted(spec.table_versions())})
+        return Response(_dumps({"specs": out}), media_type="application/json")
+
+    @app.post("/features/{spec_name}")
+    async def features(spec_name: str, request: Request) -> Response:
+        st = state()
+        raw = await request.body()
+        try:
+            body = json.loads(raw)
+        except ValueError as exc:
+            return JSONResponse({"error": "InvalidJSON", "detail": f"The request body is not valid JSON: {exc}"},
+                                status_code=400)
+        try:
+            asm = st.assembler(spec_name)
+        except (FeatureSpecError, OnlineTableNotFoundError) as exc:
+            return error(404, exc)
+        except InvalidNameError as exc:
+            return error(400, exc)
+        except OnlineStoreError as exc:
+            return error(503, exc)
+        except LarderError as exc:
+            return error(500, exc)
+        try:
+            keys = _keys_table(body)
+            table, found = asm.assemble_arrow(keys)
+        except (FeatureLookupError, MissingKeysError) as exc:
+            return error(400, exc)
+        except OnlineStoreError as exc:
+            return error(503, exc)
+        except LarderError as exc:
+            return error(500, exc)
+        payload = {"spec": asm.spec.name or spec_name, "rows": table.num_rows, "features": table.to_pylist(),
+                   "found": {label: mask.tolist() for label, mask in found.items()}}
+        return Response(_dumps(payload), media_type="application/json")
+
+    return app
+
+
+def run(*, root: str | os.PathLike[str] | None = None, host: str = "127.0.0.1", port: int = 8000,
+        workers: int = 1, log_level: str = "warning") -> None:
+    """Run the feature server with uvicorn (blocks until stopped)."""
+    uvicorn = require("uvicorn", extra="serve", feature="The feature server")
+    require("fastapi", extra="serve", feature="The feature server")
+    if root is not None:
+        os.environ["LARDER_ROOT"] = str(root)
+    uvicorn.run("larder.serving.app:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level=log_level, access_log=False)
+
+
+__all__ = ["create_app", "run"]

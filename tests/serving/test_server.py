@@ -1,0 +1,139 @@
+"""The feature server: FastAPI TestClient for the API and its errors, and a real uvicorn process
+on a free 127.0.0.1 port for the end-to-end path."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from _services import free_port
+from larder.serving.app import create_app
+from larder.training import FeatureFunction, FeatureLookup
+
+
+def double(q: int) -> int:
+    return None if q is None else 2 * q  # type: ignore[return-value]
+
+
+@pytest.fixture()
+def served(fe):  # type: ignore[no-untyped-def]
+    fe.create_table("houses", "Id", df=pd.DataFrame({
+        "Id": [1, 2, 3], "q": [7, 5, 8], "area": [1500.5, np.nan, 980.0], "nb": ["NAmes", None, "Edwards"],
+        "sold": pd.to_datetime(["2010-05-01", "2011-06-02", "2012-07-03"], utc=True)}))
+    fe.create_function("double", double)
+    fe.publish_table("houses")
+    fe.create_feature_spec("price", [
+        FeatureLookup("houses", "Id", rename_outputs={"q": "quality"}, default_values={"quality": 0}),
+        FeatureFunction("double", input_bindings={"q": "quality"}, output_name="q2"),
+    ])
+    return fe
+
+
+def test_features_records_and_columns(served) -> None:
+    with TestClient(create_app(served.root)) as http:
+        r = http.post("/features/price", json={"keys": [{"Id": 3}, {"Id": 42}, {"Id": 1}]})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["spec"] == "main.default.price" and body["rows"] == 3
+        assert [row["Id"] for row in body["features"]] == [3, 42, 1]
+        assert [row["quality"] for row in body["features"]] == [8, 0, 7]
+        assert [row["q2"] for row in body["features"]] == [16, 0, 14]
+        assert body["features"][1]["area"] is None and body["features"][0]["nb"] == "Edwards"
+        assert body["features"][0]["sold"].startswith("2012-07-03T00:00:00")
+        assert body["found"] == {"houses": [True, False, True]}
+        cols = http.post("/features/main.default.price", json={"keys": {"Id": [2, 3]}}).json()
+        assert [row["quality"] for row in cols["features"]] == [5, 8]
+        assert cols["features"][0]["area"] is None  # NaN is sent as null
+        expected = served.get_online_features("price", pd.DataFrame({"Id": [3, 42, 1]}))
+        assert [row["q2"] for row in body["features"]] == expected["q2"].tolist()
+
+
+def test_health_and_specs(served) -> None:
+    with TestClient(create_app(served.root)) as http:
+        assert http.get("/health").json()["status"] == "ok"
+        specs = http.get("/specs").json()["specs"]
+        assert specs[0]["name"] == "main.default.price" and specs[0]["input_columns"] == ["Id"]
+        assert specs[0]["output_columns"] == ["quality", "area", "nb", "sold", "q2"]
+
+
+@pytest.mark.parametrize(("body", "status", "message"), [
+    ({"keys": [{"house": 1}]}, 400, "lookup key column(s) ['Id'] are not in the DataFrame"),
+    ({"keys": [{"Id": "one"}]}, 400, "'Id' of the DataFrame has type"),
+    ({"keys": [{"Id": 1}, {"Id": "x"}]}, 400, "mix"),
+    ({"rows": [{"Id": 1}]}, 400, 'must be a JSON object with "keys"'),
+    ({"keys": {"Id": [1, 2], "x": [1]}}, 400, "all of one length"),
+    ({"keys": [1, 2]}, 400, "one JSON object per row"),
+    ({"keys": "Id=1"}, 400, "list of records or a mapping of columns"),
+])
+def test_bad_requests_are_400(served, body, status, message) -> None:
+    with TestClient(create_app(served.root)) as http:
+        r = http.post("/features/price", json=body)
+        assert r.status_code == status, r.text
+        assert message in r.json()["detail"]
+
+
+def test_invalid_json_unknown_spec_and_unpublished_table(served) -> None:
+    served.create_table("other", "k", df=pd.DataFrame({"k": [1], "v": [2.0]}))
+    served.create_feature_spec("unpublished", [FeatureLookup("other", "k")])
+    with TestClient(create_app(served.root)) as http:
+        r = http.post("/features/price", content=b"{not json", headers={"content-type": "application/json"})
+        assert r.status_code == 400 and "not valid JSON" in r.json()["detail"]
+        r = http.post("/features/nope", json={"keys": [{"Id": 1}]})
+        assert r.status_code == 404 and "'main.default.nope' does not exist" in r.json()["detail"]
+        r = http.post("/features/bad-name", json={"keys": [{"Id": 1}]})
+        assert r.status_code == 400 and "Invalid feature spec name" in r.json()["detail"]
+        r = http.post("/features/unpublished", json={"keys": [{"k": 1}]})
+        assert r.status_code == 404 and "not published" in r.json()["detail"]
+
+
+def test_real_uvicorn_process(served) -> None:
+    port = free_port()
+    env = {**os.environ, "LARDER_DISABLE_PROGRESS": "1"}
+    src = Path(__file__).resolve().parents[2] / "src"
+    env["PYTHONPATH"] = os.pathsep.join([str(src), env.get("PYTHONPATH", "")])
+    code = ("import sys; from larder.serving.app import run; "
+            "run(root=sys.argv[1], host='127.0.0.1', port=int(sys.argv[2]))")
+    proc = subprocess.Popen([sys.executable, "-c", code, served.root, str(port)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        with httpx.Client(base_url=url, timeout=10) as http:
+            while True:
+                try:
+                    if http.get("/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    out = proc.stdout.read().decode() if proc.poll() is not None and proc.stdout else ""
+                    pytest.fail(f"the server did not start: {out[-2000:]}")
+                time.sleep(0.1)
+            r = http.post("/features/price", json={"keys": [{"Id": 1}, {"Id": 99}]})
+            assert r.status_code == 200
+            assert [row["quality"] for row in r.json()["features"]] == [7, 0]
+            assert r.json()["found"] == {"houses": [True, False]}
+            # a republish is served by the running server (the same online table is read)
+            served.write_table("houses", pd.DataFrame({"Id": [1], "q": [70]}))
+            served.publish_table("houses")
+            r = http.post("/features/price", json={"keys": [{"Id": 1}]})
+            assert r.json()["features"][0]["quality"] == 70
+            assert http.post("/features/nope", json={"keys": [{"Id": 1}]}).status_code == 404
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        if proc.stdout:
+            proc.stdout.close()
