@@ -1,0 +1,388 @@
+"""Point-in-time-safe temporal features over entity time series, computed with DuckDB windows.
+
+:func:`lags` and :func:`rolling` take a pandas DataFrame or a pyarrow Table and return the same kind:
+the input's rows, in the input's order, with the feature columns appended. Nothing needs sorting
+beforehand.
+
+Semantics (the contract the tests check against a brute-force oracle)
+---------------------------------------------------------------------
+Rows are grouped by the entity columns ``by`` and ordered by ``order_by``; rows of one entity with
+the *same* ``order_by`` value are *peers*, ordered among themselves by their position in the input.
+
+* **Strictly the past.** With ``include_current=False`` (the default) a row's features use only rows
+  of its entity whose timestamp is *strictly earlier* than its own. Its own value and the values of
+  its peers (rows of the same entity at the same timestamp) are never used, so peers always get
+  identical features and the features are safe to join point-in-time: nothing at or after the
+  row's timestamp leaks in.
+* **Row windows** (``windows=3``): the last ``n`` rows strictly before the row's timestamp, in
+  ``(order_by, input position)`` order, so when a window boundary cuts through a group of earlier
+  peers, the ones later in the input count as more recent.
+* **Time windows** (``windows="7d"`` or a ``timedelta``): rows with ``t - span <= order_by < t``.
+* **Lags**: ``lag_k`` is the ``k``-th row before the row's timestamp in the same order (``lag_1``
+  is the most recent earlier row).
+* ``include_current=True`` makes windows end *at* the row's timestamp instead: time windows are
+  ``t - span <= order_by <= t`` and row windows are the last ``n`` rows with ``order_by <= t``. All
+  peers (the row itself included) are then inside the window, and peers still get identical values.
+* Windows longer than the available history use what exists; ``count`` says how many non-null
+  values went in. With no values, ``count`` is 0 and the other statistics are null. ``std`` and
+  ``var`` are sample statistics (``ddof=1``), null for fewer than two values. Null inputs are
+  skipped, as in SQL.
+* A null entity key forms its own entity; a null ``order_by`` value is an error.
+
+Output names: ``{column}_lag_{k}``, ``{column}_{stat}_{window}`` with windows written ``3rows`` or
+as a compact duration such as ``7d``, ``12h``, ``30min``, ``45s``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from larder.errors import TransformError
+from larder.transforms._common import (
+    as_arrow_table,
+    as_list,
+    column_names,
+    frame_kind,
+    require_columns,
+    require_new_names,
+    require_numeric,
+)
+
+__all__ = ["STATS", "lags", "rolling", "window_label"]
+
+#: Supported rolling statistics and their DuckDB aggregate.
+STATS: dict[str, str] = {
+    "mean": "avg",
+    "std": "stddev_samp",
+    "var": "var_samp",
+    "min": "min",
+    "max": "max",
+    "sum": "sum",
+    "count": "count",
+    "median": "median",
+}
+
+_UNITS = (
+    ("d", 86_400 * 10**9),
+    ("h", 3_600 * 10**9),
+    ("min", 60 * 10**9),
+    ("s", 10**9),
+    ("ms", 10**6),
+    ("us", 10**3),
+)
+
+Window = int | str | dt.timedelta | np.timedelta64 | pd.Timedelta
+
+
+def window_label(span_ns: int) -> str:
+    """A compact duration: 7 days -> ``"7d"``, 90 minutes -> ``"90min"``, 1.5 s -> ``"1500ms"``."""
+    for unit, size in _UNITS:
+        if span_ns % size == 0:
+            return f"{span_ns // size}{unit}"
+    return f"{span_ns}ns"
+
+
+def _parse_window(window: Any) -> tuple[str, int]:
+    """``("rows", n)`` or ``("time", nanoseconds)``."""
+    if isinstance(window, bool):
+        raise TransformError(f"rolling: window {window!r} is not a row count or a duration.")
+    if isinstance(window, int | np.integer):
+        if window < 1:
+            raise TransformError(f"rolling: a row window must be >= 1 row, got {window}.")
+        return "rows", int(window)
+    if isinstance(window, str):
+        text = window.strip()
+        if not any(ch.isalpha() for ch in text):
+            raise TransformError(
+                f"rolling: window {window!r} has no unit; write a row count as an int (7) or a duration "
+                "with a unit ('7d', '12h', '30min')."
+            )
+        try:
+            span = pd.Timedelta(text)
+        except (ValueError, TypeError) as exc:
+            raise TransformError(
+                f"rolling: cannot read window {window!r} as a duration ({exc}). Use units d, h, min, s, ms "
+                "(months and years have no fixed length)."
+            ) from exc
+    elif isinstance(window, dt.timedelta | np.timedelta64 | pd.Timedelta):
+        span = pd.Timedelta(window)
+    else:
+        raise TransformError(
+            f"rolling: window {window!r} must be an int (rows), a duration string like '7d', or a timedelta."
+        )
+    if pd.isna(span) or span.value <= 0:
+        raise TransformError(f"rolling: a time window must be positive, got {window!r}.")
+    return "time", int(span.value)
+
+
+def _order_key(column: pa.ChunkedArray, name: str, where: str) -> tuple[pa.ChunkedArray, bool]:
+    """The ordering column as int64 nanoseconds (temporal) or as numbers; returns (key, is_time)."""
+    t = column.type
+    if column.null_count:
+        raise TransformError(
+            f"{where}: order_by column {name!r} has {column.null_count} null value(s). Drop or fill them "
+            "first: a row without a time cannot be placed in its series."
+        )
+    if pa.types.is_timestamp(t):
+        scale = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}[t.unit]
+        ints = pc.cast(column.cast(pa.timestamp(t.unit)), pa.int64())
+        return (pc.multiply_checked(ints, scale) if scale != 1 else ints), True
+    if pa.types.is_date(t):
+        days = pc.cast(column.cast(pa.date32()), pa.int32()).cast(pa.int64())
+        return pc.multiply_checked(days, 86_400 * 10**9), True
+    if pa.types.is_integer(t) or pa.types.is_floating(t):
+        if pa.types.is_floating(t) and pc.any(pc.is_nan(column)).as_py():
+            raise TransformError(
+                f"{where}: order_by column {name!r} has NaN values; drop or fill them first."
+            )
+        return column, False
+    raise TransformError(
+        f"{where}: order_by column {name!r} has type {t}; use a timestamp, a date or a number."
+    )
+
+
+class _Prepared:
+    """The input reduced to internal columns: ``__k{i}`` keys, ``__t`` order key, ``__v{i}`` values."""
+
+    def __init__(self, df: Any, by: list[str], order_by: str, columns: list[str], where: str) -> None:
+        self.kind = frame_kind(df, where=where)
+        names = column_names(df)
+        if self.kind == "pandas" and len(set(names)) != len(names):
+            raise TransformError(f"{where}: the DataFrame has duplicate column names; make them unique.")
+        require_columns(names, [*by, order_by, *columns], where=where)
+        needed = list(dict.fromkeys([*by, order_by, *columns]))
+        if self.kind == "pandas":
+            try:
+                table = pa.Table.from_pandas(df[needed], preserve_index=False)
+            except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+                raise TransformError(
+                    f"{where}: cannot read columns {needed} ({exc}); a column probably mixes types."
+                ) from exc
+        else:
+            table = as_arrow_table(df).select(needed)
+        key, self.is_time = _order_key(table.column(order_by), order_by, where)
+        arrays = [table.column(c) for c in by] + [key] + [table.column(c) for c in columns]
+        fields = [f"__k{i}" for i in range(len(by))] + ["__t"] + [f"__v{i}" for i in range(len(columns))]
+        arrays.append(pa.array(np.arange(table.num_rows, dtype="int64")))
+        fields.append("__rid")
+        self.table = pa.table(arrays, names=fields)
+        self.partition = ", ".join(f"__k{i}" for i in range(len(by)))
+        self.n_rows = table.num_rows
+
+    def over(self, order: str, frame: str = "") -> str:
+        part = f"PARTITION BY {self.partition} " if self.partition else ""
+        return f"({part}ORDER BY {order} {frame})".replace(" )", ")")
+
+
+def _run(prepared: _Prepared, levels: list[str], outputs: list[tuple[str, str]]) -> pa.Table:
+    """Run the query; return the output columns (renamed) in the caller's row order."""
+    con = duckdb.connect(":memory:")
+    try:
+        con.register("__src", prepared.table)
+        sql = levels[0]
+        for i, level in enumerate(levels[1:], start=1):
+            sql = level.replace("{prev}", f"({sql}) AS __l{i}")
+        select = ", ".join(alias for alias, _ in outputs)
+        result = con.sql(f"SELECT {select} FROM ({sql}) AS __final ORDER BY __rid").to_arrow_table()
+    except duckdb.Error as exc:
+        raise TransformError(f"temporal features: DuckDB could not compute them ({exc}).") from exc
+    finally:
+        con.close()
+    return result.rename_columns([name for _, name in outputs])
+
+
+def _attach(df: Any, kind: str, features: pa.Table) -> Any:
+    if kind == "pandas":
+        extra = features.to_pandas()
+        extra.index = df.index
+        return pd.concat([df, extra], axis=1)
+    table = as_arrow_table(df)
+    for name in features.column_names:
+        table = table.append_column(name, features.column(name))
+    return table
+
+
+def _j_columns(prepared: _Prepared, with_y: bool) -> str:
+    rows = prepared.over("__t, __rid")
+    peers = prepared.over("__t")
+    cols = f"(row_number() OVER {rows}) - (rank() OVER {peers}) AS __j"
+    if with_y:
+        frame = prepared.over("__t", "RANGE BETWEEN CURRENT ROW AND CURRENT ROW")
+        cols += f", (count(*) OVER {frame}) - 1 - ((row_number() OVER {rows}) - (rank() OVER {peers})) AS __y"
+    return cols
+
+
+def lags(
+    df: Any,
+    by: str | Sequence[str] | None,
+    order_by: str,
+    columns: str | Sequence[str],
+    periods: int | Sequence[int] = 1,
+) -> Any:
+    """Append lagged values ``{column}_lag_{k}`` of each column per entity.
+
+    ``lag_k`` is the value of the ``k``-th most recent row of the same entity with a timestamp
+    strictly before the row's own (peers at the same timestamp are skipped; see the module notes).
+    Rows with fewer than ``k`` earlier rows get null. Any column type can be lagged.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame or pyarrow.Table
+    by : str or list of str or None
+        Entity key column(s); ``None`` treats the whole frame as one series.
+    order_by : str
+        Timestamp, date or numeric column that orders each entity's rows.
+    columns : str or list of str
+        Columns to lag.
+    periods : int or list of int, default 1
+        Lags to compute, each >= 1.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"store": [1, 1, 1], "day": pd.to_datetime(["2024-01-03", "2024-01-01", "2024-01-02"]),
+    ...                    "sales": [30.0, 10.0, 20.0]})
+    >>> lags(df, "store", "day", "sales", periods=[1, 2])[["sales_lag_1", "sales_lag_2"]].values.tolist()
+    [[20.0, 10.0], [nan, nan], [10.0, nan]]
+    """
+    by_cols, value_cols = as_list(by), as_list(columns)
+    ks = [periods] if isinstance(periods, int | np.integer) else list(periods)
+    if not value_cols or not ks:
+        raise TransformError("lags: give at least one column and one period.")
+    for k in ks:
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+            raise TransformError(f"lags: periods must be integers >= 1, got {k!r}.")
+    prep = _Prepared(df, by_cols, order_by, value_cols, "lags")
+    names = [f"{c}_lag_{int(k)}" for c in value_cols for k in ks]
+    require_new_names(column_names(df), names, where="lags")
+    rows = prep.over("__t, __rid")
+    level1 = f"SELECT *, {_j_columns(prep, with_y=False)} FROM __src"
+    exprs, outputs = [], []
+    for i, _col in enumerate(value_cols):
+        for k in ks:
+            alias = f"__o{len(outputs)}"
+            exprs.append(f"lag(__v{i}, {int(k)} + __j) OVER {rows} AS {alias}")
+            outputs.append((alias, names[len(outputs)]))
+    level2 = f"SELECT __rid, {', '.join(exprs)} FROM {{prev}}"
+    return _attach(df, prep.kind, _run(prep, [level1, level2], outputs))
+
+
+def rolling(
+    df: Any,
+    by: str | Sequence[str] | None,
+    order_by: str,
+    columns: str | Sequence[str],
+    windows: Window | Sequence[Window],
+    stats: Sequence[str] = ("mean", "std", "min", "max", "sum", "count"),
+    include_current: bool = False,
+) -> Any:
+    """Append rolling statistics ``{column}_{stat}_{window}`` per entity, strictly from the past.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame or pyarrow.Table
+    by : str or list of str or None
+        Entity key column(s); ``None`` treats the whole frame as one series.
+    order_by : str
+        Timestamp, date or numeric column. Time windows need a timestamp or date column.
+    columns : str or list of str
+        Numeric (or boolean) columns to aggregate.
+    windows : int, str, timedelta, or a list of them
+        ``int`` = a number of rows (``"3rows"`` in names); a duration (``"7d"``, ``"12h"``,
+        ``timedelta(hours=6)``) = a time span.
+    stats : list of str, default mean, std, min, max, sum, count
+        From ``mean, std, var, min, max, sum, count, median``.
+    include_current : bool, default False
+        False: only rows strictly before the row's timestamp (point-in-time safe). True: the window
+        ends at the row's timestamp inclusive (the row and its peers are in it).
+
+    Returns
+    -------
+    The same kind of frame, same rows and order, with one float column per (column, stat, window)
+    (``count`` is an integer column).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"store": [1, 1, 1], "day": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-09"]),
+    ...                    "sales": [10.0, 20.0, 30.0]})
+    >>> out = rolling(df, "store", "day", "sales", windows=["7d", 2], stats=["sum"])
+    >>> out[["sales_sum_7d", "sales_sum_2rows"]].values.tolist()
+    [[nan, nan], [10.0, 10.0], [20.0, 30.0]]
+    """
+    by_cols, value_cols = as_list(by), as_list(columns)
+    wins = (
+        [windows]
+        if isinstance(windows, int | str | dt.timedelta | np.timedelta64 | pd.Timedelta)
+        else list(windows)
+    )
+    stat_list = [stats] if isinstance(stats, str) else list(stats)
+    if not value_cols or not wins or not stat_list:
+        raise TransformError("rolling: give at least one column, one window and one statistic.")
+    unknown = [s for s in stat_list if s not in STATS]
+    if unknown:
+        raise TransformError(f"rolling: unknown statistic(s) {unknown}; choose from {list(STATS)}.")
+    parsed = [_parse_window(w) for w in wins]
+    prep = _Prepared(df, by_cols, order_by, value_cols, "rolling")
+    require_numeric(
+        prep.table.select([f"__v{i}" for i in range(len(value_cols))]).rename_columns(value_cols),
+        value_cols,
+        where="rolling",
+        fix="Rolling statistics need numbers; use lags() for other types.",
+    )
+    if any(kind == "time" for kind, _ in parsed) and not prep.is_time:
+        raise TransformError(
+            f"rolling: time windows need order_by {order_by!r} to be a timestamp or date column; "
+            "use row counts (ints) for numeric ordering."
+        )
+    labels = [f"{n}rows" if kind == "rows" else window_label(n) for kind, n in parsed]
+    names = [f"{c}_{s}_{label}" for c in value_cols for label in labels for s in stat_list]
+    require_new_names(column_names(df), names, where="rolling")
+
+    rows_over, time_order = "__t, __rid", "__t"
+    level1_exprs: list[str] = []  # time windows: no peer offsets needed
+    level2_exprs: list[str] = []  # row windows: variable frames from the peer offset __j (and __y)
+    level3: list[str] = []  # include_current row windows: broadcast the peer group's last row
+    outputs: list[tuple[str, str]] = []
+    output_stats: list[str] = []
+    need_rows = any(kind == "rows" for kind, _ in parsed)
+    for i, _col in enumerate(value_cols):
+        value = f"CAST(__v{i} AS DOUBLE)"
+        for (kind, n), _label in zip(parsed, labels, strict=True):
+            for stat in stat_list:
+                alias = f"__o{len(outputs)}"
+                agg = f"{STATS[stat]}({value})"
+                if kind == "time":
+                    end = "CURRENT ROW" if include_current else "1 PRECEDING"
+                    frame = f"RANGE BETWEEN {n} PRECEDING AND {end}"
+                    level1_exprs.append(f"{agg} OVER {prep.over(time_order, frame)} AS {alias}")
+                elif not include_current:
+                    frame = f"ROWS BETWEEN {n} + __j PRECEDING AND 1 + __j PRECEDING"
+                    level2_exprs.append(f"{agg} OVER {prep.over(rows_over, frame)} AS {alias}")
+                else:
+                    frame = f"ROWS BETWEEN {n - 1} PRECEDING AND CURRENT ROW"
+                    level2_exprs.append(f"{agg} OVER {prep.over(rows_over, frame)} AS {alias}")
+                    level3.append(f"lead({alias}, __y) OVER {prep.over(rows_over)} AS {alias}")
+                outputs.append((alias, names[len(outputs)]))
+                output_stats.append(stat)
+    level_sqls: list[str] = []
+    first = ["*"] + level1_exprs
+    if need_rows:
+        first.append(_j_columns(prep, with_y=include_current))
+    level_sqls.append(f"SELECT {', '.join(first)} FROM __src")
+    if level2_exprs:
+        level_sqls.append(f"SELECT *, {', '.join(level2_exprs)} FROM {{prev}}")
+    if level3:
+        level_sqls.append(f"SELECT * REPLACE ({', '.join(level3)}) FROM {{prev}}")
+    features = _run(prep, level_sqls, outputs)
+    counts = {name for name, stat in zip(names, output_stats, strict=True) if stat == "count"}
+    casts = [pa.int64() if name in counts else pa.float64() for name in names]
+    return _attach(df, prep.kind, features.cast(pa.schema(list(zip(names, casts, strict=True)))))
