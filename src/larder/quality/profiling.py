@@ -9,8 +9,9 @@ keeps the full size, ``profiled_rows`` the sample size).
 Conventions: NaN counts as null for numeric columns; infinities count as values (``infinite``) but
 are left out of the distinct count, moments, quantiles, min, max and histogram; booleans, strings and dictionary (category) columns are categorical;
 timestamps and dates get count, nulls, distinct, min and max. Distinct counts are exact up to
-``exact_distinct_below`` profiled rows and HyperLogLog estimates above (DuckDB's
-``approx_count_distinct``, typically within 10 per cent; an exact count costs 20 times more).
+``exact_distinct_below`` rows and HyperLogLog estimates above (DuckDB's ``approx_count_distinct``,
+typically within 10 per cent; an exact count costs 20 times more). On a sample, the distinct count
+is the sample's (an estimate too, always computed with HyperLogLog).
 
 >>> import pandas as pd
 >>> p = profile(pd.DataFrame({"x": [1.0, 2.0, None, 4.0], "c": ["a", "b", "a", None]}))
@@ -115,7 +116,8 @@ def profile(
     bins, top_k, quantiles
         Histogram bins per numeric column, top values kept per categorical column, quantiles computed.
     exact_distinct_below
-        Count distinct values exactly when at most this many rows are profiled, else estimate them.
+        Count distinct values exactly when the whole frame has at most this many rows (and is not
+        sampled), else estimate them.
     seed
         Seed of the sample, so that re-profiling the same data gives the same numbers.
     """
@@ -151,7 +153,8 @@ def profile(
         con.register("raw", table)
         con.execute("CREATE VIEW v AS SELECT " + ", ".join(_view_expr(c, ids[c], kinds[c]) for c in names)
                     + " FROM raw")
-        stats = _summary(con, names, ids, kinds, n, quantiles, exact_distinct_below)
+        exact = not sampled and n <= exact_distinct_below
+        stats = _summary(con, names, ids, kinds, exact, quantiles)
         hists, tops = _distributions(con, names, ids, kinds, stats, bins, top_k)
     finally:
         con.close()
@@ -166,7 +169,7 @@ def profile(
             name=c, dtype=str(table.schema.field(c).type), kind=kind, count=count, nulls=n - count,
             null_fraction=(n - count) / n if n else 0.0,
             distinct=None if s.get("distinct") is None else int(s["distinct"]),
-            distinct_approximate=n > exact_distinct_below, infinite=infinite,
+            distinct_approximate=not exact, infinite=infinite,
         )
         if kind == "numeric":
             col.mean, col.std = _f(s["mean"]), _f(s["std"])
@@ -239,9 +242,8 @@ def _view_expr(name: str, alias: str, kind: Kind) -> str:
 
 
 def _summary(con: duckdb.DuckDBPyConnection, names: list[str], ids: dict[str, str], kinds: dict[str, Kind],
-             n: int, quantiles: Sequence[float], exact_below: int) -> dict[str, dict[str, Any]]:
+             exact: bool, quantiles: Sequence[float]) -> dict[str, dict[str, Any]]:
     parts: list[tuple[str, str, str]] = []  # (column, stat, sql)
-    exact = n <= exact_below
     qlist = "[" + ", ".join(repr(float(q)) for q in quantiles) + "]"
     for c in names:
         a, kind = ids[c], kinds[c]
