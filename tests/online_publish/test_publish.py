@@ -42,6 +42,9 @@ def test_round_trip(fe, store_spec) -> None:
     assert (pub.table_name, pub.store_type, pub.delta_version, pub.rows, pub.mode) == (
         "main.default.houses", store_spec.type, 0, 3, "merge")
     assert pub.features == ["q", "area", "nb"] and pub.active
+    physical = {"sqlite": "main.default.houses", "redis": "main.default.houses",
+                "dynamodb": f"{getattr(store_spec, 'table_prefix', '')}main__default__houses"}
+    assert pub.online_table_name == physical[store_spec.type]
     got = online(fe, "houses", pd.DataFrame({"Id": [3, 1, 42, 2]}))
     assert got["Id"].tolist() == [3, 1, 42, 2]
     assert got["_found_houses"].tolist() == [True, True, False, True]
@@ -235,6 +238,23 @@ def test_snapshot_order_grows_with_version_and_recreation() -> None:
     assert snapshot_order(created, 0) < snapshot_order(created, 1) < snapshot_order(created, 5000)
     assert snapshot_order(later, 0) > snapshot_order(created, 100_000)
     assert snapshot_order(dt.datetime(2200, 1, 1, tzinfo=UTC), 10**6) < 2**63
+
+
+def test_progress_bar_and_store_client_reuse(fe, monkeypatch) -> None:
+    import larder.online.publish as publish
+
+    monkeypatch.delenv("LARDER_DISABLE_PROGRESS", raising=False)
+    monkeypatch.setattr(publish, "PROGRESS_MIN_ROWS", 1)
+    assert publish.progress_enabled()
+    fe.create_table("houses", "Id", df=houses())
+    fe.publish_table("houses")
+    fe.publish_table("houses", SQLiteStoreSpec(), mode="overwrite")
+    online(fe, "houses", pd.DataFrame({"Id": [1]}))
+    assert len(fe._online_stores) == 1  # one client for the one store, reused
+    monkeypatch.setenv("LARDER_DISABLE_PROGRESS", "1")
+    assert not publish.progress_enabled()
+    fe.close()
+    assert "_online_stores" not in fe.__dict__
 
 
 def test_recreated_table_overrides_old_rows(fe) -> None:

@@ -197,6 +197,8 @@ class Publication:
     store_name: str | None
     store_type: str
     store_spec: dict[str, Any]
+    #: The table's name inside the store (DynamoDB: the physical table; else the full name).
+    online_table_name: str
     online_table: OnlineTable
     features: list[str]
     delta_version: int
@@ -207,10 +209,6 @@ class Publication:
     duration_s: float | None
     active: bool
 
-    @property
-    def online_table_name(self) -> str:
-        return self.online_table.name
-
     def spec(self) -> Any:
         """The store spec (as recorded, without credentials)."""
         return parse_spec(self.store_spec)
@@ -219,7 +217,8 @@ class Publication:
         """JSON-able summary, including the online table info needed to read it back."""
         return {
             "table_name": self.table_name, "store_name": self.store_name, "store_type": self.store_type,
-            "store_spec": self.store_spec, "online_table": online_table_info(self.online_table),
+            "store_spec": self.store_spec, "online_table_name": self.online_table_name,
+            "online_table": online_table_info(self.online_table),
             "features": self.features, "delta_version": self.delta_version, "mode": self.mode,
             "filter_condition": self.filter_condition, "rows": self.rows,
             "published_at": self.published_at.isoformat(), "active": self.active,
@@ -229,7 +228,8 @@ class Publication:
 def _publication(rec: PublicationRecord) -> Publication:
     return Publication(
         id=rec.id, table_name=rec.table_name, store_name=rec.store_name, store_type=rec.store_type,
-        store_spec=dict(rec.store_spec), online_table=online_table_from_info(rec.online_table),
+        store_spec=dict(rec.store_spec), online_table_name=rec.online_table_name,
+        online_table=online_table_from_info(rec.online_table),
         features=list(rec.features), delta_version=rec.delta_version, mode=rec.mode,
         filter_condition=rec.filter_condition, rows=rec.rows,
         published_at=rec.published_at.replace(tzinfo=UTC), duration_s=rec.duration_s,
@@ -412,7 +412,8 @@ class Publisher:
             rec = PublicationRecord(
                 table_name=ft.name, store_name=store_name, store_type=spec.type,
                 store_spec=redacted_spec(spec), store_key=store_key(spec, self.ctx.root),
-                online_table_name=online.name, online_table=online_table_info(online), features=published,
+                online_table_name=_physical_name(store, online), online_table=online_table_info(online),
+                features=published,
                 delta_version=snap.version, mode=mode,
                 filter_condition=filter_condition if isinstance(filter_condition, str) else (
                     None if filter_condition is None else str(filter_condition)),
@@ -494,6 +495,13 @@ class Publisher:
             stmt = stmt.where(PublicationRecord.dropped_at.is_(None))
         with self.ctx.catalog.session() as s:
             return [_publication(r) for r in s.scalars(stmt)]
+
+
+def _physical_name(store: OnlineStore, table: OnlineTable) -> str:
+    """The name of the table inside the store, where the store exposes one (DynamoDB), else the
+    feature table's full name (the SQLite and Redis stores key their data by it)."""
+    namer = getattr(store, "physical_name", None)
+    return str(namer(table)) if callable(namer) else table.name
 
 
 def snapshot_order(created_at: datetime, version: int) -> int:
