@@ -268,3 +268,45 @@ class FeatureEngineeringClient:
         if isinstance(features, str):
             return self._online.assembler_for_name(features, on_missing)  # type: ignore[arg-type]
         return self._online.assembler(features, on_missing)  # type: ignore[arg-type]
+
+    # -- models that fetch their own features (larder.models) -------------------------------------
+    def log_model(self, model: Any, artifact_path: str, flavor: Any, training_set: TrainingSet, *,
+                  registered_model_name: str | None = None, signature: Any = None, input_example: Any = None,
+                  infer_input_example: bool = False, extra_pip_requirements: Sequence[str] | None = None,
+                  **flavor_kwargs: Any) -> Any:
+        """Log ``model`` (saved with ``flavor``, e.g. ``mlflow.sklearn``) inside an MLflow pyfunc model that
+        carries ``training_set``'s feature spec and looks its features up online when it predicts; register
+        it as ``registered_model_name`` if given. Its input signature is the keys, timestamps and
+        request-time columns. Lineage goes into the catalog. Logs into the active MLflow run, else starts
+        one. ``flavor_kwargs`` go to ``flavor.save_model``. Returns MLflow's ``ModelInfo``. See docs/models.md.
+        """
+        from larder.models.log_model import log_model
+
+        return log_model(self._ctx, model, artifact_path, flavor=flavor, training_set=training_set,
+                         registered_model_name=registered_model_name, signature=signature,
+                         input_example=input_example, infer_input_example=infer_input_example,
+                         extra_pip_requirements=extra_pip_requirements, flavor_kwargs=flavor_kwargs)
+
+    def score_batch(self, model_uri: str, df: Any, result_type: str = "double") -> pd.DataFrame:
+        """Score ``df`` offline: point-in-time features from the latest Delta versions, the model's
+        functions, then predict. Returns ``df``'s columns, the features and a ``prediction`` column. A
+        feature column present in ``df`` overrides the looked-up value. ``model_uri``: ``runs:/...``,
+        ``models:/name/version`` or ``models:/name@alias``."""
+        from larder.models.score import score_batch
+
+        return score_batch(self._ctx, model_uri, df, result_type)
+
+    def check_skew(self, model_uri: str, keys_df: Any, *, rtol: float = 1e-9, atol: float = 1e-9) -> Any:
+        """Compare, for the rows of ``keys_df``, the online- and offline-assembled features and predictions
+        of a logged model. Returns a :class:`~larder.models.skew.SkewReport` (``ok``, ``summary``,
+        ``mismatches``)."""
+        from larder.models.skew import check_skew
+
+        return check_skew(self._ctx, model_uri, keys_df, rtol=rtol, atol=atol)
+
+    def model_lineage(self, name: str, version: str | int | None = None) -> Any:
+        """Tables (with Delta versions), features and functions of a registered model version (a number
+        or an alias; None: the latest larder logged), or of a ``runs:/`` URI."""
+        from larder.models.lineage import model_lineage
+
+        return model_lineage(self._ctx, name, version)

@@ -1,0 +1,109 @@
+"""``score_batch``: the offline path of a feature-aware model.
+
+The model's feature spec is executed with point-in-time lookups against the **latest** Delta versions
+of its tables (:func:`larder.training.assemble.assemble_offline`), its functions are applied, and the
+raw model predicts. A feature column already present in ``df`` overrides the looked-up (or computed)
+value, as in Databricks. The result is ``df``'s columns, the features and a ``prediction`` column.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from larder.context import Context
+from larder.errors import LarderError, ModelError
+from larder.models.bundle import ModelBundle, load_bundle
+from larder.models.tracking import ensure_tracking
+
+PREDICTION = "prediction"
+
+#: Spark SQL result types (what Databricks' ``score_batch`` takes) and their pandas dtypes.
+RESULT_TYPES: dict[str, str] = {
+    "double": "float64", "float": "float32", "long": "int64", "bigint": "int64", "int": "int32",
+    "integer": "int32", "short": "int16", "smallint": "int16", "byte": "int8", "tinyint": "int8",
+    "boolean": "bool", "bool": "bool", "string": "str",
+}
+
+
+def _as_dtype(result_type: str) -> str:
+    if not isinstance(result_type, str) or result_type.strip().lower() not in RESULT_TYPES:
+        raise ModelError(f"result_type must be one of {sorted(RESULT_TYPES)}, got {result_type!r}.")
+    return RESULT_TYPES[result_type.strip().lower()]
+
+
+def prediction_column(predictions: Any, index: pd.Index, result_type: str) -> pd.Series:
+    """Model output as one column of ``result_type`` values (a single-column frame counts as one
+    column; a 2-D output becomes one list per row)."""
+    dtype = _as_dtype(result_type)
+    if isinstance(predictions, pd.DataFrame):
+        predictions = predictions.iloc[:, 0] if predictions.shape[1] == 1 else predictions.to_numpy()
+    if isinstance(predictions, pd.Series):
+        values: Any = predictions.to_numpy()
+    else:
+        values = np.asarray(predictions)
+    if values.ndim == 2 and values.shape[1] == 1:
+        values = values[:, 0]
+    if len(values) != len(index):
+        raise ModelError(f"The model returned {len(values)} predictions for {len(index)} rows.")
+    if values.ndim == 2:
+        return pd.Series([np.asarray(row).astype(dtype).tolist() for row in values], index=index, name=PREDICTION)
+    try:
+        return pd.Series(values, index=index, name=PREDICTION).astype(dtype)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(
+            f"Cannot convert the model's predictions ({values.dtype}) to result_type {result_type!r}: {exc}."
+        ) from exc
+
+
+def offline_features(ctx: Context, bundle: ModelBundle, df: Any, *, override: bool = True) -> pd.DataFrame:
+    """The assembled frame (``df``'s columns then the features) on the latest offline data."""
+    from larder.training.assemble import as_pandas, assemble_offline
+
+    frame = as_pandas(df)
+    missing = [c for c in bundle.input_columns if c not in frame.columns and c not in bundle.spec.produced_columns]
+    if missing:
+        raise ModelError(
+            f"df lacks the model's input column(s) {missing}; the model takes {bundle.input_columns} "
+            "(keys, timestamps and request-time columns)."
+        )
+    return assemble_offline(ctx, bundle.spec, frame, use_pinned_versions=False,
+                            override_with_input_columns=override)
+
+
+def predict_frame(bundle: ModelBundle, frame: pd.DataFrame) -> Any:
+    absent = [c for c in bundle.feature_columns if c not in frame.columns]
+    if absent:
+        raise ModelError(f"The assembled features lack the model's column(s) {absent}.")
+    try:
+        return bundle.raw_model.predict(frame[bundle.feature_columns])
+    except LarderError:
+        raise
+    except Exception as exc:
+        raise ModelError(f"The model's predict() failed: {type(exc).__name__}: {exc}") from exc
+
+
+def score_batch(ctx: Context, model_uri: str, df: Any, result_type: str = "double") -> pd.DataFrame:
+    """See ``FeatureEngineeringClient.score_batch``."""
+    _as_dtype(result_type)
+    if isinstance(df, pd.DataFrame) and PREDICTION in df.columns:
+        raise ModelError(f"df already has a {PREDICTION!r} column; drop or rename it before score_batch().")
+    ensure_tracking(ctx)
+    bundle = load_bundle(model_uri)
+    from larder.training.assemble import as_pandas
+
+    frame_in = as_pandas(df)
+    frame = offline_features(ctx, bundle, frame_in)
+    preds = predict_frame(bundle, frame)
+    # every column of df (excluded ones too), then the features, then the prediction
+    out = frame_in.copy(deep=False)
+    for col in frame.columns:
+        if col not in out.columns:
+            out[col] = frame[col]
+    out[PREDICTION] = prediction_column(preds, frame.index, result_type)
+    return out
+
+
+__all__ = ["PREDICTION", "RESULT_TYPES", "offline_features", "predict_frame", "prediction_column", "score_batch"]

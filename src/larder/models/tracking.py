@@ -1,0 +1,168 @@
+"""Which MLflow tracking server and model registry larder's models go to, and MLflow error handling.
+
+Resolution, first match wins:
+
+1. a URI **the user set**: ``MLFLOW_TRACKING_URI`` in the environment or ``mlflow.set_tracking_uri()``
+   (likewise ``MLFLOW_REGISTRY_URI`` / ``mlflow.set_registry_uri()`` for the registry). larder never
+   changes these;
+2. ``mlflow_tracking_uri`` in ``larder.yaml``;
+3. ``sqlite:///<larder root>/mlflow.db``, with the Default experiment's artifacts under
+   ``<larder root>/mlartifacts``.
+
+In cases 2 and 3 larder sets the process-wide MLflow tracking and registry URIs (so that
+``mlflow.start_run()`` in the user's code lands in the same place), and remembers that it did: a URI
+larder set itself is never mistaken for one the user set, so a second client on another root moves
+them along. One exception keeps runs whole: while an MLflow run is active that larder did not start
+under its own URI, larder leaves the URIs alone and logs into that run where it lives.
+
+>>> from pathlib import Path
+>>> default_tracking_uri(Path("/srv/larder"))
+'sqlite:////srv/larder/mlflow.db'
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from larder.context import Context
+from larder.errors import LarderError, ModelError
+
+TRACKING_ENV = "MLFLOW_TRACKING_URI"
+REGISTRY_ENV = "MLFLOW_REGISTRY_URI"
+
+_lock = threading.Lock()
+#: The tracking and registry URIs larder itself set last (None: larder has set nothing).
+_ours: dict[str, str | None] = {"tracking": None, "registry": None}
+
+_log = logging.getLogger(__name__)
+
+
+def default_tracking_uri(root: Path) -> str:
+    """``sqlite:///<root>/mlflow.db``."""
+    return f"sqlite:///{Path(root) / 'mlflow.db'}"
+
+
+def _tracking_module() -> Any:
+    from mlflow.tracking._tracking_service import utils
+
+    return utils
+
+
+def _registry_module() -> Any:
+    from mlflow.tracking._model_registry import utils
+
+    return utils
+
+
+def user_tracking_uri() -> str | None:
+    """The tracking URI the user set (environment or ``mlflow.set_tracking_uri``), else None."""
+    explicit = _tracking_module()._tracking_uri
+    if explicit is not None and explicit != _ours["tracking"]:
+        return str(explicit)
+    env = os.environ.get(TRACKING_ENV)
+    if env and env != _ours["tracking"]:
+        return env
+    return None
+
+
+def user_registry_uri() -> str | None:
+    """The registry URI the user set (environment or ``mlflow.set_registry_uri``), else None."""
+    explicit = _registry_module()._registry_uri
+    if explicit and explicit != _ours["registry"]:
+        return str(explicit)
+    env = os.environ.get(REGISTRY_ENV)
+    if env and env != _ours["registry"]:
+        return env
+    return None
+
+
+def _initialise_sqlite(uri: str, artifact_root: Path) -> None:
+    """Create a fresh SQLite tracking database whose Default experiment keeps its artifacts under
+    ``artifact_root`` (MLflow would otherwise put them in ``./mlruns`` of the working directory)."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    artifact_root.mkdir(parents=True, exist_ok=True)
+    store = SqlAlchemyStore(uri, artifact_root.as_uri())
+    store.engine.dispose()
+
+
+def ensure_tracking(ctx: Context) -> str:
+    """Point MLflow at larder's tracking server unless the user chose one; return the tracking URI
+    in effect. See the module docstring for the rules."""
+    import mlflow
+
+    with _lock:
+        user = user_tracking_uri()
+        if user is not None:
+            if _tracking_module()._tracking_uri == _ours["tracking"] and _ours["tracking"] is not None:
+                # our earlier URI is still set in-process but the user's environment now says
+                # otherwise: hand the process back to the user's URI
+                mlflow.set_tracking_uri(user)
+            _ours["tracking"] = None
+            return mlflow.get_tracking_uri()
+        target = ctx.config.mlflow_tracking_uri or default_tracking_uri(ctx.root)
+        current = _tracking_module()._tracking_uri
+        if mlflow.active_run() is not None and current != target:
+            # a run started under another URI (MLflow's own default, say): log into it where it lives
+            return mlflow.get_tracking_uri()
+        if target.startswith("sqlite:///") and not ctx.config.mlflow_tracking_uri:
+            db = Path(target[len("sqlite:///"):])
+            if not db.exists():
+                with mlflow_errors(f"Creating the MLflow tracking database {db}"):
+                    _initialise_sqlite(target, ctx.root / "mlartifacts")
+        if current != target:
+            mlflow.set_tracking_uri(target)
+        _ours["tracking"] = target
+        if user_registry_uri() is None:
+            if _registry_module()._registry_uri != target:
+                mlflow.set_registry_uri(target)
+            _ours["registry"] = target
+        return target
+
+
+def release_tracking() -> None:
+    """Forget the URIs larder set (unset them if they are still in effect). Used by tests."""
+    import mlflow
+
+    with _lock:
+        if _ours["tracking"] is not None and _tracking_module()._tracking_uri == _ours["tracking"]:
+            mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
+            os.environ.pop(TRACKING_ENV, None)
+        if _ours["registry"] is not None and _registry_module()._registry_uri == _ours["registry"]:
+            _registry_module()._registry_uri = None
+            os.environ.pop(REGISTRY_ENV, None)
+        _ours["tracking"] = _ours["registry"] = None
+
+
+@contextmanager
+def mlflow_errors(what: str) -> Iterator[None]:
+    """Re-raise MLflow's exceptions (and file errors) as :class:`~larder.errors.ModelError`.
+
+    ``what`` says what was being done, e.g. ``"Loading model 'models:/price/3'"``.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except LarderError:
+        raise
+    except MlflowException as exc:
+        raise ModelError(f"{what} failed: {exc.message}") from exc
+    except OSError as exc:
+        raise ModelError(f"{what} failed: {exc}") from exc
+
+
+__all__ = [
+    "default_tracking_uri",
+    "ensure_tracking",
+    "mlflow_errors",
+    "release_tracking",
+    "user_registry_uri",
+    "user_tracking_uri",
+]
