@@ -402,8 +402,8 @@ class DynamoDBOnlineStore(OnlineStore):
             i = int(np.argmax(sizes))
             raise ItemTooLargeError(
                 f"Online table {table.name!r}: the item for key {self._key_repr(table, prepared, i)} "
-                f"would take about {int(sizes[i]):,} bytes in DynamoDB table {physical!r}, over the "
-                f"{MAX_ITEM_BYTES:,}-byte item limit. Store large values elsewhere (for example a "
+                f"would take about {int(sizes[i]):,} bytes in DynamoDB table {physical!r}, over DynamoDB's "
+                "400 KB item limit. Store large values elsewhere (for example a "
                 "path or an id) or split the feature."
             )
         names = [name for name, _ in columns]
