@@ -315,7 +315,7 @@ class RowCodec:
                 offsets = offsets[col.offset :]
                 lengths[:, v] = np.diff(offsets)
                 arrays.append(col)
-            mat[:, self.var_start :] = lengths.view(np.uint8).reshape(n, -1)
+            mat[:, self.var_start :] = lengths.view(np.uint8).reshape(n, 4 * len(self.var_names))
             if len(arrays) == 1:
                 inter = arrays[0]
             else:
