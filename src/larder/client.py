@@ -93,12 +93,18 @@ class FeatureEngineeringClient:
         description: str | None = None,
         tags: Mapping[str, str] | None = None,
         feature_descriptions: Mapping[str, str] | None = None,
+        expectations: Sequence[Any] | None = None,
+        quality_policy: str | None = None,
     ) -> FeatureTable:
-        """Create a feature table (and write ``df`` into it, if given) in one all-or-nothing step."""
+        """Create a feature table (and write ``df`` into it, if given) in one all-or-nothing step.
+
+        ``expectations`` (see :mod:`larder.quality`) are checked on this and every later write under
+        ``quality_policy`` (default ``"strict"``)."""
         return self._tables.create_table(
             name, primary_keys, df, schema=schema, timestamp_keys=timestamp_keys,
             partition_columns=partition_columns, description=description, tags=tags,
-            feature_descriptions=feature_descriptions,
+            feature_descriptions=feature_descriptions, expectations=expectations,
+            quality_policy=quality_policy,
         )
 
     def write_table(self, name: str, df: Any, mode: WriteMode = "merge") -> int:
@@ -136,6 +142,49 @@ class FeatureEngineeringClient:
     def table_history(self, name: str, limit: int | None = None) -> pd.DataFrame:
         """One row per Delta version: version, timestamp, operation, rows inserted and updated."""
         return self._tables.history(name, limit)
+
+    # -- data quality (larder.quality) ------------------------------------------------------------
+    def set_expectations(self, name: str, expectations: Sequence[Any], policy: str | None = None) -> Any:
+        """Attach expectations to a table (replacing earlier ones) and optionally set the policy that
+        enforces them on write: ``"strict"`` (reject, nothing committed), ``"warn"`` or ``"off"``."""
+        from larder.quality.store import set_expectations
+
+        t = self.get_table(name)
+        return set_expectations(self._ctx.catalog, t.name, expectations, policy=policy,  # type: ignore[arg-type]
+                                columns=[f.name for f in t.features])
+
+    def get_expectations(self, name: str) -> Any:
+        """The table's quality settings: expectations, policy, profiling options."""
+        from larder.quality.store import get_settings
+
+        return get_settings(self._ctx.catalog, self.get_table(name).name)
+
+    def validate_table(self, name: str, version: int | None = None) -> Any:
+        """Validate a version of the table (default: latest) against its expectations; stores nothing."""
+        from larder.quality.api import validate_table
+
+        return validate_table(self, name, version=version)
+
+    def get_profile(self, name: str, version: int | None = None) -> Any:
+        """The per-feature statistics profiled when ``version`` (default: latest profiled) was written."""
+        from larder.quality.store import get_profile
+
+        return get_profile(self._ctx.catalog, self.get_table(name).name, version)
+
+    def compare(self, name: str, baseline: Any, current: Any = None, *, features: list[str] | None = None,
+                thresholds: Any = None) -> Any:
+        """Drift between two sides (a Delta version, a training set or a DataFrame each): per-feature
+        PSI, KS or chi-square / Jensen-Shannon, thresholds and a verdict."""
+        from larder.quality.api import compare_table
+
+        return compare_table(self, name, baseline, current, features=features, thresholds=thresholds)
+
+    def quality_report(self, name: str, out: str | os.PathLike[str], *, baseline_version: int | None = None,
+                       current_version: int | None = None) -> Any:
+        """Write a self-contained HTML quality report (histograms, null rates, expectation results)."""
+        from larder.quality.api import report_table
+
+        return report_table(self, name, out, baseline_version=baseline_version, current_version=current_version)
 
     # -- training sets, feature functions and feature specs --------------------------------------
     @cached_property

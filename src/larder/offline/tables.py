@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from larder import quality
 from larder.catalog.base import utcnow
 from larder.catalog.tables import FeatureRecord, TableRecord, TagRecord
 from larder.context import Context
@@ -38,6 +39,8 @@ from larder.errors import (
 from larder.names import parse_name
 from larder.offline import delta
 from larder.offline.frames import UTC_US, conform, normalise, to_arrow
+from larder.quality.expectations import coerce_expectations
+from larder.quality.store import _check_policy, check_columns
 
 WriteMode = Literal["merge", "overwrite"]
 
@@ -205,6 +208,8 @@ class TableService:
         description: str | None = None,
         tags: Mapping[str, str] | None = None,
         feature_descriptions: Mapping[str, str] | None = None,
+        expectations: Sequence[Any] | None = None,
+        quality_policy: str | None = None,
     ) -> FeatureTable:
         qn = parse_name(name)
         full = qn.full
@@ -258,6 +263,16 @@ class TableService:
         unknown = [c for c in descriptions if c not in arrow_schema.names]
         if unknown:
             raise SchemaMismatchError(f"Table {full!r}: feature_descriptions names unknown columns {unknown}.")
+        exps = coerce_expectations(expectations or [])
+        if exps:
+            check_columns(exps, arrow_schema.names, full)
+        if quality_policy is not None:
+            _check_policy(quality_policy, full)
+        checked = None
+        if data is not None and exps and quality_policy != "off":
+            result = quality.validate(data, exps, table=full, keys=pks)
+            quality.enforce(result, quality_policy or "strict", full)  # type: ignore[arg-type]
+            checked = result
         path = self.ctx.storage / qn.catalog / qn.schema / qn.name
         if path.exists() and any(path.iterdir()):
             raise TableExistsError(
@@ -284,9 +299,18 @@ class TableService:
                 ]
                 rec.tags = [TagRecord(key=k, value=str(v)) for k, v in (tags or {}).items()]
                 s.add(rec)
+            if exps or quality_policy is not None:
+                quality.set_expectations(self.ctx.catalog, full, exps, policy=quality_policy)  # type: ignore[arg-type]
         except BaseException:
             shutil.rmtree(path, ignore_errors=True)
+            with self.ctx.catalog.session() as s:
+                orphan = s.scalars(select(TableRecord).where(TableRecord.full_name == full)).first()
+                if orphan is not None:
+                    s.delete(orphan)
+            quality.delete_for_table(self.ctx.catalog, full)
             raise
+        if data is not None:
+            quality.record_after_write(self.ctx.catalog, full, 0, data, checked)
         return self.get_table(full)
 
     # -- write -------------------------------------------------------------------------------
@@ -308,6 +332,7 @@ class TableService:
                 raise SchemaMismatchError(
                     f"Table {full!r} is partitioned by {parts} but the DataFrame lacks {missing_parts}."
                 )
+        checked = quality.check_before_write(self.ctx.catalog, full, data, keys=pks)
         if mode == "merge":
             version, _ = delta.merge(path, data, keys=pks, name=full, evolve=bool(new_fields))
         else:
@@ -322,6 +347,7 @@ class TableService:
                                                       added_in_version=version))
                     pos += 1
             rec.updated_at = utcnow()
+        quality.record_after_write(self.ctx.catalog, full, version, data, checked)
         return version
 
     # -- read --------------------------------------------------------------------------------
@@ -391,8 +417,9 @@ class TableService:
     def drop_table(self, name: str) -> None:
         with self.ctx.catalog.session() as s:
             rec = self._record(s, name)
-            path = rec.path
+            path, full = rec.path, rec.full_name
             s.delete(rec)
+        quality.delete_for_table(self.ctx.catalog, full)
         shutil.rmtree(path, ignore_errors=True)
 
     def set_tag(self, name: str, key: str, value: str) -> None:
