@@ -1,0 +1,178 @@
+"""log_model: what the logged model carries, lineage in the catalog, ``larder models show``, function
+usage, tracking URIs, and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from models_world import MODEL_NAME, build_world
+from sklearn.linear_model import Ridge
+from typer.testing import CliRunner
+
+from larder.cli.main import app
+from larder.cli.models import models_app
+from larder.errors import FunctionInUseError, ModelError
+from larder.models.bundle import load_bundle
+from larder.models.tracking import ensure_tracking, user_tracking_uri
+
+runner = CliRunner()
+
+
+def test_signature_is_keys_and_request_columns(world):
+    world.activate()
+    meta = mlflow.models.get_model_info(world.model_uri)
+    inputs = meta.signature.inputs.input_names()
+    assert inputs == ["Id", "YrSold"]  # the keys and the request-time column, not the features
+    assert [p.name for p in meta.signature.params.params] == ["missing_keys"]
+    assert meta.signature.outputs is not None
+
+
+def test_bundle_pins_versions_and_carries_functions(world):
+    world.activate()
+    bundle = load_bundle(world.model_uri)
+    assert bundle.spec.table_versions() == {"main.default.houses": 0, "main.default.house_extras": 0}
+    (fn,) = bundle.spec.functions
+    assert fn.name == "main.default.house_age" and fn.pickle and "year_sold - year_built" in fn.source
+    assert bundle.feature_columns == world.training_set.feature_columns
+    assert bundle.input_columns == ["Id", "YrSold"]
+    assert bundle.meta["flavor"] == "mlflow.sklearn"
+    raw = bundle.raw_model.predict(world.training_set.load_df().drop(columns=["SalePrice"]).head(3))
+    assert len(raw) == 3
+
+
+def test_pip_requirements_are_declared(world):
+    world.activate()
+    local = Path(mlflow.artifacts.download_artifacts(world.model_uri))
+    reqs = (local / "requirements.txt").read_text().splitlines()
+    names = {r.split("==")[0].split("[")[0] for r in reqs if r and not r.startswith("#")}
+    assert {"larder", "mlflow", "cloudpickle", "scikit-learn"} <= names
+    assert any(r.startswith("larder[dynamodb,redis]==") for r in reqs)
+
+
+def test_lineage_in_catalog(world):
+    lin = world.fe.model_lineage(MODEL_NAME)
+    assert (lin.registered_name, lin.registered_version) == (MODEL_NAME, "1")
+    assert [(t.name, t.delta_version) for t in lin.tables] == [("main.default.houses", 0),
+                                                             ("main.default.house_extras", 0)]
+    assert [f.output for f in lin.features] == ["OverallQual", "GrLivArea", "YearBuilt", "Neighborhood",
+                                                "GarageCars", "LotArea"]
+    assert lin.features[0].default == 5
+    (fn,) = lin.functions
+    assert fn.name == "main.default.house_age" and fn.output == "age"
+    assert fn.input_bindings == {"year_built": "YearBuilt", "year_sold": "YrSold"}
+    assert lin.run_uri == f"runs:/{world.info.run_id}/model"
+    assert world.fe.model_lineage(lin.run_uri).registered_version == "1"
+    assert world.fe.model_lineage(MODEL_NAME, 1).run_id == world.info.run_id
+    with pytest.raises(ModelError, match="no lineage for version 7"):
+        world.fe.model_lineage(MODEL_NAME, 7)
+
+
+def test_models_show_cli(world):
+    r = runner.invoke(app, ["models", "show", MODEL_NAME, "--root", str(world.root)])
+    if r.exit_code == 2:  # the lead has not mounted the sub-app on the main CLI yet
+        r = runner.invoke(models_app, ["show", MODEL_NAME, "--root", str(world.root)])
+    assert r.exit_code == 0, r.output
+    for text in ("house_price version 1", "main.default.houses", "main.default.house_extras", "GarageCars",
+                 "main.default.house_age", "mlflow.sklearn"):
+        assert text in r.output
+    r = runner.invoke(models_app, ["show", MODEL_NAME, "--version", "1", "--json", "--root", str(world.root)])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    assert data["uri"] == f"models:/{MODEL_NAME}/1" and len(data["tables"]) == 2
+    r = runner.invoke(models_app, ["show", "no_such_model", "--root", str(world.root)])
+    assert r.exit_code == 1 and "no lineage" in r.output
+
+
+def test_models_commands_have_examples():
+    import typer.main
+
+    group = typer.main.get_command(models_app)
+    for name, cmd in group.commands.items():
+        assert "Example:" in (cmd.help or ""), name
+
+
+def test_drop_function_refuses_a_used_version(world):
+    version = world.fe.get_function("house_age").version
+    with pytest.raises(FunctionInUseError, match=MODEL_NAME):
+        world.fe.drop_function("house_age", version)
+    with pytest.raises(FunctionInUseError):
+        world.fe.drop_function("house_age")
+    assert world.fe.get_function("house_age").version == version
+
+
+def test_default_tracking_uri_is_under_the_root(world):
+    uri = world.activate()
+    assert uri == f"sqlite:///{world.root / 'mlflow.db'}"
+    assert mlflow.get_tracking_uri() == uri and mlflow.get_registry_uri() == uri
+    assert world.fe.model_lineage(MODEL_NAME).tracking_uri == uri
+    exp = mlflow.MlflowClient().get_experiment("0")
+    assert exp.artifact_location.startswith((world.root / "mlartifacts").as_uri())
+    assert user_tracking_uri() is None  # what larder set is not mistaken for the user's choice
+
+
+def test_user_tracking_uri_is_never_changed(world, fe, larder_root, tmp_path, monkeypatch):
+    world.activate()  # larder has set a URI of its own in this process
+    user_uri = f"sqlite:///{tmp_path / 'user.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", user_uri)
+    try:
+        assert ensure_tracking(fe._ctx) == user_uri
+        assert mlflow.get_tracking_uri() == user_uri
+        assert not (larder_root / "mlflow.db").exists()
+        other = f"sqlite:///{tmp_path / 'other.db'}"
+        mlflow.set_tracking_uri(other)  # set in-process: the user's too
+        assert ensure_tracking(fe._ctx) == other == mlflow.get_tracking_uri()
+    finally:
+        mlflow.set_tracking_uri(None)
+        monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    world.activate()
+
+
+def test_log_model_inside_an_active_run_and_unregistered(world):
+    world.activate()
+    with mlflow.start_run() as run:
+        mlflow.log_param("alpha", 1.0)
+        info = world.fe.log_model(world.model, "m2", mlflow.sklearn, world.training_set,
+                                  serialization_format="cloudpickle")
+        assert mlflow.active_run().info.run_id == run.info.run_id  # the run is left open
+    assert info.run_id == run.info.run_id
+    lin = world.fe.model_lineage(f"runs:/{run.info.run_id}/m2")
+    assert lin.registered_name is None and lin.uri == f"runs:/{run.info.run_id}/m2"
+    scored = world.fe.score_batch(lin.uri, pd.DataFrame({"Id": [1], "YrSold": [2008]}))
+    assert scored["prediction"].notna().all()
+
+
+def test_bad_input_is_a_model_error(world):
+    with pytest.raises(ModelError, match="flavor must be an MLflow flavour module"):
+        world.fe.log_model(world.model, "m", "sklearn", world.training_set)
+    with pytest.raises(ModelError, match="training_set must be the TrainingSet"):
+        world.fe.log_model(world.model, "m", mlflow.sklearn, world.training_set.load_df())
+    with pytest.raises(ModelError, match="artifact_path"):
+        world.fe.log_model(world.model, "a/b", mlflow.sklearn, world.training_set)
+    other = Ridge().fit(pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 5.0]}), [1.0, 2.0])
+    with pytest.raises(ModelError, match="cannot predict on its training set"):
+        world.fe.log_model(other, "m", mlflow.sklearn, world.training_set)
+    with pytest.raises(ModelError, match="Loading model 'models:/no_such_model/1' failed"):
+        world.fe.score_batch("models:/no_such_model/1", pd.DataFrame({"Id": [1], "YrSold": [2008]}))
+    with pytest.raises(ModelError, match="not logged with larder"):
+        world.activate()
+        with mlflow.start_run():
+            plain = mlflow.sklearn.log_model(world.model, name="plain", serialization_format="cloudpickle",
+                                             pip_requirements=["scikit-learn"])
+        world.fe.score_batch(plain.model_uri, pd.DataFrame({"Id": [1], "YrSold": [2008]}))
+
+
+def test_fresh_root_logs_into_its_own_database(tmp_path, monkeypatch):
+    """A second world on another root moves the URIs along (larder set them, not the user)."""
+    from larder.client import FeatureEngineeringClient
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    root = tmp_path / "other"
+    with FeatureEngineeringClient(root=root) as fe2:
+        w2 = build_world(fe2, root)
+        assert w2.activate() == f"sqlite:///{root / 'mlflow.db'}"
+        assert (root / "mlflow.db").exists()
+        assert mlflow.MlflowClient().get_model_version(MODEL_NAME, "1").run_id == w2.info.run_id
