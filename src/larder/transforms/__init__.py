@@ -14,7 +14,7 @@ Engine-side, stateless helpers compute columns of feature tables with DuckDB or 
 * :func:`bins` and :func:`interactions`.
 """
 
-from larder.transforms.builder import Preprocessor, preprocessor
+from larder.transforms.builder import SKOPS_TRUSTED_TYPES, Preprocessor, preprocessor
 from larder.transforms.estimators import (
     CyclicalEncoder,
     FeatureRenamer,
@@ -26,6 +26,7 @@ from larder.transforms.stateless import bins, interactions
 from larder.transforms.temporal import lags, rolling
 
 __all__ = [
+    "SKOPS_TRUSTED_TYPES",
     "CyclicalEncoder",
     "FeatureRenamer",
     "InteractionFeatures",

@@ -41,7 +41,7 @@ from larder.transforms.estimators import (
 )
 from larder.transforms.spec import PreprocessorSpec
 
-__all__ = ["Preprocessor", "preprocessor"]
+__all__ = ["SKOPS_TRUSTED_TYPES", "Preprocessor", "preprocessor"]
 
 _SKLEARN_VERSION = tuple(int(p) for p in sklearn.__version__.split(".")[:2] if p.isdigit())
 
@@ -266,6 +266,18 @@ def _check_auto_target(y: Any, columns: list[str]) -> None:
             "such as a price set target_type: continuous (or pass y as floats); for real classes set "
             "target_type: multiclass."
         )
+
+
+#: Every larder type a fitted preprocessor can contain. MLflow's sklearn flavour saves with skops by
+#: default, and skops only loads types it is told to trust:
+#: ``mlflow.sklearn.log_model(pipe, name="model", skops_trusted_types=SKOPS_TRUSTED_TYPES)``.
+SKOPS_TRUSTED_TYPES: list[str] = [
+    *(
+        f"{cls.__module__}.{cls.__qualname__}"
+        for cls in (Preprocessor, CyclicalEncoder, FeatureRenamer, InteractionFeatures, RareCategoryGrouper)
+    ),
+    f"{category_name.__module__}.{category_name.__qualname__}",
+]
 
 
 def _as_columns(cols: Any) -> list[str]:
