@@ -32,7 +32,8 @@ def shout(tag: str) -> str:
 def world(fe):  # type: ignore[no-untyped-def]
     fe.create_table("houses", "Id", df=pd.DataFrame({
         "Id": [1, 2, 3, 4], "q": [7, 5, 8, 6], "area": [1500.5, None, 980.0, 1200.0],
-        "nb": ["NAmes", "OldTown", None, "Edwards"], "built": pd.to_datetime(["2001-01-01"] * 4, utc=True)}))
+        "nb": ["NAmes", "OldTown", None, "Edwards"], "pool": [True, False, False, True],
+        "built": pd.to_datetime(["2001-01-01", "1990-05-05", "1970-01-01", "2020-12-31 10:00:00"], format="ISO8601", utc=True)}))
     fe.create_table("ev", ["uid"], timestamp_keys="ts", df=pd.DataFrame({
         "uid": [1, 1, 2, 3], "ts": pd.to_datetime(["2024-01-01", "2024-03-01", "2024-01-05", "2024-02-02"], utc=True),
         "x": [1.0, 3.0, 10.0, np.nan], "tag": ["a", "c", None, "z"]}))
@@ -43,7 +44,8 @@ def world(fe):  # type: ignore[no-untyped-def]
 
 def lookups():  # type: ignore[no-untyped-def]
     return [
-        FeatureLookup("houses", "house_id", feature_names=["q", "area", "nb"], rename_outputs={"q": "quality"},
+        FeatureLookup("houses", "house_id", feature_names=["q", "area", "nb", "pool", "built"],
+                      rename_outputs={"q": "quality"},
                       default_values={"quality": 0, "nb": "unknown"}),
         FeatureLookup("ev", "user", timestamp_lookup_key="at", default_values={"x": -1.0}),
         FeatureFunction("price_per_area", input_bindings={"q": "quality", "area": "area"}, output_name="ppa"),
@@ -84,7 +86,7 @@ def test_found_flags_and_missing_key_policy(world) -> None:
     assert list(got.columns[-2:]) == ["_found_houses", "_found_ev"]
     # area has no default: a missing house is an error when asked for
     with pytest.raises(MissingKeysError, match=r"1 key\(s\) not found in online table 'main.default.houses'.*"
-                                               r"\{'house_id': 99\}.*\['area'\]"):
+                                               r"\{'house_id': 99\}.*\['area', 'pool', 'built'\]"):
         fe.get_online_features(spec, keys(), on_missing="error")
     # keys that exist (and a lookup whose every output has a default) pass
     ok = keys().iloc[[0, 2]].assign(house_id=[3, 1], user=[1, 1])
@@ -97,7 +99,8 @@ def test_exclude_columns_and_request_columns_kept(world) -> None:
     fe.publish_table("ev")
     spec = fe.create_feature_spec("s2", lookups(), exclude_columns=["tag", "at"])
     got = fe.get_online_features(spec, keys())
-    assert list(got.columns) == ["house_id", "user", "request", "quality", "area", "nb", "x", "ppa", "shout"]
+    assert list(got.columns) == ["house_id", "user", "request", "quality", "area", "nb", "pool", "built", "x",
+                                 "ppa", "shout"]
     pd.testing.assert_frame_equal(got, assemble_offline(fe._ctx, spec, keys()))
 
 

@@ -73,6 +73,8 @@ class _Source:
     table: OnlineTable
     read: list[str]  # columns read from the store: the features (+ the timestamp key for a lookback)
     position: int  # index of the step in the spec
+    where: str  # the step described for error messages
+    types: dict[str, pa.DataType]  # output name -> Arrow type
 
 
 def found_labels(spec: FeatureSpec) -> list[str]:
@@ -157,6 +159,8 @@ class OnlineFeatureAssembler:
 
     def __init__(self, spec: FeatureSpec, stores: Mapping[str, Any], *, root: str | Path | None = None,
                  on_missing: OnMissing = "error", store_cache: StoreCache | None = None) -> None:
+        from larder.training.resolve import describe_step
+
         if on_missing not in ("error", "null"):
             raise FeatureLookupError(f"on_missing must be 'error' or 'null', got {on_missing!r}.")
         self.spec = spec
@@ -188,8 +192,10 @@ class OnlineFeatureAssembler:
                     read.append(online.timestamp_key)
                 store = self._cache.get(store_spec)
                 self._locations[step.table] = (store_spec, online)
+                position = spec.steps.index(step)
                 self._sources.append(_Source(step=step, label=label, store=store, table=online, read=read,
-                                             position=spec.steps.index(step)))
+                                             position=position, where=describe_step(position, step),
+                                             types=step.output_types))
         except BaseException:
             self.close()
             raise
@@ -209,17 +215,18 @@ class OnlineFeatureAssembler:
 
     # -- assembly -------------------------------------------------------------------------------
     def _lookup(self, frame: pd.DataFrame) -> tuple[dict[str, pa.Array], dict[str, np.ndarray]]:
-        """Raw lookups: ``({output: values with nulls where not found}, {label: found})``."""
-        from larder.training.assemble import _key_array
-        from larder.training.resolve import describe_step
+        """Key lookups, then the defaults: ``({output: values}, {label: found})``.
+
+        Each output is cast to its feature's type and filled with the lookup's default where the key
+        was not found, by the same helper the offline assembly uses (``_fill``)."""
+        from larder.training.assemble import _fill, _key_array
 
         outputs: dict[str, pa.Array] = {}
         found: dict[str, np.ndarray] = {}
         now: datetime | None = None
         for src in self._sources:
             step = src.step
-            where = describe_step(src.position, step)
-            keys = pa.table({k: _key_array(frame[c], step, j, where=where)
+            keys = pa.table({k: _key_array(frame[c], step, j, where=src.where)
                              for j, (c, k) in enumerate(zip(step.lookup_key, step.table_keys, strict=True))})
             values, hit = src.store.read_batch(src.table, keys, src.read)
             hit = np.asarray(hit, dtype=bool)
@@ -236,35 +243,35 @@ class OnlineFeatureAssembler:
                 fresh = pc.greater_equal(pc.cast(stamp, pa.timestamp("us", tz="UTC")), lower)
                 hit &= np.asarray(fresh.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
             found[src.label] = hit
-            mask = None if hit.all() else pa.array(hit)
-            types = step.output_types
+            self._check_missing(frame, src, hit)
+            all_found = bool(hit.all())
+            mask = None if all_found else pa.array(hit)
+            types = src.types
             for feat, out in zip(step.features, step.output_names, strict=True):
                 arr = values.column(feat).combine_chunks()
-                if arr.type != types[out]:
-                    arr = arr.cast(types[out])
+                typ = types[out]
+                if arr.type != typ:
+                    arr = arr.cast(typ)  # a feature whose type was widened after the spec was pinned
                 if mask is not None:
-                    arr = pc.if_else(mask, arr, pa.scalar(None, type=arr.type))
+                    arr = pc.if_else(mask, arr, pa.scalar(None, type=typ))  # stale rows (lookback)
+                    arr = _fill(arr, mask, step.default_values.get(out), typ)
                 outputs[out] = arr
         return outputs, found
 
-    def _check_missing(self, frame: pd.DataFrame, found: dict[str, np.ndarray]) -> None:
-        if self.on_missing != "error":
+    def _check_missing(self, frame: pd.DataFrame, src: _Source, hit: np.ndarray) -> None:
+        if self.on_missing != "error" or hit.all():
             return
-        for src in self._sources:
-            hit = found[src.label]
-            if hit.all():
-                continue
-            no_default = [o for o in src.step.output_names if src.step.default_values.get(o) is None]
-            if not no_default:
-                continue
-            rows = np.flatnonzero(~hit)
-            examples = [{c: _plain(frame[c].iloc[r]) for c in src.step.lookup_key} for r in rows[:10]]
-            more = f" (and {len(rows) - 10} more)" if len(rows) > 10 else ""
-            raise MissingKeysError(
-                f"{len(rows)} key(s) not found in online table {src.table.name!r}: {examples}{more}; the lookup "
-                f"has no default for {no_default}. Publish those keys, give default_values in the FeatureLookup, "
-                "or assemble with on_missing='null'."
-            )
+        no_default = [o for o in src.step.output_names if src.step.default_values.get(o) is None]
+        if not no_default:
+            return
+        rows = np.flatnonzero(~hit)
+        examples = [{c: _plain(frame[c].iloc[r]) for c in src.step.lookup_key} for r in rows[:10]]
+        more = f" (and {len(rows) - 10} more)" if len(rows) > 10 else ""
+        raise MissingKeysError(
+            f"{len(rows)} key(s) not found in online table {src.table.name!r}: {examples}{more}; the lookup "
+            f"has no default for {no_default}. Publish those keys, give default_values in the FeatureLookup, "
+            "or assemble with on_missing='null'."
+        )
 
     def _prepare(self, keys: Any) -> pd.DataFrame:
         from larder.training.assemble import as_pandas, validate_frame
@@ -274,39 +281,56 @@ class OnlineFeatureAssembler:
         validate_frame(self.spec, frame, extra_columns=optional)
         return frame
 
+    def _run(self, keys: Any) -> tuple[pd.DataFrame, list[str], dict[str, Any], dict[str, np.ndarray]]:
+        """``(caller frame, output column order, {column: values}, found)``: the caller's columns as
+        pandas Series, looked-up columns as Arrow arrays, function outputs as pandas Series."""
+        from larder.training.assemble import apply_functions
+
+        frame_in = self._prepare(keys)
+        frame = frame_in.reset_index(drop=True) if not _is_range(frame_in.index) else frame_in
+        outputs, found = self._lookup(frame)
+        columns: dict[str, Any] = dict(outputs)
+        if self.spec.functions:
+            # the functions run through the offline path's apply_functions, on a frame holding what they
+            # read (bound inputs and key columns) with the same pandas dtypes as offline
+            needed = list(dict.fromkeys([c for f in self.spec.functions for c in f.input_columns]
+                                        + self.spec.key_columns))
+            sub = pd.DataFrame({c: frame[c] if c in frame.columns else _pandas_values(outputs[c])
+                                for c in needed if c in frame.columns or c in outputs})
+            sub = apply_functions(self.spec, sub)
+            for f in self.spec.functions:
+                columns[f.output_name] = sub[f.output_name]
+        excluded = set(self.spec.exclude_columns)
+        caller = [c for c in frame_in.columns if c not in excluded]
+        produced = [c for c in self.spec.produced_columns if c not in excluded and c not in frame_in.columns]
+        return frame, caller + produced, columns, found
+
     def assemble(self, keys_df: Any, *, include_found: bool = False) -> pd.DataFrame:
         """Features for each row of ``keys_df`` (pandas, pyarrow or polars), in its order and index.
 
         Returns ``keys_df``'s columns then the spec's outputs (minus ``exclude_columns``), and with
         ``include_found`` one boolean column ``_found_<label>`` per lookup (see :attr:`labels`).
         """
-        from larder.training.assemble import apply_defaults, apply_functions
-
-        frame_in = self._prepare(keys_df)
-        frame = frame_in.reset_index(drop=True)
-        outputs, found = self._lookup(frame)
-        self._check_missing(frame, found)
-        if outputs:
-            looked = pa.table(outputs).to_pandas()
-            frame = pd.concat([frame, looked], axis=1)
-        for src in self._sources:
-            frame = apply_defaults(src.step, frame, found[src.label])
-        if self.spec.functions:
-            frame = apply_functions(self.spec, frame)
-        excluded = set(self.spec.exclude_columns)
-        produced = [c for c in self.spec.produced_columns if c not in excluded and c not in frame_in.columns]
-        ordered = [c for c in frame_in.columns if c not in excluded] + produced
-        out = frame[ordered]
+        index = keys_df.index if isinstance(keys_df, pd.DataFrame) else None
+        frame, ordered, columns, found = self._run(keys_df)
+        data: dict[str, Any] = {}
+        for c in ordered:
+            v = columns[c] if c in columns else frame[c]
+            data[c] = _pandas_values(v) if isinstance(v, pa.Array) else v.array if isinstance(v, pd.Series) else v
         if include_found:
-            out = out.assign(**{FOUND_PREFIX + label: found[label] for label in self.labels})
-        out.index = frame_in.index
-        return out
+            for label in self.labels:
+                data[FOUND_PREFIX + label] = found[label]
+        return _block_frame(data, index if index is not None else pd.RangeIndex(len(frame)))
 
     def assemble_arrow(self, keys: Any) -> tuple[pa.Table, dict[str, np.ndarray]]:
-        """Like :meth:`assemble` but returns an Arrow table and ``{label: found}`` separately."""
-        frame = self.assemble(keys, include_found=True)
-        flags = {label: frame.pop(FOUND_PREFIX + label).to_numpy(dtype=bool) for label in self.labels}
-        return pa.Table.from_pandas(frame, preserve_index=False), flags
+        """Like :meth:`assemble` but returns an Arrow table (without found columns) and ``{label:
+        found}``. Looked-up columns stay Arrow (no pandas round trip): the feature server's path."""
+        frame, ordered, columns, found = self._run(keys)
+        arrays = []
+        for c in ordered:
+            v = columns[c] if c in columns else frame[c]
+            arrays.append(v if isinstance(v, pa.Array) else pa.array(v, from_pandas=True))
+        return pa.Table.from_arrays(arrays, names=ordered), found
 
     def close(self) -> None:
         """Close the store clients this assembler opened (not those of a shared cache)."""
@@ -318,6 +342,50 @@ class OnlineFeatureAssembler:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _is_range(index: pd.Index) -> bool:
+    return isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1
+
+
+def _pandas_values(arr: pa.Array) -> Any:
+    """An Arrow column as pandas would hold it after ``arr.to_pandas()`` (what the offline assembly
+    does), taking numpy's zero-copy route for numbers and booleans, the fast and common case."""
+    t = arr.type
+    if (pa.types.is_floating(t) or ((pa.types.is_integer(t) or pa.types.is_boolean(t)) and not arr.null_count)):
+        return arr.to_numpy(zero_copy_only=False)
+    return arr.to_pandas().array
+
+
+def _block_frame(data: dict[str, Any], index: pd.Index) -> pd.DataFrame:
+    """``pd.DataFrame(data, index=index)`` for 1-D numpy and extension arrays of ``len(index)``, built
+    block by block (numpy columns of one dtype share a 2-D block), which is several times faster than
+    the general constructor for a few rows and many columns: the online lookup's common case."""
+    try:
+        from pandas.api.internals import create_dataframe_from_blocks
+    except ImportError:  # pragma: no cover - pandas < 2.3
+        return pd.DataFrame(data, index=index)
+    groups: dict[np.dtype[Any], list[int]] = {}
+    numpy_values: list[np.ndarray | None] = []
+    blocks: list[tuple[Any, np.ndarray]] = []
+    for i, v in enumerate(data.values()):
+        if isinstance(v, pd.arrays.NumpyExtensionArray):
+            v = v.to_numpy()
+        if isinstance(v, np.ndarray):
+            if v.ndim != 1 or v.dtype.kind not in "biufO":
+                return pd.DataFrame(data, index=index)
+            groups.setdefault(v.dtype, []).append(i)
+            numpy_values.append(v)
+        elif isinstance(v, pd.api.extensions.ExtensionArray):
+            blocks.append((v, np.array([i])))
+            numpy_values.append(None)
+        else:
+            return pd.DataFrame(data, index=index)
+    for idx in groups.values():
+        # a copy either way: Arrow's zero-copy numpy views are read-only
+        block = np.vstack([numpy_values[i] for i in idx]) if len(idx) > 1 else numpy_values[idx[0]].reshape(1, -1).copy()
+        blocks.append((block, np.asarray(idx)))
+    return create_dataframe_from_blocks(blocks, index=index, columns=pd.Index(list(data)))
 
 
 def _plain(value: Any) -> Any:
