@@ -29,6 +29,7 @@ from larder.context import Context
 from larder.errors import FeatureLookupError, FeatureSpecError, FunctionError, OutputCollisionError
 from larder.offline.pit import PitSource, point_in_time_join
 from larder.offline.tables import TableService
+from larder.training.execute import series_to_arrow
 from larder.training.resolve import describe_step
 from larder.training.spec import FeatureSpec, FunctionStep, LookupStep, Step, parse_arrow_type
 
@@ -60,7 +61,7 @@ def as_pandas(df: Any, *, what: str = "df") -> pd.DataFrame:
 
 def _arrow_col(series: pd.Series) -> pa.Array:
     try:
-        arr = pa.array(series, from_pandas=True)
+        arr = series_to_arrow(series)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise FeatureLookupError(
             f"Column {series.name!r} mixes value types ({exc}); give it one type."
@@ -195,7 +196,7 @@ def apply_defaults(step: LookupStep, df: pd.DataFrame, matched: Any) -> pd.DataF
             raise FeatureSpecError(f"apply_defaults: column {name!r} of lookup on {step.table!r} is missing.")
         typ = types[name]
         try:
-            arr = pa.array(df[name], type=typ, from_pandas=True)
+            arr = series_to_arrow(df[name], typ)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise FeatureLookupError(
                 f"Column {name!r} (from table {step.table!r}) does not hold {typ} values: {exc}"

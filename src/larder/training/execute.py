@@ -33,10 +33,21 @@ class _NotAColumn(Exception):
     pass
 
 
+def series_to_arrow(series: Any, type: pa.DataType | None = None) -> pa.Array:
+    """``pa.array(series, from_pandas=True)``, without pandas' deprecated ``Series.values`` path for
+    time-zone-aware timestamps (pyarrow takes it; pandas 3 warns)."""
+    if isinstance(series, pd.Series) and isinstance(series.dtype, pd.DatetimeTZDtype):
+        naive = series.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
+        arr = pa.array(naive, from_pandas=True)
+        arr = arr.cast(pa.timestamp(arr.type.unit, tz="UTC"))
+        return arr if type is None else arr.cast(type)
+    return pa.array(series, type=type, from_pandas=True)
+
+
 def py_values(series: pd.Series) -> list[Any]:
     """The values of ``series`` as plain Python objects, ``None`` for null and NaN."""
     try:
-        return pa.array(series, from_pandas=True).to_pylist()  # type: ignore[no-any-return]
+        return series_to_arrow(series).to_pylist()  # type: ignore[no-any-return]
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         return [None if _isnull(v) else v for v in series.tolist()]
 
@@ -54,7 +65,7 @@ def _to_arrow(values: Any, out_type: pa.DataType | None) -> pa.Array:
     if isinstance(values, pa.Array):
         arr = values if out_type is None else values.cast(out_type)
     else:
-        arr = pa.array(values, type=out_type, from_pandas=True)
+        arr = series_to_arrow(values, out_type)
     if out_type is None:
         arr = normalise_column(pa.chunked_array([arr], type=arr.type), table="<function>", name="output")
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
@@ -215,4 +226,4 @@ def _describe_row(i: int, key_frame: pd.DataFrame | None, inputs: Mapping[str, A
     return ", ".join(parts)
 
 
-__all__ = ["MODES", "FunctionRunner", "py_values"]
+__all__ = ["MODES", "FunctionRunner", "py_values", "series_to_arrow"]

@@ -133,7 +133,7 @@ class FeatureLookup:
         parts = [f"table_name={self.table_name!r}", f"lookup_key={self.lookup_key!r}"]
         for attr in ("feature_names", "rename_outputs", "timestamp_lookup_key", "lookback_window", "default_values"):
             value = getattr(self, attr)
-            if value:
+            if value or (attr == "lookback_window" and value is not None):
                 parts.append(f"{attr}={value!r}")
         if self.allow_latest_value:
             parts.append("allow_latest_value=True")
