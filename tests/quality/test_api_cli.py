@@ -18,13 +18,11 @@ from larder.quality import (
     compare_table,
     in_range,
     not_null,
-    record_after_write,
     report_table,
-    set_expectations,
     validate_table,
 )
 from larder.quality.cli import quality_app
-from larder.quality.store import list_validations
+from larder.quality.store import list_profiles, list_validations
 
 runner = CliRunner()
 
@@ -39,25 +37,17 @@ def _houses(seed: int, shift: float = 0.0, n: int = 400, start: int = 0) -> pd.D
 
 
 def _write(fe, name: str, df: pd.DataFrame, mode: str = "overwrite") -> int:
-    """Write through the client, then record results + profile for the new version (idempotent)."""
-    from larder.quality import check_before_write
-
-    catalog = fe._ctx.catalog
-    full = fe.get_table(name).name
+    """Write through the client (which validates, then records results and a profile per version)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", QualityWarning)
-        result = check_before_write(catalog, full, df, keys=["Id"])
-        version = fe.write_table(name, df, mode=mode)
-    record_after_write(catalog, full, version, df, result)
-    return version
+        return fe.write_table(name, df, mode=mode)
 
 
 @pytest.fixture()
 def houses(fe):
     fe.create_table("houses", primary_keys="Id", df=_houses(1))
+    fe.set_expectations("houses", [not_null("price"), in_range("price", min=0, max=260)], policy="warn")
     full = fe.get_table("houses").name
-    set_expectations(fe._ctx.catalog, full, [not_null("price"), in_range("price", min=0, max=260)],
-                     policy="warn")
     _write(fe, "houses", _houses(2))                  # v1: same distribution
     _write(fe, "houses", _houses(3, shift=60.0))      # v2: shifted, some prices above 260
     return full
@@ -107,6 +97,7 @@ def test_report_table_has_every_section(fe, houses, tmp_path: Path) -> None:
         assert needle in html, needle
     assert html.count("data:image/svg+xml;base64,") == 4  # 2 histograms, null rates, expectations
     assert [v for v, _ in list_validations(fe._ctx.catalog, houses)] == [1, 2]
+    assert [v for v, _ in list_profiles(fe._ctx.catalog, houses)] == [0, 1, 2]
 
 
 def test_cli_check_and_report(fe, houses, larder_root: Path, tmp_path: Path) -> None:

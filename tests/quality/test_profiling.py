@@ -39,6 +39,7 @@ def test_numeric_statistics_match_numpy(frame: pd.DataFrame) -> None:
     assert x.std == pytest.approx(values.std(ddof=1), rel=1e-9)
     assert (x.min, x.max) == (values.min(), values.max())
     assert x.distinct == len(np.unique(values)) and not x.distinct_approximate
+    assert profile(frame, workers=1).column("x") == x  # threads change nothing
     qs = [0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99]
     assert list(x.quantiles.values()) == pytest.approx(np.quantile(values, qs), rel=1e-12)
     assert list(x.quantiles) == ["p1", "p5", "p25", "p50", "p75", "p95", "p99"]
@@ -86,11 +87,14 @@ def test_sampling_is_uniform_seeded_and_recorded(frame: pd.DataFrame) -> None:
     assert not whole.sampled and whole.profiled_rows == len(frame)
 
 
-def test_large_frames_use_approximate_distinct() -> None:
+def test_distinct_counts_are_exact_unless_sampled() -> None:
     n = 200_000
-    df = pd.DataFrame({"i": np.arange(n) % 50_000})
-    c = profile(df, exact_distinct_below=100_000).column("i")
-    assert c.distinct_approximate and c.distinct == pytest.approx(50_000, rel=0.1)
+    df = pd.DataFrame({"i": np.arange(n) % 50_000, "s": pd.Series(np.arange(n) % 30_000).astype("str")})
+    p = profile(df)
+    assert (p.column("i").distinct, p.column("s").distinct) == (50_000, 30_000)
+    assert not p.column("i").distinct_approximate
+    sample = profile(df, sample_rows=10_000)
+    assert sample.column("i").distinct_approximate and sample.column("i").distinct <= 10_000
 
 
 def test_arrow_input_column_selection_and_json(frame: pd.DataFrame) -> None:

@@ -4,7 +4,7 @@ The public surface is re-exported here; modules:
 
 - :mod:`~larder.quality.expectations` -- the expectation kinds and their constructors
 - :mod:`~larder.quality.validation` -- :func:`validate` (through pandera) and :func:`enforce`
-- :mod:`~larder.quality.profiling` -- :func:`profile` (DuckDB, one summary scan + one distribution scan)
+- :mod:`~larder.quality.profiling` -- :func:`profile` (numpy sort per numeric column, pyarrow value counts)
 - :mod:`~larder.quality.drift` -- :func:`compare`: PSI, KS, chi-square, Jensen-Shannon, verdicts
 - :mod:`~larder.quality.report` -- :func:`render_report`: self-contained HTML
 - :mod:`~larder.quality.store` -- catalog persistence per table and Delta version
@@ -12,7 +12,7 @@ The public surface is re-exported here; modules:
 - :mod:`~larder.quality.api` -- table-level helpers taking a FeatureEngineeringClient
 - :mod:`~larder.quality.cli` -- the ``larder quality`` commands
 
-Heavy libraries (pandera, scipy, matplotlib, duckdb) are imported when first used.
+Heavy libraries (pandera, scipy, matplotlib) are imported when first used.
 """
 
 from larder.quality.api import check_table, compare_table, report_table, validate_table

@@ -67,11 +67,9 @@ def record_after_write(
         save_validation(catalog, full_name, version, result, policy=settings.policy)
     if not settings.profile_on_write:
         return None
-    import duckdb
-
     try:
         prof = profile(df, sample_rows=settings.profile_sample_rows)
-    except (LarderError, duckdb.Error, pa.ArrowException) as exc:
+    except (LarderError, pa.ArrowException, ValueError, TypeError) as exc:
         warnings.warn(f"Table {full_name!r} version {version}: the write committed but could not be "
                       f"profiled ({exc}); no profile is stored for this version.", QualityWarning,
                       stacklevel=2)

@@ -96,7 +96,7 @@ def set_expectations(
     """
     exps = coerce_expectations(expectations)
     if policy is not None:
-        _check_policy(policy, full_name)
+        check_policy(policy, full_name)
     if columns is not None:
         check_columns(exps, columns, full_name)
     data = dump_expectations(exps)
@@ -110,7 +110,7 @@ def set_expectations(
 
 def set_policy(catalog: Catalog, full_name: str, policy: Policy) -> QualitySettings:
     """Set how failed expectations are enforced on the table's writes."""
-    _check_policy(policy, full_name)
+    check_policy(policy, full_name)
     with catalog.session() as s:
         _settings_record(s, full_name).policy = policy
     return get_settings(catalog, full_name)
@@ -148,11 +148,15 @@ def check_columns(expectations: Sequence[Any], columns: Sequence[str], full_name
         )
 
 
-def _check_policy(policy: str, full_name: str) -> None:
+def check_policy(policy: str, full_name: str) -> None:
+    """Raise ConfigError unless ``policy`` is one of ``strict``, ``warn``, ``off``."""
     if policy not in POLICIES:
         raise ConfigError(
             f"Unknown quality policy {policy!r} for table {full_name!r}: use one of {list(POLICIES)}."
         )
+
+
+_check_policy = check_policy  # the name feature tables imported first
 
 
 def _settings_record(session: Any, full_name: str) -> QualitySettingsRecord:
@@ -254,6 +258,7 @@ __all__ = [
     "UNSET",
     "QualitySettings",
     "check_columns",
+    "check_policy",
     "configure_profiling",
     "delete_for_table",
     "get_profile",
