@@ -343,3 +343,9 @@ def test_apply_defaults_and_functions_for_online_rows(prices) -> None:
     filled = apply_defaults(spec.lookups[0], online, matched=[True, False])
     out = apply_functions(spec, filled)
     pd.testing.assert_frame_equal(out, ts.load_df())
+    # any index is kept, and values stay with their rows
+    shuffled = online.iloc[::-1].set_axis(["b", "a"])
+    out2 = apply_functions(spec, apply_defaults(spec.lookups[0], shuffled, matched=[False, True]))
+    assert out2.index.tolist() == ["b", "a"]
+    assert out2["price"].tolist() == [-1.0, 11.0] and out2["pf"].tolist() == [-1.0, 11.0]
+    assert out2["stock"].tolist() == [0, 6]

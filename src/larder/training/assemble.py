@@ -201,8 +201,7 @@ def apply_defaults(step: LookupStep, df: pd.DataFrame, matched: Any) -> pd.DataF
             raise FeatureLookupError(
                 f"Column {name!r} (from table {step.table!r}) does not hold {typ} values: {exc}"
             ) from exc
-        out[name] = _fill(arr, hit, step.default_values.get(name), typ).to_pandas()
-        out[name].index = df.index
+        out[name] = _fill(arr, hit, step.default_values.get(name), typ).to_pandas().set_axis(df.index)
     return out
 
 
@@ -238,8 +237,7 @@ def apply_functions(spec_or_steps: FeatureSpec | Sequence[Step], df: pd.DataFram
         key_columns = (spec_or_steps.key_columns if isinstance(spec_or_steps, FeatureSpec)
                        else [c for s in steps if isinstance(s, LookupStep) for c in s.input_columns])
     index = df.index
-    frame = df.reset_index(drop=True) if not isinstance(index, pd.RangeIndex) or index.start != 0 else df.copy(
-        deep=False)
+    frame = df.reset_index(drop=True)  # positional results; the caller's index is restored at the end
     n = len(frame)
     keys = [c for c in dict.fromkeys(key_columns) if c in frame.columns]
     for i, step in enumerate(steps):
@@ -255,8 +253,7 @@ def apply_functions(spec_or_steps: FeatureSpec | Sequence[Step], df: pd.DataFram
         inputs = {p: frame[c] for p, c in step.input_bindings.items()}
         result = step.runner.run_arrow(inputs, n, frame[keys] if keys else None)
         frame[step.output_name] = result.to_pandas()
-    if frame.index is not index:
-        frame.index = index
+    frame.index = index
     return frame
 
 
@@ -338,8 +335,15 @@ def assemble_offline(ctx: Context, spec: FeatureSpec, df: Any, *, use_pinned_ver
                 if override_with_input_columns and feat_out in frame.columns:
                     continue
                 arr = joined.column(f"__larder_f{i}_{j}").combine_chunks()
-                if arr.type != typ:
-                    arr = arr.cast(typ)  # a column widened by schema evolution after the spec was pinned
+                if arr.type != typ:  # the column was widened by a later write; keep the spec's type
+                    try:
+                        arr = arr.cast(typ)
+                    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                        raise FeatureSpecError(
+                            f"{describe_step(i, step)}: feature {step.features[j]!r} now has type {arr.type}, and "
+                            f"its values no longer fit the spec's type {typ} ({exc}). Recreate the training set "
+                            "or feature spec."
+                        ) from exc
                 new_cols[feat_out] = _fill(arr, hit, step.default_values.get(feat_out), typ).to_pandas()
         if new_cols:
             frame = pd.concat([frame, pd.DataFrame(new_cols, index=frame.index)], axis=1)
