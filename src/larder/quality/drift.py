@@ -51,7 +51,8 @@ class DriftThresholds(BaseModel):
     js_drift: float = 0.2
     null_rate_warn: float = 0.05
     null_rate_drift: float = 0.2
-    chi2_pvalue: float | None = Field(None, description="if set, a chi-square p-value below it is a warn")
+    #: if set, a chi-square p-value below it is a warn
+    chi2_pvalue: float | None = None
 
 
 class PlotBins(BaseModel):

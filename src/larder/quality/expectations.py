@@ -199,7 +199,7 @@ class Freshness(_Base):
         return v
 
     def describe(self) -> str:
-        return f"freshness({self.column}, max_age={self.max_age})"
+        return f"freshness({self.column}, max_age={format_timedelta(self.max_age)})"
 
 
 class Custom(_Base):
@@ -218,6 +218,25 @@ Expectation = Annotated[
     Field(discriminator="kind"),
 ]
 _LIST = TypeAdapter(list[Expectation])
+
+
+def format_timedelta(td: timedelta) -> str:
+    """Compact duration: ``timedelta(days=1, hours=6)`` -> ``'1d6h'``; seconds below one are kept.
+
+    >>> format_timedelta(timedelta(days=1, hours=6)), format_timedelta(timedelta(minutes=90))
+    ('1d6h', '1h30m')
+    """
+    total = td.total_seconds()
+    sign, total = ("-", -total) if total < 0 else ("", total)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if total >= size:
+            k = int(total // size)
+            parts.append(f"{k}{unit}")
+            total -= k * size
+    if total or not parts:
+        parts.append(f"{total:g}s")
+    return sign + "".join(parts)
 
 
 # --------------------------------------------------------------------------------------- constructors

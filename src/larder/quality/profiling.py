@@ -161,7 +161,7 @@ def _column(name: str, col: pa.ChunkedArray, typ: pa.DataType, n: int, sampled: 
             top_k: int, qs: np.ndarray) -> ColumnProfile:
     kind = _kind(typ)
     arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-    base = {"name": name, "dtype": str(typ), "kind": kind, "distinct_approximate": sampled}
+    base: dict[str, Any] = {"name": name, "dtype": str(typ), "kind": kind, "distinct_approximate": sampled}
     if kind == "numeric":
         return _numeric(arr, n, bins, qs, base)
     count = len(arr) - arr.null_count

@@ -175,8 +175,8 @@ def _expectation_section(validations: Sequence[tuple[int, ValidationResult]], ex
                          policy: str | None) -> list[str]:
     out = ["<h2>Expectations</h2>"]
     if expectations:
-        labels = ", ".join(escape(e.describe()) for e in expectations)
-        out.append(f"<p>Policy <b>{escape(policy or '')}</b>; expectations: {labels}</p>")
+        listed = ", ".join(escape(e.describe()) for e in expectations)
+        out.append(f"<p>Policy <b>{escape(policy or '')}</b>; expectations: {listed}</p>")
     if not validations:
         return out + ['<p class="note">No validation runs stored.</p>']
     out.append(_img(_validation_svg(validations), "Failed expectations by Delta version", wide=True))

@@ -40,6 +40,7 @@ from larder.quality.expectations import (
     RowCount,
     Unique,
     coerce_expectations,
+    format_timedelta,
     registered_check,
 )
 
@@ -314,8 +315,8 @@ def _judge(exp: Any, comp: _Compiled, cases: pd.DataFrame | None, frame: pd.Data
         else:
             age = now - _utc(newest)
             observed = {"newest": _utc(newest).isoformat(), "age_seconds": age.total_seconds()}
-            msg = (f"newest {exp.column} is {_utc(newest).isoformat()}, {age} old; "
-                   f"maximum age {pd.Timedelta(exp.max_age)}")
+            msg = (f"newest {exp.column} is {_utc(newest).isoformat()}, {format_timedelta(age)} old; "
+                   f"maximum age {format_timedelta(exp.max_age)}")
         count = 0 if passed else 1
     elif isinstance(exp, HasType):
         observed = {"dtype": str(frame[exp.column].dtype)}
