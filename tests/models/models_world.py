@@ -10,6 +10,7 @@ values, so unseen Ids are scored with the defaults.
 
 from __future__ import annotations
 
+import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,3 +152,112 @@ def build_world(fe: Any, root: Path) -> World:
                         serialization_format="cloudpickle")
     return World(fe=fe, root=root, training_set=ts, model=model, info=info, houses=houses, extras=extras,
                  prefix=f"lm{uuid.uuid4().hex[:8]}")
+
+
+class ModelServer:
+    """``mlflow models serve -m <uri> --env-manager local`` on a free 127.0.0.1 port, as a subprocess in
+    its own process group (stopped with :meth:`stop`). The venv's ``bin`` goes first on ``PATH`` and
+    ``MLFLOW_TRACKING_URI`` points at the world's database; the rest of the environment is inherited."""
+
+    START_TIMEOUT = 120.0
+
+    def __init__(self, model_uri: str, tracking_uri: str, env: dict[str, str] | None = None) -> None:
+        import shutil
+        import signal  # noqa: F401 - used in stop()
+        import subprocess
+        import sys
+        import tempfile
+        import time
+
+        from _services import free_port
+
+        self.port = free_port()
+        bin_dir = Path(sys.executable).parent
+        mlflow_exe = bin_dir / "mlflow"
+        exe = str(mlflow_exe) if mlflow_exe.exists() else (shutil.which("mlflow") or "mlflow")
+        full_env = {**os.environ, **(env or {})}
+        full_env["PATH"] = f"{bin_dir}{os.pathsep}{full_env.get('PATH', '')}"
+        full_env["MLFLOW_TRACKING_URI"] = tracking_uri
+        full_env["MLFLOW_REGISTRY_URI"] = tracking_uri
+        full_env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+        self._log = tempfile.NamedTemporaryFile(prefix="larder-mlflow-serve-", suffix=".log", delete=False)
+        self.proc = subprocess.Popen(
+            [exe, "models", "serve", "-m", model_uri, "--env-manager", "local", "-h", "127.0.0.1",
+             "-p", str(self.port), "--workers", "1"],
+            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=full_env,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + self.START_TIMEOUT
+        while not self._ready():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                log = self.log_text()
+                self.stop()
+                raise RuntimeError(f"mlflow models serve did not start (exit {self.proc.returncode}): {log[-3000:]}")
+            time.sleep(0.25)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _ready(self) -> bool:
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"{self.url}/ping", timeout=2) as resp:
+                return resp.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def invoke(self, df: pd.DataFrame, params: dict[str, Any] | None = None) -> tuple[int, Any]:
+        """POST ``df`` as ``dataframe_split`` to ``/invocations``; returns (status, decoded JSON body)."""
+        import json
+        import urllib.error
+        import urllib.request
+
+        body: dict[str, Any] = {"dataframe_split": json.loads(df.to_json(orient="split", index=False))}
+        if params:
+            body["params"] = params
+        req = urllib.request.Request(f"{self.url}/invocations", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"{}")
+
+    def log_text(self) -> str:
+        try:
+            return Path(self._log.name).read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        """Stop the server's process group (mlflow starts uvicorn as a child): SIGTERM, then SIGKILL
+        for whatever of the group is left."""
+        import signal
+        import subprocess
+        import time
+
+        pgid = self.proc.pid  # start_new_session: the group is the one this server started
+        for sig, grace in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 15.0)):
+            try:
+                os.killpg(pgid, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline:
+                try:
+                    self.proc.wait(0.2)
+                except subprocess.TimeoutExpired:
+                    continue
+                try:
+                    os.killpg(pgid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.2)
+            else:
+                continue
+            break
+        self._log.close()
+        Path(self._log.name).unlink(missing_ok=True)

@@ -25,6 +25,7 @@ from typing import Any
 
 import mlflow
 import mlflow.pyfunc
+import numpy as np
 import pandas as pd
 
 from larder.errors import LarderError, ModelError
@@ -117,6 +118,8 @@ class OnlineModel:
     def predict(self, df: Any, *, missing_keys: str | None = None) -> Any:
         """Look the features up online and call the raw model."""
         frame = self.features(df, missing_keys=missing_keys)
+        if len(frame) == 0:
+            return np.empty(0)
         return self.raw.predict(frame[self.bundle.feature_columns])
 
     def close(self) -> None:

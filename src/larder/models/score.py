@@ -77,6 +77,8 @@ def predict_frame(bundle: ModelBundle, frame: pd.DataFrame) -> Any:
     absent = [c for c in bundle.feature_columns if c not in frame.columns]
     if absent:
         raise ModelError(f"The assembled features lack the model's column(s) {absent}.")
+    if len(frame) == 0:
+        return np.empty(0)
     try:
         return bundle.raw_model.predict(frame[bundle.feature_columns])
     except LarderError:
