@@ -78,6 +78,7 @@ from larder.online.base import (
     assemble,
     prepare_keys,
     prepare_rows,
+    read_plan,
     resolve_features,
 )
 from larder.online.encoding import check_supported, from_text, kind_of, storage_type, to_text
@@ -625,11 +626,9 @@ class DynamoDBOnlineStore(OnlineStore):
         table: OnlineTable, names: list[str], items: list[dict[str, Any] | None]
     ) -> dict[str, pa.Array]:
         n = len(items)
-        groups: dict[pa.DataType, list[str]] = {}
-        for name in names:
-            groups.setdefault(table.schema.field(name).type, []).append(name)
         out: dict[str, pa.Array] = {}
-        for t, group in groups.items():
+        for t, idx in read_plan(table, names).groups:
+            group = [names[i] for i in idx]
             kind = kind_of(t)
             if kind == "null":
                 for name in group:

@@ -43,6 +43,7 @@ from larder.online.base import (
     assemble,
     prepare_keys,
     prepare_rows,
+    read_plan,
     resolve_features,
 )
 from larder.online.encoding import check_supported, from_text, storage_type, to_text
@@ -363,11 +364,8 @@ class RedisOnlineStore(OnlineStore):
     @staticmethod
     def _decode(table: OnlineTable, names: list[str], columns: list[tuple], n: int) -> dict[str, pa.Array]:
         """Parse the raw values column by column, one Arrow call per group of equal types."""
-        groups: dict[pa.DataType, list[int]] = {}
-        for j, name in enumerate(names):
-            groups.setdefault(table.schema.field(name).type, []).append(j)
         out: dict[str, pa.Array] = {}
-        for t, idx in groups.items():
+        for t, idx in read_plan(table, names).groups:
             flat = list(itertools.chain.from_iterable(columns[j] for j in idx))
             try:
                 parsed = from_text(pa.array(flat, pa.binary()), storage_type(t))
