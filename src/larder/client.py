@@ -139,6 +139,17 @@ class FeatureEngineeringClient:
     def set_feature_description(self, name: str, feature: str, description: str) -> None:
         self._tables.set_feature_description(name, feature, description)
 
+    def record_feature_selection(self, name: str, report: Any) -> list[str]:
+        """Store a :class:`~larder.selection.SelectionReport`'s verdict and scores as metadata of the
+        table's features (key ``"selection"``); returns the features recorded. Features of the report
+        that the table does not have (function outputs, for example) are skipped."""
+        meta = report.feature_metadata()
+        table = self.get_table(name)
+        recorded = [f.name for f in table.features if f.name in meta]
+        for feature in recorded:
+            self._tables.update_feature(name, feature, metadata={"selection": meta[feature]})
+        return recorded
+
     def table_history(self, name: str, limit: int | None = None) -> pd.DataFrame:
         """One row per Delta version: version, timestamp, operation, rows inserted and updated."""
         return self._tables.history(name, limit)

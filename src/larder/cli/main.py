@@ -6,6 +6,7 @@ import typer
 
 from larder._version import __version__
 from larder.cli import tables
+from larder.quality.cli import quality_app
 
 app = typer.Typer(
     name="larder",
@@ -15,6 +16,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(tables.app, name="tables")
+app.add_typer(quality_app, name="quality")
 
 
 def _version(value: bool) -> None:
@@ -31,6 +33,28 @@ def _root(
 
     Example: larder --version
     """
+
+
+@app.command("demo")
+def demo(
+    root: str = typer.Option(None, "--root", help="larder root (default: $LARDER_ROOT or ./.larder)."),
+    online: str = typer.Option("sqlite", "--online", help="Online store: sqlite, dynamodb or redis."),
+    endpoint_url: str = typer.Option(None, "--endpoint-url", help="DynamoDB endpoint or Redis URL."),
+    region: str = typer.Option("us-east-1", "--region", help="AWS region for DynamoDB."),
+) -> None:
+    """Run the house-price pipeline end to end on embedded defaults.
+
+    Example: larder demo --online dynamodb --endpoint-url http://127.0.0.1:5000
+    """
+    from larder.cli._common import err_console
+    from larder.demo import run_demo
+    from larder.errors import LarderError
+
+    try:
+        run_demo(root, online=online, endpoint_url=endpoint_url, region=region)
+    except LarderError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
 
 
 def main() -> None:

@@ -40,7 +40,7 @@ from larder.names import parse_name
 from larder.offline import delta
 from larder.offline.frames import UTC_US, conform, normalise, to_arrow
 from larder.quality.expectations import coerce_expectations
-from larder.quality.store import _check_policy, check_columns
+from larder.quality.store import check_columns, check_policy
 
 WriteMode = Literal["merge", "overwrite"]
 
@@ -267,7 +267,7 @@ class TableService:
         if exps:
             check_columns(exps, arrow_schema.names, full)
         if quality_policy is not None:
-            _check_policy(quality_policy, full)
+            check_policy(quality_policy, full)
         checked = None
         if data is not None and exps and quality_policy != "off":
             result = quality.validate(data, exps, table=full, keys=pks)
