@@ -416,9 +416,9 @@ class DynamoDBOnlineStore(OnlineStore):
             extra[EXPIRES] = {"N": str(int(time.time()) + self.ttl_seconds)}
         items = []
         rows = zip(*(v for _, v in columns), strict=True) if columns else itertools.repeat((), n)
-        for pk, order, values in zip(pks, orders, rows, strict=False):
+        for pk, order, row_values in zip(pks, orders, rows, strict=False):
             item = {PK: {"S": pk}, ORDER: {"N": order}, **extra}
-            for name, value in zip(names, values, strict=True):
+            for name, value in zip(names, row_values, strict=True):
                 if value is not None:
                     item[name] = value
             items.append(item)

@@ -230,7 +230,8 @@ class SQLiteOnlineStore(OnlineStore):
             fixed, var = layout.codec.encode(part)
             keys = prepared.pk.slice(start, _WRITE_CHUNK).to_pylist()
             orders = prepared.order[start : start + _WRITE_CHUNK].tolist()
-            conn.executemany(sql, zip(keys, orders, fixed, var or [None] * len(fixed), strict=True))
+            blobs: list[bytes | None] = list(var) if var is not None else [None] * len(fixed)
+            conn.executemany(sql, zip(keys, orders, fixed, blobs, strict=True))
         return conn.total_changes - before
 
     def _migrate(self, conn: sqlite3.Connection, table: OnlineTable, old: _Layout) -> _Layout:
@@ -346,6 +347,8 @@ class SQLiteOnlineStore(OnlineStore):
         names = resolve_features(table, features)
         pks = prepare_keys(table, keys)
         n = len(pks)
+        layout: _Layout | None = None
+        rows: dict[str, tuple[bytes, bytes | None]] = {}
         for attempt in range(3):
             layout = self._layouts.get(table.name) or self._load_layout(table.name)
             if layout is None:
@@ -368,9 +371,10 @@ class SQLiteOnlineStore(OnlineStore):
                 raise OnlineStoreError(
                     f"SQLite online store {self.path}: reading {table.name!r} failed: {exc}"
                 ) from exc
+        assert layout is not None  # the loop either found a layout or raised
         codec = layout.codec
-        missing = (codec.missing_row, None)
-        hits = [rows.get(k, missing) for k in pks] if rows else [missing] * n
+        missing: tuple[bytes, bytes | None] = (codec.missing_row, None)
+        hits = [rows.get(k, missing) if k is not None else missing for k in pks] if rows else [missing] * n
         fixed = b"".join(h[0] for h in hits)
         found = np.frombuffer(fixed, np.uint8)[:: codec.width] == 1 if n else np.zeros(0, bool)
         stored = [name for name in names if name in codec.position]
