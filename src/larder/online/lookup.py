@@ -75,6 +75,8 @@ class _Source:
     position: int  # index of the step in the spec
     where: str  # the step described for error messages
     types: dict[str, pa.DataType]  # output name -> Arrow type
+    #: per output: (position in ``read``, output name, Arrow type, default value)
+    plan: tuple[tuple[int, str, pa.DataType, Any], ...]
 
 
 def found_labels(spec: FeatureSpec) -> list[str]:
@@ -116,6 +118,12 @@ def _location(value: Any, table: str) -> tuple[Any, OnlineTable | None]:
             f"stores[{table!r}] must be a store spec, a (spec, OnlineTable) pair, a mapping "
             "{'store': spec, 'online_table': info} or a Publication; got " f"{type(value).__name__}."
         ) from exc
+
+
+def _plan(step: LookupStep, read: list[str]) -> tuple[tuple[int, str, pa.DataType, Any], ...]:
+    types = step.output_types
+    return tuple((read.index(f), o, types[o], step.default_values.get(o))
+                 for f, o in zip(step.features, step.output_names, strict=True))
 
 
 def _table_from_step(step: LookupStep) -> OnlineTable:
@@ -195,11 +203,15 @@ class OnlineFeatureAssembler:
                 position = spec.steps.index(step)
                 self._sources.append(_Source(step=step, label=label, store=store, table=online, read=read,
                                              position=position, where=describe_step(position, step),
-                                             types=step.output_types))
+                                             types=step.output_types, plan=_plan(step, read)))
         except BaseException:
             self.close()
             raise
         self._ts_columns = [s.timestamp_lookup_key for s in spec.lookups if s.timestamp_lookup_key]
+        #: (columns, dtypes) of pandas frames that passed validation: the checks depend on those only
+        #: (the one value-dependent check, whole numbers in a float key column, runs on every lookup)
+        self._validated: set[tuple[tuple[Any, ...], tuple[str, ...]]] = set()
+        self._column_index: dict[tuple[str, ...], pd.Index] = {}
 
     # -- info -----------------------------------------------------------------------------------
     @property
@@ -244,17 +256,16 @@ class OnlineFeatureAssembler:
                 hit &= np.asarray(fresh.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
             found[src.label] = hit
             self._check_missing(frame, src, hit)
-            all_found = bool(hit.all())
-            mask = None if all_found else pa.array(hit)
-            types = src.types
-            for feat, out in zip(step.features, step.output_names, strict=True):
-                arr = values.column(feat).combine_chunks()
-                typ = types[out]
-                if arr.type != typ:
+            mask = None if hit.all() else pa.array(hit)
+            read = values.columns
+            for i, out, typ, default in src.plan:
+                chunks = read[i]
+                arr = chunks.chunk(0) if chunks.num_chunks == 1 else chunks.combine_chunks()
+                if not arr.type.equals(typ):
                     arr = arr.cast(typ)  # a feature whose type was widened after the spec was pinned
                 if mask is not None:
                     arr = pc.if_else(mask, arr, pa.scalar(None, type=typ))  # stale rows (lookback)
-                    arr = _fill(arr, mask, step.default_values.get(out), typ)
+                    arr = _fill(arr, mask, default, typ)
                 outputs[out] = arr
         return outputs, found
 
@@ -276,9 +287,18 @@ class OnlineFeatureAssembler:
     def _prepare(self, keys: Any) -> pd.DataFrame:
         from larder.training.assemble import as_pandas, validate_frame
 
+        signature = None
+        if isinstance(keys, pd.DataFrame) and not any(t.kind == "O" for t in keys.dtypes):
+            # (object columns may mix types from call to call: those frames are validated every time)
+            signature = (tuple(keys.columns), tuple(str(t) for t in keys.dtypes))
+            if signature in self._validated:
+                return keys
         frame = as_pandas(keys, what="keys_df")
-        optional = [c for c in self._ts_columns if c not in frame.columns]
+        columns = set(frame.columns)
+        optional = [c for c in self._ts_columns if c not in columns]
         validate_frame(self.spec, frame, extra_columns=optional)
+        if signature is not None and len(self._validated) < 256:
+            self._validated.add(signature)
         return frame
 
     def _run(self, keys: Any) -> tuple[pd.DataFrame, list[str], dict[str, Any], dict[str, np.ndarray]]:
@@ -301,8 +321,9 @@ class OnlineFeatureAssembler:
             for f in self.spec.functions:
                 columns[f.output_name] = sub[f.output_name]
         excluded = set(self.spec.exclude_columns)
+        given = set(frame_in.columns)
         caller = [c for c in frame_in.columns if c not in excluded]
-        produced = [c for c in self.spec.produced_columns if c not in excluded and c not in frame_in.columns]
+        produced = [c for c in self.spec.produced_columns if c not in excluded and c not in given]
         return frame, caller + produced, columns, found
 
     def assemble(self, keys_df: Any, *, include_found: bool = False) -> pd.DataFrame:
@@ -320,7 +341,13 @@ class OnlineFeatureAssembler:
         if include_found:
             for label in self.labels:
                 data[FOUND_PREFIX + label] = found[label]
-        return _block_frame(data, index if index is not None else pd.RangeIndex(len(frame)))
+        names = tuple(data)
+        labels = self._column_index.get(names)
+        if labels is None:
+            labels = pd.Index(list(names))
+            if len(self._column_index) < 64:
+                self._column_index[names] = labels
+        return _block_frame(data, index if index is not None else pd.RangeIndex(len(frame)), labels)
 
     def assemble_arrow(self, keys: Any) -> tuple[pa.Table, dict[str, np.ndarray]]:
         """Like :meth:`assemble` but returns an Arrow table (without found columns) and ``{label:
@@ -357,7 +384,7 @@ def _pandas_values(arr: pa.Array) -> Any:
     return arr.to_pandas().array
 
 
-def _block_frame(data: dict[str, Any], index: pd.Index) -> pd.DataFrame:
+def _block_frame(data: dict[str, Any], index: pd.Index, columns: pd.Index | None = None) -> pd.DataFrame:
     """``pd.DataFrame(data, index=index)`` for 1-D numpy and extension arrays of ``len(index)``, built
     block by block (numpy columns of one dtype share a 2-D block), which is several times faster than
     the general constructor for a few rows and many columns: the online lookup's common case."""
@@ -385,7 +412,8 @@ def _block_frame(data: dict[str, Any], index: pd.Index) -> pd.DataFrame:
         # a copy either way: Arrow's zero-copy numpy views are read-only
         block = np.vstack([numpy_values[i] for i in idx]) if len(idx) > 1 else numpy_values[idx[0]].reshape(1, -1).copy()
         blocks.append((block, np.asarray(idx)))
-    return create_dataframe_from_blocks(blocks, index=index, columns=pd.Index(list(data)))
+    return create_dataframe_from_blocks(blocks, index=index,
+                                        columns=columns if columns is not None else pd.Index(list(data)))
 
 
 def _plain(value: Any) -> Any:
