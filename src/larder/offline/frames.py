@@ -11,6 +11,7 @@ Normalisation rules, applied to every frame larder ingests:
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import pyarrow as pa
@@ -43,7 +44,11 @@ def to_arrow(df: Any, *, table: str = "<input>") -> pa.Table:
         if dupes:
             raise SchemaMismatchError(f"Table {table!r}: the DataFrame has duplicate column names {dupes}.")
         try:
-            out = pa.Table.from_pandas(df, preserve_index=False)
+            with warnings.catch_warnings():
+                # pyarrow reads zone-aware columns through Series.values, which pandas 3.1 deprecates;
+                # the values it gets are the UTC instants, which is what larder stores.
+                warnings.filterwarnings("ignore", message="Series.values returning an ndarray that drops")
+                out = pa.Table.from_pandas(df, preserve_index=False)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise SchemaMismatchError(
                 f"Table {table!r}: cannot convert the DataFrame to Arrow ({exc}). A column probably mixes "
