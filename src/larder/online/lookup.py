@@ -41,6 +41,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from larder.config import resolve_root
 from larder.errors import FeatureLookupError, FeatureSpecError, MissingKeysError
 from larder.names import parse_name
 from larder.online.base import OnlineStore, OnlineTable
@@ -150,7 +151,8 @@ class OnlineFeatureAssembler:
         (the online table is then taken from the spec's lookup: its keys and features, pinned types).
         A store spec is a spec object or a mapping such as ``{"type": "redis", "url": ...}``.
     root:
-        Directory for a SQLite spec without ``path`` (``<root>/online.db``); default: the current one.
+        Directory for a SQLite spec without ``path`` (``<root>/online.db``); default: as for the client,
+        ``$LARDER_ROOT`` else ``./.larder``.
     on_missing:
         ``"error"`` (default): a key not found in the store for a lookup whose outputs lack defaults
         raises :class:`~larder.errors.MissingKeysError` naming the keys. ``"null"``: such outputs are null.
@@ -174,7 +176,7 @@ class OnlineFeatureAssembler:
         self.spec = spec
         self.on_missing: OnMissing = on_missing
         self._own_cache = store_cache is None
-        self._cache = store_cache or StoreCache(Path(root) if root is not None else Path.cwd())
+        self._cache = store_cache or StoreCache(resolve_root(root))
         given = {parse_name(k).full: v for k, v in stores.items()}
         self._sources: list[_Source] = []
         self._locations: dict[str, tuple[Any, OnlineTable]] = {}
