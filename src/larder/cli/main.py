@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 
 from larder._version import __version__
-from larder.cli import tables
+from larder.cli import online, tables
+from larder.cli.models import models_app
 from larder.quality.cli import quality_app
 
 app = typer.Typer(
@@ -17,6 +18,9 @@ app = typer.Typer(
 )
 app.add_typer(tables.app, name="tables")
 app.add_typer(quality_app, name="quality")
+app.add_typer(online.online_app, name="online")
+app.add_typer(models_app, name="models")
+app.command("serve")(online.serve)
 
 
 def _version(value: bool) -> None:
