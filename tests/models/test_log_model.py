@@ -121,6 +121,7 @@ def test_user_tracking_uri_is_never_changed(world, fe, larder_root, tmp_path, mo
     try:
         assert ensure_tracking(fe._ctx) == user_uri
         assert mlflow.get_tracking_uri() == user_uri
+        assert mlflow.get_registry_uri() == user_uri  # the registry follows the user's choice
         assert not (larder_root / "mlflow.db").exists()
         other = f"sqlite:///{tmp_path / 'other.db'}"
         mlflow.set_tracking_uri(other)  # set in-process: the user's too

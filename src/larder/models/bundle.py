@@ -285,8 +285,8 @@ def _online_table_from_step(step: LookupStep) -> Any:
 def reachable_catalog_publications(bundle: ModelBundle, tables: list[str]) -> dict[str, dict[str, Any]] | None:
     """Re-resolve the tables' publications in a catalog, when one is reachable from this host:
     the larder root of ``LARDER_ROOT``/``LARDER_CONFIG`` if set, else the catalog the model was logged
-    with. A SQLite catalog counts only if its file exists (nothing is created). Returns None when no
-    catalog is reachable."""
+    with. A SQLite catalog counts only if its file exists (nothing is created). A table is taken from
+    the first catalog that has a publication of it. Returns None when no catalog is reachable."""
     from larder.config import CONFIG_ENV, ROOT_ENV, load_config, resolve_root
 
     candidates: list[tuple[str, Path | None]] = []
@@ -302,14 +302,19 @@ def reachable_catalog_publications(bundle: ModelBundle, tables: list[str]) -> di
     if bundle.meta.get("catalog_url"):
         root_s = bundle.meta.get("root")
         candidates.append((bundle.meta["catalog_url"], Path(root_s) if root_s else None))
-    for url, root in candidates:
+    found: dict[str, dict[str, Any]] | None = None
+    for url, root in dict.fromkeys(candidates):
         if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
             continue
         try:
-            return _publications_at(url, root, tables)
+            pubs = _publications_at(url, root, [t for t in tables if t not in (found or {})])
         except Exception as exc:  # noqa: BLE001 - an unreachable catalog is not an error here
             _log.info("larder: catalog %s not reachable (%s); trying the next source.", url, exc)
-    return None
+            continue
+        found = {**(found or {}), **pubs}
+        if len(found) == len(tables):
+            break
+    return found
 
 
 def _publications_at(url: str, root: Path | None, tables: list[str]) -> dict[str, dict[str, Any]]:

@@ -37,8 +37,8 @@ TRACKING_ENV = "MLFLOW_TRACKING_URI"
 REGISTRY_ENV = "MLFLOW_REGISTRY_URI"
 
 _lock = threading.Lock()
-#: The tracking and registry URIs larder itself set last (None: larder has set nothing).
-_ours: dict[str, str | None] = {"tracking": None, "registry": None}
+#: Every tracking/registry URI larder itself has set in this process: never taken for the user's.
+_ours: set[str] = set()
 
 _log = logging.getLogger(__name__)
 
@@ -63,10 +63,10 @@ def _registry_module() -> Any:
 def user_tracking_uri() -> str | None:
     """The tracking URI the user set (environment or ``mlflow.set_tracking_uri``), else None."""
     explicit = _tracking_module()._tracking_uri
-    if explicit is not None and explicit != _ours["tracking"]:
+    if explicit is not None and explicit not in _ours:
         return str(explicit)
     env = os.environ.get(TRACKING_ENV)
-    if env and env != _ours["tracking"]:
+    if env and env not in _ours:
         return env
     return None
 
@@ -74,10 +74,10 @@ def user_tracking_uri() -> str | None:
 def user_registry_uri() -> str | None:
     """The registry URI the user set (environment or ``mlflow.set_registry_uri``), else None."""
     explicit = _registry_module()._registry_uri
-    if explicit and explicit != _ours["registry"]:
+    if explicit and explicit not in _ours:
         return str(explicit)
     env = os.environ.get(REGISTRY_ENV)
-    if env and env != _ours["registry"]:
+    if env and env not in _ours:
         return env
     return None
 
@@ -100,11 +100,12 @@ def ensure_tracking(ctx: Context) -> str:
     with _lock:
         user = user_tracking_uri()
         if user is not None:
-            if _tracking_module()._tracking_uri == _ours["tracking"] and _ours["tracking"] is not None:
-                # our earlier URI is still set in-process but the user's environment now says
+            if _tracking_module()._tracking_uri in _ours:
+                # a URI larder set earlier is still set in-process but the user's environment says
                 # otherwise: hand the process back to the user's URI
                 mlflow.set_tracking_uri(user)
-            _ours["tracking"] = None
+            if user_registry_uri() is None:
+                _clear_our_registry()  # the registry follows the user's tracking URI
             return mlflow.get_tracking_uri()
         target = ctx.config.mlflow_tracking_uri or default_tracking_uri(ctx.root)
         current = _tracking_module()._tracking_uri
@@ -116,28 +117,32 @@ def ensure_tracking(ctx: Context) -> str:
             if not db.exists():
                 with mlflow_errors(f"Creating the MLflow tracking database {db}"):
                     _initialise_sqlite(target, ctx.root / "mlartifacts")
+        _ours.add(target)
         if current != target:
             mlflow.set_tracking_uri(target)
-        _ours["tracking"] = target
-        if user_registry_uri() is None:
-            if _registry_module()._registry_uri != target:
-                mlflow.set_registry_uri(target)
-            _ours["registry"] = target
+        if user_registry_uri() is None and _registry_module()._registry_uri != target:
+            mlflow.set_registry_uri(target)
         return target
 
 
+def _clear_our_registry() -> None:
+    if _registry_module()._registry_uri in _ours:
+        _registry_module()._registry_uri = None
+    if os.environ.get(REGISTRY_ENV) in _ours:
+        os.environ.pop(REGISTRY_ENV, None)
+
+
 def release_tracking() -> None:
-    """Forget the URIs larder set (unset them if they are still in effect). Used by tests."""
+    """Unset the URIs larder set, where they are still in effect, and forget them."""
     import mlflow
 
     with _lock:
-        if _ours["tracking"] is not None and _tracking_module()._tracking_uri == _ours["tracking"]:
+        if _tracking_module()._tracking_uri in _ours:
             mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
+        if os.environ.get(TRACKING_ENV) in _ours:
             os.environ.pop(TRACKING_ENV, None)
-        if _ours["registry"] is not None and _registry_module()._registry_uri == _ours["registry"]:
-            _registry_module()._registry_uri = None
-            os.environ.pop(REGISTRY_ENV, None)
-        _ours["tracking"] = _ours["registry"] = None
+        _clear_our_registry()
+        _ours.clear()
 
 
 @contextmanager
