@@ -206,3 +206,16 @@ def test_redis_errors(redis_url: str) -> None:
         RedisOnlineStore(redis_url, ttl=-1)
     with open_store(RedisStoreSpec(url=redis_url, key_prefix="spec"), Path(".")) as store:
         assert isinstance(store, RedisOnlineStore) and store.key_prefix == "spec"
+
+
+def test_redis_reloads_its_script_after_a_flush(redis_url: str) -> None:
+    t = new_table()
+    with RedisOnlineStore(redis_url, key_prefix=f"fl{uuid.uuid4().hex[:6]}") as store:
+        store.write_batch(t, batch([1], "a"))
+        client = redis_py.Redis.from_url(redis_url)
+        try:
+            client.script_flush()
+        finally:
+            client.close()
+        assert store.write_batch(t, batch([1, 2], "b", order=2)) == 2
+        assert store.read_batch(t, pa.table({"id": [1, 2]}))[0].column("tag").to_pylist() == ["b", "b"]

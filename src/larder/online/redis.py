@@ -14,7 +14,8 @@ Writes run a Lua script per chunk of rows that, atomically per key, compares the
 ``_order`` (as a decimal integer, so orders beyond 2**53 compare exactly) with the incoming one
 and rewrites the hash only when the incoming order is greater or equal; ``PEXPIRE`` sets the TTL.
 The script first checks that the generation the client wrote to is still current, so a write
-racing a ``replace_table`` is redone in the new generation.
+racing a ``replace_table`` is redone in the new generation. The ``EVALSHA`` commands are encoded
+by Arrow in a few vectorised calls per batch and sent several per round trip.
 
 Reads send ``GET gen``, one ``HMGET`` per distinct key, and ``GET gen`` again in one pipeline (one
 round trip); both ``GET`` s returning the generation that was read proves no switch happened in
@@ -33,6 +34,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from larder.errors import OnlineStoreError, OnlineTableNotFoundError, require
 from larder.online.base import (
@@ -50,7 +52,7 @@ from larder.online.encoding import check_supported, from_text, storage_type, to_
 
 ORDER_FIELD = "_order"
 RESERVED = (ORDER_FIELD,)
-_MAX_FIELDS = 3000  # Lua's unpack() limit is 8000 values: 2 per field
+_MAX_FIELDS = 3000  # Lua's unpack() takes at most 8000 values: 2 per field
 
 _WRITE_SCRIPT = """
 local expected = ARGV[1]
@@ -60,6 +62,7 @@ if expected ~= '' then
 end
 local ttl = tonumber(ARGV[2])
 local m = tonumber(ARGV[3])
+local complete = string.rep('0', m)
 local function ge(a, b)  -- a >= b for canonical decimal integers
   local na, nb = string.byte(a, 1) == 45, string.byte(b, 1) == 45
   if na ~= nb then return nb end
@@ -71,24 +74,28 @@ local function ge(a, b)  -- a >= b for canonical decimal integers
   return a >= b
 end
 local written, created = 0, 0
-local pos = 4 + m
+local pos = 4
 for i = 2, #KEYS do
   local key, order, mask = KEYS[i], ARGV[pos], ARGV[pos + 1]
   local cur = redis.call('HGET', key, '_order')
   if (not cur) or ge(order, cur) then
     if cur then redis.call('DEL', key) else created = created + 1 end
-    local args = {'_order', order}
-    for j = 1, m do
-      if string.byte(mask, j) == 48 then
-        args[#args + 1] = ARGV[3 + j]
-        args[#args + 1] = ARGV[pos + 1 + j]
+    if mask == complete then
+      redis.call('HSET', key, '_order', order, unpack(ARGV, pos + 2, pos + 1 + 2 * m))
+    else
+      local args = {'_order', order}
+      for j = 1, m do
+        if string.byte(mask, j) == 48 then
+          args[#args + 1] = ARGV[pos + 2 * j]
+          args[#args + 1] = ARGV[pos + 2 * j + 1]
+        end
       end
+      redis.call('HSET', key, unpack(args))
     end
-    redis.call('HSET', key, unpack(args))
     if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
     written = written + 1
   end
-  pos = pos + 2 + m
+  pos = pos + 2 + 2 * m
 end
 return {written, created}
 """
@@ -149,7 +156,9 @@ class RedisOnlineStore(OnlineStore):
             self._client = redis.Redis.from_url(url)
         except (ValueError, self._errors) as exc:
             raise OnlineStoreError(f"Invalid Redis URL {self.url!r}: {exc}") from exc
-        self._write_script = self._client.register_script(_WRITE_SCRIPT)
+        self._sha: str | None = None
+        self._noscript = redis.exceptions.NoScriptError
+        self._response_error = redis.exceptions.ResponseError
         self._gens: dict[str, bytes] = {}
         self._closed = False
 
@@ -196,53 +205,119 @@ class RedisOnlineStore(OnlineStore):
 
     # -- writes -----------------------------------------------------------------------------
 
-    def _encode(self, prepared: PreparedRows, names: list[str]) -> tuple[list[str], list[list[Any]]]:
-        """Per row: the pk and the script arguments (order, null mask, values)."""
+    @staticmethod
+    def _bulk(values: pa.Array) -> pa.Array:
+        """Each value as a RESP bulk string (``$<len>\\r\\n<bytes>\\r\\n``), computed by Arrow."""
+        values = values.cast(pa.binary())
+        lengths = pc.binary_length(values).cast(pa.string()).cast(pa.binary())
+        return pc.binary_join_element_wise(b"$", lengths, b"\r\n", values, b"\r\n", b"")
+
+    def _packed_rows(
+        self, table: OnlineTable, prepared: PreparedRows, gen: bytes
+    ) -> tuple[list[bytes], list[bytes]]:
+        """Per row: its hash key and its script arguments (order, null mask, values), RESP-encoded."""
         n = prepared.num_rows
-        m = len(names)
-        columns = []
-        nulls = np.zeros((n, m), dtype=np.uint8)
+        names = table.features
+        nulls = np.zeros((n, len(names)), dtype=np.uint8)
+        parts = [self._bulk(pa.array([str(o) for o in prepared.order.tolist()], pa.string()))]
+        values = []
         for j, name in enumerate(names):
             col = prepared.features.column(name).combine_chunks()
             if col.null_count:
                 nulls[:, j] = col.is_null().to_numpy(zero_copy_only=False)
-            text = to_text(col)
-            empty = b"" if pa.types.is_binary(text.type) else ""
-            columns.append(text.fill_null(empty).to_pylist() if col.null_count != n else [empty] * n)
-        if nulls.any():
+            values.append(self._bulk(to_text(col).cast(pa.binary()).fill_null(b"")))
+        if names:
+            width = len(names)
             packed = (nulls + 48).tobytes()
-            masks = [packed[i * m : (i + 1) * m].decode() for i in range(n)]
+            masks = pa.array([packed[i * width : (i + 1) * width] for i in range(n)], pa.binary())
         else:
-            masks = ["0" * m] * n
-        orders = [str(o) for o in prepared.order.tolist()]
-        rows = zip(*columns, strict=True) if m else itertools.repeat((), n)
-        args = [[o, mask, *values] for o, mask, values in zip(orders, masks, rows, strict=False)]
-        return prepared.pk.to_pylist(), args
+            masks = pa.array([b""] * n, pa.binary())
+        parts.append(self._bulk(masks))
+        for name, value in zip(names, values, strict=True):  # field, value, field, value, ...
+            raw = name.encode()
+            parts.extend([b"$%d\r\n%s\r\n" % (len(raw), raw), value])
+        rows = pc.binary_join_element_wise(*parts, b"")
+        keys = self._bulk(
+            pc.binary_join_element_wise(
+                self._item_prefix(table, gen).encode(), prepared.pk.cast(pa.binary()), b""
+            )
+        )
+        return keys.to_pylist(), rows.to_pylist()
+
+    def _script_sha(self) -> str:
+        if self._sha is None:
+            self._sha = self._client.script_load(_WRITE_SCRIPT)
+        return self._sha
 
     def _write(
         self, table: OnlineTable, prepared: PreparedRows, gen: bytes, staging: bool
     ) -> tuple[int, int]:
-        """Write rows into generation ``gen``; returns (written, created) or raises _GenerationMoved."""
+        """Write rows into generation ``gen``; returns (written, created) or raises _GenerationMoved.
+
+        The script calls are sent as pre-encoded RESP commands (Arrow builds each row's bulk strings
+        in a few vectorised calls), several per round trip; this is what redis-py's pipeline would
+        send, without its per-argument packing.
+        """
         names = table.features
-        pks, rows = self._encode(prepared, names)
-        header = ["" if staging else gen, str(self.ttl_ms), str(len(names)), *names]
-        pointer = self._pointer(table)
-        prefix = self._item_prefix(table, gen)
+        keys, rows = self._packed_rows(table, prepared, gen)
+
+        def bulk(value: str | bytes) -> bytes:
+            raw = value.encode() if isinstance(value, str) else value
+            return b"$%d\r\n%s\r\n" % (len(raw), raw)
+
+        header = b"".join(bulk(v) for v in ["" if staging else gen, str(self.ttl_ms), str(len(names))])
+        pointer = bulk(self._pointer(table))
         written = created = 0
         step = self.rows_per_script
-        per_trip = step * self.scripts_per_round_trip
-        for start in range(0, len(pks), per_trip):
-            pipe = self._client.pipeline(transaction=False)
-            for lo in range(start, min(start + per_trip, len(pks)), step):
-                keys = [pointer, *(prefix + pk for pk in pks[lo : lo + step])]
-                args = header + list(itertools.chain.from_iterable(rows[lo : lo + step]))
-                self._write_script(keys=keys, args=args, client=pipe)
-            for result in pipe.execute():
-                if result[0] == -1:
-                    raise _GenerationMoved(result[1] or None)
-                written += int(result[0])
-                created += int(result[1])
-        return written, created
+        for attempt in range(2):
+            sha = bulk(self._script_sha())
+            commands = []
+            for lo in range(0, len(rows), step):
+                k = len(rows[lo : lo + step])
+                nargs = 3 + 1 + k + 3 + k * (2 + 2 * len(names))
+                commands.append(
+                    b"".join(
+                        [b"*%d\r\n$7\r\nEVALSHA\r\n" % nargs, sha, bulk(str(1 + k)), pointer]
+                        + keys[lo : lo + step]
+                        + [header]
+                        + rows[lo : lo + step]
+                    )
+                )
+            try:
+                for start in range(0, len(commands), self.scripts_per_round_trip):
+                    for result in self._send(commands[start : start + self.scripts_per_round_trip]):
+                        if result[0] == -1:
+                            raise _GenerationMoved(result[1] or None)
+                        written += int(result[0])
+                        created += int(result[1])
+                return written, created
+            except self._noscript:
+                if attempt:
+                    raise
+                self._sha = None  # the server lost its scripts (restart, SCRIPT FLUSH): load again
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _send(self, commands: list[bytes]) -> list[Any]:
+        """Send packed commands on one connection and read every reply (errors raised after)."""
+        pool = self._client.connection_pool
+        conn = pool.get_connection()
+        try:
+            conn.send_packed_command(commands)
+            replies: list[Any] = []
+            for _ in commands:
+                try:
+                    replies.append(conn.read_response())
+                except self._response_error as exc:
+                    replies.append(exc)
+        except BaseException:
+            conn.disconnect()
+            raise
+        finally:
+            pool.release(conn)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
 
     def write_batch(self, table: OnlineTable, rows: pa.Table, *, order: str = ORDER_COLUMN) -> int:
         self._check(table)
