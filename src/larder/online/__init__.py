@@ -25,10 +25,10 @@ if TYPE_CHECKING:
     from larder.online.sqlite import SQLiteOnlineStore
 
 __all__ = [
-    "ORDER_COLUMN",
     "AmazonDynamoDBSpec",
     "DynamoDBOnlineStore",
     "DynamoDBStoreSpec",
+    "ORDER_COLUMN",
     "OnlineStore",
     "OnlineTable",
     "RedisOnlineStore",
