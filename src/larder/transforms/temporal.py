@@ -36,6 +36,8 @@ as a compact duration such as ``7d``, ``12h``, ``30min``, ``45s``.
 from __future__ import annotations
 
 import datetime as dt
+import re
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -81,6 +83,42 @@ _UNITS = (
 
 Window = int | str | dt.timedelta | np.timedelta64 | pd.Timedelta
 
+_UNIT_NS = {
+    "w": 7 * 86_400 * 10**9,
+    "week": 7 * 86_400 * 10**9,
+    "d": 86_400 * 10**9,
+    "day": 86_400 * 10**9,
+    "h": 3_600 * 10**9,
+    "hr": 3_600 * 10**9,
+    "hour": 3_600 * 10**9,
+    "m": 60 * 10**9,
+    "min": 60 * 10**9,
+    "minute": 60 * 10**9,
+    "s": 10**9,
+    "sec": 10**9,
+    "second": 10**9,
+    "ms": 10**6,
+    "us": 10**3,
+    "ns": 1,
+}
+_SPAN_PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*")
+
+
+def _span_ns(text: str) -> int | None:
+    """Parse '7d', '12h', '1h30min', '2 days', '1w' (case-insensitive) to nanoseconds, else None."""
+    lowered, total, pos = text.lower(), 0.0, 0
+    while pos < len(lowered):
+        match = _SPAN_PART.match(lowered, pos)
+        if not match:
+            return None
+        unit = match.group(2)
+        unit = unit[:-1] if unit.endswith("s") and unit[:-1] in _UNIT_NS and unit not in _UNIT_NS else unit
+        if unit not in _UNIT_NS:
+            return None
+        total += float(match.group(1)) * _UNIT_NS[unit]
+        pos = match.end()
+    return int(round(total)) if pos else None
+
 
 def window_label(span_ns: int) -> str:
     """A compact duration: 7 days -> ``"7d"``, 90 minutes -> ``"90min"``, 1.5 s -> ``"1500ms"``."""
@@ -105,13 +143,23 @@ def _parse_window(window: Any) -> tuple[str, int]:
                 f"rolling: window {window!r} has no unit; write a row count as an int (7) or a duration "
                 "with a unit ('7d', '12h', '30min')."
             )
-        try:
-            span = pd.Timedelta(text)
-        except (ValueError, TypeError) as exc:
+        if re.search(r"\d\s*(M|Y|y|mo|month|months|year|years)\s*$", text):
             raise TransformError(
-                f"rolling: cannot read window {window!r} as a duration ({exc}). Use units d, h, min, s, ms "
-                "(months and years have no fixed length)."
-            ) from exc
+                f"rolling: cannot read window {window!r}: months and years have no fixed length. "
+                "Use days, e.g. '30d' or '365d'."
+            )
+        parsed = _span_ns(text)
+        if parsed is None:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    parsed = pd.Timedelta(text).value
+            except (ValueError, TypeError) as exc:
+                raise TransformError(
+                    f"rolling: cannot read window {window!r} as a duration ({exc}). Use units w, d, h, min, "
+                    "s, ms (months and years have no fixed length)."
+                ) from exc
+        span = pd.Timedelta(parsed, unit="ns")
     elif isinstance(window, dt.timedelta | np.timedelta64 | pd.Timedelta):
         span = pd.Timedelta(window)
     else:
