@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from unittest import mock
 
 import duckdb
 import numpy as np
@@ -14,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from larder.errors import FeatureLookupError, LarderError, LeakageError, OutputCollisionError
+from larder.offline import pit
 from larder.offline.pit import PitSource, point_in_time_join
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
@@ -111,9 +113,10 @@ def source_case(draw: st.DrawFn, index: int) -> dict:
     spine_tz=st.sampled_from([None, "UTC"]),
     cases=st.integers(1, 3).flatmap(lambda n: st.tuples(*[source_case(i) for i in range(n)])),
     batch_rows=st.one_of(st.none(), st.integers(1, 12)),
+    chunk_source_rows=st.sampled_from([2_000_000, 4, 11]),
     shared_con=st.booleans(),
 )
-def test_matches_oracle(spine_rows, spine_unit, spine_tz, cases, batch_rows, shared_con):
+def test_matches_oracle(spine_rows, spine_unit, spine_tz, cases, batch_rows, chunk_source_rows, shared_con):
     spine = pa.table({
         "id": pa.array([r[0] for r in spine_rows], pa.int64()),
         "name": pa.array([r[1] for r in spine_rows], pa.string()),
@@ -149,8 +152,9 @@ def test_matches_oracle(spine_rows, spine_unit, spine_tz, cases, batch_rows, sha
         oracle_sources.append((pa.table(data).to_pylist() if c["form"] != "dataset" else data.to_table().to_pylist(),
                                src))
     con = duckdb.connect() if shared_con else None
-    try:
-        got = point_in_time_join(spine, sources, batch_rows=batch_rows, con=con)
+    try:  # small automatic chunks (batch_rows=None) exercise the key-range split on small data
+        with mock.patch.object(pit, "_CHUNK_SOURCE_ROWS", chunk_source_rows):
+            got = point_in_time_join(spine, sources, batch_rows=batch_rows, con=con)
     finally:
         if con is not None:
             con.close()

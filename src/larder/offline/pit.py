@@ -53,6 +53,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
+import pyarrow.fs as pafs
 
 from larder.errors import FeatureLookupError, LeakageError, OutputCollisionError
 
@@ -60,6 +61,9 @@ __all__ = ["PitSource", "point_in_time_join"]
 
 _US_PER_UNIT = {"s": 1_000_000, "ms": 1_000, "us": 1}
 _US_PER_DAY = 86_400_000_000
+# With batch_rows=None, the spine is cut into key-range chunks that each see about this many source
+# rows: the engine then sorts ~2M (key, time, position) rows at a time (tens of MB) instead of all.
+_CHUNK_SOURCE_ROWS = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -248,8 +252,18 @@ class _Data:
         """The rows in the source's order (a dataset scan is an ordered read)."""
         if self.table is not None:
             yield from self.table.select(columns).to_batches()
-        else:
-            yield from self.dataset.to_batches(columns=columns)  # type: ignore[union-attr]
+            return
+        ds = self.dataset
+        options: dict[str, Any] = {"batch_readahead": 4, "fragment_readahead": 2}
+        if (isinstance(ds, pads.FileSystemDataset) and isinstance(ds.format, pads.ParquetFileFormat)
+                and isinstance(ds.filesystem, pafs.LocalFileSystem)):
+            # Pre-buffering reads whole column chunks ahead: right for object stores, but on a local
+            # disk it only costs memory (about the size of the columns read).
+            options["fragment_scan_options"] = pads.ParquetFragmentScanOptions(pre_buffer=False)
+        yield from ds.to_batches(columns=columns, **options)  # type: ignore[union-attr]
+
+    def count_rows(self) -> int:
+        return self.table.num_rows if self.table is not None else self.dataset.count_rows()  # type: ignore[union-attr]
 
     def gather(self, columns: list[str], idx: np.ndarray) -> list[pa.ChunkedArray]:
         """``columns`` at row positions ``idx`` (``-1`` gives null), in the order of ``idx``."""
@@ -285,9 +299,12 @@ class _Data:
         if len(need) and offset <= need[-1]:
             raise FeatureLookupError(f"{self.where}: the dataset changed while it was being read "
                                      f"({offset} rows on the second scan); retry the join.")
-        pos = np.searchsorted(need, idx)
-        ix = pa.array(np.where(valid, pos, len(need)))
-        return [pa.chunked_array(p + [pa.nulls(1, t)], t).take(ix) for p, t in zip(parts, types, strict=True)]
+        ix = pa.array(np.where(valid, np.searchsorted(need, idx), len(need)))
+        out = []
+        for j, t in enumerate(types):  # put each column in spine order, then let its parts go
+            out.append(pa.chunked_array([*parts[j], pa.nulls(1, t)], t).take(ix))
+            parts[j] = []
+        return out
 
 
 # --------------------------------------------------------------------------- validation
@@ -377,6 +394,7 @@ def _source_relation(src: PitSource, data: _Data) -> pa.Table:
     batches = []
     offset = 0
     schema = None
+    row_type = np.int32 if data.count_rows() < 2**31 - 1 else np.int64  # positions: 4 bytes a row will do
     for batch in data.batches(cols):
         arrays = [_key_array(batch.column(cols.index(k))) for k in src.keys]
         names = [f"k{j}" for j in range(len(src.keys))]
@@ -387,7 +405,7 @@ def _source_relation(src: PitSource, data: _Data) -> pa.Table:
         if src.tiebreak:
             arrays.append(_key_array(batch.column(cols.index(src.tiebreak))))
             names.append("tb")
-        arrays.append(pa.array(np.arange(offset, offset + batch.num_rows, dtype=np.int64)))
+        arrays.append(pa.array(np.arange(offset, offset + batch.num_rows, dtype=row_type)))
         names.append("row")
         rb = pa.RecordBatch.from_arrays(arrays, names=names)
         schema = schema or rb.schema
@@ -402,7 +420,7 @@ def _source_relation(src: PitSource, data: _Data) -> pa.Table:
             empty["ts"] = pa.array([], pa.int64())
         if src.tiebreak:
             empty["tb"] = pa.array([], _key_array(pa.array([], data.schema.field(src.tiebreak).type)).type)
-        empty["row"] = pa.array([], pa.int64())
+        empty["row"] = pa.array([], pa.int32())
         return pa.table(empty)
     return pa.Table.from_batches(batches)
 
@@ -480,6 +498,10 @@ def _match(con: duckdb.DuckDBPyConnection, spine: pa.Table, src: PitSource, i: i
     lrel = _spine_relation(spine, src)
     lookback_us = None if src.lookback_window is None else src.lookback_window // timedelta(microseconds=1)
     idx = np.full(spine.num_rows, -1, dtype=np.int64)
+    if batch_rows is None:  # as many chunks as it takes for each to see about _CHUNK_SOURCE_ROWS source rows
+        chunks = max(1, -(-frel_tbl.num_rows // _CHUNK_SOURCE_ROWS))
+        batch_rows = max(1, -(-lrel.num_rows // chunks))
+    n_chunks = max(1, -(-lrel.num_rows // batch_rows))
     tag = uuid.uuid4().hex[:12]
     lname, fname, aname, ename = (f"larder_pit_{x}_{tag}" for x in "lfae")
     try:
@@ -507,7 +529,7 @@ def _match(con: duckdb.DuckDBPyConnection, spine: pa.Table, src: PitSource, i: i
                 con.unregister(aname)
             idx[rn] = row
             con.unregister(lname)
-            tick()
+            tick(1 / n_chunks)
     except duckdb.Error as exc:
         raise FeatureLookupError(f"The point-in-time join of {_label(src, i)} failed in DuckDB: {exc}") from exc
     finally:
@@ -554,9 +576,10 @@ def point_in_time_join(
     sources
         Where the features come from, see :class:`PitSource`; joined in turn.
     batch_rows
-        When given, the spine is matched in key-sorted chunks of at most this many rows, each against
-        only the source rows in its key range: the engine's memory then follows the chunk, not the
-        whole source. ``None`` matches all rows in one pass (fastest when memory allows).
+        The spine is matched in key-sorted chunks of at most this many rows, each against only the
+        source rows in its key range, so the engine's memory follows the chunk, not the whole source.
+        ``None`` (default) sizes the chunks so that each sees about two million source rows; a value
+        of at least the spine's length matches everything in one pass.
     con
         DuckDB connection to run on (temporary views are registered and dropped); default: a private
         in-memory connection.
@@ -606,9 +629,8 @@ def point_in_time_join(
     except duckdb.Error as exc:
         raise FeatureLookupError(f"The point-in-time join could not use the DuckDB connection: {exc}") from exc
     out = spine
-    steps = len(sources) * (1 if batch_rows is None else max(1, -(-spine.num_rows // batch_rows)))
     try:
-        with _progress(steps) as tick:
+        with _progress(len(sources), spine.num_rows) as tick:
             for i, (src, data) in enumerate(zip(sources, datas, strict=True)):
                 idx = _match(work, spine, src, i, data, batch_rows, tick)
                 for name, col in zip(src.output_names, data.gather(list(src.features), idx), strict=True):
@@ -634,13 +656,13 @@ def _engine() -> duckdb.DuckDBPyConnection:
 
 
 @contextlib.contextmanager
-def _progress(total: int) -> Iterator[Any]:
-    """A rich progress bar over the join's steps (hidden for a single step or when disabled)."""
-    if total <= 1 or not _progress_enabled():
-        yield lambda: None
+def _progress(sources: int, rows: int) -> Iterator[Any]:
+    """A rich progress bar over the sources (advanced chunk by chunk); only for big joins, when enabled."""
+    if rows < 1_000_000 or not _progress_enabled():
+        yield lambda fraction: None
         return
     from rich.progress import Progress
 
     with Progress(transient=True) as bar:
-        task = bar.add_task("point-in-time join", total=total)
-        yield lambda: bar.advance(task)
+        task = bar.add_task(f"point-in-time join of {rows:,} rows", total=sources)
+        yield lambda fraction: bar.advance(task, fraction)
