@@ -210,9 +210,8 @@ class OnlineFeatureAssembler:
             self.close()
             raise
         self._ts_columns = [s.timestamp_lookup_key for s in spec.lookups if s.timestamp_lookup_key]
-        #: (columns, dtypes) of pandas frames that passed validation: the checks depend on those only
-        #: (the one value-dependent check, whole numbers in a float key column, runs on every lookup)
-        self._validated: set[tuple[tuple[Any, ...], tuple[str, ...]]] = set()
+        #: (kind, columns, types) of key frames that passed validation (see _prepare)
+        self._validated: set[tuple[Any, ...]] = set()
         self._column_index: dict[tuple[str, ...], pd.Index] = {}
 
     # -- info -----------------------------------------------------------------------------------
@@ -287,14 +286,26 @@ class OnlineFeatureAssembler:
         )
 
     def _prepare(self, keys: Any) -> pd.DataFrame:
+        """``keys`` as a validated pandas frame. Validation depends only on the column names and types
+        (the one value-dependent check, whole numbers in a float key column, runs on every lookup), so
+        a shape seen before is not validated again."""
         from larder.training.assemble import as_pandas, validate_frame
 
-        signature = None
-        if isinstance(keys, pd.DataFrame) and not any(t.kind == "O" for t in keys.dtypes):
-            # (object columns may mix types from call to call: those frames are validated every time)
-            signature = (tuple(keys.columns), tuple(str(t) for t in keys.dtypes))
-            if signature in self._validated:
-                return keys
+        signature: tuple[Any, ...] | None = None
+        if isinstance(keys, (pa.Table, pa.RecordBatch)) and len(set(keys.column_names)) == keys.num_columns:
+            # a small Arrow table (the feature server's keys) converts much faster column by column
+            signature = ("arrow", tuple(keys.column_names), tuple(str(t) for t in keys.schema.types))
+            names = tuple(keys.column_names)
+            keys = _block_frame({name: _pandas_values(col.combine_chunks() if isinstance(col, pa.ChunkedArray)
+                                                      else col)
+                                 for name, col in zip(names, keys.columns, strict=True)},
+                                pd.RangeIndex(keys.num_rows), self._labels(names))
+        elif isinstance(keys, pd.DataFrame):
+            dtypes = tuple(keys.dtypes)
+            if not any(t.kind == "O" for t in dtypes):  # object columns may mix types from call to call
+                signature = ("pandas", tuple(keys.columns), tuple(str(t) for t in dtypes))
+        if signature is not None and signature in self._validated:
+            return keys  # type: ignore[no-any-return]
         frame = as_pandas(keys, what="keys_df")
         columns = set(frame.columns)
         optional = [c for c in self._ts_columns if c not in columns]
@@ -302,6 +313,15 @@ class OnlineFeatureAssembler:
         if signature is not None and len(self._validated) < 256:
             self._validated.add(signature)
         return frame
+
+    def _labels(self, names: tuple[str, ...]) -> pd.Index:
+        """A column index for ``names`` (cached: building one costs more than the rest of a small frame)."""
+        labels = self._column_index.get(names)
+        if labels is None:
+            labels = pd.Index(list(names))
+            if len(self._column_index) < 64:
+                self._column_index[names] = labels
+        return labels
 
     def _run(self, keys: Any) -> tuple[pd.DataFrame, list[str], dict[str, Any], dict[str, np.ndarray]]:
         """``(caller frame, output column order, {column: values}, found)``: the caller's columns as
@@ -343,13 +363,8 @@ class OnlineFeatureAssembler:
         if include_found:
             for label in self.labels:
                 data[FOUND_PREFIX + label] = found[label]
-        names = tuple(data)
-        labels = self._column_index.get(names)
-        if labels is None:
-            labels = pd.Index(list(names))
-            if len(self._column_index) < 64:
-                self._column_index[names] = labels
-        return _block_frame(data, index if index is not None else pd.RangeIndex(len(frame)), labels)
+        return _block_frame(data, index if index is not None else pd.RangeIndex(len(frame)),
+                            self._labels(tuple(data)))
 
     def assemble_arrow(self, keys: Any) -> tuple[pa.Table, dict[str, np.ndarray]]:
         """Like :meth:`assemble` but returns an Arrow table (without found columns) and ``{label:
