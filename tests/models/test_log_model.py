@@ -177,3 +177,24 @@ def test_fresh_root_logs_into_its_own_database(tmp_path, monkeypatch):
         assert w2.activate() == f"sqlite:///{root / 'mlflow.db'}"
         assert (root / "mlflow.db").exists()
         assert mlflow.MlflowClient().get_model_version(MODEL_NAME, "1").run_id == w2.info.run_id
+
+
+def test_a_raw_model_signature_gets_the_key_inputs(world):
+    from mlflow.models import infer_signature
+
+    world.activate()
+    X = world.training_set.load_df().drop(columns=["SalePrice"])
+    raw_sig = infer_signature(X, world.model.predict(X))
+    with mlflow.start_run():
+        info = world.fe.log_model(world.model, "signed", mlflow.sklearn, world.training_set, signature=raw_sig,
+                                  serialization_format="cloudpickle")
+    sig = mlflow.models.get_model_info(info.model_uri).signature
+    assert sig.inputs.input_names() == ["Id", "YrSold"]
+    assert sig.outputs.to_dict() == raw_sig.outputs.to_dict()
+    from mlflow.models.signature import ModelSignature
+    from mlflow.types.schema import ColSpec, Schema
+
+    bad = ModelSignature(inputs=Schema([ColSpec("long", "Id")]))
+    with pytest.raises(ModelError, match="lack the model's input column"):
+        world.fe.log_model(world.model, "bad_sig", mlflow.sklearn, world.training_set, signature=bad,
+                           serialization_format="cloudpickle")

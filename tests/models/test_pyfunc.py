@@ -5,6 +5,7 @@ missing keys (error naming them, or null by request parameter or environment).""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -94,8 +95,13 @@ def test_model_logged_after_publishing_carries_the_publication(world, monkeypatc
     world.activate()
     with mlflow.start_run():
         info = world.fe.log_model(world.model, "carried", mlflow.sklearn, world.training_set,
+                                  infer_input_example=True, extra_pip_requirements=["tabulate>=0.9"],
                                   serialization_format="cloudpickle")
     uri = f"runs:/{info.run_id}/carried"
+    local = mlflow.artifacts.download_artifacts(uri)
+    example = mlflow.models.Model.load(local).load_input_example(local)
+    assert list(example.columns) == ["Id", "YrSold"] and len(example) == 5
+    assert "tabulate>=0.9" in (Path(local) / "requirements.txt").read_text()
     bundle = load_bundle(uri)
     assert set(bundle.meta["online"]) == {"main.default.houses", "main.default.house_extras"}
     assert bundle.meta["online"]["main.default.houses"]["store_spec"]["path"] == str(world.root / "carried.db")

@@ -120,7 +120,10 @@ class OnlineModel:
         frame = self.features(df, missing_keys=missing_keys)
         if len(frame) == 0:
             return np.empty(0)
-        return self.raw.predict(frame[self.bundle.feature_columns])
+        columns = self.bundle.feature_columns
+        if list(frame.columns) != columns:  # selecting costs a copy; most requests need none
+            frame = frame[columns]
+        return self.raw.predict(frame)
 
     def close(self) -> None:
         self._assemblers.clear()

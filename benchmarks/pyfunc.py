@@ -1,0 +1,246 @@
+"""Latency of a feature-aware model's ``predict``: online lookups, defaults and functions, then the
+raw model; beside the raw model alone on pre-assembled features.
+
+Setup: two feature tables keyed by ``Id`` (``houses``: 4 features including a string; ``house_extras``:
+2 features, only for 80% of the houses, so some lookups use defaults), a feature function
+(``age = YrSold - YearBuilt``) and a scikit-learn ``Ridge`` on the 6 numeric features, logged with
+``fe.log_model``. Both tables are published to the store under test (SQLite file; DynamoDB on a local
+moto server).
+
+Contenders, per batch size (1 and 100 rows of ``Id`` + ``YrSold``), called in turn within each
+iteration so that noise on a shared machine hits all of them:
+
+* ``raw model``: ``model.predict(features)`` on the already assembled feature frame;
+* ``pyfunc``: ``mlflow.pyfunc.load_model(uri).predict(keys)`` (MLflow's input-schema checks, the
+  online lookups - one batched read per table -, defaults, the function, the raw model);
+* ``larder path``: the same without MLflow's wrapper (``OnlineModel.predict``);
+* ``assemble``: the feature assembly alone; ``store reads``: the two ``read_batch`` calls alone.
+
+The lookup overhead is ``pyfunc - raw model`` per iteration (paired), reported at p50/p99, in wall time
+and in CPU time of the calling thread (less sensitive to other processes on the machine). Prints JSON,
+then a table.
+
+    python benchmarks/pyfunc.py                       # SQLite and DynamoDB (moto)
+    python benchmarks/pyfunc.py --iterations 300 --skip-dynamodb --json-out /tmp/pyfunc.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+os.environ.setdefault("LARDER_DISABLE_PROGRESS", "1")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+
+import mlflow  # noqa: E402
+
+from larder.client import FeatureEngineeringClient  # noqa: E402
+from larder.models.bundle import load_bundle  # noqa: E402
+from larder.models.pyfunc import OnlineModel  # noqa: E402
+from larder.models.tracking import ensure_tracking  # noqa: E402
+from larder.online.specs import DynamoDBStoreSpec, SQLiteStoreSpec  # noqa: E402
+
+
+def house_age(year_built: int, year_sold: int) -> int:
+    return year_sold - year_built
+
+
+def build(fe: FeatureEngineeringClient, n: int) -> tuple[str, Any, pd.DataFrame]:
+    from sklearn.linear_model import Ridge
+
+    from larder.training import FeatureFunction, FeatureLookup
+
+    rng = np.random.default_rng(0)
+    houses = pd.DataFrame({
+        "Id": np.arange(1, n + 1, dtype="int64"), "OverallQual": rng.integers(1, 11, n),
+        "GrLivArea": rng.uniform(600, 3500, n), "YearBuilt": rng.integers(1900, 2008, n),
+        "Neighborhood": rng.choice(["NAmes", "CollgCr", "OldTown", "Edwards"], n),
+    })
+    m = int(n * 0.8)
+    extras = pd.DataFrame({"Id": np.arange(1, m + 1, dtype="int64"), "GarageCars": rng.integers(0, 4, m),
+                           "LotArea": rng.uniform(3000, 20000, m)})
+    fe.create_table("houses", "Id", df=houses)
+    fe.create_table("house_extras", "Id", df=extras)
+    fe.create_function("house_age", house_age)
+    labels = pd.DataFrame({"Id": houses["Id"], "YrSold": rng.integers(2006, 2011, n)})
+    labels["SalePrice"] = houses["GrLivArea"] * 90 + houses["OverallQual"] * 8000
+    ts = fe.create_training_set(
+        labels.head(2000),
+        [FeatureLookup("houses", "Id", default_values={"OverallQual": 5, "GrLivArea": 1500.0, "YearBuilt": 1970,
+                                                        "Neighborhood": "NAmes"}),
+         FeatureLookup("house_extras", "Id", default_values={"GarageCars": 1, "LotArea": 9000.0}),
+         FeatureFunction("house_age", input_bindings={"year_built": "YearBuilt", "year_sold": "YrSold"},
+                         output_name="age")],
+        label="SalePrice", exclude_columns=["Id", "Neighborhood"],
+    )
+    df = ts.load_df()
+    model = Ridge().fit(df.drop(columns=["SalePrice"]), df["SalePrice"])
+    fe.log_model(model, "model", mlflow.sklearn, ts, registered_model_name="bench_price",
+                 serialization_format="cloudpickle")
+    return "models:/bench_price/1", model, labels
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, float]:
+    c0, w0 = time.thread_time(), time.perf_counter()
+    fn()
+    return time.perf_counter() - w0, time.thread_time() - c0
+
+
+def pct(xs: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(xs) * 1000.0, q))
+
+
+def measure(store: str, uri: str, fe: FeatureEngineeringClient, raw_model: Any, labels: pd.DataFrame,
+            rows: int, iterations: int, warmup: int) -> dict[str, Any]:
+    ensure_tracking(fe._ctx)
+    pm = mlflow.pyfunc.load_model(uri)
+    om: OnlineModel = pm.unwrap_python_model().online_model
+    assert {s.spec.type for s in om.sources.values()} == {store}, om.sources
+    asm = om.assembler("error")
+    rng = np.random.default_rng(rows)
+    n = len(labels)
+    batches = []
+    for _ in range(16):
+        ids = rng.choice(n, size=rows, replace=False)
+        keys = labels.iloc[ids][["Id", "YrSold"]].reset_index(drop=True)
+        feats = om.features(keys)[om.bundle.feature_columns]
+        batches.append((keys, feats))
+    # the two reads the assembler makes, with the same key tables it builds
+    import pyarrow as pa
+
+    sources = asm._sources
+
+    def reads(keys: pd.DataFrame) -> None:
+        for src in sources:
+            src.store.read_batch(src.table, pa.table({"Id": pa.array(keys["Id"].to_numpy())}), src.read)
+
+    contenders: dict[str, Callable[[pd.DataFrame, pd.DataFrame], Any]] = {
+        "raw model": lambda k, f: raw_model.predict(f),
+        "pyfunc": lambda k, f: pm.predict(k),
+        "larder path": lambda k, f: om.predict(k),
+        "assemble": lambda k, f: asm.assemble(k),
+        "store reads": lambda k, f: reads(k),
+    }
+    # the answers agree before anything is timed
+    k0, f0 = batches[0]
+    np.testing.assert_allclose(np.asarray(pm.predict(k0), dtype=float), raw_model.predict(f0), rtol=1e-12)
+    wall: dict[str, list[float]] = {c: [] for c in contenders}
+    cpu: dict[str, list[float]] = {c: [] for c in contenders}
+    gc.collect()
+    for i in range(warmup + iterations):
+        keys, feats = batches[i % len(batches)]
+        for name, fn in contenders.items():
+            w, c = timed(lambda fn=fn: fn(keys, feats))
+            if i >= warmup:
+                wall[name].append(w)
+                cpu[name].append(c)
+    over_w = [p - r for p, r in zip(wall["pyfunc"], wall["raw model"], strict=True)]
+    over_c = [p - r for p, r in zip(cpu["pyfunc"], cpu["raw model"], strict=True)]
+    out: dict[str, Any] = {"store": store, "rows": rows, "iterations": iterations, "contenders": {}}
+    for name in contenders:
+        out["contenders"][name] = {"wall_p50_ms": pct(wall[name], 50), "wall_p99_ms": pct(wall[name], 99),
+                                   "cpu_p50_ms": pct(cpu[name], 50), "cpu_p99_ms": pct(cpu[name], 99)}
+    out["overhead"] = {"wall_p50_ms": pct(over_w, 50), "wall_p99_ms": pct(over_w, 99),
+                       "cpu_p50_ms": pct(over_c, 50), "cpu_p99_ms": pct(over_c, 99)}
+    om.close()
+    return out
+
+
+def machine() -> dict[str, Any]:
+    import sklearn
+
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError):
+        mem_gb = float("nan")
+    return {"nproc": os.cpu_count(), "ram_gb": round(mem_gb, 1), "cpu": cpu, "load_avg_at_start": os.getloadavg(),
+            "python": platform.python_version(), "mlflow": mlflow.__version__, "pandas": pd.__version__,
+            "sklearn": sklearn.__version__}
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    lines = ["| store | rows | contender | wall p50 ms | wall p99 ms | cpu p50 ms | cpu p99 ms |",
+             "|---|---:|---|---:|---:|---:|---:|"]
+    for r in results:
+        for name, v in r["contenders"].items():
+            lines.append(f"| {r['store']} | {r['rows']} | {name} | {v['wall_p50_ms']:.3f} | {v['wall_p99_ms']:.3f} | "
+                         f"{v['cpu_p50_ms']:.3f} | {v['cpu_p99_ms']:.3f} |")
+        o = r["overhead"]
+        lines.append(f"| {r['store']} | {r['rows']} | **overhead (pyfunc - raw, paired)** | {o['wall_p50_ms']:.3f} | "
+                     f"{o['wall_p99_ms']:.3f} | {o['cpu_p50_ms']:.3f} | {o['cpu_p99_ms']:.3f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--houses", type=int, default=10_000)
+    ap.add_argument("--iterations", type=int, default=1000, help="timed calls per contender (SQLite)")
+    ap.add_argument("--dynamodb-iterations", type=int, default=200)
+    ap.add_argument("--warmup", type=int, default=50)
+    ap.add_argument("--skip-dynamodb", action="store_true")
+    ap.add_argument("--json-out", default=None)
+    args = ap.parse_args()
+
+    info = machine()
+    work = Path(tempfile.mkdtemp(prefix="larder-bench-pyfunc-"))
+    fe = FeatureEngineeringClient(work / "root")
+    t0 = time.perf_counter()
+    uri, model, labels = build(fe, args.houses)
+    setup_s = time.perf_counter() - t0
+    results = []
+    moto = None
+    try:
+        stores: list[tuple[str, Any, int]] = [("sqlite", SQLiteStoreSpec(path=str(work / "online.db")), args.iterations)]
+        if not args.skip_dynamodb:
+            from _services import AWS_TEST_ENV, start_moto
+
+            os.environ.update({k: v for k, v in AWS_TEST_ENV.items() if k not in os.environ})
+            moto = start_moto()
+            stores.append(("dynamodb", DynamoDBStoreSpec(endpoint_url=f"http://127.0.0.1:{moto.port}",
+                                                         region="us-east-1"), args.dynamodb_iterations))
+        for store, spec, iterations in stores:
+            for t in ("houses", "house_extras"):
+                fe.publish_table(t, spec, mode="overwrite")
+            for rows in (1, 100):
+                results.append(measure(store, uri, fe, model, labels, rows,
+                                       iterations if rows == 1 else max(iterations // 3, 50), args.warmup))
+                print(f"done: {store} {rows} row(s)", file=sys.stderr)
+    finally:
+        if moto is not None:
+            moto.stop()
+        fe.close()
+    bundle = load_bundle(uri)
+    report = {"benchmark": "pyfunc", "machine": info, "setup_s": round(setup_s, 1), "houses": args.houses,
+              "feature_columns": bundle.feature_columns, "results": results,
+              "target": "overhead p99 <= 2 ms for 1 row on SQLite"}
+    print(json.dumps(report, indent=2))
+    print()
+    print(table(results))
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
