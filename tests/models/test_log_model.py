@@ -4,6 +4,7 @@ usage, tracking URIs, and bad input."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import mlflow
@@ -198,3 +199,34 @@ def test_a_raw_model_signature_gets_the_key_inputs(world):
     with pytest.raises(ModelError, match="lack the model's input column"):
         world.fe.log_model(world.model, "bad_sig", mlflow.sklearn, world.training_set, signature=bad,
                            serialization_format="cloudpickle")
+
+
+def test_claim_default_uris_is_cheap_and_respects_the_user(world, fe, larder_root, tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from larder.models.tracking import claim_default_uris
+
+    target = f"sqlite:///{larder_root / 'mlflow.db'}"
+    claim_default_uris(fe._ctx)  # MLflow is imported here: set in-process
+    assert mlflow.get_tracking_uri() == target == mlflow.get_registry_uri()
+    assert not (larder_root / "mlflow.db").exists()  # no database until a models call needs one
+    user = f"sqlite:///{tmp_path / 'user.db'}"
+    mlflow.set_tracking_uri(user)
+    try:
+        claim_default_uris(fe._ctx)
+        assert mlflow.get_tracking_uri() == user
+    finally:
+        mlflow.set_tracking_uri(None)
+    code = ("import os, sys; from larder.context import Context; from larder.models.tracking import "
+            "claim_default_uris; claim_default_uris(Context(sys.argv[1])); "
+            "print(os.environ['MLFLOW_TRACKING_URI'], os.environ['MLFLOW_REGISTRY_URI'], 'mlflow' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_") or k == "MLFLOW_DISABLE_TELEMETRY"}
+    out = subprocess.run([sys.executable, "-c", code, str(larder_root)], capture_output=True, text=True, env=env,
+                         check=True).stdout.split()
+    assert out == [target, target, "False"]
+    env["MLFLOW_TRACKING_URI"] = user
+    out = subprocess.run([sys.executable, "-c", code.replace("os.environ['MLFLOW_REGISTRY_URI']", "''"),
+                          str(larder_root)], capture_output=True, text=True, env=env, check=True).stdout.split()
+    assert out == [user, "False"]
+    world.activate()

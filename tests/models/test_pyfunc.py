@@ -192,3 +192,41 @@ def test_unpublished_model_loads_and_fails_clearly(world, monkeypatch):
             model.predict(requests_frame())
     finally:
         model.close()
+
+
+def test_time_series_lookup_timestamp_optional_online(world):
+    """A time-series table: offline is point in time; online serves the latest row, and the request's
+    timestamp column may be left out."""
+    from sklearn.linear_model import LinearRegression
+
+    from larder.training import FeatureLookup
+
+    t0 = pd.Timestamp("2024-01-01", tz="UTC")
+    listings = pd.DataFrame({
+        "Id": [1, 1, 2, 2, 3],
+        "listed_at": [t0, t0 + pd.Timedelta(days=30), t0, t0 + pd.Timedelta(days=10), t0],
+        "ListPrice": [100.0, 120.0, 200.0, 190.0, 300.0],
+    })
+    world.fe.create_table("house_listings", ["Id"], df=listings, timestamp_keys="listed_at")
+    labels = pd.DataFrame({"Id": [1, 1, 2, 3], "SaleDate": [t0 + pd.Timedelta(days=d) for d in (1, 40, 20, 5)],
+                           "SalePrice": [110.0, 125.0, 195.0, 310.0]})
+    ts = world.fe.create_training_set(labels, [FeatureLookup("house_listings", "Id", timestamp_lookup_key="SaleDate")],
+                                      label="SalePrice", exclude_columns=["Id", "SaleDate"])
+    df = ts.load_df()
+    assert df["ListPrice"].tolist() == [100.0, 120.0, 190.0, 300.0]  # point in time
+    model = LinearRegression().fit(df[["ListPrice"]], df["SalePrice"])
+    world.activate()
+    with mlflow.start_run():
+        info = world.fe.log_model(model, "listing_model", mlflow.sklearn, ts, serialization_format="cloudpickle")
+    uri = f"runs:/{info.run_id}/listing_model"
+    inputs = {c.name: c.required for c in mlflow.models.get_model_info(uri).signature.inputs.inputs}
+    assert inputs == {"Id": True, "SaleDate": False}
+    world.fe.publish_table("house_listings", world.sqlite_spec())
+    pm = world.load_pyfunc(uri)
+    online = np.asarray(pm.predict(pd.DataFrame({"Id": [1, 2, 3]})), dtype="float64")
+    now = pd.Timestamp.now(tz="UTC")
+    offline = world.fe.score_batch(uri, pd.DataFrame({"Id": [1, 2, 3], "SaleDate": [now] * 3}))
+    assert offline["ListPrice"].tolist() == [120.0, 190.0, 300.0]  # the latest rows
+    np.testing.assert_allclose(online, offline["prediction"].to_numpy(), rtol=0, atol=1e-9)
+    report = world.fe.check_skew(uri, pd.DataFrame({"Id": [1, 2, 3]}))
+    assert report.ok, report.mismatches

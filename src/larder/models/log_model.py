@@ -153,16 +153,21 @@ def _sample_features(ctx: Context, spec: FeatureSpec, caller: pd.DataFrame, feat
     return assembled[feature_columns]
 
 
-def _signature(user: Any, inputs: pd.DataFrame, outputs: Any, feature_columns: list[str]) -> Any:
-    """The pyfunc's signature: inputs are the caller's columns, outputs the raw model's, plus the
-    ``missing_keys`` parameter."""
+def _signature(user: Any, inputs: pd.DataFrame, outputs: Any, feature_columns: list[str],
+               optional: Sequence[str] = ()) -> Any:
+    """The pyfunc's signature: inputs are the caller's columns (``optional`` ones not required), outputs
+    the raw model's, plus the ``missing_keys`` parameter."""
     from mlflow.models import infer_signature
     from mlflow.models.signature import ModelSignature
-    from mlflow.types.schema import ParamSchema, ParamSpec
+    from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
     params = ParamSchema([ParamSpec(MISSING_KEYS_PARAM, "string", "default")])
     with mlflow_errors("Inferring the model signature"):
         inferred = infer_signature(inputs, outputs)
+        if optional and isinstance(inferred.inputs, Schema) and inferred.inputs.has_input_names():
+            cols = [ColSpec(c.type, c.name, required=c.name not in optional) if isinstance(c, ColSpec) else c
+                    for c in inferred.inputs.inputs]
+            inferred = ModelSignature(inputs=Schema(cols), outputs=inferred.outputs)
     if user is None:
         return ModelSignature(inputs=inferred.inputs, outputs=inferred.outputs, params=params)
     if not isinstance(user, ModelSignature):
@@ -239,7 +244,9 @@ def log_model(
                 f"{type(exc).__name__}: {exc}. Was it trained on training_set.load_df() minus the label?"
             ) from exc
         inputs = caller[input_columns].head(SAMPLE_ROWS).reset_index(drop=True)
-        sig = _signature(signature, inputs, outputs, feature_columns)
+        # online, a timestamp lookup key only anchors a lookback window: callers may leave it out
+        optional = [s.timestamp_lookup_key for s in spec.lookups if s.timestamp_lookup_key]
+        sig = _signature(signature, inputs, outputs, feature_columns, optional)
         example = input_example if input_example is not None else (inputs if infer_input_example else None)
         reqs = _requirements(raw_dir, extra_pip_requirements)
 

@@ -125,6 +125,36 @@ def ensure_tracking(ctx: Context) -> str:
         return target
 
 
+def claim_default_uris(ctx: Context) -> None:
+    """The cheap part of :func:`ensure_tracking`, for client construction: when the user set no URI,
+    point MLflow (through ``MLFLOW_TRACKING_URI``/``MLFLOW_REGISTRY_URI``, or in-process if MLflow is
+    already imported) at larder's tracking database, so that a later ``mlflow.start_run()`` lands
+    there. Imports nothing heavy and creates no database (the first models call does)."""
+    import sys
+
+    with _lock:
+        target = ctx.config.mlflow_tracking_uri or default_tracking_uri(ctx.root)
+        if "mlflow" in sys.modules:
+            import mlflow
+
+            if user_tracking_uri() is not None or mlflow.active_run() is not None:
+                return
+            _ours.add(target)
+            if _tracking_module()._tracking_uri != target:
+                mlflow.set_tracking_uri(target)
+            if user_registry_uri() is None and _registry_module()._registry_uri != target:
+                mlflow.set_registry_uri(target)
+            return
+        env = os.environ.get(TRACKING_ENV)
+        if env and env not in _ours:
+            return
+        _ours.add(target)
+        os.environ[TRACKING_ENV] = target
+        registry = os.environ.get(REGISTRY_ENV)
+        if not registry or registry in _ours:
+            os.environ[REGISTRY_ENV] = target
+
+
 def _clear_our_registry() -> None:
     if _registry_module()._registry_uri in _ours:
         _registry_module()._registry_uri = None
@@ -164,6 +194,7 @@ def mlflow_errors(what: str) -> Iterator[None]:
 
 
 __all__ = [
+    "claim_default_uris",
     "default_tracking_uri",
     "ensure_tracking",
     "mlflow_errors",
