@@ -184,6 +184,23 @@ def test_timezone_aware_and_date_order_columns():
     ]
 
 
+def test_entities_far_apart_in_time():
+    """Entities decades apart exercise the chunked window-start search (no int64 overflow)."""
+    rng = np.random.default_rng(5)
+    years = {0: 1700, 1: 1760, 2: 1820, 3: 1880, 4: 1940, 5: 2000, 6: 2060, 7: 2120, 8: 2180}
+    frames = []
+    for e, year in years.items():
+        days = np.sort(rng.integers(0, 365 * 60, size=25))
+        frames.append(
+            pd.DataFrame({"e": e, "ts": pd.Timestamp(f"{year}-01-01") + pd.to_timedelta(days, unit="D")})
+        )
+    df = pd.concat(frames, ignore_index=True).sample(frac=1.0, random_state=1)
+    df["v"] = rng.normal(size=len(df)).round(3)
+    windows = ["400d", "3650d", 2]
+    out = rolling(df, "e", "ts", "v", windows=windows, stats=["sum", "count"])
+    assert_frames_close(out, oracle_rolling(df, "e", "ts", "v", windows, ["sum", "count"], False))
+
+
 def test_window_labels():
     assert window_label(pd.Timedelta("7d").value) == "7d"
     assert window_label(pd.Timedelta("36h").value) == "36h"

@@ -4,6 +4,14 @@
 the input's rows, in the input's order, with the feature columns appended. Nothing needs sorting
 beforehand.
 
+How: the rows are sorted once by (entity, order_by, input position) with Arrow; numpy works out,
+for every row, where its entity and its peer group start and end and where each window starts
+(a binary search on the timestamps for time windows); DuckDB then evaluates every statistic as a
+window function over that one global order, ``agg(v) OVER (ORDER BY pos ROWS BETWEEN a PRECEDING
+AND b PRECEDING)`` with per-row ``a``/``b`` (and ``LAG(v, k)`` for lags). Explicit frame bounds
+express the peer rules exactly and run over twice as fast in DuckDB as ``PARTITION BY entity`` with
+``RANGE BETWEEN INTERVAL ... PRECEDING`` frames.
+
 Semantics (the contract the tests check against a brute-force oracle)
 ---------------------------------------------------------------------
 Rows are grouped by the entity columns ``by`` and ordered by ``order_by``; rows of one entity with
@@ -217,34 +225,163 @@ class _Prepared:
         else:
             table = as_arrow_table(df).select(needed)
         key, self.is_time = _order_key(table.column(order_by), order_by, where)
-        arrays = [table.column(c) for c in by] + [key] + [table.column(c) for c in columns]
+        keys = [_plain(table.column(c)) for c in by]
+        arrays = [*keys, key, *(table.column(c) for c in columns)]
         fields = [f"__k{i}" for i in range(len(by))] + ["__t"] + [f"__v{i}" for i in range(len(columns))]
         arrays.append(pa.array(np.arange(table.num_rows, dtype="int64")))
         fields.append("__rid")
         self.table = pa.table(arrays, names=fields)
-        self.partition = ", ".join(f"__k{i}" for i in range(len(by)))
-        self.n_rows = table.num_rows
-
-    def over(self, order: str, frame: str = "") -> str:
-        part = f"PARTITION BY {self.partition} " if self.partition else ""
-        return f"({part}ORDER BY {order} {frame})".replace(" )", ")")
+        self.n_keys = len(by)
+        self.by = by
+        self.where = where
 
 
-def _run(prepared: _Prepared, levels: list[str], outputs: list[tuple[str, str]]) -> pa.Table:
-    """Run the query; return the output columns (renamed) in the caller's row order."""
+def _plain(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Dictionary-encoded keys (pandas categoricals) as their plain values."""
+    return column.cast(column.type.value_type) if pa.types.is_dictionary(column.type) else column
+
+
+def _changed(column: pa.ChunkedArray, name: str, where: str) -> np.ndarray:
+    """``out[i]`` is True where sorted row ``i + 1`` has a different key value than row ``i``."""
+    arr = column.combine_chunks()
+    cur, prev = arr[1:], arr[:-1]
+    try:
+        differs = pc.fill_null(pc.not_equal(cur, prev), False)
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid) as exc:
+        raise TransformError(
+            f"{where}: entity column {name!r} has type {arr.type}, which cannot be compared; use "
+            "strings, numbers, dates or timestamps as keys."
+        ) from exc
+    out = differs.to_numpy(zero_copy_only=False) | (
+        pc.is_null(cur).to_numpy(zero_copy_only=False) != pc.is_null(prev).to_numpy(zero_copy_only=False)
+    )
+    if pa.types.is_floating(arr.type):  # NaN keys form one entity, like nulls
+        both_nan = pc.fill_null(pc.and_(pc.is_nan(cur), pc.is_nan(prev)), False)
+        out &= ~both_nan.to_numpy(zero_copy_only=False)
+    return out
+
+
+class _Layout:
+    """The rows sorted by (keys, order_by, input position), and for every sorted row the positions
+    where its entity starts and where its peer group (same entity, same order_by value) starts/ends.
+
+    Every window then becomes a frame of sorted positions, given to DuckDB as per-row offsets of
+    ``ROWS BETWEEN a PRECEDING AND b PRECEDING`` over one global order (``ORDER BY __pos``); one global
+    order with explicit frame bounds is more than twice as fast in DuckDB as ``PARTITION BY`` with
+    ``RANGE`` frames, and it expresses the peer rules exactly.
+    """
+
+    def __init__(self, prep: _Prepared) -> None:
+        keys = [(f"__k{i}", "ascending") for i in range(prep.n_keys)]
+        order = pc.sort_indices(prep.table, sort_keys=[*keys, ("__t", "ascending"), ("__rid", "ascending")])
+        self.table = prep.table.take(order)
+        n = self.table.num_rows
+        pos = np.arange(n, dtype="int64")
+        new_entity = np.zeros(n, dtype=bool)
+        new_entity[:1] = True
+        for i in range(prep.n_keys):
+            new_entity[1:] |= _changed(self.table.column(f"__k{i}"), prep.by[i], prep.where)
+        t = self.table.column("__t").to_numpy()
+        new_peer = new_entity.copy()
+        new_peer[1:] |= t[1:] != t[:-1]
+        self.n, self.pos, self.t = n, pos, t
+        self.entity = np.cumsum(new_entity) - 1
+        self.entity_starts = np.flatnonzero(new_entity)
+        self.ent_start = np.maximum.accumulate(np.where(new_entity, pos, 0)) if n else pos
+        self.peer_start = np.maximum.accumulate(np.where(new_peer, pos, 0)) if n else pos
+        starts = np.flatnonzero(new_peer)
+        self.peer_end = np.r_[starts[1:] - 1, n - 1][np.cumsum(new_peer) - 1] if n else pos
+        self._keys: tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int, int]]] | None = None
+
+    def _search_keys(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int, int]]]:
+        """Lay every entity's times side by side on one increasing int64 axis.
+
+        Entity ``e`` occupies ``[base_e, base_e + (tmax_e - tmin_e)]`` and a row's key is
+        ``base_e + (t - tmin_e)``, so one ``searchsorted`` finds window starts for all entities at
+        once. Entities are cut into row chunks whose axis stays below 2**62 (no int64 overflow).
+        """
+        if self._keys is None:
+            first = self.entity_starts
+            last = np.r_[first[1:], self.n] - 1
+            tmin = self.t[first]
+            width = (self.t[last] - tmin).astype("float64") + 1.0
+            if len(width) and width.max() >= 2.0**61:
+                raise TransformError(
+                    "rolling: an entity's timestamps span more than 70 years at nanosecond resolution; "
+                    "time windows support spans up to that. Split the series or use row windows."
+                )
+            chunk_of_entity = (np.cumsum(width) // float(2**62)).astype("int64")
+            chunk_first = np.r_[0, np.flatnonzero(np.diff(chunk_of_entity)) + 1]
+            base = np.zeros(len(first), dtype="int64")
+            for a, b in zip(chunk_first, np.r_[chunk_first[1:], len(first)], strict=True):
+                w = self.t[last[a:b]] - tmin[a:b] + 1
+                base[a:b] = np.r_[0, np.cumsum(w[:-1])]
+            rows = [
+                (int(first[a]), int(last[b - 1]) + 1)
+                for a, b in zip(chunk_first, np.r_[chunk_first[1:], len(first)], strict=True)
+            ]
+            row_base, row_tmin = base[self.entity], tmin[self.entity]
+            self._keys = (row_base + (self.t - row_tmin), row_base, row_tmin, rows)
+        return self._keys
+
+    def time_start(self, span: int) -> np.ndarray:
+        """Per row: the first sorted position of its entity with ``order_by >= t - span``."""
+        if self.n == 0:
+            return self.pos
+        key, row_base, row_tmin, chunks = self._search_keys()
+        query = row_base + np.maximum(self.t - row_tmin - min(span, 2**62), 0)
+        out = np.empty(self.n, dtype="int64")
+        for a, b in chunks:
+            out[a:b] = np.searchsorted(key[a:b], query[a:b], side="left") + a
+        return out
+
+    def frame(self, kind: str, n: int, include_current: bool) -> tuple[np.ndarray, np.ndarray, str]:
+        """Per-row frame offsets ``(a, b, end)`` for DuckDB.
+
+        ``end == "preceding"``: ``ROWS BETWEEN a PRECEDING AND b PRECEDING`` (the past only);
+        ``"following"``: ``ROWS BETWEEN a PRECEDING AND b FOLLOWING`` (up to the last peer);
+        ``"gather"``: ``ROWS BETWEEN a PRECEDING AND CURRENT ROW``, and every row then takes the value
+        computed at its peer group's last row (row windows with ``include_current``).
+        """
+        if kind == "rows" and include_current:
+            return np.minimum(n - 1, self.pos - self.ent_start), np.zeros(self.n, dtype="int64"), "gather"
+        start = np.maximum(self.peer_start - n, self.ent_start) if kind == "rows" else self.time_start(n)
+        if include_current:  # [t - span, t]: up to and including the peer group's last row
+            return self.pos - start, self.peer_end - self.pos, "following"
+        return self.pos - start, self.pos - self.peer_start + 1, "preceding"
+
+
+def _compute(prep: _Prepared, build: Any) -> pa.Table:
+    """Sort and lay out the rows, run the window query that ``build(layout)`` describes, and return
+    the feature columns in the caller's row order.
+
+    ``build`` returns ``(extra, exprs, names, gathers)``: per-row frame-offset columns to add, one
+    DuckDB window expression per output, the output names, and the outputs to take from each row's
+    last peer (see :meth:`_Layout.frame`).
+    """
+    layout = _Layout(prep)
+    extra, exprs, names, gathers = build(layout)
+    value_cols = [c for c in layout.table.column_names if c.startswith("__v")]
+    frame = layout.table.select(value_cols).append_column("__pos", pa.array(layout.pos))
+    for name, column in extra.items():
+        frame = frame.append_column(name, pa.array(column))
     con = duckdb.connect(":memory:")
     try:
-        con.register("__src", prepared.table)
-        sql = levels[0]
-        for i, level in enumerate(levels[1:], start=1):
-            sql = level.replace("{prev}", f"({sql}) AS __l{i}")
-        select = ", ".join(alias for alias, _ in outputs)
-        result = con.sql(f"SELECT {select} FROM ({sql}) AS __final ORDER BY __rid").to_arrow_table()
+        con.register("__lay", frame)
+        result = con.sql(f"SELECT __pos, {', '.join(exprs)} FROM __lay").to_arrow_table()
     except duckdb.Error as exc:
-        raise TransformError(f"temporal features: DuckDB could not compute them ({exc}).") from exc
+        raise TransformError(f"{prep.where}: DuckDB could not compute the features ({exc}).") from exc
     finally:
         con.close()
-    return result.rename_columns([name for _, name in outputs])
+    # result rows -> sorted positions (-> the last peer's position) -> the caller's row order
+    by_pos = np.empty(layout.n, dtype="int64")
+    by_pos[result.column("__pos").to_numpy()] = np.arange(layout.n)
+    to_input = np.empty(layout.n, dtype="int64")
+    to_input[layout.table.column("__rid").to_numpy()] = layout.pos
+    plain = pa.array(by_pos[to_input])
+    peers = pa.array(by_pos[layout.peer_end][to_input]) if gathers else plain
+    columns = [result.column(i + 1).take(peers if name in gathers else plain) for i, name in enumerate(names)]
+    return pa.table(columns, names=names)
 
 
 def _attach(df: Any, kind: str, features: pa.Table) -> Any:
@@ -256,16 +393,6 @@ def _attach(df: Any, kind: str, features: pa.Table) -> Any:
     for name in features.column_names:
         table = table.append_column(name, features.column(name))
     return table
-
-
-def _j_columns(prepared: _Prepared, with_y: bool) -> str:
-    rows = prepared.over("__t, __rid")
-    peers = prepared.over("__t")
-    cols = f"(row_number() OVER {rows}) - (rank() OVER {peers}) AS __j"
-    if with_y:
-        frame = prepared.over("__t", "RANGE BETWEEN CURRENT ROW AND CURRENT ROW")
-        cols += f", (count(*) OVER {frame}) - 1 - ((row_number() OVER {rows}) - (rank() OVER {peers})) AS __y"
-    return cols
 
 
 def lags(
@@ -311,16 +438,21 @@ def lags(
     prep = _Prepared(df, by_cols, order_by, value_cols, "lags")
     names = [f"{c}_lag_{int(k)}" for c in value_cols for k in ks]
     require_new_names(column_names(df), names, where="lags")
-    rows = prep.over("__t, __rid")
-    level1 = f"SELECT *, {_j_columns(prep, with_y=False)} FROM __src"
-    exprs, outputs = [], []
-    for i, _col in enumerate(value_cols):
-        for k in ks:
-            alias = f"__o{len(outputs)}"
-            exprs.append(f"lag(__v{i}, {int(k)} + __j) OVER {rows} AS {alias}")
-            outputs.append((alias, names[len(outputs)]))
-    level2 = f"SELECT __rid, {', '.join(exprs)} FROM {{prev}}"
-    return _attach(df, prep.kind, _run(prep, [level1, level2], outputs))
+
+    def build(layout: _Layout) -> tuple[dict[str, np.ndarray], list[str], list[str], set[str]]:
+        extra: dict[str, np.ndarray] = {}
+        for k in dict.fromkeys(int(k) for k in ks):
+            target = layout.peer_start - k  # the k-th row before the peer group, same entity only
+            extra[f"__lo{k}"] = layout.pos - target
+            extra[f"__lv{k}"] = target >= layout.ent_start
+        exprs = [
+            f"CASE WHEN __lv{int(k)} THEN lag(__v{i}, __lo{int(k)}) OVER (ORDER BY __pos) END"
+            for i in range(len(value_cols))
+            for k in ks
+        ]
+        return extra, exprs, names, set()
+
+    return _attach(df, prep.kind, _compute(prep, build))
 
 
 def rolling(
@@ -395,42 +527,32 @@ def rolling(
     names = [f"{c}_{s}_{label}" for c in value_cols for label in labels for s in stat_list]
     require_new_names(column_names(df), names, where="rolling")
 
-    rows_over, time_order = "__t, __rid", "__t"
-    level1_exprs: list[str] = []  # time windows: no peer offsets needed
-    level2_exprs: list[str] = []  # row windows: variable frames from the peer offset __j (and __y)
-    level3: list[str] = []  # include_current row windows: broadcast the peer group's last row
-    outputs: list[tuple[str, str]] = []
-    output_stats: list[str] = []
-    need_rows = any(kind == "rows" for kind, _ in parsed)
-    for i, _col in enumerate(value_cols):
-        value = f"CAST(__v{i} AS DOUBLE)"
-        for (kind, n), _label in zip(parsed, labels, strict=True):
-            for stat in stat_list:
-                alias = f"__o{len(outputs)}"
-                agg = f"{STATS[stat]}({value})"
-                if kind == "time":
-                    end = "CURRENT ROW" if include_current else "1 PRECEDING"
-                    frame = f"RANGE BETWEEN {n} PRECEDING AND {end}"
-                    level1_exprs.append(f"{agg} OVER {prep.over(time_order, frame)} AS {alias}")
-                elif not include_current:
-                    frame = f"ROWS BETWEEN {n} + __j PRECEDING AND 1 + __j PRECEDING"
-                    level2_exprs.append(f"{agg} OVER {prep.over(rows_over, frame)} AS {alias}")
-                else:
-                    frame = f"ROWS BETWEEN {n - 1} PRECEDING AND CURRENT ROW"
-                    level2_exprs.append(f"{agg} OVER {prep.over(rows_over, frame)} AS {alias}")
-                    level3.append(f"lead({alias}, __y) OVER {prep.over(rows_over)} AS {alias}")
-                outputs.append((alias, names[len(outputs)]))
-                output_stats.append(stat)
-    level_sqls: list[str] = []
-    first = ["*"] + level1_exprs
-    if need_rows:
-        first.append(_j_columns(prep, with_y=include_current))
-    level_sqls.append(f"SELECT {', '.join(first)} FROM __src")
-    if level2_exprs:
-        level_sqls.append(f"SELECT *, {', '.join(level2_exprs)} FROM {{prev}}")
-    if level3:
-        level_sqls.append(f"SELECT * REPLACE ({', '.join(level3)}) FROM {{prev}}")
-    features = _run(prep, level_sqls, outputs)
-    counts = {name for name, stat in zip(names, output_stats, strict=True) if stat == "count"}
-    casts = [pa.int64() if name in counts else pa.float64() for name in names]
-    return _attach(df, prep.kind, features.cast(pa.schema(list(zip(names, casts, strict=True)))))
+    def build(layout: _Layout) -> tuple[dict[str, np.ndarray], list[str], list[str], set[str]]:
+        extra: dict[str, np.ndarray] = {}
+        exprs: list[str] = []
+        gathers: set[str] = set()
+        frames = [layout.frame(kind, n, include_current) for kind, n in parsed]
+        for w, (a, b, _end) in enumerate(frames):
+            extra[f"__a{w}"], extra[f"__b{w}"] = a, b
+        it = iter(names)
+        for i in range(len(value_cols)):
+            for w, (_a, _b, end) in enumerate(frames):
+                bounds = {
+                    "preceding": f"__a{w} PRECEDING AND __b{w} PRECEDING",
+                    "following": f"__a{w} PRECEDING AND __b{w} FOLLOWING",
+                    "gather": f"__a{w} PRECEDING AND CURRENT ROW",
+                }[end]
+                for stat in stat_list:
+                    name = next(it)
+                    if end == "gather":
+                        gathers.add(name)
+                    exprs.append(
+                        f"{STATS[stat]}(CAST(__v{i} AS DOUBLE)) OVER (ORDER BY __pos ROWS BETWEEN {bounds})"
+                    )
+        return extra, exprs, names, gathers
+
+    features = _compute(prep, build)
+    stat_of = [s for _c in value_cols for _label in labels for s in stat_list]  # same order as names
+    counts = {name for name, stat in zip(names, stat_of, strict=True) if stat == "count"}
+    schema = pa.schema([(name, pa.int64() if name in counts else pa.float64()) for name in names])
+    return _attach(df, prep.kind, features.cast(schema))
