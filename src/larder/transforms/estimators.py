@@ -253,10 +253,8 @@ class RareCategoryGrouper(TransformerMixin, BaseEstimator):
             values = self._as_strings(_column(X, i))
             present = values[~pd.isna(values)]
             threshold = self._threshold(len(present))
-            cats, counts = np.unique(present.astype(str), return_counts=True) if len(present) else ([], [])
-            frequent.append(
-                np.asarray([c for c, k in zip(cats, counts, strict=True) if k >= threshold], dtype=object)
-            )
+            cats, counts = np.unique(present.astype(str), return_counts=True)
+            frequent.append(np.asarray(cats[counts >= threshold], dtype=object))
         self.frequent_categories_ = frequent
         return self
 

@@ -47,7 +47,7 @@ import datetime as dt
 import re
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import duckdb
 import numpy as np
@@ -89,7 +89,8 @@ _UNITS = (
     ("us", 10**3),
 )
 
-Window = int | str | dt.timedelta | np.timedelta64 | pd.Timedelta
+#: A window: a row count, or a duration (string, timedelta, numpy timedelta64, pandas Timedelta).
+Window: TypeAlias = int | str | dt.timedelta | np.timedelta64 | pd.Timedelta
 
 _UNIT_NS = {
     "w": 7 * 86_400 * 10**9,
