@@ -388,7 +388,7 @@ class DynamoDBOnlineStore(OnlineStore):
                 f"Online table {table.name!r}: key {self._key_repr(table, prepared, i)} encodes to "
                 f"{int(key_bytes[i])} bytes; DynamoDB keys must be 1 to {MAX_KEY_BYTES} bytes."
             )
-        sizes = key_bytes + len(PK) + len(ORDER) + 12
+        sizes = key_bytes + 100  # _pk and its name, _order, _gen, _expires_at: at most ~100 bytes
         columns: list[tuple[str, list[dict[str, Any] | None]]] = []
         for source in (prepared.keys, prepared.features):
             for name in source.column_names:

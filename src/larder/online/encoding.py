@@ -345,7 +345,11 @@ class RowCodec:
         wanted = set(names)
         out: dict[str, pa.Array] = {}
         for g in self.groups:
-            sel = [c for c, name in enumerate(g.names) if name in wanted]
+            sel = (
+                [c for c, name in enumerate(g.names) if name in wanted]
+                if len(wanted) != len(self.names)
+                else list(range(len(g.names)))
+            )
             if not sel:
                 continue
             m = len(sel)
@@ -353,7 +357,10 @@ class RowCodec:
             if m != len(g.names):
                 block = block[:, sel, :]
             data = np.ascontiguousarray(block.transpose(1, 0, 2))
-            gnulls = nulls[:, [g.index[c] for c in sel]]
+            if m == len(g.names) and g.index == tuple(range(g.index[0], g.index[0] + m)):
+                gnulls = nulls[:, g.index[0] : g.index[0] + m]  # a view, no copy
+            else:
+                gnulls = nulls[:, [g.index[c] for c in sel]]
             validity = None
             if gnulls.any():
                 validity = pa.py_buffer(np.packbits(gnulls.T.ravel() == 0, bitorder="little"))
