@@ -219,3 +219,37 @@ def test_redis_reloads_its_script_after_a_flush(redis_url: str) -> None:
             client.close()
         assert store.write_batch(t, batch([1, 2], "b", order=2)) == 2
         assert store.read_batch(t, pa.table({"id": [1, 2]}))[0].column("tag").to_pylist() == ["b", "b"]
+
+
+def test_concurrent_writers_never_regress_a_key(pair: tuple[OnlineStore, OnlineStore]) -> None:
+    """Four threads on two store instances write the same keys with shuffled, distinct orders."""
+    import random
+    from concurrent.futures import ThreadPoolExecutor
+
+    t = new_table()
+    keys = 20
+    orders = list(range(1, 401))
+    random.Random(5).shuffle(orders)
+    writes = [(i % keys, o) for i, o in enumerate(orders)]
+    chunks = [writes[i : i + 10] for i in range(0, len(writes), 10)]
+    stores = list(pair)
+
+    def write(job: tuple[int, list[tuple[int, int]]]) -> None:
+        n, chunk = job
+        rows = pa.table(
+            {
+                "id": pa.array([k for k, _ in chunk], pa.int64()),
+                "x": [float(o) for _, o in chunk],
+                "tag": [str(o) for _, o in chunk],
+                ORDER_COLUMN: pa.array([o for _, o in chunk], pa.int64()),
+            }
+        )
+        stores[n % 2].write_batch(t, rows)
+
+    stores[0].write_batch(t, batch([], "none"))  # create the table before the race
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(write, enumerate(chunks)))
+    best = {k: max(o for kk, o in writes if kk == k) for k in range(keys)}
+    out, found = stores[1].read_batch(t, pa.table({"id": list(range(keys))}))
+    assert found.all()
+    assert out.column("tag").to_pylist() == [str(best[k]) for k in range(keys)]
