@@ -230,3 +230,17 @@ def test_claim_default_uris_is_cheap_and_respects_the_user(world, fe, larder_roo
                           str(larder_root)], capture_output=True, text=True, env=env, check=True).stdout.split()
     assert out == [user, "False"]
     world.activate()
+
+
+def test_public_names_of_larder_models():
+    import larder.models
+
+    assert larder.models.__all__ == [
+        "FeatureAwareModel", "MISSING_KEYS_ENV", "ModelBundle", "ModelLineage", "OnlineModel", "STORES_ENV",
+        "STORE_ENV", "SkewReport", "default_tracking_uri", "ensure_tracking", "list_models", "load_bundle",
+        "model_lineage",
+    ]
+    for name in larder.models.__all__:
+        assert getattr(larder.models, name) is not None
+    with pytest.raises(AttributeError):
+        larder.models.nope  # noqa: B018

@@ -113,7 +113,7 @@ def find_model(session: Session, *, registered_name: str | None = None, register
             stmt = stmt.where(ModelRecord.registered_version == str(registered_version))
     rows = list(session.scalars(stmt.order_by(ModelRecord.id.desc())))
     if registered_name is not None and registered_version is None:
-        rows.sort(key=lambda r: int(r.registered_version) if (r.registered_version or "").isdigit() else -1,
+        rows.sort(key=lambda r: int(r.registered_version or "-1") if (r.registered_version or "").isdigit() else -1,
                   reverse=True)
     return rows[0] if rows else None
 

@@ -303,11 +303,11 @@ def reachable_catalog_publications(bundle: ModelBundle, tables: list[str]) -> di
         root_s = bundle.meta.get("root")
         candidates.append((bundle.meta["catalog_url"], Path(root_s) if root_s else None))
     found: dict[str, dict[str, Any]] | None = None
-    for url, root in dict.fromkeys(candidates):
+    for url, cat_root in dict.fromkeys(candidates):
         if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
             continue
         try:
-            pubs = _publications_at(url, root, [t for t in tables if t not in (found or {})])
+            pubs = _publications_at(url, cat_root, [t for t in tables if t not in (found or {})])
         except Exception as exc:  # noqa: BLE001 - an unreachable catalog is not an error here
             _log.info("larder: catalog %s not reachable (%s); trying the next source.", url, exc)
             continue

@@ -93,6 +93,10 @@ def _save_raw(flavor: ModuleType, model: Any, path: Path, flavor_kwargs: dict[st
             # MLflow would otherwise infer them in a subprocess (seconds); the outer model declares
             # the environment anyway
             kwargs["pip_requirements"] = list(defaults())
+    if flavor.__name__ == "mlflow.sklearn" and not {"serialization_format", "skops_trusted_types"} & set(kwargs):
+        # MLflow 3's sklearn default (skops) refuses to save pipelines holding types outside its trusted
+        # list, larder's own transformers included; the model is the user's own, so use cloudpickle.
+        kwargs["serialization_format"] = "cloudpickle"
     with mlflow_errors(f"Saving the model with {flavor.__name__}.save_model"):
         try:
             flavor.save_model(model, str(path), **kwargs)
@@ -277,7 +281,7 @@ def log_model(
                         tracking_uri=tracking_uri, registered_name=registered_model_name, version=version,
                         input_columns=input_columns, feature_columns=feature_columns, labels=labels, online=online)
     except BaseException:
-        if version is not None:
+        if registered_model_name and version is not None:
             _forget_version(registered_model_name, version)
         raise
     return info
@@ -292,7 +296,7 @@ def _owner() -> str | None:
         return None
 
 
-def _forget_version(name: str | None, version: str) -> None:
+def _forget_version(name: str, version: str) -> None:
     """Best effort: delete a registered version whose lineage could not be recorded."""
     import mlflow
 

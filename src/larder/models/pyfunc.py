@@ -23,10 +23,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import mlflow
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 from larder.errors import LarderError, ModelError
 from larder.models.bundle import ARTIFACT_KEY, ModelBundle, TableSource, missing_keys_policy, resolve_online
@@ -130,7 +129,7 @@ class OnlineModel:
         self._cache.close()
 
 
-class FeatureAwareModel(mlflow.pyfunc.PythonModel):
+class FeatureAwareModel(PythonModel):
     """The pyfunc model ``log_model`` logs (through the model-from-code file ``_entry.py``)."""
 
     def __init__(self) -> None:
