@@ -220,6 +220,7 @@ class _Data:
         self.where = where
         self.table: pa.Table | None = None
         self.dataset: pads.Dataset | None = None
+        self.scanned_rows: int | None = None  # rows seen by the first pass over a dataset
         if isinstance(data, pa.Table):
             self.table = data
         elif isinstance(data, pa.RecordBatch):
@@ -243,10 +244,6 @@ class _Data:
     @property
     def schema(self) -> pa.Schema:
         return self.table.schema if self.table is not None else self.dataset.schema  # type: ignore[union-attr]
-
-    @property
-    def num_rows(self) -> int | None:
-        return self.table.num_rows if self.table is not None else None
 
     def batches(self, columns: list[str]) -> Iterator[pa.RecordBatch]:
         """The rows in the source's order (a dataset scan is an ordered read)."""
@@ -296,9 +293,9 @@ class _Data:
                 for j in range(len(columns)):
                     parts[j].append(batch.column(j).take(local))
             offset += batch.num_rows
-        if len(need) and offset <= need[-1]:
-            raise FeatureLookupError(f"{self.where}: the dataset changed while it was being read "
-                                     f"({offset} rows on the second scan); retry the join.")
+        if self.scanned_rows is not None and offset != self.scanned_rows:
+            raise FeatureLookupError(f"{self.where}: the dataset changed while it was being read ({self.scanned_rows} "
+                                     f"rows on the first scan, {offset} on the second); retry the join.")
         ix = pa.array(np.where(valid, np.searchsorted(need, idx), len(need)))
         out = []
         for j, t in enumerate(types):  # put each column in spine order, then let its parts go
@@ -413,6 +410,7 @@ def _source_relation(src: PitSource, data: _Data) -> pa.Table:
             rb = rb.cast(schema)
         batches.append(rb)
         offset += batch.num_rows
+    data.scanned_rows = offset
     if not batches:
         empty = {f"k{j}": pa.array([], _key_array(pa.array([], data.schema.field(k).type)).type)
                  for j, k in enumerate(src.keys)}
@@ -460,9 +458,10 @@ def _candidates_sql(src: PitSource, lookback_us: int | None, lrel: str, frel: st
     if not src.is_time_series:
         return f"SELECT l.rn, f.row{tb} FROM {lrel} l JOIN {frel} f ON {on}"
     fkeys = ", ".join(f"f.k{j}" for j in range(nk))
-    row = "f.row" if lookback_us is None else f"CASE WHEN f.ts >= l.t - {int(lookback_us)} THEN f.row END"
-    return (f"SELECT * FROM (SELECT l.rn, {row} AS row, f.ts, {fkeys}{tb} FROM {lrel} l ASOF LEFT JOIN {frel} f "
-            f"ON {on} AND l.t >= f.ts) WHERE row IS NOT NULL")
+    sql = f"SELECT l.rn, f.row, f.ts, {fkeys}{tb} FROM {lrel} l ASOF JOIN {frel} f ON {on} AND l.t >= f.ts"
+    if lookback_us is not None:  # the latest row <= t is the only candidate: too old means no match
+        sql += f" WHERE f.ts >= l.t - {int(lookback_us)}"
+    return sql
 
 
 def _tie_sql(src: PitSource, arel: str, frel: str) -> str:
@@ -496,7 +495,9 @@ def _match(con: duckdb.DuckDBPyConnection, spine: pa.Table, src: PitSource, i: i
     """Winning source row position for every spine row (-1 for no match)."""
     frel_tbl = _source_relation(src, data)
     lrel = _spine_relation(spine, src)
-    lookback_us = None if src.lookback_window is None else src.lookback_window // timedelta(microseconds=1)
+    lookback_us = None
+    if src.lookback_window is not None:  # capped: a window of ~146,000 years already reaches any timestamp
+        lookback_us = min(src.lookback_window // timedelta(microseconds=1), 2**62)
     idx = np.full(spine.num_rows, -1, dtype=np.int64)
     if batch_rows is None:  # as many chunks as it takes for each to see about _CHUNK_SOURCE_ROWS source rows
         chunks = max(1, -(-frel_tbl.num_rows // _CHUNK_SOURCE_ROWS))
