@@ -53,6 +53,10 @@ class FeatureEngineeringClient:
 
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
         self._ctx = Context(root)
+        from larder.models.tracking import claim_default_uris
+
+        # With no tracking URI set by the user, MLflow runs land in <root>/mlflow.db (cheap: no import).
+        claim_default_uris(self._ctx)
 
     @property
     def root(self) -> str:

@@ -10,9 +10,11 @@ Running it again updates the same tables and registers a new model version.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -73,6 +75,20 @@ def _step(console: Console, timings: dict[str, float], name: str) -> Iterator[No
         yield
     timings[name] = time.perf_counter() - t0
     console.print(f"[green]✓[/] {name} [dim]({timings[name]:.1f} s)[/]")
+
+
+@contextmanager
+def _quiet_mlflow() -> Iterator[None]:
+    """MLflow's advice about pickles and integer columns is noise in a demo's output."""
+    logger = logging.getLogger("mlflow")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def _online_spec(online: str, endpoint_url: str | None, region: str) -> Any:
@@ -180,20 +196,23 @@ def run_demo(
         with _step(console, timings, "train a gradient-boosted model in an sklearn pipeline"):
             X = train_df.drop(columns=["SalePrice"])
             y = train_df["SalePrice"].astype("float64")
-            prep = preprocessor({
+            numeric = [c for c in X.columns if c not in CATEGORICAL and c != "YrSold"]
+            spec_ = {c: "impute:median" for c in numeric}
+            spec_.update({
                 "Neighborhood": ["rare:0.01", "onehot"],
                 "KitchenQual": "ordinal", "ExterQual": "ordinal", "CentralAir": "onehot",
                 "ratio": [["GrLivArea", "TotRmsAbvGrd"]] if {"GrLivArea", "TotRmsAbvGrd"} <= set(X.columns) else [],
-                "remainder": "passthrough",
+                "remainder": "drop",
             })
+            prep = preprocessor(spec_)
             model = Pipeline([("features", prep),
                               ("gbr", GradientBoostingRegressor(n_estimators=300, learning_rate=0.05,
                                                                 max_depth=3, subsample=0.8, random_state=0))])
             model.fit(X, y)
 
-        with _step(console, timings, "log and register the model with its feature spec"):
+        with _step(console, timings, "log and register the model with its feature spec"), _quiet_mlflow():
             info = fe.log_model(model, "model", flavor=mlflow.sklearn, training_set=ts,
-                                registered_model_name=MODEL_NAME)
+                                registered_model_name=MODEL_NAME, input_example=train[["Id", "YrSold"]].head(3))
             version = str(info.registered_model_version)
             model_uri = f"models:/{MODEL_NAME}/{version}"
 
