@@ -74,7 +74,7 @@ def open_store(spec: SQLiteStoreSpec | DynamoDBStoreSpec | RedisStoreSpec, root:
     if isinstance(spec, SQLiteStoreSpec):
         from larder.online.sqlite import SQLiteOnlineStore
 
-        path = Path(spec.path).expanduser() if spec.path else Path(root) / "online.db"
+        path = (Path(root) / Path(spec.path).expanduser()) if spec.path else Path(root) / "online.db"
         return SQLiteOnlineStore(path)
     if isinstance(spec, DynamoDBStoreSpec):
         from larder.online.dynamodb import DynamoDBOnlineStore

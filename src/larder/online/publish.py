@@ -127,7 +127,11 @@ def redacted_spec(spec: Any) -> dict[str, Any]:
 
 
 def sqlite_path(spec: Any, root: Path) -> Path:
-    return Path(spec.path).expanduser().resolve() if spec.path else root / "online.db"
+    """A SQLite store's file: ``path`` (relative paths are relative to the larder root), else
+    ``<root>/online.db``."""
+    if not spec.path:
+        return Path(root) / "online.db"
+    return (Path(root) / Path(spec.path).expanduser()).resolve()
 
 
 def store_key(spec: Any, root: Path) -> str:

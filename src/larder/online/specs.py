@@ -18,7 +18,8 @@ class _Spec(BaseModel):
 
 
 class SQLiteStoreSpec(_Spec):
-    """The embedded default: one SQLite file (``<root>/online.db`` when ``path`` is None)."""
+    """The embedded default: one SQLite file (``<root>/online.db`` when ``path`` is None; a relative
+    ``path`` is relative to the larder root)."""
 
     type: Literal["sqlite"] = "sqlite"
     path: str | None = None
