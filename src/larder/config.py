@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -41,6 +42,7 @@ class LarderConfig(BaseModel):
     online_stores: dict[str, OnlineStoreSpec] = Field(default_factory=dict)
     default_online_store: str | None = None
     mlflow_tracking_uri: str | None = None
+    engine: Literal["duckdb"] = "duckdb"
 
 
 def resolve_root(root: str | os.PathLike[str] | None = None) -> Path:

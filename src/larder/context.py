@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from larder.catalog import Catalog
 from larder.config import LarderConfig, load_config, resolve_root
+
+if TYPE_CHECKING:
+    from larder.offline.engine import Engine
 
 
 class Context:
@@ -25,6 +29,13 @@ class Context:
     @property
     def storage(self) -> Path:
         return Path(self.config.storage).expanduser() if self.config.storage else self.root / "tables"
+
+    @cached_property
+    def engine(self) -> Engine:
+        """The offline compute engine (``engine`` in larder.yaml; DuckDB by default)."""
+        from larder.offline.engine import get_engine
+
+        return get_engine(self.config.engine)
 
     @cached_property
     def catalog(self) -> Catalog:

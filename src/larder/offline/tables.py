@@ -334,7 +334,7 @@ class TableService:
                 )
         checked = quality.check_before_write(self.ctx.catalog, full, data, keys=pks)
         if mode == "merge":
-            version, _ = delta.merge(path, data, keys=pks, name=full, evolve=bool(new_fields))
+            version = self.ctx.engine.merge(path, data, keys=pks, name=full, evolve=bool(new_fields))
         else:
             version = delta.overwrite(path, data, name=full, partition_by=parts)
         with self.ctx.catalog.session() as s:
@@ -360,7 +360,7 @@ class TableService:
                 raise SchemaMismatchError(
                     f"Table {parse_name(name).full!r} has no column(s) {unknown}; it has {snap.schema.names}."
                 )
-        return snap.to_arrow(columns=columns)
+        return self.ctx.engine.read(snap, columns=columns)
 
     def read_table(self, name: str, *, as_of_version: int | None = None,
                    as_of_timestamp: datetime | None = None) -> pd.DataFrame:

@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 
 from larder.context import Context
 from larder.errors import FeatureLookupError, FeatureSpecError, FunctionError, OutputCollisionError
-from larder.offline.pit import PitSource, point_in_time_join
+from larder.offline.pit import PitSource
 from larder.offline.tables import TableService
 from larder.training.execute import series_to_arrow
 from larder.training.resolve import describe_step
@@ -327,7 +327,7 @@ def assemble_offline(ctx: Context, spec: FeatureSpec, df: Any, *, use_pinned_ver
                and not (override_with_input_columns and all(o in frame.columns for o in s.output_names))]
     if lookups:
         spine, sources = _spine_and_sources(tables, frame, lookups, use_pinned_versions)
-        joined = point_in_time_join(spine, sources)
+        joined = ctx.engine.point_in_time_join(spine, sources)
         new_cols: dict[str, pd.Series] = {}
         for i, step in lookups:
             hit = pc.is_valid(joined.column(_HIT.format(i))).combine_chunks()

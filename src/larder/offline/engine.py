@@ -1,0 +1,81 @@
+"""The offline compute engine: the four operations larder's offline layer needs from an engine.
+
+An engine reads a Delta snapshot, merges rows into a Delta table, runs point-in-time joins and
+computes window (temporal) features. :class:`DuckDBEngine` is the embedded default: delta-rs for
+storage, DuckDB over Arrow for compute. A Spark engine implements the same four methods (reading a
+table from its active file list and committing the files Spark writes through delta-rs, since the Delta
+jars cannot be assumed) and is selected with ``engine: spark`` in ``larder.yaml`` once it exists;
+``TableService``, training-set assembly and ``score_batch`` only ever call the engine through this
+interface.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from larder.errors import ConfigError
+from larder.offline import delta
+from larder.offline.pit import PitSource, point_in_time_join
+
+
+class Engine(ABC):
+    """What the offline layer needs from a compute engine."""
+
+    name: str
+
+    @abstractmethod
+    def read(self, snapshot: delta.Snapshot, columns: list[str] | None = None, filter: Any = None) -> pa.Table:
+        """The rows of a Delta snapshot (optionally projected and filtered) as Arrow."""
+
+    @abstractmethod
+    def merge(self, path: str, data: pa.Table, *, keys: list[str], name: str, evolve: bool) -> int:
+        """Upsert ``data`` on ``keys`` in one commit; returns the new Delta version."""
+
+    @abstractmethod
+    def point_in_time_join(self, spine: pa.Table, sources: Sequence[PitSource]) -> pa.Table:
+        """Exactly the spine's rows in order, with each source's features as of each row's time."""
+
+    @abstractmethod
+    def window_features(self, df: Any, *, kind: str, **options: Any) -> Any:
+        """Temporal features over entity time series: ``kind`` is ``"rolling"`` or ``"lags"``, with
+        the options of :func:`larder.transforms.rolling` / :func:`larder.transforms.lags`."""
+
+
+class DuckDBEngine(Engine):
+    """The embedded engine: delta-rs storage, DuckDB compute over Arrow."""
+
+    name = "duckdb"
+
+    def read(self, snapshot: delta.Snapshot, columns: list[str] | None = None, filter: Any = None) -> pa.Table:
+        return snapshot.to_arrow(columns=columns, filter=filter)
+
+    def merge(self, path: str, data: pa.Table, *, keys: list[str], name: str, evolve: bool) -> int:
+        version, _ = delta.merge(path, data, keys=keys, name=name, evolve=evolve)
+        return version
+
+    def point_in_time_join(self, spine: pa.Table, sources: Sequence[PitSource]) -> pa.Table:
+        return point_in_time_join(spine, sources)
+
+    def window_features(self, df: Any, *, kind: str, **options: Any) -> Any:
+        from larder.transforms import temporal
+
+        if kind == "rolling":
+            return temporal.rolling(df, **options)
+        if kind == "lags":
+            return temporal.lags(df, **options)
+        raise ConfigError(f"window_features: kind must be 'rolling' or 'lags', got {kind!r}.")
+
+
+ENGINES: dict[str, type[Engine]] = {"duckdb": DuckDBEngine}
+
+
+def get_engine(name: str = "duckdb") -> Engine:
+    """The engine registered under ``name``."""
+    try:
+        return ENGINES[name]()
+    except KeyError:
+        raise ConfigError(f"Unknown offline engine {name!r}; available: {sorted(ENGINES)}.") from None
