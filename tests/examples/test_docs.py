@@ -79,6 +79,7 @@ def test_databricks_page_signatures_match_the_client():
     assert "allow_latest_value" in inspect.signature(FeatureLookup).parameters
 
 
+@pytest.mark.slow
 def test_quickstart_runs_as_written(cli_env, work: Path, tmp_path: Path):
     """Every Python block of the quick start, concatenated, runs; printed values match the comments."""
     import subprocess
@@ -93,7 +94,8 @@ def test_quickstart_runs_as_written(cli_env, work: Path, tmp_path: Path):
                             timeout=600)
     assert result.returncode == 0, result.stderr[-5000:]
     expected = re.findall(r"^print\(.*\)\n# (.+)$", code, flags=re.M)
-    assert len(expected) >= 3
+    assert len(expected) >= 2
+    assert "(2930, 6)" in result.stdout  # read_table as of version 0
     for line in expected:
         assert line in result.stdout, f"quickstart printed {result.stdout!r}, expected {line!r}"
     assert result.stdout.rstrip().endswith("True")  # the skew check
