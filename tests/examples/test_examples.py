@@ -73,7 +73,7 @@ def test_train_register_moves_the_alias_only_when_better(example, work: Path, tm
     assert sorted(str(v.version) for v in versions) == ["1", "2", "3"]
 
 
-def test_chicago_temporal_point_in_time(example, work: Path, tmp_path: Path):
+def test_chicago_temporal_point_in_time(example, work: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     root = tmp_path / "root"
     summary, _ = example("chicago_temporal.py", work, "--root", str(root))
     assert summary["rows"]["features"] == 5698
@@ -89,6 +89,8 @@ def test_chicago_temporal_point_in_time(example, work: Path, tmp_path: Path):
     from larder.datasets import load_chicago
 
     raw = load_chicago().set_index("date")["ridership"]
+    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):  # the client may point MLflow at its root
+        monkeypatch.delenv(var, raising=False)
     with FeatureEngineeringClient(root=root) as fe:
         table = fe.get_table(summary["table"])
         assert table.timestamp_keys == ["date"] and table.entity_keys == ["station"]
