@@ -113,10 +113,12 @@ def source_case(draw: st.DrawFn, index: int) -> dict:
     spine_tz=st.sampled_from([None, "UTC"]),
     cases=st.integers(1, 3).flatmap(lambda n: st.tuples(*[source_case(i) for i in range(n)])),
     batch_rows=st.one_of(st.none(), st.integers(1, 12)),
-    chunk_source_rows=st.sampled_from([2_000_000, 4, 11]),
+    chunk_source_rows=st.sampled_from([1_000_000, 4, 11]),
     shared_con=st.booleans(),
+    own_database=st.booleans(),
 )
-def test_matches_oracle(spine_rows, spine_unit, spine_tz, cases, batch_rows, chunk_source_rows, shared_con):
+def test_matches_oracle(spine_rows, spine_unit, spine_tz, cases, batch_rows, chunk_source_rows, shared_con,
+                        own_database):
     spine = pa.table({
         "id": pa.array([r[0] for r in spine_rows], pa.int64()),
         "name": pa.array([r[1] for r in spine_rows], pa.string()),
@@ -153,7 +155,8 @@ def test_matches_oracle(spine_rows, spine_unit, spine_tz, cases, batch_rows, chu
                                src))
     con = duckdb.connect() if shared_con else None
     try:  # small automatic chunks (batch_rows=None) exercise the key-range split on small data
-        with mock.patch.object(pit, "_CHUNK_SOURCE_ROWS", chunk_source_rows):
+        with mock.patch.object(pit, "_CHUNK_SOURCE_ROWS", chunk_source_rows), \
+                mock.patch.object(pit, "_OWN_DATABASE_ROWS", 0 if own_database else 2_000_000):
             got = point_in_time_join(spine, sources, batch_rows=batch_rows, con=con)
     finally:
         if con is not None:

@@ -62,8 +62,10 @@ __all__ = ["PitSource", "point_in_time_join"]
 _US_PER_UNIT = {"s": 1_000_000, "ms": 1_000, "us": 1}
 _US_PER_DAY = 86_400_000_000
 # With batch_rows=None, the spine is cut into key-range chunks that each see about this many source
-# rows: the engine then sorts ~2M (key, time, position) rows at a time (tens of MB) instead of all.
-_CHUNK_SOURCE_ROWS = 2_000_000
+# rows: the engine then sorts ~1M (key, time, position) rows at a time (tens of MB) instead of all.
+_CHUNK_SOURCE_ROWS = 1_000_000
+# Joins with at least this many spine + source rows run in a DuckDB database of their own (see below).
+_OWN_DATABASE_ROWS = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -221,6 +223,7 @@ class _Data:
         self.table: pa.Table | None = None
         self.dataset: pads.Dataset | None = None
         self.scanned_rows: int | None = None  # rows seen by the first pass over a dataset
+        self._count: int | None = None
         if isinstance(data, pa.Table):
             self.table = data
         elif isinstance(data, pa.RecordBatch):
@@ -260,7 +263,11 @@ class _Data:
         yield from ds.to_batches(columns=columns, **options)  # type: ignore[union-attr]
 
     def count_rows(self) -> int:
-        return self.table.num_rows if self.table is not None else self.dataset.count_rows()  # type: ignore[union-attr]
+        if self.table is not None:
+            return self.table.num_rows
+        if self._count is None:  # parquet footers only
+            self._count = self.dataset.count_rows()  # type: ignore[union-attr]
+        return self._count
 
     def gather(self, columns: list[str], idx: np.ndarray) -> list[pa.ChunkedArray]:
         """``columns`` at row positions ``idx`` (``-1`` gives null), in the order of ``idx``."""
@@ -579,7 +586,7 @@ def point_in_time_join(
     batch_rows
         The spine is matched in key-sorted chunks of at most this many rows, each against only the
         source rows in its key range, so the engine's memory follows the chunk, not the whole source.
-        ``None`` (default) sizes the chunks so that each sees about two million source rows; a value
+        ``None`` (default) sizes the chunks so that each sees about a million source rows; a value
         of at least the spine's length matches everything in one pass.
     con
         DuckDB connection to run on (temporary views are registered and dropped); default: a private
@@ -623,21 +630,25 @@ def point_in_time_join(
         datas.append(data)
     _check_outputs(spine.schema, sources)
 
+    big = spine.num_rows + sum(d.count_rows() for d in datas) >= _OWN_DATABASE_ROWS
     try:
-        # A cursor: same database and settings, but our temporary views and results stay out of the
-        # caller's way (and opening one is ~10 µs where a new connection costs tens of milliseconds).
-        work = (con or _engine()).cursor()
+        # A cursor of the caller's connection or of the process's private database: same settings, our
+        # temporary views stay out of the caller's way, and opening one takes microseconds. A big join
+        # without `con` gets a database of its own, closed once the rows are matched: DuckDB's allocator
+        # keeps what a query used until its database closes (~200 MB for 10M source rows).
+        work = con.cursor() if con is not None else (_new_engine() if big else _engine().cursor())
     except duckdb.Error as exc:
         raise FeatureLookupError(f"The point-in-time join could not use the DuckDB connection: {exc}") from exc
-    out = spine
     try:
         with _progress(len(sources), spine.num_rows) as tick:
-            for i, (src, data) in enumerate(zip(sources, datas, strict=True)):
-                idx = _match(work, spine, src, i, data, batch_rows, tick)
-                for name, col in zip(src.output_names, data.gather(list(src.features), idx), strict=True):
-                    out = out.append_column(pa.field(name, col.type), col)
+            matches = [_match(work, spine, src, i, data, batch_rows, tick)
+                       for i, (src, data) in enumerate(zip(sources, datas, strict=True))]
     finally:
         work.close()
+    out = spine
+    for src, data, idx in zip(sources, datas, matches, strict=True):
+        for name, col in zip(src.output_names, data.gather(list(src.features), idx), strict=True):
+            out = out.append_column(pa.field(name, col.type), col)
     return out
 
 
@@ -645,14 +656,18 @@ _ENGINE: tuple[int, duckdb.DuckDBPyConnection] | None = None
 _ENGINE_LOCK = threading.Lock()
 
 
+def _new_engine() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("SET preserve_insertion_order = false")
+    return con
+
+
 def _engine() -> duckdb.DuckDBPyConnection:
-    """The process's private in-memory DuckDB database (made again after a fork)."""
+    """The process's private in-memory DuckDB database for small joins (made again after a fork)."""
     global _ENGINE
     with _ENGINE_LOCK:
         if _ENGINE is None or _ENGINE[0] != os.getpid():
-            con = duckdb.connect()
-            con.execute("SET preserve_insertion_order = false")
-            _ENGINE = (os.getpid(), con)
+            _ENGINE = (os.getpid(), _new_engine())
         return _ENGINE[1]
 
 
