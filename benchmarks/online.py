@@ -251,7 +251,7 @@ def bench_store(kind: str, spec: Any, raw_factory: Callable[[list[str]], Any], r
     work = Path(tempfile.mkdtemp(prefix=f"larder-bench-online-{kind}-"))
     fe = FeatureEngineeringClient(work / "root")
     names = [f"f{i}" for i in range(n_features)]
-    out: dict[str, Any] = {"store": kind, "rows": rows, "features": n_features}
+    out: dict[str, Any] = {"store": kind, "rows": rows, "features": n_features, "load_avg": os.getloadavg()}
     raw = None
     try:
         data = wide_table(rows, n_features, seed)
@@ -354,7 +354,8 @@ def bench_larder_on_feast_data(data: Path, calls: int, seed: int) -> dict[str, A
     first[1:] = (ent[1:] != ent[:-1]) | (ts[1:] != ts[:-1])
     table = feats.filter(pa.array(first)).select(["entity_id", "event_timestamp", *names])
     work = Path(tempfile.mkdtemp(prefix="larder-bench-online-feastdata-"))
-    out: dict[str, Any] = {"source_rows": feats.num_rows, "table_rows": table.num_rows}
+    out: dict[str, Any] = {"source_rows": feats.num_rows, "table_rows": table.num_rows,
+                           "load_avg": os.getloadavg()}
     fe = FeatureEngineeringClient(work / "root")
     try:
         fe.create_table("fv", "entity_id", df=table, timestamp_keys="event_timestamp")
@@ -427,7 +428,7 @@ def bench_server(n_features: int, calls: int, seed: int) -> dict[str, Any]:
             if i >= 100:
                 ms.append(dt)
         conn.close()
-        return {"rows": rows, "features": n_features, **summary(ms)}
+        return {"rows": rows, "features": n_features, "load_avg": os.getloadavg(), **summary(ms)}
     finally:
         proc.terminate()
         try:
