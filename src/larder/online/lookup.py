@@ -409,8 +409,8 @@ def _block_frame(data: dict[str, Any], index: pd.Index, columns: pd.Index | None
         from pandas.api.internals import create_dataframe_from_blocks
     except ImportError:  # pragma: no cover - pandas < 2.3
         return pd.DataFrame(data, index=index)
-    groups: dict[np.dtype[Any], list[int]] = {}
-    numpy_values: list[np.ndarray | None] = []
+    groups: dict[np.dtype[Any], list[np.ndarray]] = {}
+    placement: dict[np.dtype[Any], list[int]] = {}
     blocks: list[tuple[Any, np.ndarray]] = []
     for i, v in enumerate(data.values()):
         if isinstance(v, pd.arrays.NumpyExtensionArray):
@@ -418,17 +418,16 @@ def _block_frame(data: dict[str, Any], index: pd.Index, columns: pd.Index | None
         if isinstance(v, np.ndarray):
             if v.ndim != 1 or v.dtype.kind not in "biufO":
                 return pd.DataFrame(data, index=index)
-            groups.setdefault(v.dtype, []).append(i)
-            numpy_values.append(v)
+            groups.setdefault(v.dtype, []).append(v)
+            placement.setdefault(v.dtype, []).append(i)
         elif isinstance(v, pd.api.extensions.ExtensionArray):
             blocks.append((v, np.array([i])))
-            numpy_values.append(None)
         else:
             return pd.DataFrame(data, index=index)
-    for idx in groups.values():
+    for dtype, arrays in groups.items():
         # a copy either way: Arrow's zero-copy numpy views are read-only
-        block = np.vstack([numpy_values[i] for i in idx]) if len(idx) > 1 else numpy_values[idx[0]].reshape(1, -1).copy()
-        blocks.append((block, np.asarray(idx)))
+        block = np.vstack(arrays) if len(arrays) > 1 else arrays[0].reshape(1, -1).copy()
+        blocks.append((block, np.asarray(placement[dtype])))
     return create_dataframe_from_blocks(blocks, index=index,
                                         columns=columns if columns is not None else pd.Index(list(data)))
 
