@@ -502,3 +502,15 @@ def test_shared_connection_is_left_clean():
     assert con.execute("SELECT count(*) FROM duckdb_views() WHERE NOT internal").fetchall() == before
     assert con.execute("SELECT x FROM keep").fetchall() == [(1,)]
     con.close()
+
+
+@pytest.mark.parametrize("batch_rows", [None, 1, 2])
+def test_chunks_on_string_and_dictionary_first_keys(batch_rows):
+    data = pa.table({"k": pa.array(["b", "a", "c", "a"], pa.large_string()), "sub": [1, 1, 2, 1],
+                     "event_ts": pa.array([at(), at(), at(), at(seconds=5)], pa.timestamp("us", "UTC")),
+                     "f": [2.0, 1.0, 3.0, 1.5]})
+    spine = pa.table({"k": pa.array(["a", "c", None, "b", "a", "zz"]).dictionary_encode(), "sub": [1, 2, 1, 1, 1, 1],
+                      "ts": pa.array([at(seconds=1), at(), at(), at(), at(seconds=9), at()], pa.timestamp("us", "UTC"))})
+    src = PitSource(data, ["k", "sub"], ["k", "sub"], ["f"], ["f"], "event_ts", "ts")
+    with mock.patch.object(pit, "_CHUNK_SOURCE_ROWS", 2):
+        assert join_f(spine, src, batch_rows=batch_rows) == [1.0, 3.0, None, 2.0, 1.5, None]
