@@ -33,7 +33,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import logging
 import time
+import warnings
 from typing import Any
 
 import mlflow
@@ -89,6 +91,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", default=None, help="larder root directory (default: $LARDER_ROOT or ./.larder)")
     args = parser.parse_args(argv)
+    # MLflow's hints (pickle formats, integer columns, input examples) are noise in an example's output
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=UserWarning, module="mlflow")
 
     with FeatureEngineeringClient(root=args.root) as fe:
         log("load the Chicago data and compute lags and rolling statistics (DuckDB windows)")

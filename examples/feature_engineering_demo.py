@@ -28,8 +28,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import time
+import warnings
 
 import mlflow
 import mlflow.pyfunc
@@ -88,6 +90,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                              "without it the DynamoDB part is skipped")
     parser.add_argument("--region", default="us-east-1", help="AWS region of the DynamoDB tables (default us-east-1)")
     args = parser.parse_args(argv)
+    # MLflow's hints (pickle formats, integer columns, input examples) are noise in an example's output
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=UserWarning, module="mlflow")
 
     summary: dict[str, object] = {}
     with FeatureEngineeringClient(root=args.root) as fe:

@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -168,6 +170,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--root", default=None, help="larder root directory (default: $LARDER_ROOT or ./.larder)")
     parser.add_argument("--model-name", default="house_price_champion_demo", help="registered model name")
     args = parser.parse_args(argv)
+    # MLflow's hints (pickle formats, integer columns, input examples) are noise in an example's output
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=UserWarning, module="mlflow")
 
     candidates: list[Candidate] = []
     with FeatureEngineeringClient(root=args.root) as fe:
