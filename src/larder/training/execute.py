@@ -8,6 +8,10 @@ when it is a column of the right length that agrees with the row-by-row result o
 it runs the function row by row. The sample check catches functions such as ``x if x is not None
 else 5``, which run on a Series without error but mean something else there.
 
+Once a vectorised call has agreed with the row-by-row calls for inputs of given dtypes, later calls
+with inputs of the same dtypes re-check only the rows with null inputs (the rows where a Series and a
+scalar most often part ways), which keeps a small online batch from paying for the full check each time.
+
 ``mode="vectorized"`` always calls with Series (errors if that fails), ``mode="row"`` never does.
 """
 
@@ -114,13 +118,17 @@ class FunctionRunner:
         self.version = version
         self.mode = mode
         self.output_type = output_type
+        #: input dtype signatures for which a vectorised call agreed with the row-by-row calls
+        self._agreed: set[tuple[Any, ...]] = set()
 
     def __call__(self, inputs: Mapping[str, pd.Series], n: int, key_frame: pd.DataFrame | None = None
                  ) -> pd.Series:
         return self.run_arrow(inputs, n, key_frame).to_pandas()
 
-    def run_arrow(self, inputs: Mapping[str, pd.Series], n: int, key_frame: pd.DataFrame | None = None
-                  ) -> pa.Array:
+    def run_arrow(self, inputs: Mapping[str, pd.Series], n: int,
+                  key_frame: pd.DataFrame | Mapping[str, pd.Series] | None = None) -> pa.Array:
+        """The function's values for ``n`` rows of ``inputs`` (``{parameter: Series}``) as an Arrow array.
+        ``key_frame`` (a frame or ``{column: Series}``) identifies rows in error messages."""
         if self.mode != "row" and n > 0:
             try:
                 arr = _column_result(self.func(**inputs), n, self.output_type)
@@ -134,27 +142,39 @@ class FunctionRunner:
                         "it with mode='auto' or 'row', or make it work on Series."
                     ) from exc
                 arr = None
-            if arr is not None and (self.mode == "vectorized" or self._agrees(arr, inputs, n)):
-                return arr
+            if arr is not None:
+                if self.mode == "vectorized":
+                    return arr
+                signature = tuple((p, str(s.dtype)) for p, s in inputs.items())
+                known = signature in self._agreed
+                if self._agrees(arr, inputs, n, nulls_only=known):
+                    if not known and len(self._agreed) < 64:
+                        self._agreed.add(signature)
+                    return arr
         return self._row_by_row(inputs, n, key_frame)
 
-    def _sample_rows(self, inputs: Mapping[str, pd.Series], n: int) -> list[int]:
-        rows = list(range(min(_SAMPLE_HEAD, n)))
-        if n - 1 not in rows:
-            rows.append(n - 1)
+    def _sample_rows(self, inputs: Mapping[str, pd.Series], n: int, nulls_only: bool = False) -> list[int]:
+        rows: list[int] = []
+        if not nulls_only:
+            rows = list(range(min(_SAMPLE_HEAD, n)))
+            if n - 1 not in rows:
+                rows.append(n - 1)
         if inputs:
             nulls = np.zeros(n, dtype=bool)
             for s in inputs.values():
+                if isinstance(s.dtype, np.dtype) and s.dtype.kind in "iub":
+                    continue  # numpy integers and booleans hold no nulls
                 nulls |= np.asarray(pd.isna(s), dtype=bool)
             rows += [int(i) for i in np.flatnonzero(nulls)[:_SAMPLE_NULLS] if int(i) not in rows]
         return rows
 
-    def _agrees(self, arr: pa.Array, inputs: Mapping[str, pd.Series], n: int) -> bool:
-        """Whether the vectorised result matches row-by-row calls on a sample of rows. Rows on which
-        the row-by-row call raises are not evidence against the vectorised result (a function written
-        for Series, or null propagation), so they are skipped."""
+    def _agrees(self, arr: pa.Array, inputs: Mapping[str, pd.Series], n: int, nulls_only: bool = False) -> bool:
+        """Whether the vectorised result matches row-by-row calls on a sample of rows (with
+        ``nulls_only``, the rows with null inputs). Rows on which the row-by-row call raises are not
+        evidence against the vectorised result (a function written for Series, or null propagation),
+        so they are skipped."""
         columns = {p: s.iloc for p, s in inputs.items()}
-        for i in self._sample_rows(inputs, n):
+        for i in self._sample_rows(inputs, n, nulls_only):
             row = {p: _scalar(col[i]) for p, col in columns.items()}
             try:
                 value = self.func(**row)
@@ -168,7 +188,8 @@ class FunctionRunner:
                 return False
         return True
 
-    def _row_by_row(self, inputs: Mapping[str, pd.Series], n: int, key_frame: pd.DataFrame | None) -> pa.Array:
+    def _row_by_row(self, inputs: Mapping[str, pd.Series], n: int,
+                    key_frame: pd.DataFrame | Mapping[str, pd.Series] | None) -> pa.Array:
         values = {p: py_values(s) for p, s in inputs.items()}
         out: list[Any] = [None] * n
         for i in range(n):
@@ -217,10 +238,12 @@ def _first_bad(values: Sequence[Any], out_type: pa.DataType | None) -> str:
     return "unknown"
 
 
-def _describe_row(i: int, key_frame: pd.DataFrame | None, inputs: Mapping[str, Any]) -> str:
+def _describe_row(i: int, key_frame: pd.DataFrame | Mapping[str, pd.Series] | None,
+                  inputs: Mapping[str, Any]) -> str:
     parts = []
-    if key_frame is not None and len(key_frame.columns):
-        keys = {c: _scalar(key_frame[c].iloc[i]) for c in key_frame.columns}
+    columns = list(key_frame.columns if isinstance(key_frame, pd.DataFrame) else key_frame or ())
+    if key_frame is not None and columns:
+        keys = {c: _scalar(key_frame[c].iloc[i]) for c in columns}
         parts.append(f"key values {keys}")
     parts.append(f"inputs {dict(inputs)}")
     return ", ".join(parts)
