@@ -42,7 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from larder.config import resolve_root
-from larder.errors import FeatureLookupError, FeatureSpecError, MissingKeysError
+from larder.errors import FeatureLookupError, FeatureSpecError, FunctionError, MissingKeysError
 from larder.names import parse_name
 from larder.online.base import OnlineStore, OnlineTable
 from larder.online.publish import (
@@ -54,6 +54,7 @@ from larder.online.publish import (
     parse_spec,
     redacted_spec,
 )
+from larder.training.spec import FunctionStep
 
 if TYPE_CHECKING:
     from larder.training.spec import FeatureSpec, LookupStep
@@ -210,6 +211,8 @@ class OnlineFeatureAssembler:
             self.close()
             raise
         self._ts_columns = [s.timestamp_lookup_key for s in spec.lookups if s.timestamp_lookup_key]
+        self._functions = [(i, s) for i, s in enumerate(spec.steps) if isinstance(s, FunctionStep)]
+        self._key_columns = list(dict.fromkeys(spec.key_columns))
         #: (kind, columns, types) of key frames that passed validation (see _prepare)
         self._validated: set[tuple[Any, ...]] = set()
         self._column_index: dict[tuple[str, ...], pd.Index] = {}
@@ -237,10 +240,16 @@ class OnlineFeatureAssembler:
         outputs: dict[str, pa.Array] = {}
         found: dict[str, np.ndarray] = {}
         now: datetime | None = None
+        key_arrays: dict[tuple[str, str], pa.Array] = {}  # lookups sharing a key column convert it once
         for src in self._sources:
             step = src.step
-            keys = pa.table({k: _key_array(frame[c], step, j, where=src.where)
-                             for j, (c, k) in enumerate(zip(step.lookup_key, step.table_keys, strict=True))})
+            arrays = {}
+            for j, (c, k) in enumerate(zip(step.lookup_key, step.table_keys, strict=True)):
+                arr = key_arrays.get((c, step.key_types[j]))
+                if arr is None:
+                    arr = key_arrays[(c, step.key_types[j])] = _key_array(frame[c], step, j, where=src.where)
+                arrays[k] = arr
+            keys = pa.table(arrays)
             values, hit = src.store.read_batch(src.table, keys, src.read)
             hit = np.asarray(hit, dtype=bool)
             if step.lookback_window is not None and src.table.timestamp_key:
@@ -323,25 +332,46 @@ class OnlineFeatureAssembler:
                 self._column_index[names] = labels
         return labels
 
+    def _apply_functions(self, frame: pd.DataFrame, outputs: dict[str, pa.Array], columns: dict[str, Any]) -> None:
+        """Run the spec's feature functions as the offline :func:`~larder.training.assemble.apply_functions`
+        does (same runners, inputs as pandas Series of the same dtypes, a function seeing the outputs of
+        earlier ones), without building intermediate frames: the cost that dominates a few-row lookup."""
+        n = len(frame)
+        series: dict[str, pd.Series] = {}
+
+        def column(c: str) -> pd.Series:
+            s = series.get(c)
+            if s is None:
+                if c in frame.columns:
+                    s = frame[c]
+                else:
+                    s = pd.Series(_pandas_values(outputs[c]), name=c, copy=False)
+                series[c] = s
+            return s
+
+        keys = {c: column(c) for c in self._key_columns if c in frame.columns or c in outputs}
+        for position, step in self._functions:
+            missing = [c for c in step.input_bindings.values()
+                       if c not in series and c not in frame.columns and c not in outputs]
+            if missing:  # validate_frame rules this out; kept as the offline path's message
+                from larder.training.resolve import describe_step
+
+                raise FunctionError(f"{describe_step(position, step)}: input column(s) {missing} are missing.")
+            inputs = {p: column(c) for p, c in step.input_bindings.items()}
+            result = step.runner.run_arrow(inputs, n, keys or None).to_pandas()
+            result.name = step.output_name
+            series[step.output_name] = result
+            columns[step.output_name] = result
+
     def _run(self, keys: Any) -> tuple[pd.DataFrame, list[str], dict[str, Any], dict[str, np.ndarray]]:
         """``(caller frame, output column order, {column: values}, found)``: the caller's columns as
         pandas Series, looked-up columns as Arrow arrays, function outputs as pandas Series."""
-        from larder.training.assemble import apply_functions
-
         frame_in = self._prepare(keys)
         frame = frame_in.reset_index(drop=True) if not _is_range(frame_in.index) else frame_in
         outputs, found = self._lookup(frame)
         columns: dict[str, Any] = dict(outputs)
-        if self.spec.functions:
-            # the functions run through the offline path's apply_functions, on a frame holding what they
-            # read (bound inputs and key columns) with the same pandas dtypes as offline
-            needed = list(dict.fromkeys([c for f in self.spec.functions for c in f.input_columns]
-                                        + self.spec.key_columns))
-            sub = pd.DataFrame({c: frame[c] if c in frame.columns else _pandas_values(outputs[c])
-                                for c in needed if c in frame.columns or c in outputs})
-            sub = apply_functions(self.spec, sub)
-            for f in self.spec.functions:
-                columns[f.output_name] = sub[f.output_name]
+        if self._functions:
+            self._apply_functions(frame, outputs, columns)
         excluded = set(self.spec.exclude_columns)
         given = set(frame_in.columns)
         caller = [c for c in frame_in.columns if c not in excluded]
