@@ -310,7 +310,7 @@ class OnlineFeatureAssembler:
                                  for name, col in zip(names, keys.columns, strict=True)},
                                 pd.RangeIndex(keys.num_rows), self._labels(names))
         elif isinstance(keys, pd.DataFrame):
-            dtypes = tuple(keys.dtypes)
+            dtypes = _dtypes(keys)
             if not any(t.kind == "O" for t in dtypes):  # object columns may mix types from call to call
                 signature = ("pandas", tuple(keys.columns), tuple(str(t) for t in dtypes))
         if signature is not None and signature in self._validated:
@@ -416,6 +416,20 @@ class OnlineFeatureAssembler:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _dtypes(frame: pd.DataFrame) -> tuple[Any, ...]:
+    """The column dtypes of ``frame`` in order; ``frame.dtypes`` builds a Series, ten times slower for
+    a small frame than asking the block manager (used when this pandas has it)."""
+    get = getattr(getattr(frame, "_mgr", None), "get_dtypes", None)
+    if get is not None:
+        try:
+            dtypes = tuple(get())
+        except Exception:  # noqa: BLE001 - a pandas internal; fall back to the public attribute
+            dtypes = ()
+        if len(dtypes) == frame.shape[1]:
+            return dtypes
+    return tuple(frame.dtypes)
 
 
 def _is_range(index: pd.Index) -> bool:
