@@ -16,9 +16,10 @@ Timestamps compare in UTC at microsecond precision: naive timestamps are taken a
 are converted (nanoseconds are floored to the microsecond) and dates are midnight UTC.
 
 How it runs (see ``docs/point-in-time.md``): the spine's keys and times and the source's keys, times
-and *row positions* go to DuckDB, whose ``ASOF LEFT JOIN`` finds, for each spine row, the position of
-a source row with the right timestamp. A second join over the matched (key, timestamp) pairs settles
-ties, so the result never depends on DuckDB's sort order. Feature values never pass through DuckDB:
+and *row positions* go to DuckDB, whose ``ASOF JOIN`` finds, for each spine row, the position of a
+source row with the right timestamp (in key-range chunks, so the engine's memory stays bounded). A
+second join over the matched (key, timestamp) pairs settles ties, so the result never depends on
+DuckDB's sort order. Feature values never pass through DuckDB:
 they are gathered from the source by position with Arrow (``take`` on in-memory tables; a second,
 streaming scan for ``pyarrow.dataset.Dataset`` sources), which keeps memory near the output's size
 and keeps every type exactly as the source has it.
@@ -212,6 +213,15 @@ def _chunked(col: pa.ChunkedArray, fn: Any) -> pa.ChunkedArray:
         pa.chunked_array([fn(pa.array([], col.type))])
 
 
+def _parallel(fn: Any, items: Any) -> list[Any]:
+    """``[fn(x) for x in items]`` on threads (Arrow's take and concat release the GIL)."""
+    items = list(items)
+    if len(items) < 2 or (os.cpu_count() or 1) < 2:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(max_workers=min(len(items), os.cpu_count() or 1)) as pool:
+        return list(pool.map(fn, items))
+
+
 # --------------------------------------------------------------------------- source access
 
 
@@ -280,35 +290,45 @@ class _Data:
                 col = self.table.column(c)  # type: ignore[union-attr]
                 return pa.chunked_array([*col.chunks, pa.nulls(1, col.type)], col.type).take(ix)
 
-            if len(columns) < 2:
-                return [take(c) for c in columns]
-            # take() releases the GIL: gather the columns in parallel
-            with ThreadPoolExecutor(max_workers=min(len(columns), os.cpu_count() or 1)) as pool:
-                return list(pool.map(take, columns))
+            return _parallel(take, columns)
         return self._gather_streaming(columns, idx)
 
     def _gather_streaming(self, columns: list[str], idx: np.ndarray) -> list[pa.ChunkedArray]:
         types = [self.schema.field(c).type for c in columns]
         valid = idx >= 0
-        need = np.unique(idx[valid])  # sorted positions to read
+        # Sorted distinct positions to read, and where each spine row finds its value among them
+        # (a sort; numpy's hash-based unique plus a searchsorted is several times slower here).
+        wanted = idx[valid]
+        order = np.argsort(wanted, kind="stable")
+        ranked = wanted[order]
+        first = np.empty(len(ranked), dtype=bool)
+        first[:1] = True
+        np.not_equal(ranked[1:], ranked[:-1], out=first[1:])
+        need = ranked[first]
+        slot = np.full(len(idx), len(need), dtype=np.int64)
+        valid_slots = np.empty(len(wanted), dtype=np.int64)
+        valid_slots[order] = np.cumsum(first) - 1
+        slot[valid] = valid_slots
         parts: list[list[pa.Array]] = [[] for _ in columns]
         offset = 0
         for batch in self.batches(columns):
             lo, hi = np.searchsorted(need, [offset, offset + batch.num_rows])
             if hi > lo:
-                local = pa.array(need[lo:hi] - offset)
+                taken = batch.take(pa.array(need[lo:hi] - offset))
                 for j in range(len(columns)):
-                    parts[j].append(batch.column(j).take(local))
+                    parts[j].append(taken.column(j))
             offset += batch.num_rows
         if self.scanned_rows is not None and offset != self.scanned_rows:
             raise FeatureLookupError(f"{self.where}: the dataset changed while it was being read ({self.scanned_rows} "
                                      f"rows on the first scan, {offset} on the second); retry the join.")
-        ix = pa.array(np.where(valid, np.searchsorted(need, idx), len(need)))
-        out = []
-        for j, t in enumerate(types):  # put each column in spine order, then let its parts go
-            out.append(pa.chunked_array([*parts[j], pa.nulls(1, t)], t).take(ix))
+        ix = pa.array(slot)
+
+        def to_spine_order(j: int) -> pa.ChunkedArray:  # one column in spine order; its parts then go
+            col = pa.concat_arrays([*parts[j], pa.nulls(1, types[j])])
             parts[j] = []
-        return out
+            return col.take(ix)
+
+        return _parallel(to_spine_order, range(len(columns)))
 
 
 # --------------------------------------------------------------------------- validation
@@ -524,7 +544,7 @@ def _match(con: duckdb.DuckDBPyConnection, spine: pa.Table, src: PitSource, i: i
             rn = cand.column("rn").to_numpy()
             row = cand.column("row").to_numpy()
             if not src.is_time_series:
-                if not src.assume_unique and len(rn) > len(np.unique(rn)):
+                if not src.assume_unique and len(rn) and np.bincount(rn).max() > 1:
                     con.register(aname, cand)
                     win = _fetch(con.sql(_winner_sql(src, "rn", aname)))
                     con.unregister(aname)
