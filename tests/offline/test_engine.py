@@ -33,3 +33,13 @@ def test_unknown_engine_is_a_config_error(larder_root):
         FeatureEngineeringClient(larder_root)
     with pytest.raises(ConfigError, match="duckdb"):
         get_engine("spark")
+
+
+def test_amazon_dynamodb_spec_refuses_credentials_and_unknown_options():
+    from larder.online.specs import AmazonDynamoDBSpec
+
+    assert AmazonDynamoDBSpec(region="eu-west-1", read_secret_prefix="scope/x").region == "eu-west-1"
+    with pytest.raises(ConfigError, match="default"):
+        AmazonDynamoDBSpec(region="eu-west-1", access_key_id="AKIA")
+    with pytest.raises(ConfigError, match="bogus"):
+        AmazonDynamoDBSpec(region="eu-west-1", bogus=1)

@@ -374,7 +374,7 @@ def resolve_online(bundle: ModelBundle, *, config: Any = None, use_catalog: bool
                 spec = parse_spec(recorded["store_spec"])
             origin = "catalog" if live and table in live else "model"
             out[table] = TableSource(table, spec, layout, origin, dict(recorded))
-        else:
+        elif table not in missing:
             missing.append(table)
     if missing:
         raise OnlineStoreError(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
 class _Spec(BaseModel):
@@ -73,6 +73,20 @@ def AmazonDynamoDBSpec(  # noqa: N802 - mirrors the Databricks class name
     """
     options.pop("read_secret_prefix", None)
     options.pop("write_secret_prefix", None)
-    return DynamoDBStoreSpec(
-        region=region, table_name=table_name, endpoint_url=endpoint_url, ttl=ttl, **options
-    )
+    secrets = sorted(k for k in options if k in ("access_key_id", "secret_access_key", "session_token"))
+    if secrets:
+        from larder.errors import ConfigError
+
+        raise ConfigError(
+            f"AmazonDynamoDBSpec: larder does not take credentials ({secrets}); they come from boto3's default "
+            "chain (environment, shared config, instance role). Remove them from the spec."
+        )
+    try:
+        return DynamoDBStoreSpec(
+            region=region, table_name=table_name, endpoint_url=endpoint_url, ttl=ttl, **options
+        )
+    except ValidationError as exc:
+        from larder.errors import ConfigError
+
+        raise ConfigError(f"AmazonDynamoDBSpec: invalid options: {exc.errors()[0]['loc']}: "
+                          f"{exc.errors()[0]['msg']}. See DynamoDBStoreSpec for the accepted options.") from exc
