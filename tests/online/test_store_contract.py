@@ -442,3 +442,63 @@ def test_many_random_rows_round_trip(store: OnlineStore, store_kind: str) -> Non
     assert found.tolist() == [True] * len(oracle) + [False]
     expected = [{"x": oracle[k][1], "s": oracle[k][2]} for k in oracle] + [{"x": None, "s": None}]
     assert_rows(out, expected)
+
+
+# -- the lean read (read_values) gives exactly what read_batch gives ------------------------------
+
+
+def _pks(t: OnlineTable, keys: pa.Table) -> list[str | None]:
+    from larder.online.base import prepare_keys
+
+    return prepare_keys(t, keys)
+
+
+def assert_values_match_batch(store: OnlineStore, t: OnlineTable, keys: pa.Table, features=None) -> None:
+    expected, found = store.read_batch(t, keys, features)
+    batch = store.read_values(t, _pks(t, keys), features)
+    assert batch.n == keys.num_rows
+    assert batch.found.dtype == bool and batch.found.tolist() == found.tolist()
+    got = batch.to_arrow(t)
+    assert got.schema.equals(expected.schema)
+    assert_rows(got, expected.to_pylist())
+    for block in batch.blocks:  # numbers live in numpy blocks of the type's dtype
+        assert block.values.shape == (len(block.names), keys.num_rows)
+        assert block.values.dtype == np.dtype(block.type.to_pandas_dtype())
+        if block.nulls is not None:
+            assert block.nulls.shape == block.values.shape and block.nulls.any()
+
+
+def test_read_values_matches_read_batch_every_type(store: OnlineStore) -> None:
+    t = table(ALL_TYPES, ["id"])
+    data = every_type_rows()
+    n = len(data["id"])
+    store.write_batch(t, rows(t, data, [1] * n))
+    ids = [3, 10_000, 0, 3, None, 5, 9, 3]  # present, missing, duplicate, null keys
+    keys = pa.table({"id": pa.array(ids, pa.int64())})
+    assert_values_match_batch(store, t, keys)
+    for features in (["f64", "i8", "name", "u64"], ["flag"], ["f32", "f64"], ["i64", "i32"], []):
+        assert_values_match_batch(store, t, keys, features)
+    for one in ([3], [10_000], [None]):  # the one-key (serving) case
+        assert_values_match_batch(store, t, pa.table({"id": pa.array(one, pa.int64())}))
+    assert_values_match_batch(store, t, pa.table({"id": pa.array([], pa.int64())}))
+    batch = store.read_values(t, ["3"], ["f64", "i16"])
+    assert {name for b in batch.blocks for name in b.names} == {"f64", "i16"}
+
+
+def test_read_values_composite_keys_and_random_rows(store: OnlineStore) -> None:
+    schema = pa.schema([("shop", pa.string()), ("item", pa.int32()), ("x", pa.float64()), ("ok", pa.bool_())])
+    t = table(schema, ["shop", "item"])
+    rng = random.Random(3)
+    shops = ["a", "a#b", "b\\", ""]
+    data = {"shop": [], "item": [], "x": [], "ok": []}
+    for s in shops:
+        for i in range(5):
+            data["shop"].append(s)
+            data["item"].append(i)
+            data["x"].append(rng.choice([None, rng.uniform(-1e6, 1e6), float("nan")]))
+            data["ok"].append(rng.choice([None, True, False]))
+    store.write_batch(t, rows(t, data, [1] * len(data["shop"])))
+    keys = pa.table({"shop": [rng.choice(shops + ["zz"]) for _ in range(30)],
+                     "item": pa.array([rng.randrange(7) for _ in range(30)], pa.int32())})
+    assert_values_match_batch(store, t, keys)
+    assert_values_match_batch(store, t, keys.slice(0, 1))

@@ -29,7 +29,7 @@ A sketch of use::
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from larder.errors import OnlineStoreError, PrimaryKeyError, SchemaMismatchError
-from larder.online.encoding import check_supported, encode_keys
+from larder.online.encoding import check_supported, decode_key, encode_keys, from_text
 
 #: Default name of the ordering column in the rows given to ``write_batch``.
 ORDER_COLUMN = "__larder_order__"
@@ -120,6 +120,20 @@ class OnlineStore(ABC):
     @abstractmethod
     def drop_table(self, table: OnlineTable) -> None:
         """Remove every row of ``table`` from the store."""
+
+    def read_values(
+        self, table: OnlineTable, pks: Sequence[str | None], features: list[str] | None = None
+    ) -> ValueBatch:
+        """The lean read behind few-key lookups: encoded keys in, a :class:`ValueBatch` out.
+
+        ``pks`` are encoded keys (:func:`~larder.online.encoding.encode_keys`; a plain ``str`` of an
+        integer or string key for single-key tables), None for a null key. The result holds the same
+        values, nulls and found flags as :meth:`read_batch` (``batch.to_arrow(table)`` equals its
+        table), with numbers as numpy matrices instead of one Arrow array per column. This default
+        goes through ``read_batch``; the built-in stores decode straight into the batch.
+        """
+        out, found = self.read_batch(table, keys_from_pks(table, pks), features)
+        return ValueBatch.from_arrow(out, found)
 
     def replace_table(
         self, table: OnlineTable, batches: Iterable[pa.Table], *, order: str = ORDER_COLUMN
@@ -332,3 +346,95 @@ def assemble(table: OnlineTable, features: list[str], arrays: dict[str, pa.Array
                 ) from exc
         fixed.append(arr)
     return pa.Table.from_arrays(fixed, schema=plan.schema)
+
+
+# ----------------------------------------------------------------------------------------------
+# lean reads: numbers as numpy matrices, for few-key lookups
+
+
+#: Arrow types a :class:`ValueBatch` holds as numpy blocks (fixed width, same values in numpy).
+_BLOCK_TYPES = {
+    pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa.uint16(), pa.uint32(), pa.uint64(),
+    pa.float32(), pa.float64(), pa.bool_(),
+}
+
+
+def is_block_type(t: pa.DataType) -> bool:
+    """Whether :class:`ValueBatch` holds a feature of type ``t`` in a numpy block."""
+    return t in _BLOCK_TYPES
+
+
+@dataclass
+class ValueBlock:
+    """Features of one numeric (or boolean) type: a ``(features, rows)`` matrix and its nulls.
+
+    ``values`` has the type's numpy dtype (``float64`` for ``pa.float64()``); a null value's slot
+    holds an arbitrary number (zero in practice) and is flagged in ``nulls``, ``None`` when no
+    value of the block is null.
+    """
+
+    type: pa.DataType
+    names: tuple[str, ...]
+    values: np.ndarray
+    nulls: np.ndarray | None
+
+
+@dataclass
+class ValueBatch:
+    """What :meth:`OnlineStore.read_values` returns: the features of ``n`` keys, in the keys' order.
+
+    Numeric and boolean features come in :class:`ValueBlock` s (one numpy matrix per type, no
+    per-column objects); every other feature is a typed Arrow array in ``arrays``. ``found`` says
+    which keys were in the store. :meth:`to_arrow` gives exactly what ``read_batch`` returns.
+    """
+
+    names: list[str]
+    n: int
+    found: np.ndarray
+    blocks: list[ValueBlock]
+    arrays: dict[str, pa.Array]
+
+    def to_arrow(self, table: OnlineTable) -> pa.Table:
+        """The features as the typed Arrow table ``read_batch`` returns."""
+        arrays = dict(self.arrays)
+        for block in self.blocks:
+            for j, name in enumerate(block.names):
+                mask = block.nulls[j] if block.nulls is not None and block.nulls[j].any() else None
+                arrays[name] = pa.array(block.values[j], type=block.type, mask=mask)
+        return assemble(table, self.names, arrays, self.n)
+
+    @classmethod
+    def from_arrow(cls, features: pa.Table, found: np.ndarray) -> ValueBatch:
+        """A batch holding the columns of a ``read_batch`` result (numbers moved into blocks)."""
+        n = len(found)
+        blocks: list[ValueBlock] = []
+        arrays: dict[str, pa.Array] = {}
+        for name, col in zip(features.column_names, features.columns, strict=True):
+            arr = col.combine_chunks()
+            if not is_block_type(arr.type):
+                arrays[name] = arr
+                continue
+            nulls = arr.is_null().to_numpy(zero_copy_only=False).reshape(1, n) if arr.null_count else None
+            filled = arr.fill_null(False if pa.types.is_boolean(arr.type) else 0) if arr.null_count else arr
+            values = filled.to_numpy(zero_copy_only=False).reshape(1, n)
+            blocks.append(ValueBlock(arr.type, (name,), values, nulls))
+        return cls(list(features.column_names), n, np.asarray(found, dtype=bool), blocks, arrays)
+
+
+def keys_from_pks(table: OnlineTable, pks: Sequence[str | None]) -> pa.Table:
+    """The key columns whose encoding (:func:`~larder.online.encoding.encode_keys`) is ``pks``.
+
+    A null pk gives null key values. Used by the default :meth:`OnlineStore.read_values`.
+    """
+    n_parts = len(table.primary_keys)
+    parts: list[list[str | None]] = [[] for _ in range(n_parts)]
+    for pk in pks:
+        texts = [None] * n_parts if pk is None else decode_key(pk, n_parts)
+        for j in range(n_parts):
+            parts[j].append(texts[j])
+    return pa.table(
+        {
+            key: from_text(pa.array(parts[j], pa.string()), table.schema.field(key).type)
+            for j, key in enumerate(table.primary_keys)
+        }
+    )

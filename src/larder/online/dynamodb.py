@@ -75,6 +75,7 @@ from larder.online.base import (
     OnlineStore,
     OnlineTable,
     PreparedRows,
+    ValueBatch,
     assemble,
     prepare_keys,
     prepare_rows,
@@ -591,12 +592,9 @@ class DynamoDBOnlineStore(OnlineStore):
 
     # -- reads ------------------------------------------------------------------------------
 
-    def read_batch(
-        self, table: OnlineTable, keys: pa.Table, features: list[str] | None = None
-    ) -> tuple[pa.Table, np.ndarray]:
-        names = resolve_features(table, features)
+    def _fetch(self, table: OnlineTable, pks: list[str | None], names: list[str]) -> list[dict[str, Any] | None]:
+        """The item of each key of ``pks`` in order (None where missing or expired)."""
         physical = self.physical_name(table)
-        pks = prepare_keys(table, keys)
         unique = list(dict.fromkeys(k for k in pks if k is not None))
         projection: dict[str, Any] = {}
         if names != table.features:
@@ -617,9 +615,25 @@ class DynamoDBOnlineStore(OnlineStore):
             if expires is not None and float(expires["N"]) <= now:
                 continue  # expired; DynamoDB deletes it later
             by_pk[item[PK]["S"]] = item
-        ordered = [by_pk.get(pk) if pk is not None else None for pk in pks]
+        return [by_pk.get(pk) if pk is not None else None for pk in pks]
+
+    def read_batch(
+        self, table: OnlineTable, keys: pa.Table, features: list[str] | None = None
+    ) -> tuple[pa.Table, np.ndarray]:
+        names = resolve_features(table, features)
+        ordered = self._fetch(table, prepare_keys(table, keys), names)
         found = np.fromiter((item is not None for item in ordered), dtype=bool, count=len(ordered))
-        return assemble(table, names, self._decode(table, names, ordered), len(pks)), found
+        return assemble(table, names, self._decode(table, names, ordered), len(ordered)), found
+
+    def read_values(
+        self, table: OnlineTable, pks: Sequence[str | None], features: list[str] | None = None
+    ) -> ValueBatch:
+        """Lean read: the items are fetched and decoded as in ``read_batch`` (the network round trip
+        dominates a DynamoDB read), without rebuilding a key table from ``pks``."""
+        names = resolve_features(table, features)
+        ordered = self._fetch(table, list(pks), names)
+        found = np.fromiter((item is not None for item in ordered), dtype=bool, count=len(ordered))
+        return ValueBatch.from_arrow(assemble(table, names, self._decode(table, names, ordered), len(ordered)), found)
 
     @staticmethod
     def _decode(

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -42,12 +42,17 @@ from larder.online.base import (
     OnlineStore,
     OnlineTable,
     PreparedRows,
+    ReadPlan,
+    ValueBatch,
+    ValueBlock,
     assemble,
+    is_block_type,
     prepare_keys,
     prepare_rows,
+    read_plan,
     resolve_features,
 )
-from larder.online.encoding import RowCodec
+from larder.online.encoding import RowCodec, _Group
 
 CODEC_VERSION = 1
 #: Key-list sizes a read pads to, so each table needs only a few prepared statements.
@@ -67,11 +72,47 @@ def _quote(identifier: str) -> str:
 
 
 @dataclass(frozen=True)
+class _LeanPlan:
+    """How ``read_values`` decodes a feature list from one layout (cached per layout)."""
+
+    #: per type group: (group, positions of the wanted features in it or None for all, names, dtype,
+    #: the columns of their null flags in a record)
+    blocks: list[tuple[_Group, list[int] | None, tuple[str, ...], np.dtype, slice | list[int]]]
+    others: list[str]  # features decoded through Arrow (strings, timestamps, ..., or retyped)
+
+
+@dataclass(frozen=True)
 class _Layout:
     physical: str
     codec: RowCodec
     schema_bytes: bytes
     select: dict[int, str]  # bucket size -> SELECT statement
+    lean: dict[tuple[str, ...], _LeanPlan] = field(default_factory=dict)
+
+    def lean_plan(self, table: OnlineTable, plan: ReadPlan) -> _LeanPlan:
+        key = tuple(plan.names)
+        cached = self.lean.get(key)
+        if cached is not None:
+            return cached
+        wanted = dict(zip(plan.names, plan.types, strict=True))
+        blocks = []
+        in_blocks: set[str] = set()
+        for group in self.codec.groups:
+            # a feature stored with the type the table declares decodes straight from the records
+            sel = [c for c, name in enumerate(group.names) if wanted.get(name) == group.type]
+            if not sel or not is_block_type(group.type):
+                continue
+            names = tuple(group.names[c] for c in sel)
+            dtype = np.dtype(group.type.to_pandas_dtype()).newbyteorder("<")
+            flags: slice | list[int] = [1 + group.index[c] for c in sel]
+            if flags == list(range(flags[0], flags[0] + len(flags))):
+                flags = slice(flags[0], flags[0] + len(flags))
+            blocks.append((group, None if len(sel) == len(group.names) else sel, names, dtype, flags))
+            in_blocks.update(names)
+        lean = _LeanPlan(blocks, [name for name in plan.names if name not in in_blocks])
+        if len(self.lean) < 64:
+            self.lean[key] = lean
+        return lean
 
     @classmethod
     def create(cls, physical: str, schema_bytes: bytes) -> _Layout:
@@ -330,6 +371,9 @@ class SQLiteOnlineStore(OnlineStore):
         conn = self._conn()
         found: dict[str, tuple[bytes, bytes | None]] = {}
         has_var = bool(layout.codec.var_names)
+        if len(unique) == 1:  # the serving case
+            rows = conn.execute(layout.select[1], unique).fetchall()
+            return {rows[0][0]: (rows[0][1], rows[0][2] if has_var else None)} if rows else found
         for start in range(0, len(unique), _CHUNK):
             part = unique[start : start + _CHUNK]
             size = next(b for b in _BUCKETS if b >= len(part))
@@ -341,12 +385,8 @@ class SQLiteOnlineStore(OnlineStore):
                 found.update((k, (f, None)) for k, f in rows)
         return found
 
-    def read_batch(
-        self, table: OnlineTable, keys: pa.Table, features: list[str] | None = None
-    ) -> tuple[pa.Table, np.ndarray]:
-        names = resolve_features(table, features)
-        pks = prepare_keys(table, keys)
-        n = len(pks)
+    def _read(self, table: OnlineTable, pks: list[str | None]) -> tuple[_Layout, bytes, list[bytes | None] | None]:
+        """The stored records of ``pks`` in order: (layout, concatenated fixed records, var blobs)."""
         layout: _Layout | None = None
         rows: dict[str, tuple[bytes, bytes | None]] = {}
         for attempt in range(3):
@@ -356,9 +396,9 @@ class SQLiteOnlineStore(OnlineStore):
                     f"Online table {table.name!r} is not in the SQLite online store {self.path}; "
                     "publish it first with publish_table()."
                 )
-            unique = list(dict.fromkeys(k for k in pks if k is not None))
+            unique = list(dict.fromkeys(k for k in pks if k is not None)) if len(pks) > 1 else pks
             try:
-                rows = self._fetch(layout, unique)
+                rows = self._fetch(layout, unique) if unique != [None] else {}
                 break
             except sqlite3.OperationalError as exc:
                 # The table was replaced or dropped since the layout was cached: look it up again.
@@ -372,11 +412,48 @@ class SQLiteOnlineStore(OnlineStore):
                     f"SQLite online store {self.path}: reading {table.name!r} failed: {exc}"
                 ) from exc
         assert layout is not None  # the loop either found a layout or raised
-        codec = layout.codec
-        missing: tuple[bytes, bytes | None] = (codec.missing_row, None)
-        hits = [rows.get(k, missing) if k is not None else missing for k in pks] if rows else [missing] * n
+        missing: tuple[bytes, bytes | None] = (layout.codec.missing_row, None)
+        hits = [rows.get(k, missing) if k is not None else missing for k in pks] if rows else [missing] * len(pks)
         fixed = b"".join(h[0] for h in hits)
+        return layout, fixed, [h[1] for h in hits] if layout.codec.var_names else None
+
+    def read_batch(
+        self, table: OnlineTable, keys: pa.Table, features: list[str] | None = None
+    ) -> tuple[pa.Table, np.ndarray]:
+        names = resolve_features(table, features)
+        pks = prepare_keys(table, keys)
+        n = len(pks)
+        layout, fixed, var = self._read(table, pks)
+        codec = layout.codec
         found = np.frombuffer(fixed, np.uint8)[:: codec.width] == 1 if n else np.zeros(0, bool)
         stored = [name for name in names if name in codec.position]
-        arrays = codec.decode(fixed, n, [h[1] for h in hits] if codec.var_names else None, stored)
+        arrays = codec.decode(fixed, n, var, stored)
         return assemble(table, names, arrays, n), found
+
+    def read_values(
+        self, table: OnlineTable, pks: Sequence[str | None], features: list[str] | None = None
+    ) -> ValueBatch:
+        """Lean read: each type group of the packed records becomes one numpy matrix (a strided view
+        of the records, copied once); other features are decoded to Arrow as in ``read_batch``."""
+        plan = read_plan(table, features)
+        pks = list(pks)
+        n = len(pks)
+        layout, fixed, var = self._read(table, pks)
+        lean = layout.lean_plan(table, plan)
+        codec = layout.codec
+        rows = np.frombuffer(fixed, np.uint8).reshape(n, codec.width)
+        found = rows[:, 0] == 1
+        blocks = []
+        for group, sel, names, dtype, flags in lean.blocks:
+            span = rows[:, group.start : group.start + group.width * len(group.names)]
+            values = span.view(dtype)  # (n, features of the group)
+            values = values.T[sel] if sel is not None else values.T.copy()
+            nulls = rows[:, flags]
+            blocks.append(ValueBlock(group.type, names, values, (nulls.T != 0) if nulls.any() else None))
+        arrays: dict[str, pa.Array] = {}
+        if lean.others:
+            stored = [name for name in lean.others if name in codec.position]
+            decoded = codec.decode(fixed, n, var, stored)
+            out = assemble(table, lean.others, decoded, n)
+            arrays = {name: col.combine_chunks() for name, col in zip(lean.others, out.columns, strict=True)}
+        return ValueBatch(plan.names, n, found, blocks, arrays)
