@@ -141,20 +141,27 @@ def _retry(op: Callable[[], T], *, name: str) -> T:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def merge(path: str, data: pa.Table, *, keys: list[str], name: str, evolve: bool) -> tuple[int, dict[str, Any]]:
-    """Upsert ``data`` on ``keys``: matched rows get the given columns, new rows are inserted."""
+def merge(path: str, data: pa.Table, *, keys: list[str], name: str, evolve: bool,
+          table: DeltaTable | None = None) -> tuple[int, dict[str, Any]]:
+    """Upsert ``data`` on ``keys``: matched rows get ``data``'s columns, new rows are inserted.
+
+    Columns of the table that ``data`` lacks keep their values on update and are null on insert
+    (``update_all`` / ``insert_all`` map exactly the source's columns). ``table`` is used for the first
+    attempt when given (the caller's freshly loaded table: no second log replay); a conflict retry
+    reloads the table from ``path``.
+    """
     predicate = " AND ".join(f"t.{_q(k)} = s.{_q(k)}" for k in keys)
-    updates = {c: f"s.{_q(c)}" for c in data.column_names}
+    given = [table] if table is not None else []
 
     def op() -> tuple[int, dict[str, Any]]:
-        table = DeltaTable(path)
+        target = given.pop() if given else DeltaTable(path)
         metrics = (
-            table.merge(data, predicate=predicate, source_alias="s", target_alias="t", merge_schema=evolve)
-            .when_matched_update(updates=updates)
-            .when_not_matched_insert(updates=updates)
+            target.merge(data, predicate=predicate, source_alias="s", target_alias="t", merge_schema=evolve)
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
             .execute()
         )
-        return int(table.version()), metrics
+        return int(target.version()), metrics
 
     try:
         return _retry(op, name=name)

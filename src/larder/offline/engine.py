@@ -32,8 +32,12 @@ class Engine(ABC):
         """The rows of a Delta snapshot (optionally projected and filtered) as Arrow."""
 
     @abstractmethod
-    def merge(self, path: str, data: pa.Table, *, keys: list[str], name: str, evolve: bool) -> int:
-        """Upsert ``data`` on ``keys`` in one commit; returns the new Delta version."""
+    def merge(self, path: str, data: pa.Table, *, keys: list[str], name: str, evolve: bool,
+              snapshot: delta.Snapshot | None = None) -> int:
+        """Upsert ``data`` on ``keys`` in one commit; returns the new Delta version.
+
+        ``snapshot``, when given, is the table as the caller just loaded it, for the first attempt.
+        """
 
     @abstractmethod
     def point_in_time_join(self, spine: pa.Table, sources: Sequence[PitSource]) -> pa.Table:
@@ -53,8 +57,10 @@ class DuckDBEngine(Engine):
     def read(self, snapshot: delta.Snapshot, columns: list[str] | None = None, filter: Any = None) -> pa.Table:
         return snapshot.to_arrow(columns=columns, filter=filter)
 
-    def merge(self, path: str, data: pa.Table, *, keys: list[str], name: str, evolve: bool) -> int:
-        version, _ = delta.merge(path, data, keys=keys, name=name, evolve=evolve)
+    def merge(self, path: str, data: pa.Table, *, keys: list[str], name: str, evolve: bool,
+              snapshot: delta.Snapshot | None = None) -> int:
+        version, _ = delta.merge(path, data, keys=keys, name=name, evolve=evolve,
+                                 table=snapshot.table if snapshot is not None else None)
         return version
 
     def point_in_time_join(self, spine: pa.Table, sources: Sequence[PitSource]) -> pa.Table:

@@ -12,11 +12,13 @@ from __future__ import annotations
 import fnmatch
 import getpass
 import shutil
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -129,6 +131,38 @@ def _as_list(value: str | Sequence[str] | None) -> list[str]:
     return list(value)
 
 
+def _sortable_numpy(t: pa.DataType) -> bool:
+    """Key types whose numpy values compare exactly like Arrow's group-by keys (no NaN, no strings)."""
+    return pa.types.is_integer(t) or pa.types.is_timestamp(t) or pa.types.is_date(t)
+
+
+def _has_duplicate_keys(data: pa.Table, keys: list[str]) -> bool:
+    """Whether two rows of ``data`` (no null keys) share their ``keys`` values.
+
+    Fast path: if one integer, timestamp or date key column is unique on its own, so is the whole key;
+    that column is checked by a numpy sort (about 10x faster than a hash group-by for 1M rows).
+    Otherwise (or when that column repeats) the general path, an Arrow group-by, decides.
+    """
+    for k in keys:
+        col = data.column(k)
+        if not _sortable_numpy(col.type):
+            continue
+        values = col.to_numpy()
+        if values.dtype.kind == "M":
+            values = values.view("i8")
+        values = np.sort(values)
+        if not (values[1:] == values[:-1]).any():
+            return False
+        if len(keys) == 1:
+            return True
+    return _has_duplicate_keys_general(data, keys)
+
+
+def _has_duplicate_keys_general(data: pa.Table, keys: list[str]) -> bool:
+    counts = data.select(keys).group_by(keys).aggregate([([], "count_all")])
+    return counts.num_rows != data.num_rows
+
+
 def _dtype_name(t: pa.DataType) -> str:
     return str(t)
 
@@ -185,6 +219,8 @@ class TableService:
                     f"Table {table!r} has primary key {primary_keys} but {nulls} row(s) have a null {k!r} "
                     f"(first: row {first}). Drop or fill them before writing."
                 )
+        if not _has_duplicate_keys(data, primary_keys):
+            return
         counts = data.select(primary_keys).group_by(primary_keys).aggregate([([], "count_all")])
         dupes = counts.filter(pc.greater(counts.column("count_all"), 1))
         if dupes.num_rows:
@@ -314,16 +350,26 @@ class TableService:
         return self.get_table(full)
 
     # -- write -------------------------------------------------------------------------------
-    def write_table(self, name: str, df: Any, mode: WriteMode = "merge") -> int:
-        """Validate and commit ``df``; returns the new Delta version."""
+    def write_table(self, name: str, df: Any, mode: WriteMode = "merge", *,
+                    timings: dict[str, float] | None = None) -> int:
+        """Validate and commit ``df``; returns the new Delta version.
+
+        ``timings``, when given, receives the seconds spent in each phase (``catalog_read``,
+        ``to_arrow``, ``open_delta``, ``validate``, ``quality_check``, ``commit``, ``catalog_update``,
+        ``profile``): the breakdown ``benchmarks/tables.py`` reports.
+        """
         if mode not in ("merge", "overwrite"):
             raise TableError(f"write_table mode must be 'merge' or 'overwrite', got {mode!r}.")
+        span = _Spans(timings)
         with self.ctx.catalog.session() as s:
             rec = self._record(s, name)
             full, path = rec.full_name, rec.path
             pks, tss, parts = list(rec.primary_keys), list(rec.timestamp_keys), list(rec.partition_columns)
+        span("catalog_read")
         data = to_arrow(df, table=full)
+        span("to_arrow")
         snap = delta.load(path, name=full)
+        span("open_delta")
         self._validate_rows(data, table=full, primary_keys=pks, timestamp_keys=tss)
         data, new_fields = conform(data, snap.schema, table=full)
         if mode == "overwrite" or parts:
@@ -332,11 +378,16 @@ class TableService:
                 raise SchemaMismatchError(
                     f"Table {full!r} is partitioned by {parts} but the DataFrame lacks {missing_parts}."
                 )
+        span("validate")
         checked = quality.check_before_write(self.ctx.catalog, full, data, keys=pks)
+        span("quality_check")
         if mode == "merge":
-            version = self.ctx.engine.merge(path, data, keys=pks, name=full, evolve=bool(new_fields))
+            # the snapshot loaded above serves the first attempt; a conflict retry reloads the table
+            version = self.ctx.engine.merge(path, data, keys=pks, name=full, evolve=bool(new_fields),
+                                            snapshot=snap)
         else:
             version = delta.overwrite(path, data, name=full, partition_by=parts)
+        span("commit")
         with self.ctx.catalog.session() as s:
             rec = self._record(s, full)
             known = {f.name for f in rec.features}
@@ -347,7 +398,9 @@ class TableService:
                                                       added_in_version=version))
                     pos += 1
             rec.updated_at = utcnow()
+        span("catalog_update")
         quality.record_after_write(self.ctx.catalog, full, version, data, checked)
+        span("profile")
         return version
 
     # -- read --------------------------------------------------------------------------------
@@ -483,6 +536,21 @@ class TableService:
             })
         return pd.DataFrame(rows, columns=["version", "timestamp", "operation", "rows_inserted",
                                            "rows_updated", "parameters", "metrics"])
+
+
+class _Spans:
+    """Accumulates the seconds between successive calls into ``out[label]`` (no-op without ``out``)."""
+
+    def __init__(self, out: dict[str, float] | None) -> None:
+        self.out = out
+        self.last = time.perf_counter()
+
+    def __call__(self, label: str) -> None:
+        if self.out is None:
+            return
+        now = time.perf_counter()
+        self.out[label] = self.out.get(label, 0.0) + now - self.last
+        self.last = now
 
 
 def _owner() -> str | None:
