@@ -8,7 +8,14 @@
 Each repeat merges into a fresh copy of the same base table. Runs alternate larder / raw so that noise
 on a shared machine hits both. Prints JSON, then a table.
 
-    python benchmarks/tables.py --rows 10_000_000 --merge-rows 1_000_000 --repeats 3
+    python benchmarks/tables.py --rows 10_000_000 --merge-rows 1_000_000 --repeats 5
+
+Each merge runs on its own copy of the base table (the copied catalog is re-pointed at the copy, since
+the catalog stores absolute paths), after ``os.sync()``; both merges must leave the copy one version
+newer with the same row count. Reported: per-run times, medians, the ratio of medians, the paired
+ratios (larder / raw within each alternating pair) and their median, and larder's phases (from
+``TableService.write_table(timings=...)``; ``commit`` is the delta-rs merge itself). ``--workdir``
+keeps the base table for the next run with the same sizes.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import json
 import os
 import platform
 import shutil
+import sqlite3
 import statistics
 import tempfile
 import time
@@ -42,6 +50,21 @@ def make_frame(ids: np.ndarray, n_features: int, seed: int) -> pd.DataFrame:
     return pd.DataFrame(data)
 
 
+def repoint_catalog(root: Path, table_path: str) -> None:
+    """Point the copied catalog's table record at the copied Delta table (paths are stored absolute)."""
+    with sqlite3.connect(root / "catalog.db") as con:
+        con.execute("UPDATE feature_tables SET path = ? WHERE full_name = 'main.default.bench'", (table_path,))
+
+
+def check_merged(path: str, want_rows: int, base_version: int) -> None:
+    """Both merges must do the same work: one new version of the copy holding the expected rows."""
+    table = DeltaTable(path)
+    rows = int(pa.table(table.get_add_actions(flatten=True)).column("num_records").to_numpy().sum())
+    if table.version() != base_version + 1 or rows != want_rows:
+        raise SystemExit(f"merge check failed: version {table.version()} (want {base_version + 1}), "
+                         f"{rows} rows (want {want_rows})")
+
+
 def timed(fn) -> float:  # type: ignore[no-untyped-def]
     t0 = time.perf_counter()
     fn()
@@ -53,27 +76,33 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--merge-rows", type=int, default=1_000_000)
     ap.add_argument("--features", type=int, default=10)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--workdir", default=None, help="scratch directory (default: a temp dir)")
     ap.add_argument("--json-out", default=None)
     args = ap.parse_args()
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="larder-bench-tables-"))
     work.mkdir(parents=True, exist_ok=True)
-    base_root = work / "base"
-    shutil.rmtree(base_root, ignore_errors=True)
-    fe = FeatureEngineeringClient(base_root)
+    base_root = work / f"base-{args.rows}-{args.features}"
+    marker = base_root / "BUILT"
     t0 = time.perf_counter()
-    chunk = 2_000_000
-    for start in range(0, args.rows, chunk):
-        ids = np.arange(start, min(start + chunk, args.rows), dtype=np.int64)
-        df = make_frame(ids, args.features, seed=start)
-        if start == 0:
-            fe.create_table("bench", primary_keys="entity_id", df=df)
-        else:
-            fe.write_table("bench", df)
+    if not (args.workdir and marker.exists()):  # a kept --workdir reuses its base table
+        shutil.rmtree(base_root, ignore_errors=True)
+        fe = FeatureEngineeringClient(base_root)
+        chunk = 2_000_000
+        for start in range(0, args.rows, chunk):
+            ids = np.arange(start, min(start + chunk, args.rows), dtype=np.int64)
+            df = make_frame(ids, args.features, seed=start)
+            if start == 0:
+                fe.create_table("bench", primary_keys="entity_id", df=df)
+            else:
+                fe.write_table("bench", df)
+        fe.close()
+        marker.write_text("ok\n")
+    fe = FeatureEngineeringClient(base_root)
     build_s = time.perf_counter() - t0
     table_path = fe.get_table("bench").path
+    base_version = fe.get_table("bench").version
     fe.close()
 
     half = args.merge_rows // 2
@@ -83,15 +112,25 @@ def main() -> None:
 
     results: dict[str, list[float]] = {"larder_merge": [], "raw_merge": [], "larder_read": [], "raw_read": [],
                                        "raw_read_dataset": []}
+    catalog_open: list[float] = []
+    larder_phases: list[dict[str, float]] = []
     for r in range(args.repeats):
         for kind in ("larder", "raw") if r % 2 == 0 else ("raw", "larder"):
             root = work / f"run-{kind}"
             shutil.rmtree(root, ignore_errors=True)
             shutil.copytree(base_root, root)
             path = str(root / Path(table_path).relative_to(base_root))
+            repoint_catalog(root, path)  # the catalog stores absolute paths: point the copy at its own table
+            os.sync()  # start each run with no dirty pages left by the copy (or by the previous run)
             if kind == "larder":
                 client = FeatureEngineeringClient(root)
-                results["larder_merge"].append(timed(lambda: client.write_table("bench", merge_df)))
+                # opening the catalog (engine, schema check) is once per client, like `import deltalake`
+                catalog_open.append(timed(lambda: client._ctx.catalog))
+                phases: dict[str, float] = {}
+                # client.write_table is exactly this call; the service's form also reports its phases
+                results["larder_merge"].append(
+                    timed(lambda: client._tables.write_table("bench", merge_df, timings=phases)))
+                larder_phases.append(phases)
                 client.close()
             else:
                 def raw_merge() -> None:
@@ -100,6 +139,7 @@ def main() -> None:
                                             target_alias="t")
                      .when_matched_update_all().when_not_matched_insert_all().execute())
                 results["raw_merge"].append(timed(raw_merge))
+            check_merged(path, args.rows + len(new), base_version)
             shutil.rmtree(root, ignore_errors=True)
 
     # Reads: the same base table, the three readers interleaved, each run once before timing (warm cache).
@@ -120,6 +160,8 @@ def main() -> None:
     client.close()
 
     med = {k: statistics.median(v) for k, v in results.items()}
+    paired = [a / b for a, b in zip(results["larder_merge"], results["raw_merge"], strict=True)]
+    phase_med = {k: statistics.median(p[k] for p in larder_phases) for k in larder_phases[0]}
     out = {
         "benchmark": "tables",
         "rows": args.rows, "merge_rows": args.merge_rows, "features": args.features, "repeats": args.repeats,
@@ -127,6 +169,10 @@ def main() -> None:
         "runs_seconds": {k: [round(x, 3) for x in v] for k, v in results.items()},
         "median_seconds": {k: round(v, 3) for k, v in med.items()},
         "ratio_merge_larder_over_raw": round(med["larder_merge"] / med["raw_merge"], 3),
+        "paired_ratios_merge": [round(x, 3) for x in paired],
+        "median_paired_ratio_merge": round(statistics.median(paired), 3),
+        "larder_merge_phases_median_seconds": {k: round(v, 4) for k, v in phase_med.items()},
+        "catalog_open_median_seconds": round(statistics.median(catalog_open), 3),
         "ratio_read_larder_over_raw": round(med["larder_read"] / med["raw_read"], 3),
         "ratio_read_larder_over_raw_dataset": round(med["larder_read"] / med["raw_read_dataset"], 3),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
@@ -138,10 +184,15 @@ def main() -> None:
     print(f"{'operation':<40} {'larder (s)':>11} {'raw (s)':>9} {'ratio':>7}")
     print(f"{f'merge {args.merge_rows:,} into {args.rows:,} rows':<40} {med['larder_merge']:>11.2f} "
           f"{med['raw_merge']:>9.2f} {out['ratio_merge_larder_over_raw']:>7.2f}")
+    print(f"{'  median of the paired merge ratios':<40} {'':>11} {'':>9} {out['median_paired_ratio_merge']:>7.2f}")
     print(f"{f'read {args.rows:,} rows to pandas':<40} {med['larder_read']:>11.2f} {med['raw_read']:>9.2f} "
           f"{out['ratio_read_larder_over_raw']:>7.2f}")
     print(f"{'  same, raw = pyarrow over active files':<40} {med['larder_read']:>11.2f} "
           f"{med['raw_read_dataset']:>9.2f} {out['ratio_read_larder_over_raw_dataset']:>7.2f}")
+    print()
+    print("larder merge phases (median s): "
+          + ", ".join(f"{k} {v:.3f}" for k, v in phase_med.items())
+          + f"; first catalog use per client {out['catalog_open_median_seconds']:.3f}")
     if not args.workdir:
         shutil.rmtree(work, ignore_errors=True)
 
