@@ -32,6 +32,41 @@ def test_signature_is_keys_and_request_columns(world):
     assert meta.signature.outputs is not None
 
 
+def test_signature_types_are_what_callers_send(world):
+    """The input types are those of a plain pandas frame (int64 -> long), so MLflow's schema enforcement
+    passes the caller's columns through unconverted; a narrower integer frame is upcast and predicts the
+    same."""
+    from models_world import requests_frame
+
+    world.activate()
+    schema = mlflow.models.get_model_info(world.model_uri).signature.inputs
+    assert {c.name: c.type.name for c in schema.inputs} == {"Id": "long", "YrSold": "long"}
+    req = requests_frame()
+    for spec in schema.inputs:
+        assert spec.type.to_numpy() == req[spec.name].dtype, spec  # MLflow's no-conversion case
+    world.publish(world.sqlite_spec())
+    pm = world.load_pyfunc()
+    narrow = req.astype({"Id": "int32", "YrSold": "int32"})
+    pd.testing.assert_series_equal(pd.Series(pm.predict(narrow)), pd.Series(pm.predict(req)))
+
+
+def test_inferred_signature_widens_32_bit_columns():
+    """A training frame with int32/float32 inputs still gives a signature that accepts a default
+    int64/float64 frame (MLflow refuses int64 for an ``integer`` column)."""
+    import numpy as np
+
+    from larder.models.log_model import _signature
+
+    inputs = pd.DataFrame({"Id": np.array([1, 2], dtype="int32"), "rate": np.array([0.5, 1.5], dtype="float32"),
+                           "city": ["a", "b"], "when": pd.to_datetime(["2024-01-01", "2024-01-02"])})
+    sig = _signature(None, inputs, np.array([1.0, 2.0]), ["x"], optional=["when"])
+    types = {c.name: (c.type.name, c.required) for c in sig.inputs.inputs}
+    assert types == {"Id": ("long", True), "rate": ("double", True), "city": ("string", True),
+                     "when": ("datetime", False)}
+    caller = pd.DataFrame({"Id": [3], "rate": [2.5], "city": ["c"]})
+    mlflow.models.validate_schema(caller, sig.inputs)  # raises on a type it cannot accept
+
+
 def test_bundle_pins_versions_and_carries_functions(world):
     world.activate()
     bundle = load_bundle(world.model_uri)

@@ -157,10 +157,23 @@ def _sample_features(ctx: Context, spec: FeatureSpec, caller: pd.DataFrame, feat
     return assembled[feature_columns]
 
 
+def _wide_type(dtype: Any) -> Any:
+    """The MLflow type a caller's column is declared as: 32-bit integers and floats widened to 64 bits."""
+    from mlflow.types.schema import DataType
+
+    return {DataType.integer: DataType.long, DataType.float: DataType.double}.get(dtype, dtype)
+
+
 def _signature(user: Any, inputs: pd.DataFrame, outputs: Any, feature_columns: list[str],
                optional: Sequence[str] = ()) -> Any:
     """The pyfunc's signature: inputs are the caller's columns (``optional`` ones not required), outputs
-    the raw model's, plus the ``missing_keys`` parameter."""
+    the raw model's, plus the ``missing_keys`` parameter.
+
+    Integer and float inputs are declared ``long`` and ``double`` whatever their width in the training
+    frame: that is what pandas and ``mlflow models serve`` hand the model by default, so MLflow's schema
+    enforcement passes them through without a conversion, where an ``integer`` column would reject a
+    plain int64 frame ("Can not safely convert int64 to int32"). Narrower callers are upcast by MLflow.
+    """
     from mlflow.models import infer_signature
     from mlflow.models.signature import ModelSignature
     from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
@@ -168,9 +181,9 @@ def _signature(user: Any, inputs: pd.DataFrame, outputs: Any, feature_columns: l
     params = ParamSchema([ParamSpec(MISSING_KEYS_PARAM, "string", "default")])
     with mlflow_errors("Inferring the model signature"):
         inferred = infer_signature(inputs, outputs)
-        if optional and isinstance(inferred.inputs, Schema) and inferred.inputs.has_input_names():
-            cols = [ColSpec(c.type, c.name, required=c.name not in optional) if isinstance(c, ColSpec) else c
-                    for c in inferred.inputs.inputs]
+        if isinstance(inferred.inputs, Schema) and inferred.inputs.has_input_names():
+            cols = [ColSpec(_wide_type(c.type), c.name, required=c.required and c.name not in optional)
+                    if isinstance(c, ColSpec) else c for c in inferred.inputs.inputs]
             inferred = ModelSignature(inputs=Schema(cols), outputs=inferred.outputs)
     if user is None:
         return ModelSignature(inputs=inferred.inputs, outputs=inferred.outputs, params=params)
