@@ -314,16 +314,17 @@ class FeatureEngineeringClient:
         return self._publisher.list_publications(name, include_dropped=include_dropped)
 
     def get_online_features(self, features: Any, df: Any, *, include_found: bool = False,
-                            on_missing: str = "null") -> pd.DataFrame:
+                            on_missing: str = "null", output: str = "pandas") -> Any:
         """Features for each row of ``df`` (the keys) from the online stores, in ``df``'s order.
 
         ``features``: a list of ``FeatureLookup``/``FeatureFunction``, a ``FeatureSpec``, or the name of a
         feature spec in the catalog. Each table is read from the store of its latest publication. Missing
         keys get the lookups' defaults (else null; ``on_missing="error"`` raises ``MissingKeysError``);
-        ``include_found=True`` adds a boolean ``_found_<table>`` column per lookup.
+        ``include_found=True`` adds a boolean ``_found_<table>`` column per lookup. ``output``: ``"pandas"``
+        (a DataFrame with ``df``'s index), ``"dict"`` (``{column: [values]}``, nulls None) or ``"arrow"``.
         """
         return self._online.get_online_features(features, df, include_found=include_found,
-                                                on_missing=on_missing)  # type: ignore[arg-type]
+                                                on_missing=on_missing, output=output)  # type: ignore[arg-type]
 
     def online_feature_assembler(self, features: FeatureSpec | str, *, on_missing: str = "error"
                                  ) -> OnlineFeatureAssembler:

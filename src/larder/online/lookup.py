@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +45,7 @@ from larder.config import resolve_root
 from larder.errors import FeatureLookupError, FeatureSpecError, FunctionError, MissingKeysError
 from larder.names import parse_name
 from larder.online.base import OnlineStore, OnlineTable
+from larder.online.lean import LEAN_MAX_ROWS, LeanPlan
 from larder.online.publish import (
     Publication,
     Publisher,
@@ -60,6 +61,8 @@ if TYPE_CHECKING:
     from larder.training.spec import FeatureSpec, LookupStep
 
 OnMissing = Literal["null", "error"]
+Output = Literal["pandas", "dict", "arrow"]
+_OUTPUTS = ("pandas", "dict", "arrow")
 FOUND_PREFIX = "_found_"
 #: Seconds a client trusts its cached view of the catalog's publications and named specs.
 CATALOG_REFRESH_S = 30.0
@@ -216,6 +219,10 @@ class OnlineFeatureAssembler:
         #: (kind, columns, types) of key frames that passed validation (see _prepare)
         self._validated: set[tuple[Any, ...]] = set()
         self._column_index: dict[tuple[str, ...], pd.Index] = {}
+        self._order_cache: dict[tuple[str, ...], list[str]] = {}
+        self._lean: LeanPlan | None | bool = False  # built on first use
+        #: lookups of at most this many keys take the lean path (0: always the general path)
+        self.lean_max_rows = LEAN_MAX_ROWS
 
     # -- info -----------------------------------------------------------------------------------
     @property
@@ -301,6 +308,9 @@ class OnlineFeatureAssembler:
         from larder.training.assemble import as_pandas, validate_frame
 
         signature: tuple[Any, ...] | None = None
+        if isinstance(keys, Mapping) or (isinstance(keys, list) and all(isinstance(r, Mapping) for r in keys)):
+            fast = _python_keys_frame(keys, self._labels)
+            keys = fast if fast is not None else _arrow_keys(keys)
         if isinstance(keys, (pa.Table, pa.RecordBatch)) and len(set(keys.column_names)) == keys.num_columns:
             # a small Arrow table (the feature server's keys) converts much faster column by column
             signature = ("arrow", tuple(keys.column_names), tuple(str(t) for t in keys.schema.types))
@@ -332,20 +342,23 @@ class OnlineFeatureAssembler:
                 self._column_index[names] = labels
         return labels
 
-    def _apply_functions(self, frame: pd.DataFrame, outputs: dict[str, pa.Array], columns: dict[str, Any]) -> None:
+    def _apply_functions(self, frame: pd.DataFrame, outputs: Any, columns: dict[str, Any],
+                         pandas_of: Callable[[str], Any] | None = None) -> None:
         """Run the spec's feature functions as the offline :func:`~larder.training.assemble.apply_functions`
         does (same runners, inputs as pandas Series of the same dtypes, a function seeing the outputs of
-        earlier ones), without building intermediate frames: the cost that dominates a few-row lookup."""
+        earlier ones), without building intermediate frames: the cost that dominates a few-row lookup.
+
+        ``outputs`` holds the looked-up columns (``in`` works on it); ``pandas_of(name)`` gives one as
+        pandas would hold it (default: ``outputs`` maps names to Arrow arrays)."""
         n = len(frame)
         series: dict[str, pd.Series] = {}
+        convert = pandas_of or (lambda c: _pandas_values(outputs[c]))
 
         def column(c: str) -> pd.Series:
             s = series.get(c)
             if s is None:
-                if c in frame.columns:
-                    s = frame[c]
-                else:
-                    s = pd.Series(_pandas_values(outputs[c]), name=c, copy=False)
+                values = _frame_column(frame, c) if c in frame.columns else convert(c)
+                s = pd.Series(values, name=c, copy=False)
                 series[c] = s
             return s
 
@@ -363,48 +376,106 @@ class OnlineFeatureAssembler:
             series[step.output_name] = result
             columns[step.output_name] = result
 
-    def _run(self, keys: Any) -> tuple[pd.DataFrame, list[str], dict[str, Any], dict[str, np.ndarray]]:
-        """``(caller frame, output column order, {column: values}, found)``: the caller's columns as
-        pandas Series, looked-up columns as Arrow arrays, function outputs as pandas Series."""
-        frame_in = self._prepare(keys)
+    def _run(self, frame_in: pd.DataFrame) -> tuple[pd.DataFrame, list[str], dict[str, Any], dict[str, np.ndarray]]:
+        """``(caller frame, output column order, {column: values}, found)`` for a prepared key frame: the
+        caller's columns as pandas Series, looked-up columns as Arrow arrays, function outputs as pandas Series."""
         frame = frame_in.reset_index(drop=True) if not _is_range(frame_in.index) else frame_in
         outputs, found = self._lookup(frame)
         columns: dict[str, Any] = dict(outputs)
         if self._functions:
             self._apply_functions(frame, outputs, columns)
-        excluded = set(self.spec.exclude_columns)
-        given = set(frame_in.columns)
-        caller = [c for c in frame_in.columns if c not in excluded]
-        produced = [c for c in self.spec.produced_columns if c not in excluded and c not in given]
-        return frame, caller + produced, columns, found
+        return frame, self._ordered(frame_in), columns, found
 
-    def assemble(self, keys_df: Any, *, include_found: bool = False) -> pd.DataFrame:
-        """Features for each row of ``keys_df`` (pandas, pyarrow or polars), in its order and index.
+    def _ordered(self, frame_in: pd.DataFrame) -> list[str]:
+        """Output columns: the caller's, then the spec's outputs (minus ``exclude_columns``)."""
+        key = tuple(frame_in.columns)
+        hit = self._order_cache.get(key)
+        if hit is None:
+            excluded = set(self.spec.exclude_columns)
+            given = set(key)
+            hit = [c for c in key if c not in excluded]
+            hit += [c for c in self.spec.produced_columns if c not in excluded and c not in given]
+            if len(self._order_cache) < 64:
+                self._order_cache[key] = hit
+        return hit
+
+    def _lean_plan(self) -> LeanPlan | None:
+        if self._lean is False:
+            from larder.online.lean import build_plan
+
+            self._lean = build_plan(self)
+        return self._lean  # type: ignore[return-value]
+
+    def assemble(self, keys_df: Any, *, include_found: bool = False, output: Output = "pandas") -> Any:
+        """Features for each row of ``keys_df``, in its order.
+
+        ``keys_df``: a pandas, pyarrow or polars frame, or plain Python: columns ``{"id": [1, 2]}`` or
+        records ``[{"id": 1}, {"id": 2}]``.
 
         Returns ``keys_df``'s columns then the spec's outputs (minus ``exclude_columns``), and with
-        ``include_found`` one boolean column ``_found_<label>`` per lookup (see :attr:`labels`).
-        """
-        index = keys_df.index if isinstance(keys_df, pd.DataFrame) else None
-        frame, ordered, columns, found = self._run(keys_df)
-        data: dict[str, Any] = {}
-        for c in ordered:
-            v = columns[c] if c in columns else frame[c]
-            data[c] = _pandas_values(v) if isinstance(v, pa.Array) else v.array if isinstance(v, pd.Series) else v
-        if include_found:
-            for label in self.labels:
-                data[FOUND_PREFIX + label] = found[label]
-        return _block_frame(data, index if index is not None else pd.RangeIndex(len(frame)),
-                            self._labels(tuple(data)))
+        ``include_found`` one boolean column ``_found_<label>`` per lookup (see :attr:`labels`), as
 
-    def assemble_arrow(self, keys: Any) -> tuple[pa.Table, dict[str, np.ndarray]]:
-        """Like :meth:`assemble` but returns an Arrow table (without found columns) and ``{label:
-        found}``. Looked-up columns stay Arrow (no pandas round trip): the feature server's path."""
-        frame, ordered, columns, found = self._run(keys)
+        * ``output="pandas"`` (default): a DataFrame with ``keys_df``'s index;
+        * ``output="dict"``: ``{column: [Python values]}`` (nulls are None), like Feast's ``to_dict()``;
+        * ``output="arrow"``: a ``pyarrow.Table``.
+
+        Up to :attr:`lean_max_rows` keys take a lean path (numbers decoded straight into numpy blocks, no
+        per-column Arrow arrays); its results equal the general path's.
+        """
+        if output not in _OUTPUTS:
+            raise FeatureLookupError(f"output must be one of {list(_OUTPUTS)}, got {output!r}.")
+        index = keys_df.index if isinstance(keys_df, pd.DataFrame) else None
+        frame_in = self._prepare(keys_df)
+        if len(frame_in) <= self.lean_max_rows:
+            plan = self._lean_plan()
+            if plan is not None:
+                return self._assemble_lean(plan, frame_in, index, include_found, output)
+        frame, ordered, columns, found = self._run(frame_in)
+        found_columns = [(FOUND_PREFIX + label, found[label]) for label in self.labels] if include_found else []
+        if output == "pandas":
+            data: dict[str, Any] = {}
+            for c in ordered:
+                v = columns[c] if c in columns else frame[c]
+                data[c] = _pandas_values(v) if isinstance(v, pa.Array) else v.array if isinstance(v, pd.Series) else v
+            data.update(found_columns)
+            return _block_frame(data, index if index is not None else pd.RangeIndex(len(frame)),
+                                self._labels(tuple(data)))
         arrays = []
         for c in ordered:
             v = columns[c] if c in columns else frame[c]
             arrays.append(v if isinstance(v, pa.Array) else pa.array(v, from_pandas=True))
-        return pa.Table.from_arrays(arrays, names=ordered), found
+        arrays += [pa.array(mask) for _, mask in found_columns]
+        table = pa.Table.from_arrays(arrays, names=ordered + [name for name, _ in found_columns])
+        return table if output == "arrow" else table.to_pydict()
+
+    def _assemble_lean(self, plan: LeanPlan, frame_in: pd.DataFrame, index: pd.Index | None,
+                       include_found: bool, output: Output) -> Any:
+        from larder.online import lean
+
+        frame = frame_in.reset_index(drop=True) if not _is_range(frame_in.index) else frame_in
+        res = lean.lean_lookup(self, plan, frame)
+        functions: dict[str, Any] = {}
+        if self._functions:
+            self._apply_functions(frame, res, functions, res.pandas_values)
+        ordered = self._ordered(frame_in)
+        found_columns = [(FOUND_PREFIX + label, res.found[label]) for label in self.labels] if include_found else []
+        if output == "pandas":
+            names = tuple(ordered) + tuple(name for name, _ in found_columns)
+            return lean.to_pandas(res, frame, ordered, functions, found_columns,
+                                  index if index is not None else pd.RangeIndex(len(frame)), self._labels(names))
+        if output == "dict":
+            return lean.to_dict(res, frame, ordered, functions, found_columns)
+        return lean.to_arrow(res, frame, ordered, functions, found_columns)
+
+    def assemble_arrow(self, keys: Any) -> tuple[pa.Table, dict[str, np.ndarray]]:
+        """Like :meth:`assemble` but returns an Arrow table (without found columns) and ``{label:
+        found}``. Looked-up columns stay Arrow (no pandas round trip)."""
+        table = self.assemble(keys, include_found=True, output="arrow")
+        k = len(self.labels)
+        names = table.column_names
+        found = {label: table.column(names[len(names) - k + i]).to_numpy(zero_copy_only=False)
+                 for i, label in enumerate(self.labels)}
+        return table.select(names[: len(names) - k]), found
 
     def close(self) -> None:
         """Close the store clients this assembler opened (not those of a shared cache)."""
@@ -416,6 +487,67 @@ class OnlineFeatureAssembler:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _python_keys_frame(keys: Mapping[str, Any] | list[Mapping[str, Any]],
+                       labels: Callable[[tuple[str, ...]], pd.Index]) -> pd.DataFrame | None:
+    """Keys given as Python columns or records, as the frame the Arrow route would build, when every
+    column holds only ints (int64) or only strings and None (pandas' ``str``); else None."""
+    if isinstance(keys, list):
+        if not keys:
+            return None
+        names = tuple(keys[0])
+        if any(tuple(r) != names for r in keys):
+            return None
+        columns: Mapping[str, Any] = {c: [r[c] for r in keys] for c in names}
+    else:
+        columns = keys
+        names = tuple(columns)
+    data: dict[str, Any] = {}
+    n = -1
+    for name in names:
+        values = columns[name]
+        if not isinstance(name, str) or not isinstance(values, (list, tuple)) or (n >= 0 and len(values) != n):
+            return None
+        n = len(values)
+        kinds = {type(v) for v in values}
+        if kinds == {int}:
+            try:
+                data[name] = np.array(values, dtype=np.int64)
+            except OverflowError:
+                return None
+        elif kinds <= {str, type(None)} and str in kinds:
+            data[name] = pd.array(values, dtype="str")
+        else:
+            return None
+    if n < 0 or len(set(names)) != len(names):
+        return None
+    return _block_frame(data, pd.RangeIndex(n), labels(names))
+
+
+def _arrow_keys(keys: Mapping[str, Any] | list[Mapping[str, Any]]) -> pa.Table:
+    """Keys given as columns (``{"id": [1, 2]}``) or records (``[{"id": 1}]``) as an Arrow table."""
+    try:
+        if isinstance(keys, Mapping):
+            return pa.table({k: v if isinstance(v, (pa.Array, pa.ChunkedArray, np.ndarray)) else list(v)
+                             for k, v in keys.items()})
+        return pa.Table.from_pylist(keys)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
+        raise FeatureLookupError(
+            f"keys_df given as Python columns or records has a column whose values mix types, or columns of "
+            f"different lengths: {exc}. Give each column one type and every column the same length."
+        ) from exc
+
+
+def _frame_column(frame: pd.DataFrame, name: str) -> Any:
+    """The values (numpy or extension array) of one column; ``frame[name]`` builds a Series, ten times
+    slower for a small frame than asking the block manager (used when this pandas has it)."""
+    get = getattr(getattr(frame, "_mgr", None), "iget_values", None)
+    if get is not None:
+        loc = frame.columns.get_loc(name)
+        if isinstance(loc, int):
+            return get(loc)
+    return frame[name].array
 
 
 def _dtypes(frame: pd.DataFrame) -> tuple[Any, ...]:
@@ -445,35 +577,54 @@ def _pandas_values(arr: pa.Array) -> Any:
     return arr.to_pandas().array
 
 
-def _block_frame(data: dict[str, Any], index: pd.Index, columns: pd.Index | None = None) -> pd.DataFrame:
+def _block_frame(data: dict[str, Any], index: pd.Index, columns: pd.Index | None = None,
+                 blocks: Sequence[tuple[np.ndarray, np.ndarray]] = ()) -> pd.DataFrame:
     """``pd.DataFrame(data, index=index)`` for 1-D numpy and extension arrays of ``len(index)``, built
     block by block (numpy columns of one dtype share a 2-D block), which is several times faster than
-    the general constructor for a few rows and many columns: the online lookup's common case."""
+    the general constructor for a few rows and many columns: the online lookup's common case.
+
+    ``blocks`` are further ready 2-D blocks ``(values (k, rows), column positions)``; ``data``'s columns
+    then fill the remaining positions in order (``columns`` must be given)."""
+    labels = columns if columns is not None else pd.Index(list(data))
+    taken = {int(p) for _, placement in blocks for p in placement}
+    free = (i for i in range(len(labels)) if i not in taken)
+    parts = [(next(free), v) for v in data.values()]
     try:
         from pandas.api.internals import create_dataframe_from_blocks
     except ImportError:  # pragma: no cover - pandas < 2.3
-        return pd.DataFrame(data, index=index)
+        return _plain_frame(parts, blocks, index, labels)
     groups: dict[np.dtype[Any], list[np.ndarray]] = {}
     placement: dict[np.dtype[Any], list[int]] = {}
-    blocks: list[tuple[Any, np.ndarray]] = []
-    for i, v in enumerate(data.values()):
+    out: list[tuple[Any, np.ndarray]] = [(np.ascontiguousarray(b), np.asarray(p)) for b, p in blocks]
+    for i, v in parts:
         if isinstance(v, pd.arrays.NumpyExtensionArray):
             v = v.to_numpy()
         if isinstance(v, np.ndarray):
             if v.ndim != 1 or v.dtype.kind not in "biufO":
-                return pd.DataFrame(data, index=index)
+                return _plain_frame(parts, blocks, index, labels)
             groups.setdefault(v.dtype, []).append(v)
             placement.setdefault(v.dtype, []).append(i)
         elif isinstance(v, pd.api.extensions.ExtensionArray):
-            blocks.append((v, np.array([i])))
+            out.append((v, np.array([i])))
         else:
-            return pd.DataFrame(data, index=index)
+            return _plain_frame(parts, blocks, index, labels)
     for dtype, arrays in groups.items():
         # a copy either way: Arrow's zero-copy numpy views are read-only
         block = np.vstack(arrays) if len(arrays) > 1 else arrays[0].reshape(1, -1).copy()
-        blocks.append((block, np.asarray(placement[dtype])))
-    return create_dataframe_from_blocks(blocks, index=index,
-                                        columns=columns if columns is not None else pd.Index(list(data)))
+        out.append((block, np.asarray(placement[dtype])))
+    return create_dataframe_from_blocks(out, index=index, columns=labels)
+
+
+def _plain_frame(parts: list[tuple[int, Any]], blocks: Sequence[tuple[np.ndarray, np.ndarray]],
+                 index: pd.Index, labels: pd.Index) -> pd.DataFrame:
+    """The general constructor for what :func:`_block_frame` cannot place in blocks."""
+    by_position = dict(parts)
+    for values, positions in blocks:
+        for row, p in zip(values, positions, strict=True):
+            by_position[int(p)] = row
+    frame = pd.DataFrame({i: by_position[i] for i in range(len(labels))}, index=index)
+    frame.columns = labels
+    return frame
 
 
 def _plain(value: Any) -> Any:
@@ -548,7 +699,7 @@ class OnlineLookupService:
         return asm
 
     def get_online_features(self, features: Any, keys_df: Any, *, include_found: bool = False,
-                            on_missing: OnMissing = "null") -> pd.DataFrame:
+                            on_missing: OnMissing = "null", output: Output = "pandas") -> Any:
         """See ``FeatureEngineeringClient.get_online_features``."""
         from larder.training.spec import FeatureSpec
 
@@ -561,7 +712,7 @@ class OnlineLookupService:
 
             spec = build_spec(self.training.tables, self.training.functions, _as_steps(features))
             asm = self._build(spec, on_missing)
-        return asm.assemble(keys_df, include_found=include_found)
+        return asm.assemble(keys_df, include_found=include_found, output=output)
 
 
 def _as_steps(features: Any) -> Sequence[Any]:

@@ -29,8 +29,6 @@ import math
 import os
 from typing import Any
 
-import pyarrow as pa
-
 from larder.errors import (
     FeatureLookupError,
     FeatureSpecError,
@@ -58,28 +56,38 @@ class _State:
         self.fe.close()
 
 
-def _keys_table(body: Any) -> pa.Table:
+def _keys(body: Any) -> list[dict[str, Any]] | dict[str, list[Any]]:
+    """The request's keys (records or columns), checked for shape; value types are checked by the lookup."""
     if not isinstance(body, dict) or "keys" not in body:
         raise FeatureLookupError(
             'The request body must be a JSON object with "keys": a list of records such as '
             '{"keys": [{"Id": 1}]} or columns such as {"keys": {"Id": [1, 2]}}.'
         )
     keys = body["keys"]
-    try:
-        if isinstance(keys, list):
-            if not all(isinstance(r, dict) for r in keys):
-                raise FeatureLookupError('"keys" as a list must hold one JSON object per row, e.g. [{"Id": 1}].')
-            return pa.Table.from_pylist(keys)
-        if isinstance(keys, dict):
-            lengths = {k: len(v) if isinstance(v, list) else -1 for k, v in keys.items()}
-            if any(n < 0 for n in lengths.values()) or len(set(lengths.values())) > 1:
-                raise FeatureLookupError(
-                    f'"keys" as columns must map each column to a list, all of one length; got lengths {lengths}.'
-                )
-            return pa.table(keys)
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise FeatureLookupError(f'"keys" has a column whose values mix types: {exc}') from exc
+    if isinstance(keys, list):
+        if not all(isinstance(r, dict) for r in keys):
+            raise FeatureLookupError('"keys" as a list must hold one JSON object per row, e.g. [{"Id": 1}].')
+        if not keys:
+            raise FeatureLookupError('"keys" is empty; send at least one row, e.g. [{"Id": 1}].')
+        return keys
+    if isinstance(keys, dict):
+        lengths = {k: len(v) if isinstance(v, list) else -1 for k, v in keys.items()}
+        if any(n < 0 for n in lengths.values()) or len(set(lengths.values())) > 1:
+            raise FeatureLookupError(
+                f'"keys" as columns must map each column to a list, all of one length; got lengths {lengths}.'
+            )
+        return keys
     raise FeatureLookupError(f'"keys" must be a list of records or a mapping of columns, got {type(keys).__name__}.')
+
+
+def lookup_payload(asm: Any, spec_name: str, keys: Any) -> dict[str, Any]:
+    """The response of ``POST /features/{spec_name}`` for ``keys`` (records or columns)."""
+    columns = asm.assemble(keys, include_found=True, output="dict")
+    found = {label: columns.pop("_found_" + label) for label in asm.labels}
+    names = list(columns)
+    rows = [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)] if names else []
+    return {"spec": asm.spec.name or spec_name, "rows": len(next(iter(found.values()), rows)),
+            "features": rows, "found": found}
 
 
 def _default(value: Any) -> Any:
@@ -192,16 +200,13 @@ def create_app(root: str | os.PathLike[str] | None = None) -> Any:
         except LarderError as exc:
             return error(500, exc)
         try:
-            keys = _keys_table(body)
-            table, found = asm.assemble_arrow(keys)
+            payload = lookup_payload(asm, spec_name, _keys(body))
         except (FeatureLookupError, MissingKeysError) as exc:
             return error(400, exc)
         except OnlineStoreError as exc:
             return error(503, exc)
         except LarderError as exc:
             return error(500, exc)
-        payload = {"spec": asm.spec.name or spec_name, "rows": table.num_rows, "features": table.to_pylist(),
-                   "found": {label: mask.tolist() for label, mask in found.items()}}
         return Response(_dumps(payload), media_type="application/json")
 
     return app
