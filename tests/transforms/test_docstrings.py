@@ -12,6 +12,7 @@ MODULES_WITH_EXAMPLES = [
     "larder.transforms.estimators",
     "larder.transforms.stateless",
     "larder.transforms.temporal",
+    "larder.transforms._windows",
     "larder.selection.select",
 ]
 

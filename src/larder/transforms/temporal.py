@@ -66,6 +66,7 @@ from larder.transforms._common import (
     require_new_names,
     require_numeric,
 )
+from larder.transforms._windows import range_stats
 
 __all__ = ["STATS", "lags", "rolling", "window_label"]
 
@@ -337,6 +338,31 @@ class _Layout:
             out[a:b] = np.searchsorted(key[a:b], query[a:b], side="left") + a
         return out
 
+    def bounds(self, kind: str, n: int, include_current: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Per row, the window as a half-open range ``[lo, hi)`` of sorted positions (same rules as
+        :meth:`frame`): it ends before the row's peer group, or after it with ``include_current``."""
+        hi = self.peer_end + 1 if include_current else self.peer_start
+        if kind == "rows":
+            return np.maximum(hi - n, self.ent_start), hi
+        return self.time_start(n), hi
+
+    def shift(self, valid: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Per row, its entity's first non-null value (0 for an entity of nulls only)."""
+        first = np.flatnonzero(valid)
+        if len(first) == 0:
+            return np.zeros(self.n)
+        entity = self.entity[first]
+        first = first[np.r_[True, entity[1:] != entity[:-1]]]
+        per_entity = np.zeros(len(self.entity_starts))
+        per_entity[self.entity[first]] = values[first]
+        return per_entity[self.entity]
+
+    def to_input(self) -> np.ndarray:
+        """``out[i]`` is the sorted position of input row ``i``."""
+        out = np.empty(self.n, dtype="int64")
+        out[self.table.column("__rid").to_numpy()] = self.pos
+        return out
+
     def frame(self, kind: str, n: int, include_current: bool) -> tuple[np.ndarray, np.ndarray, str]:
         """Per-row frame offsets ``(a, b, end)`` for DuckDB.
 
@@ -355,14 +381,25 @@ class _Layout:
 
 def _compute(prep: _Prepared, build: Any) -> pa.Table:
     """Sort and lay out the rows, run the window query that ``build(layout)`` describes, and return
-    the feature columns in the caller's row order.
-
-    ``build`` returns ``(extra, exprs, names, gathers)``: per-row frame-offset columns to add, one
-    DuckDB window expression per output, the output names, and the outputs to take from each row's
-    last peer (see :meth:`_Layout.frame`).
-    """
+    the feature columns in the caller's row order (see :func:`_duckdb_features`)."""
     layout = _Layout(prep)
-    extra, exprs, names, gathers = build(layout)
+    return _duckdb_features(prep, layout, *build(layout))
+
+
+def _duckdb_features(
+    prep: _Prepared,
+    layout: _Layout,
+    extra: dict[str, np.ndarray],
+    exprs: list[str],
+    names: list[str],
+    gathers: set[str],
+) -> pa.Table:
+    """Evaluate DuckDB window expressions over the layout, in the caller's row order.
+
+    ``extra`` are per-row frame-offset columns to add, ``exprs`` one DuckDB window expression per
+    output, ``names`` the output names, and ``gathers`` the outputs to take from each row's last peer
+    (see :meth:`_Layout.frame`).
+    """
     value_cols = [c for c in layout.table.column_names if c.startswith("__v")]
     frame = layout.table.select(value_cols).append_column("__pos", pa.array(layout.pos))
     for name, column in extra.items():
@@ -378,22 +415,32 @@ def _compute(prep: _Prepared, build: Any) -> pa.Table:
     # result rows -> sorted positions (-> the last peer's position) -> the caller's row order
     by_pos = np.empty(layout.n, dtype="int64")
     by_pos[result.column("__pos").to_numpy()] = np.arange(layout.n)
-    to_input = np.empty(layout.n, dtype="int64")
-    to_input[layout.table.column("__rid").to_numpy()] = layout.pos
+    to_input = layout.to_input()
     plain = pa.array(by_pos[to_input])
     peers = pa.array(by_pos[layout.peer_end][to_input]) if gathers else plain
     columns = [result.column(i + 1).take(peers if name in gathers else plain) for i, name in enumerate(names)]
     return pa.table(columns, names=names)
 
 
-def _attach(df: Any, kind: str, features: pa.Table) -> Any:
+def _attach(df: Any, kind: str, features: dict[str, np.ndarray | pa.ChunkedArray]) -> Any:
+    """Append the feature columns (numpy arrays with NaN for null, or Arrow columns), in the input's
+    row order, to the input."""
     if kind == "pandas":
-        extra = features.to_pandas()
+        arrow = {name: col for name, col in features.items() if not isinstance(col, np.ndarray)}
+        converted = pa.table(arrow).to_pandas() if arrow else None
+        extra = pd.DataFrame(
+            {
+                name: col if isinstance(col, np.ndarray) else converted[name]  # type: ignore[index]
+                for name, col in features.items()
+            }
+        )
         extra.index = df.index
         return pd.concat([df, extra], axis=1)
     table = as_arrow_table(df)
-    for name in features.column_names:
-        table = table.append_column(name, features.column(name))
+    for name, col in features.items():
+        table = table.append_column(
+            name, pa.array(col, from_pandas=True) if isinstance(col, np.ndarray) else col
+        )
     return table
 
 
@@ -454,7 +501,8 @@ def lags(
         ]
         return extra, exprs, names, set()
 
-    return _attach(df, prep.kind, _compute(prep, build))
+    features = _compute(prep, build)
+    return _attach(df, prep.kind, {name: features.column(name) for name in names})
 
 
 def rolling(
@@ -529,32 +577,111 @@ def rolling(
     names = [f"{c}_{s}_{label}" for c in value_cols for label in labels for s in stat_list]
     require_new_names(column_names(df), names, where="rolling")
 
-    def build(layout: _Layout) -> tuple[dict[str, np.ndarray], list[str], list[str], set[str]]:
-        extra: dict[str, np.ndarray] = {}
-        exprs: list[str] = []
-        gathers: set[str] = set()
-        frames = [layout.frame(kind, n, include_current) for kind, n in parsed]
-        for w, (a, b, _end) in enumerate(frames):
-            extra[f"__a{w}"], extra[f"__b{w}"] = a, b
-        it = iter(names)
-        for i in range(len(value_cols)):
-            for w, (_a, _b, end) in enumerate(frames):
-                bounds = {
-                    "preceding": f"__a{w} PRECEDING AND __b{w} PRECEDING",
-                    "following": f"__a{w} PRECEDING AND __b{w} FOLLOWING",
-                    "gather": f"__a{w} PRECEDING AND CURRENT ROW",
-                }[end]
-                for stat in stat_list:
-                    name = next(it)
-                    if end == "gather":
-                        gathers.add(name)
-                    exprs.append(
-                        f"{STATS[stat]}(CAST(__v{i} AS DOUBLE)) OVER (ORDER BY __pos ROWS BETWEEN {bounds})"
-                    )
-        return extra, exprs, names, gathers
+    layout = _Layout(prep)
+    features: dict[str, np.ndarray | pa.ChunkedArray] = {}
+    to_input = layout.to_input()
+    bounds = [layout.bounds(kind, n, include_current) for kind, n in parsed]
+    engine_stats: dict[int, list[str]] = {}  # value column -> statistics left to DuckDB
+    for i, column in enumerate(value_cols):
+        values = layout.table.column(f"__v{i}")
+        kernel_stats = [s for s in stat_list if s in _KERNEL_STATS]
+        computed = _kernel_features(layout, values, bounds, kernel_stats) if kernel_stats else None
+        if computed is None:  # non-finite values: DuckDB's NaN/inf semantics, see _kernel_features
+            kernel_stats = []
+            computed = []
+        engine_stats[i] = [s for s in stat_list if s not in kernel_stats]
+        for w, label in enumerate(labels):
+            for stat in kernel_stats:
+                features[f"{column}_{stat}_{label}"] = computed[w][stat][to_input]
+    engine_of = {  # output name -> statistic, in the query's order
+        f"{value_cols[i]}_{stat}_{label}": stat
+        for i, stats_i in engine_stats.items()
+        for label in labels
+        for stat in stats_i
+    }
+    engine_names = list(engine_of)
+    if engine_names:
+        duck = _duckdb_features(
+            prep, layout, *_engine_query(layout, parsed, engine_stats, include_current, engine_names)
+        )
+        for name in engine_names:
+            col = duck.column(name)
+            features[name] = col.cast(pa.int64() if engine_of[name] == "count" else pa.float64())
+    return _attach(df, prep.kind, {name: features[name] for name in names})
 
-    features = _compute(prep, build)
-    stat_of = [s for _c in value_cols for _label in labels for s in stat_list]  # same order as names
-    counts = {name for name, stat in zip(names, stat_of, strict=True) if stat == "count"}
-    schema = pa.schema([(name, pa.int64() if name in counts else pa.float64()) for name in names])
-    return _attach(df, prep.kind, features.cast(schema))
+
+#: Statistics computed by the numpy kernels (``median`` stays a DuckDB window aggregate).
+_KERNEL_STATS = ("mean", "std", "var", "min", "max", "sum", "count")
+
+
+def _kernel_features(
+    layout: _Layout, column: pa.ChunkedArray, bounds: list[tuple[np.ndarray, np.ndarray]], stats: list[str]
+) -> list[dict[str, np.ndarray]] | None:
+    """Per window, ``{stat: values in sorted order}`` from :func:`range_stats`; ``None`` when the
+    column holds NaN or infinite values, which the DuckDB path handles with SQL semantics (NaN is a
+    value there, greater than every number, and it and infinities propagate through sums)."""
+    floats = pc.cast(column, pa.float64(), safe=False)
+    valid = (
+        np.ones(layout.n, dtype=bool)
+        if floats.null_count == 0
+        else pc.is_valid(floats).to_numpy(zero_copy_only=False)
+    )
+    values = pc.fill_null(floats, 0.0).to_numpy() if floats.null_count else floats.to_numpy()
+    if not np.isfinite(values).all():
+        return None
+    fields = {"s"} if "sum" in stats else set()
+    fields |= {"q"} if {"mean", "std", "var"} & set(stats) else set()
+    fields |= {f for f in ("min", "max") if f in stats}
+    shift = layout.shift(valid, values) if "q" in fields else np.zeros(layout.n)
+    out = []
+    for state in range_stats(values, valid, shift, bounds, fields):
+        n = state["n"]
+        empty = n == 0
+        result: dict[str, np.ndarray] = {}
+        for stat in stats:
+            if stat == "count":
+                result[stat] = n.astype("int64")
+            elif stat == "sum":
+                result[stat] = np.where(empty, np.nan, state["s"])
+            elif stat == "mean":
+                result[stat] = np.where(empty, np.nan, shift + state["m"])
+            elif stat in ("var", "std"):
+                var = np.where(n >= 2, state["q"] / np.maximum(n - 1.0, 1.0), np.nan)
+                result[stat] = np.sqrt(var) if stat == "std" else var
+            else:  # min, max: NaN already marks windows without values
+                result[stat] = state[stat]
+        out.append(result)
+    return out
+
+
+def _engine_query(
+    layout: _Layout,
+    parsed: list[tuple[str, int]],
+    engine_stats: dict[int, list[str]],
+    include_current: bool,
+    names: list[str],
+) -> tuple[dict[str, np.ndarray], list[str], list[str], set[str]]:
+    """The DuckDB window query for the statistics the kernels leave (``median``, non-finite columns):
+    ``agg(v) OVER (ORDER BY pos ROWS BETWEEN a PRECEDING AND b PRECEDING)`` with per-row offsets."""
+    extra: dict[str, np.ndarray] = {}
+    exprs: list[str] = []
+    gathers: set[str] = set()
+    frames = [layout.frame(kind, n, include_current) for kind, n in parsed]
+    for w, (a, b, _end) in enumerate(frames):
+        extra[f"__a{w}"], extra[f"__b{w}"] = a, b
+    it = iter(names)
+    for i, stats_i in engine_stats.items():
+        for w, (_a, _b, end) in enumerate(frames):
+            bounds = {
+                "preceding": f"__a{w} PRECEDING AND __b{w} PRECEDING",
+                "following": f"__a{w} PRECEDING AND __b{w} FOLLOWING",
+                "gather": f"__a{w} PRECEDING AND CURRENT ROW",
+            }[end]
+            for stat in stats_i:
+                name = next(it)
+                if end == "gather":
+                    gathers.add(name)
+                exprs.append(
+                    f"{STATS[stat]}(CAST(__v{i} AS DOUBLE)) OVER (ORDER BY __pos ROWS BETWEEN {bounds})"
+                )
+    return extra, exprs, names, gathers
