@@ -10,13 +10,14 @@ rows at once with a *disjoint sparse table*, without a Python loop over rows:
   suffix at ``lo`` plus the level-``k`` prefix at ``hi - 1``: one merge per range and window;
 * level ``k + 1`` follows from level ``k`` with one merge for half of the positions.
 
-A state is ``(count, sum, mean, M2, min, max)`` of the valid values, merged with Chan et al.'s
-pairwise update for the mean and the sum of squared deviations ``M2`` (the update DuckDB's segment
-trees use for ``stddev_samp``). No running sum over the whole array is ever differenced, so there
-is no catastrophic cancellation: a constant window has a variance of exactly 0, and a window after a
-level shift is as accurate as the same values alone. Means and ``M2`` are of the values minus a
-per-entity ``shift`` (the caller passes the entity's first value), so a large common offset such as
-``1e9 + noise`` costs no precision either.
+A state is ``(count, sum, reference, mean, M2, min, max)`` of the valid values, merged with Chan et
+al.'s pairwise update for the mean and the sum of squared deviations ``M2`` (the update DuckDB's
+segment trees use for ``stddev_samp``). No running sum over the whole array is ever differenced, so
+there is no catastrophic cancellation: a constant window has a variance of exactly 0, and a window
+after a level shift is as accurate as the same values alone. The mean is kept as ``reference +
+offset``, where the reference is a value of the state's own range (a leaf's reference is its value,
+its offset 0); a merge re-expresses the right offset against the left reference, a difference of
+two nearby values, so a large common level such as ``1e9 + noise`` costs no precision either.
 
 Ranges are local (a range of level ``k`` lies in one aligned block of ``2**(k + 1)`` rows), so the
 work is done in cache-sized chunks of aligned blocks; memory stays a few arrays of the chunk size
@@ -32,8 +33,8 @@ import numpy as np
 
 __all__ = ["FIELDS", "floor_log2", "range_stats"]
 
-#: The parts of a state: count, raw sum, shifted mean, M2, min, max.
-FIELDS = ("n", "s", "m", "q", "min", "max")
+#: The parts of a state: count, raw sum, reference value, mean offset from it, M2, min, max.
+FIELDS = ("n", "s", "c", "m", "q", "min", "max")
 
 State: TypeAlias = dict[str, np.ndarray]
 
@@ -51,7 +52,6 @@ def floor_log2(lengths: np.ndarray) -> np.ndarray:
 def range_stats(
     values: np.ndarray,
     valid: np.ndarray,
-    shift: np.ndarray,
     frames: list[tuple[np.ndarray, np.ndarray]],
     fields: set[str],
 ) -> list[State]:
@@ -61,24 +61,24 @@ def range_stats(
     ----------
     values : float64 array, finite where ``valid``
     valid : bool array, False for nulls
-    shift : float64 array; ``m`` is the mean of ``values - shift`` (constant within a range)
     frames : list of ``(lo, hi)`` int64 arrays, ranges inside ``[0, len(values)]``
     fields : the parts wanted, from :data:`FIELDS` (``n`` is always computed)
 
     Returns
     -------
     One dict per frame, ``{field: float64 array}``: ``n`` (0 for empty ranges), ``s`` (raw sum),
-    ``m`` and ``q`` (shifted mean and M2), ``min``/``max`` (NaN for ranges without valid values).
+    ``c`` and ``m`` (the mean is ``c + m``), ``q`` (M2), ``min``/``max`` (NaN for ranges without
+    valid values).
 
     Examples
     --------
     >>> x = np.array([1.0, 2.0, 4.0, 8.0])
     >>> lo, hi = np.array([0, 1, 2]), np.array([3, 4, 2])
-    >>> [out] = range_stats(x, np.ones(4, bool), np.zeros(4), [(lo, hi)], {"s", "q", "max"})
+    >>> [out] = range_stats(x, np.ones(4, bool), [(lo, hi)], {"s", "q", "max"})
     >>> out["n"].tolist(), out["s"].tolist(), out["q"].tolist(), out["max"].tolist()
     ([3.0, 3.0, 0.0], [7.0, 14.0, 0.0], [4.666666666666666, 18.666666666666664, 0.0], [4.0, 8.0, nan])
     """
-    want = {"n", *fields} | ({"m"} if "q" in fields else set())
+    want = {"n", *fields} | ({"c", "m", "q"} if {"c", "m", "q"} & set(fields) else set())
     want = {f for f in FIELDS if f in want}
     size = len(values)
     longest = max((int((hi - lo).max()) for lo, hi in frames if len(lo)), default=0)
@@ -114,7 +114,7 @@ def range_stats(
                 todo.append((w, rows, lo[rows] - start, hi[rows] - start, levels[w][rows]))
         if todo:
             end = min(stop + halo, size)
-            _chunk(values[start:end], valid[start:end], shift[start:end], want, top, todo, outputs)
+            _chunk(values[start:end], valid[start:end], want, top, todo, outputs)
     for out in outputs:
         for f in ("min", "max"):
             if f in out:
@@ -125,7 +125,6 @@ def range_stats(
 def _chunk(
     values: np.ndarray,
     valid: np.ndarray,
-    shift: np.ndarray,
     want: set[str],
     top: int,
     todo: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
@@ -146,7 +145,8 @@ def _chunk(
     if "s" in want:
         _fill(leaf["s"], np.where(valid, values, 0.0), 0.0)
     if "m" in want:
-        _fill(leaf["m"], np.where(valid, values - shift, 0.0), 0.0)
+        _fill(leaf["c"], np.where(valid, values, 0.0), 0.0)
+        leaf["m"][:] = 0.0
         leaf["q"][:] = 0.0
     if "min" in want:
         _fill(leaf["min"], np.where(valid, values, np.inf), np.inf)
@@ -180,7 +180,7 @@ def _chunk(
 
 
 #: The state of an empty range.
-_NEUTRAL = {"n": 0.0, "s": 0.0, "m": 0.0, "q": 0.0, "min": np.inf, "max": -np.inf}
+_NEUTRAL = {"n": 0.0, "s": 0.0, "c": 0.0, "m": 0.0, "q": 0.0, "min": np.inf, "max": -np.inf}
 
 
 def _fill(target: np.ndarray, source: np.ndarray, fill: float) -> None:
@@ -226,8 +226,11 @@ def _combine(left: State, right: State) -> State:
     if "s" in left:
         out["s"] = left["s"] + right["s"]
     if "m" in left:
+        # the right offset against the left reference (an empty left side takes the right's)
+        ref = np.where(na > 0, left["c"], right["c"])
         weight = nb / np.maximum(n, 1.0)
-        delta = right["m"] - left["m"]
+        delta = right["m"] + (right["c"] - ref) - left["m"]
+        out["c"] = ref
         out["m"] = left["m"] + delta * weight
         out["q"] = left["q"] + right["q"] + delta * delta * na * weight
     if "min" in left:

@@ -346,17 +346,6 @@ class _Layout:
             return np.maximum(hi - n, self.ent_start), hi
         return self.time_start(n), hi
 
-    def shift(self, valid: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """Per row, its entity's first non-null value (0 for an entity of nulls only)."""
-        first = np.flatnonzero(valid)
-        if len(first) == 0:
-            return np.zeros(self.n)
-        entity = self.entity[first]
-        first = first[np.r_[True, entity[1:] != entity[:-1]]]
-        per_entity = np.zeros(len(self.entity_starts))
-        per_entity[self.entity[first]] = values[first]
-        return per_entity[self.entity]
-
     def to_input(self) -> np.ndarray:
         """``out[i]`` is the sorted position of input row ``i``."""
         out = np.empty(self.n, dtype="int64")
@@ -632,9 +621,8 @@ def _kernel_features(
     fields = {"s"} if "sum" in stats else set()
     fields |= {"q"} if {"mean", "std", "var"} & set(stats) else set()
     fields |= {f for f in ("min", "max") if f in stats}
-    shift = layout.shift(valid, values) if "q" in fields else np.zeros(layout.n)
     out = []
-    for state in range_stats(values, valid, shift, bounds, fields):
+    for state in range_stats(values, valid, bounds, fields):
         n = state["n"]
         empty = n == 0
         result: dict[str, np.ndarray] = {}
@@ -644,7 +632,7 @@ def _kernel_features(
             elif stat == "sum":
                 result[stat] = np.where(empty, np.nan, state["s"])
             elif stat == "mean":
-                result[stat] = np.where(empty, np.nan, shift + state["m"])
+                result[stat] = np.where(empty, np.nan, state["c"] + state["m"])
             elif stat in ("var", "std"):
                 var = np.where(n >= 2, state["q"] / np.maximum(n - 1.0, 1.0), np.nan)
                 result[stat] = np.sqrt(var) if stat == "std" else var
