@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from larder.errors import PrimaryKeyError
+from larder.errors import PrimaryKeyError, TableError
+from larder.offline.engine import DuckDBEngine
+from larder.offline.frames import to_arrow
 from larder.offline.tables import _has_duplicate_keys, _has_duplicate_keys_general
+from larder.quality import configure_profiling, profile
+from larder.quality.store import get_profile, list_profiles
 
 # Small value ranges so that duplicates are common; each key type the fast path handles, and some
 # it must leave to the group-by (strings, floats, booleans).
@@ -75,3 +80,33 @@ def test_write_timings_cover_every_phase(fe):
                             "catalog_update", "profile"}
     assert all(v >= 0 for v in timings.values())
     assert fe.read_table("t").sort_values("k")["x"].tolist() == [1.0, 5.0, 6.0]
+
+
+def test_profile_computed_during_commit_equals_direct_profile(fe):
+    rng = np.random.default_rng(3)
+    fe.create_table("p", primary_keys="k", df=pd.DataFrame({"k": np.arange(10), "x": rng.normal(size=10),
+                                                             "c": ["a"] * 10}))
+    configure_profiling(fe._ctx.catalog, "main.default.p", sample_rows=60)
+    df = pd.DataFrame({"k": np.arange(5, 205), "x": rng.normal(size=200), "c": rng.choice(["a", "b"], 200)})
+    version = fe.write_table("p", df)
+    stored = get_profile(fe._ctx.catalog, "main.default.p", version)
+    direct = profile(to_arrow(df), sample_rows=60)
+    assert stored is not None and stored.sampled and stored.profiled_rows == 60
+    assert stored.model_dump(exclude={"created_at"}) == direct.model_dump(exclude={"created_at"})
+
+
+class _FailingEngine(DuckDBEngine):
+    """The default engine, except that its commit fails (as a crash or a storage error would)."""
+
+    def merge(self, *args, **kwargs) -> int:
+        raise TableError("injected merge failure")
+
+
+def test_failed_commit_stores_no_profile_and_no_version(fe):
+    fe.create_table("p", primary_keys="k", df=pd.DataFrame({"k": [1, 2], "x": [1.0, 2.0]}))
+    before = list_profiles(fe._ctx.catalog, "main.default.p")
+    fe._ctx.__dict__["engine"] = _FailingEngine()
+    with pytest.raises(TableError, match="injected"):
+        fe.write_table("p", pd.DataFrame({"k": [3], "x": [3.0]}))
+    assert fe.get_table("p").version == 0
+    assert list_profiles(fe._ctx.catalog, "main.default.p") == before

@@ -14,6 +14,7 @@ import getpass
 import shutil
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -42,6 +43,7 @@ from larder.names import parse_name
 from larder.offline import delta
 from larder.offline.frames import UTC_US, conform, normalise, to_arrow
 from larder.quality.expectations import coerce_expectations
+from larder.quality.hooks import start_profile
 from larder.quality.store import check_columns, check_policy
 
 WriteMode = Literal["merge", "overwrite"]
@@ -356,7 +358,8 @@ class TableService:
 
         ``timings``, when given, receives the seconds spent in each phase (``catalog_read``,
         ``to_arrow``, ``open_delta``, ``validate``, ``quality_check``, ``commit``, ``catalog_update``,
-        ``profile``): the breakdown ``benchmarks/tables.py`` reports.
+        ``profile``): the breakdown ``benchmarks/tables.py`` reports. The profile of ``df`` is computed
+        during the commit; ``profile`` is the wait for it (if any) plus storing it.
         """
         if mode not in ("merge", "overwrite"):
             raise TableError(f"write_table mode must be 'merge' or 'overwrite', got {mode!r}.")
@@ -380,27 +383,34 @@ class TableService:
                 )
         span("validate")
         checked = quality.check_before_write(self.ctx.catalog, full, data, keys=pks)
-        span("quality_check")
-        if mode == "merge":
-            # the snapshot loaded above serves the first attempt; a conflict retry reloads the table
-            version = self.ctx.engine.merge(path, data, keys=pks, name=full, evolve=bool(new_fields),
-                                            snapshot=snap)
-        else:
-            version = delta.overwrite(path, data, name=full, partition_by=parts)
-        span("commit")
-        with self.ctx.catalog.session() as s:
-            rec = self._record(s, full)
-            known = {f.name for f in rec.features}
-            pos = len(rec.features)
-            for f in new_fields:
-                if f.name not in known:
-                    rec.features.append(FeatureRecord(name=f.name, dtype=_dtype_name(f.type), position=pos,
-                                                      added_in_version=version))
-                    pos += 1
-            rec.updated_at = utcnow()
-        span("catalog_update")
-        quality.record_after_write(self.ctx.catalog, full, version, data, checked)
-        span("profile")
+        # The profile of this write depends only on `data`: compute it while delta-rs commits (which
+        # releases the GIL), store it only once the commit gave a version. Validation is done above.
+        pool = ThreadPoolExecutor(1, thread_name_prefix="larder-profile")
+        try:
+            pending = start_profile(self.ctx.catalog, full, data, pool)
+            span("quality_check")
+            if mode == "merge":
+                # the snapshot loaded above serves the first attempt; a conflict retry reloads the table
+                version = self.ctx.engine.merge(path, data, keys=pks, name=full, evolve=bool(new_fields),
+                                                snapshot=snap)
+            else:
+                version = delta.overwrite(path, data, name=full, partition_by=parts)
+            span("commit")
+            with self.ctx.catalog.session() as s:
+                rec = self._record(s, full)
+                known = {f.name for f in rec.features}
+                pos = len(rec.features)
+                for f in new_fields:
+                    if f.name not in known:
+                        rec.features.append(FeatureRecord(name=f.name, dtype=_dtype_name(f.type), position=pos,
+                                                          added_in_version=version))
+                        pos += 1
+                rec.updated_at = utcnow()
+            span("catalog_update")
+            quality.record_after_write(self.ctx.catalog, full, version, data, checked, pending=pending)
+            span("profile")
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)  # a failed write does not wait for its profile
         return version
 
     # -- read --------------------------------------------------------------------------------

@@ -5,12 +5,17 @@
     result = check_before_write(catalog, full_name, df, keys=primary_keys)   # raises if strict fails
     version = <commit to Delta>
     record_after_write(catalog, full_name, version, df, result)             # results + profile
+
+A writer may compute the profile while it commits: ``pending = start_profile(catalog, full_name, df,
+pool)`` before the commit, then ``record_after_write(..., pending=pending)``. The profile is the same
+(it depends only on ``df``) and is still stored only once the commit produced a version.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import Executor, Future
 from datetime import datetime
 from typing import Any
 
@@ -49,18 +54,32 @@ def check_before_write(
     return result
 
 
+def start_profile(catalog: Catalog, full_name: str, df: Any, pool: Executor) -> Future[Profile] | None:
+    """Start profiling ``df`` on ``pool`` if the table profiles on write; ``None`` if it does not.
+
+    Pass the result to :func:`record_after_write` as ``pending`` once the write has committed.
+    """
+    settings = get_settings(catalog, full_name)
+    if not settings.profile_on_write:
+        return None
+    return pool.submit(profile, df, sample_rows=settings.profile_sample_rows)
+
+
 def record_after_write(
     catalog: Catalog,
     full_name: str,
     version: int,
     df: Any,
     result: ValidationResult | None,
+    *,
+    pending: Future[Profile] | None = None,
 ) -> Profile | None:
     """Store the validation ``result`` and, if profiling on write is on, a profile of ``df``.
 
     Both are stored under the Delta ``version`` the write produced. The write has already committed,
     so a profiling failure does not raise: it is reported as a :class:`QualityWarning` and the
-    version simply has no profile. Catalog errors on storing the result do raise.
+    version simply has no profile. Catalog errors on storing the result do raise. ``pending`` is a
+    profile of ``df`` already started with :func:`start_profile`.
     """
     settings = get_settings(catalog, full_name)
     if result is not None:
@@ -68,7 +87,7 @@ def record_after_write(
     if not settings.profile_on_write:
         return None
     try:
-        prof = profile(df, sample_rows=settings.profile_sample_rows)
+        prof = pending.result() if pending is not None else profile(df, sample_rows=settings.profile_sample_rows)
     except (LarderError, pa.ArrowException, ValueError, TypeError) as exc:
         warnings.warn(f"Table {full_name!r} version {version}: the write committed but could not be "
                       f"profiled ({exc}); no profile is stored for this version.", QualityWarning,
@@ -78,4 +97,4 @@ def record_after_write(
     return prof
 
 
-__all__ = ["check_before_write", "record_after_write"]
+__all__ = ["check_before_write", "record_after_write", "start_profile"]
