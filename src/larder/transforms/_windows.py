@@ -39,7 +39,7 @@ FIELDS = ("n", "s", "c", "m", "q", "min", "max")
 State: TypeAlias = dict[str, np.ndarray]
 
 #: Rows per chunk (rounded up to the largest aligned block a range needs).
-CHUNK = 1 << 15
+CHUNK = 1 << 13
 #: Below this half-block size, level updates loop over offsets with 1-D strided views.
 _SHORT = 16
 

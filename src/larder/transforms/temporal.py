@@ -421,7 +421,8 @@ def _attach(df: Any, kind: str, features: dict[str, np.ndarray | pa.ChunkedArray
             {
                 name: col if isinstance(col, np.ndarray) else converted[name]  # type: ignore[index]
                 for name, col in features.items()
-            }
+            },
+            copy=False,  # the arrays are fresh: no need to copy them into one block
         )
         extra.index = df.index
         return pd.concat([df, extra], axis=1)
