@@ -116,9 +116,12 @@ def source_case(draw: st.DrawFn, index: int) -> dict:
     chunk_source_rows=st.sampled_from([1_000_000, 4, 11]),
     shared_con=st.booleans(),
     own_database=st.booleans(),
+    partitioned=st.booleans(),
+    pass_source_rows=st.sampled_from([4_000_000, 5]),
+    code_batch_rows=st.sampled_from([1 << 20, 3]),
 )
 def test_matches_oracle(spine_rows, spine_unit, spine_tz, cases, batch_rows, chunk_source_rows, shared_con,
-                        own_database):
+                        own_database, partitioned, pass_source_rows, code_batch_rows):
     spine = pa.table({
         "id": pa.array([r[0] for r in spine_rows], pa.int64()),
         "name": pa.array([r[1] for r in spine_rows], pa.string()),
@@ -154,9 +157,14 @@ def test_matches_oracle(spine_rows, spine_unit, spine_tz, cases, batch_rows, chu
         oracle_sources.append((pa.table(data).to_pylist() if c["form"] != "dataset" else data.to_table().to_pylist(),
                                src))
     con = duckdb.connect() if shared_con else None
-    try:  # small automatic chunks (batch_rows=None) exercise the key-range split on small data
+    # small automatic chunks (batch_rows=None) exercise the key-range split on small data; partitioned=False
+    # sends every source down the general path, and small passes / code groups split the partitioned one
+    try:
         with mock.patch.object(pit, "_CHUNK_SOURCE_ROWS", chunk_source_rows), \
-                mock.patch.object(pit, "_OWN_DATABASE_ROWS", 0 if own_database else 2_000_000):
+                mock.patch.object(pit, "_OWN_DATABASE_ROWS", 0 if own_database else 2_000_000), \
+                mock.patch.object(pit, "_PARTITION_BY_CODES", partitioned), \
+                mock.patch.object(pit, "_PASS_SOURCE_ROWS", pass_source_rows), \
+                mock.patch.object(pit, "_CODE_BATCH_ROWS", code_batch_rows):
             got = point_in_time_join(spine, sources, batch_rows=batch_rows, con=con)
     finally:
         if con is not None:
@@ -514,3 +522,16 @@ def test_chunks_on_string_and_dictionary_first_keys(batch_rows):
     src = PitSource(data, ["k", "sub"], ["k", "sub"], ["f"], ["f"], "event_ts", "ts")
     with mock.patch.object(pit, "_CHUNK_SOURCE_ROWS", 2):
         assert join_f(spine, src, batch_rows=batch_rows) == [1.0, 3.0, None, 2.0, 1.5, None]
+
+
+@pytest.mark.parametrize("partitioned", [True, False])
+def test_indicator_marks_matched_rows_even_with_null_values(partitioned):
+    src = ts_source([(1, at(), None), (2, at(), 2.0)], indicator="hit")
+    spine = spine_of([(1, at(seconds=1)), (2, at(seconds=-1)), (3, at()), (None, at()), (2, at())])
+    with mock.patch.object(pit, "_PARTITION_BY_CODES", partitioned):
+        out = point_in_time_join(spine, [src])
+    assert out.column_names == ["entity", "ts", "f", "hit"]
+    assert out.column("f").to_pylist() == [None, None, None, None, 2.0]
+    assert out.column("hit").to_pylist() == [True, False, False, False, True]
+    with pytest.raises(OutputCollisionError, match="'ts'"):
+        point_in_time_join(spine, [ts_source([(1, at(), 1.0)], indicator="ts")])

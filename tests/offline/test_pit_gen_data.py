@@ -11,13 +11,16 @@ import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
+from unittest import mock
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
 
+from larder.offline import pit
 from larder.offline.pit import PitSource, point_in_time_join
 
 GEN_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "peers" / "gen_data.py"
@@ -88,3 +91,20 @@ def test_matches_pandas_merge_asof(peers_data: Path, ttl: timedelta | None):
         assert len(got) == labels.num_rows
         pd.testing.assert_frame_equal(got[expected.columns.tolist()], expected, check_dtype=False)
     assert expected["f1"].isna().sum() > 0  # labels before the first row and unknown entities
+
+
+@pytest.mark.parametrize("kw", [{}, {"assume_unique": True}, {"lookback_window": timedelta(days=1)},
+                                {"tiebreak": "created_timestamp"}])
+def test_partitioned_path_equals_general_path(peers_data: Path, kw: dict):
+    """The key-partitioned path (several partitions, several reads, a streamed dataset) gives the same
+    table as the general path on realistic data."""
+    features = pq.read_table(peers_data / "features.parquet")
+    labels = pq.read_table(peers_data / "labels.parquet")
+    data = features if "tiebreak" in kw else latest_created(features)
+    with mock.patch.object(pit, "_PARTITION_BY_CODES", False):
+        general = point_in_time_join(labels, [source(data, **kw)])
+    with mock.patch.object(pit, "_CHUNK_SOURCE_ROWS", 700), mock.patch.object(pit, "_PASS_SOURCE_ROWS", 2500):
+        partitioned = point_in_time_join(labels, [source(pads.dataset(data), **kw)])
+        assert point_in_time_join(labels, [source(data, **kw)], batch_rows=100).equals(general)
+    assert partitioned.equals(general)
+    assert general.column("f1").null_count < labels.num_rows

@@ -45,7 +45,7 @@ import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -57,6 +57,7 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 
 from larder.errors import FeatureLookupError, LeakageError, OutputCollisionError
+from larder.offline.pit_partition import KeyCodes, NoCodes, canonical_type, partitions
 
 __all__ = ["PitSource", "point_in_time_join"]
 
@@ -67,6 +68,13 @@ _US_PER_DAY = 86_400_000_000
 _CHUNK_SOURCE_ROWS = 1_000_000
 # Joins with at least this many spine + source rows run in a DuckDB database of their own (see below).
 _OWN_DATABASE_ROWS = 2_000_000
+# Integer, string and binary keys are matched by key partition (see larder.offline.pit_partition);
+# False sends every source down the general path (tests compare the two).
+_PARTITION_BY_CODES = True
+_CODE_BATCH_ROWS = 1 << 20
+# The partitioned path reads the source's keys and times once per this many source rows, holding the
+# narrow copy of only that many rows (16 bytes each) at a time.
+_PASS_SOURCE_ROWS = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -105,6 +113,9 @@ class PitSource:
         unspecified.
     name
         Name used in error messages (for example the feature table's name).
+    indicator
+        Name of an extra boolean output column, true where a source row matched (even one whose
+        feature values are null); ``None`` (default): no such column.
     """
 
     data: Any
@@ -118,6 +129,7 @@ class PitSource:
     tiebreak: str | None = None
     assume_unique: bool = False
     name: str | None = field(default=None, compare=False)
+    indicator: str | None = None
 
     @property
     def is_time_series(self) -> bool:
@@ -400,7 +412,7 @@ def _check_source(spine: pa.Schema, src: PitSource, i: int, data: _Data) -> None
 def _check_outputs(spine: pa.Schema, sources: Sequence[PitSource]) -> None:
     seen: dict[str, str] = {name: "the spine" for name in spine.names}
     for i, src in enumerate(sources):
-        for out in src.output_names:
+        for out in [*src.output_names, *([src.indicator] if src.indicator is not None else [])]:
             if out in seen:
                 raise OutputCollisionError(
                     f"Output column {out!r} of {_label(src, i)} collides with a column of {seen[out]}; "
@@ -411,14 +423,13 @@ def _check_outputs(spine: pa.Schema, sources: Sequence[PitSource]) -> None:
 # --------------------------------------------------------------------------- the join
 
 
-def _source_relation(src: PitSource, data: _Data) -> pa.Table:
+def _source_relation(src: PitSource, data: _Data, row_type: Any) -> pa.Table:
     """Keys, UTC microsecond time, tiebreak and row position of every source row (pass 1)."""
     cols = list(dict.fromkeys([*src.keys, *([src.timestamp_key] if src.timestamp_key else []),
                                *([src.tiebreak] if src.tiebreak else [])]))
     batches = []
     offset = 0
     schema = None
-    row_type = np.int32 if data.count_rows() < 2**31 - 1 else np.int64  # positions: 4 bytes a row will do
     for batch in data.batches(cols):
         arrays = [_key_array(batch.column(cols.index(k))) for k in src.keys]
         names = [f"k{j}" for j in range(len(src.keys))]
@@ -517,22 +528,127 @@ def _chunks(lrel: pa.Table, batch_rows: int | None) -> Iterator[tuple[pa.Table, 
         yield part, bounds["min"].as_py(), bounds["max"].as_py()
 
 
+def _coded_keys(lrel: pa.Table, src: PitSource, data: _Data) -> KeyCodes | None:
+    """Key codes for the partitioned path, or ``None`` when the keys' types need the general path."""
+    if not _PARTITION_BY_CODES or lrel.num_rows == 0:
+        return None
+    for j, k in enumerate(src.keys):
+        source_type = _key_array(pa.array([], data.schema.field(k).type)).type
+        if canonical_type(source_type) is None or canonical_type(lrel.column(f"k{j}").type) is None:
+            return None
+    try:
+        return KeyCodes([lrel.column(f"k{j}").combine_chunks() for j in range(len(src.keys))])
+    except NoCodes:
+        return None
+
+
+def _coded_batches(src: PitSource, data: _Data, group_rows: int) -> Iterator[tuple[list[pa.Array], Any, Any]]:
+    """Per group of source batches (at least ``group_rows`` rows, so that a hash lookup's set is built
+    once per group): its key arrays, UTC microsecond times (or None) and tiebreak (or None)."""
+    cols = list(dict.fromkeys([*src.keys, *([src.timestamp_key] if src.timestamp_key else []),
+                               *([src.tiebreak] if src.tiebreak else [])]))
+
+    def convert(batches: list[pa.RecordBatch]) -> tuple[list[pa.Array], Any, Any]:
+        def column(name: str) -> pa.Array:
+            parts = [b.column(cols.index(name)) for b in batches]
+            return parts[0] if len(parts) == 1 else pa.concat_arrays(parts)
+
+        keys = [_key_array(column(k)) for k in src.keys]
+        ts = _epoch_us_array(column(src.timestamp_key), f"column {src.timestamp_key!r}") if src.timestamp_key else None
+        tb = _key_array(column(src.tiebreak)) if src.tiebreak else None
+        return keys, ts, tb
+
+    group: list[pa.RecordBatch] = []
+    rows = 0
+    for batch in data.batches(cols):
+        if batch.schema != (group[0].schema if group else batch.schema):  # differently typed chunk: own group
+            yield convert(group)
+            group, rows = [], 0
+        group.append(batch)
+        rows += batch.num_rows
+        if rows >= group_rows:
+            yield convert(group)
+            group, rows = [], 0
+    if group:
+        yield convert(group)
+
+
+def _match_chunk(con: duckdb.DuckDBPyConnection, src: PitSource, lookback_us: int | None, lname: str,
+                 frel: str, params: Any, aname: str, ename: str) -> tuple[np.ndarray, np.ndarray]:
+    """(spine row numbers, winning source positions) of the spine rows registered as ``lname``."""
+    cand = _fetch(con.sql(_candidates_sql(src, lookback_us, lname, frel), params=params))
+    rn = cand.column("rn").to_numpy()
+    row = cand.column("row").to_numpy()
+    if not src.is_time_series:
+        if not src.assume_unique and len(rn) and np.bincount(rn).max() > 1:
+            con.register(aname, cand)
+            win = _fetch(con.sql(_winner_sql(src, "rn", aname)))
+            con.unregister(aname)
+            rn, row = win.column("rn").to_numpy(), win.column("row").to_numpy()
+    elif not src.assume_unique and len(rn):
+        con.register(aname, cand)
+        ties = _fetch(con.sql(_tie_sql(src, aname, frel), params=params))
+        if ties.num_rows:
+            row = _settle_ties(con, src, cand, ties, ename)
+        con.unregister(aname)
+    return rn, row
+
+
 def _match(con: duckdb.DuckDBPyConnection, spine: pa.Table, src: PitSource, i: int, data: _Data,
            batch_rows: int | None, tick: Any) -> np.ndarray:
-    """Winning source row position for every spine row (-1 for no match)."""
-    frel_tbl = _source_relation(src, data)
+    """Winning source row position for every spine row (-1 for no match).
+
+    Integer, string and binary keys take the partitioned path (:mod:`larder.offline.pit_partition`):
+    keys coded against the spine's, source rows that cannot matter dropped while streaming, and each
+    key partition matched against only its own source rows. Other key types take the general path:
+    the whole narrow source relation, matched in key-range chunks.
+    """
     lrel = _spine_relation(spine, src)
     lookback_us = None
     if src.lookback_window is not None:  # capped: a window of ~146,000 years already reaches any timestamp
         lookback_us = min(src.lookback_window // timedelta(microseconds=1), 2**62)
     idx = np.full(spine.num_rows, -1, dtype=np.int64)
-    if batch_rows is None:  # as many chunks as it takes for each to see about _CHUNK_SOURCE_ROWS source rows
-        chunks = max(1, -(-frel_tbl.num_rows // _CHUNK_SOURCE_ROWS))
-        batch_rows = max(1, -(-lrel.num_rows // chunks))
-    n_chunks = max(1, -(-lrel.num_rows // batch_rows))
+    row_type = np.int32 if data.count_rows() < 2**31 - 1 else np.int64  # positions: 4 bytes a row will do
     tag = uuid.uuid4().hex[:12]
     lname, fname, aname, ename = (f"larder_pit_{x}_{tag}" for x in "lfae")
+    codes = _coded_keys(lrel, src, data)
     try:
+        if codes is not None:
+            if batch_rows is None:  # partitions that each see about _CHUNK_SOURCE_ROWS source rows
+                n_parts = max(1, -(-data.count_rows() // _CHUNK_SOURCE_ROWS))
+            else:
+                n_parts = max(1, -(-lrel.num_rows // batch_rows))
+            n_parts = min(n_parts, codes.n)
+
+            def scanned(rows: int) -> None:
+                if data.scanned_rows is not None and rows != data.scanned_rows:
+                    raise FeatureLookupError(
+                        f"{data.where}: the dataset changed while it was being read ({data.scanned_rows} rows on "
+                        f"one scan, {rows} on the next); retry the join.")
+                data.scanned_rows = rows
+
+            one_key = replace(src, keys=src.keys[:1], lookup_keys=src.lookup_keys[:1])  # k0: the key tuple's code
+
+            passes = max(1, -(-data.count_rows() // _PASS_SOURCE_ROWS))
+            group = _CODE_BATCH_ROWS if codes.hashed else 0
+            for part, fpart in partitions(lrel, codes, n_parts, lambda: _coded_batches(src, data, group),
+                                          passes=passes, lookback_us=lookback_us, row_type=row_type,
+                                          on_scanned=scanned):
+                if fpart is not None:
+                    con.register(lname, part)
+                    con.register(fname, fpart)
+                    rn, row = _match_chunk(con, one_key, lookback_us, lname, fname, None, aname, ename)
+                    idx[rn] = row
+                    con.unregister(fname)
+                    con.unregister(lname)
+                    del fpart
+                tick(1 / n_parts)
+            return idx
+        frel_tbl = _source_relation(src, data, row_type)
+        if batch_rows is None:  # as many chunks as it takes for each to see about _CHUNK_SOURCE_ROWS source rows
+            chunks = max(1, -(-frel_tbl.num_rows // _CHUNK_SOURCE_ROWS))
+            batch_rows = max(1, -(-lrel.num_rows // chunks))
+        n_chunks = max(1, -(-lrel.num_rows // batch_rows))
         con.register(fname, frel_tbl)
         for part, lo, hi in _chunks(lrel, batch_rows):
             con.register(lname, part)
@@ -540,21 +656,7 @@ def _match(con: duckdb.DuckDBPyConnection, spine: pa.Table, src: PitSource, i: i
                 frel, params = fname, None
             else:  # only the source rows in this chunk's key range reach the engine
                 frel, params = f"(SELECT * FROM {fname} WHERE k0 BETWEEN $lo AND $hi)", {"lo": lo, "hi": hi}
-            cand = _fetch(con.sql(_candidates_sql(src, lookback_us, lname, frel), params=params))
-            rn = cand.column("rn").to_numpy()
-            row = cand.column("row").to_numpy()
-            if not src.is_time_series:
-                if not src.assume_unique and len(rn) and np.bincount(rn).max() > 1:
-                    con.register(aname, cand)
-                    win = _fetch(con.sql(_winner_sql(src, "rn", aname)))
-                    con.unregister(aname)
-                    rn, row = win.column("rn").to_numpy(), win.column("row").to_numpy()
-            elif not src.assume_unique and len(rn):
-                con.register(aname, cand)
-                ties = _fetch(con.sql(_tie_sql(src, aname, frel), params=params))
-                if ties.num_rows:
-                    row = _settle_ties(con, src, cand, ties, ename)
-                con.unregister(aname)
+            rn, row = _match_chunk(con, src, lookback_us, lname, frel, params, aname, ename)
             idx[rn] = row
             con.unregister(lname)
             tick(1 / n_chunks)
@@ -615,7 +717,8 @@ def point_in_time_join(
     Returns
     -------
     pyarrow.Table
-        ``spine.num_rows`` rows: the spine's columns, then each source's ``output_names``.
+        ``spine.num_rows`` rows: the spine's columns, then each source's ``output_names`` (and its
+        ``indicator`` column when it names one).
 
     Raises
     ------
@@ -666,9 +769,13 @@ def point_in_time_join(
     finally:
         work.close()
     out = spine
-    for src, data, idx in zip(sources, datas, matches, strict=True):
+    for src, data in zip(sources, datas, strict=True):
+        idx = matches.pop(0)  # each source's positions are released once its columns are gathered
         for name, col in zip(src.output_names, data.gather(list(src.features), idx), strict=True):
             out = out.append_column(pa.field(name, col.type), col)
+        if src.indicator is not None:
+            out = out.append_column(pa.field(src.indicator, pa.bool_(), nullable=False), pa.array(idx >= 0))
+        del idx
     return out
 
 

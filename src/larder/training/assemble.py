@@ -283,8 +283,8 @@ def _spine_and_sources(tables: TableService, df: pd.DataFrame, lookups: list[tup
         latest = step.timestamp_key is not None and step.timestamp_lookup_key is None
         sources.append(PitSource(
             data=snap.dataset(), keys=list(step.table_keys), lookup_keys=key_names,
-            features=[*step.features, step.table_keys[0]],
-            output_names=[f"__larder_f{i}_{j}" for j in range(len(step.features))] + [_HIT.format(i)],
+            features=list(step.features), output_names=[f"__larder_f{i}_{j}" for j in range(len(step.features))],
+            indicator=_HIT.format(i),
             timestamp_key=None if latest else step.timestamp_key, timestamp_lookup_key=ts_name,
             lookback_window=step.lookback_window, tiebreak=step.timestamp_key if latest else None,
             assume_unique=not latest, name=step.table,
@@ -328,13 +328,21 @@ def assemble_offline(ctx: Context, spec: FeatureSpec, df: Any, *, use_pinned_ver
     if lookups:
         spine, sources = _spine_and_sources(tables, frame, lookups, use_pinned_versions)
         joined = ctx.engine.point_in_time_join(spine, sources)
-        new_cols: dict[str, pd.Series] = {}
+        del spine, sources
+        # Column by column, each Arrow column released once converted: the Arrow and pandas copies of
+        # the features never coexist whole (the peak stays near one copy plus one column).
+        arrow_cols = {name: joined.column(name) for name in joined.column_names if name.startswith("__larder_")
+                      and not name.startswith(("__larder_k", "__larder_t"))}
+        del joined
+        new_cols: dict[str, Any] = {}
         for i, step in lookups:
-            hit = pc.is_valid(joined.column(_HIT.format(i))).combine_chunks()
+            hit = arrow_cols.pop(_HIT.format(i)).combine_chunks()
             for j, (feat_out, typ) in enumerate(step.output_types.items()):
+                col = arrow_cols.pop(f"__larder_f{i}_{j}")
                 if override_with_input_columns and feat_out in frame.columns:
                     continue
-                arr = joined.column(f"__larder_f{i}_{j}").combine_chunks()
+                arr = col.combine_chunks()
+                del col
                 if arr.type != typ:  # the column was widened by a later write; keep the spec's type
                     try:
                         arr = arr.cast(typ)
@@ -345,8 +353,13 @@ def assemble_offline(ctx: Context, spec: FeatureSpec, df: Any, *, use_pinned_ver
                             "or feature spec."
                         ) from exc
                 new_cols[feat_out] = _fill(arr, hit, step.default_values.get(feat_out), typ).to_pandas()
+                del arr
         if new_cols:
-            frame = pd.concat([frame, pd.DataFrame(new_cols, index=frame.index)], axis=1)
+            # one block per column (copy=False): no consolidation copy of the features
+            features = pd.DataFrame(new_cols, index=frame.index, copy=False)
+            del new_cols
+            frame = pd.concat([frame, features], axis=1)
+            del features
     frame = apply_functions(spec, frame, override_with_input_columns=override_with_input_columns)
     keep = [c for c in frame.columns if c not in set(spec.exclude_columns)]
     produced = [c for c in spec.produced_columns if c in keep and c not in frame_in.columns]
