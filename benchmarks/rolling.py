@@ -1,4 +1,4 @@
-"""larder.transforms.rolling (DuckDB window functions) beside pandas groupby().rolling().
+"""larder.transforms.rolling (numpy window kernels) beside pandas groupby().rolling().
 
 Both compute the same features: for each row, mean/std/min/max of ``value`` over the same entity's
 rows in the past 7, 30 and 90 days (``[t - span, t)``: the current row excluded), or over the last
@@ -18,6 +18,9 @@ strictly increasing series (gaps of 1 s to 7.3 days, about a year in all), rows 
 A third contender is the raw engine written the textbook way (``PARTITION BY entity ORDER BY ts
 RANGE BETWEEN INTERVAL 7 DAYS PRECEDING AND CURRENT ROW EXCLUDE CURRENT ROW``); ``--no-duckdb``
 skips it.
+
+``larder_peak_rss_gb`` is the process's peak resident memory after the larder runs (data included,
+before pandas runs).
 
 With ``--pandas-rows`` pandas runs on the first N entities' rows only (same rows per entity) and its
 time is scaled linearly to the full size; the JSON says so (``pandas_extrapolated``).
@@ -136,6 +139,15 @@ def timed(fn, *args) -> tuple[float, Any]:
     return time.perf_counter() - start, out
 
 
+def peak_rss_gb() -> float | None:
+    """Peak resident memory of this process so far, in GB (None where unsupported)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 2)
+
+
 def machine() -> dict[str, Any]:
     import duckdb
     import pyarrow
@@ -188,11 +200,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     windows: list[Any] = TIME_WINDOWS if args.windows == "time" else ROW_WINDOWS
     df = make_data(args.rows, entities, args.seed)
 
+    data_rss = peak_rss_gb()
     larder_times = []
     larder_out = None
     for _ in range(args.repeats):
         seconds, larder_out = timed(run_larder, df, windows)
         larder_times.append(seconds)
+    larder_rss = peak_rss_gb()
 
     if args.pandas_rows and args.pandas_rows < args.rows:
         keep = df["entity"] < int(entities * args.pandas_rows / args.rows)
@@ -232,6 +246,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "pandas_full_size_s": round(pandas_full, 3),
         "speedup": round(pandas_full / larder_median, 2),
         "larder_rows_per_s": round(len(df) / larder_median),
+        "data_peak_rss_gb": data_rss,
+        "larder_peak_rss_gb": larder_rss,
         "duckdb_seconds": [round(t, 3) for t in duckdb_times],
         "duckdb_median_s": round(statistics.median(duckdb_times), 3) if duckdb_times else None,
         "speedup_vs_duckdb": round(statistics.median(duckdb_times) / larder_median, 2)
@@ -260,6 +276,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"{'duckdb':<10}{len(df):>14,}{d:>12.2f}{d:>14.2f}{len(df) / d:>14,.0f} (PARTITION BY + RANGE frames)"
         )
     print(f"speedup: larder is {result['speedup']}x faster than pandas; {compared} sampled rows equal")
+    print(f"peak memory after the larder runs: {larder_rss} GB (the data alone: {data_rss} GB)")
     if duckdb_times:
         print(f"larder vs the textbook DuckDB query: {result['speedup_vs_duckdb']}x")
     return result
