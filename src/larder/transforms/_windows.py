@@ -158,7 +158,6 @@ def _chunk(
             for a in part.values():
                 a[k] = a[k - 1]
         _next_level({f: a[k] for f, a in prefix.items()}, {f: a[k] for f, a in suffix.items()}, k - 1, padded)
-    rows = np.concatenate([r for _, r, *_ in todo])
     lo = np.concatenate([x for *_, x, _, _ in todo])
     hi = np.concatenate([x for *_, x, _ in todo])
     lv = np.concatenate([x for *_, x in todo])
@@ -166,17 +165,16 @@ def _chunk(
     left = np.maximum(lv, 0) * padded + lo
     right = np.where(single, padded * (top + 1) - 1, np.maximum(lv, 0) * padded + hi - 1)
     left_state = {f: a.reshape(-1)[left] for f, a in suffix.items()}
-    empty_state = {f: a.reshape(-1)[right] for f, a in prefix.items()}
-    if single.any():  # the right half of a one-row range is empty: neutral state
-        for f, a in empty_state.items():
+    right_state = {f: a.reshape(-1)[right] for f, a in prefix.items()}
+    if single.any():  # the right part of a one-row range is empty: the neutral state
+        for f, a in right_state.items():
             a[single] = _NEUTRAL[f]
-    merged = _combine(left_state, empty_state)
+    merged = _combine(left_state, right_state)
     at = 0
     for w, r, *_ in todo:
         for f, a in merged.items():
             outputs[w][f][r] = a[at : at + len(r)]
         at += len(r)
-    del rows
 
 
 #: The state of an empty range.
