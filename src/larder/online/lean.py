@@ -9,7 +9,8 @@ for the dict output, or the Arrow arrays of the table output.
 
 Everything that does not depend on the keys is prepared once per assembler (:class:`LeanPlan`): the
 output position of each column, the defaults converted to their types, the key encoding of each
-lookup. The results equal the general path's in every respect (types, nulls, defaults, found flags,
+lookup, the features worth reading (an excluded output that no feature function uses is not read). The
+results equal the general path's in every respect (types, nulls, defaults, found flags,
 key order, duplicate and missing keys); the tests compare both on every store. Specs with a
 ``lookback_window`` take the general path.
 """
@@ -41,6 +42,7 @@ class _SourcePlan:
     #: how the encoded keys are computed: ("int" | "str", frame column, numpy dtype) or None (general)
     simple_key: tuple[str, str, np.dtype[Any] | None] | None
     key_id: tuple[Any, ...]  # lookups with the same key columns and key types share their encoded keys
+    read: list[str]  # features read: those whose outputs are kept or feed a feature function
     #: per (block names, block type) a store returned: how the block maps to outputs (see _block_map)
     block_maps: dict[tuple[Any, ...], _BlockMap] = field(default_factory=dict)
 
@@ -78,6 +80,8 @@ class LeanPlan:
 def build_plan(asm: OnlineFeatureAssembler) -> LeanPlan | None:
     """The lean plan of an assembler, or None when its spec needs the general path."""
     plans = []
+    excluded = set(asm.spec.exclude_columns)
+    function_inputs = {c for _, step in asm._functions for c in step.input_bindings.values()}
     for src in asm._sources:
         step = src.step
         if step.lookback_window is not None:
@@ -103,7 +107,9 @@ def build_plan(asm: OnlineFeatureAssembler) -> LeanPlan | None:
             elif pa.types.is_string(t):
                 simple = ("str", step.lookup_key[0], None)
         key_id = (tuple(step.lookup_key), tuple(step.key_types), key_types)
-        plans.append(_SourcePlan(src, outputs, simple, key_id))
+        read = [f for f in src.read if f not in outputs or outputs[f][0] not in excluded
+                or outputs[f][0] in function_inputs]
+        plans.append(_SourcePlan(src, outputs, simple, key_id, read))
     return LeanPlan(plans)
 
 
@@ -171,7 +177,7 @@ def lean_lookup(asm: OnlineFeatureAssembler, plan: LeanPlan, frame: pd.DataFrame
         pks = encoded.get(sp.key_id)
         if pks is None:
             pks = encoded[sp.key_id] = _encoded_keys(asm, sp, frame)
-        batch = src.store.read_values(src.table, pks, src.read)
+        batch = src.store.read_values(src.table, pks, sp.read)
         hit = batch.found
         found[src.label] = hit
         asm._check_missing(frame, src, hit)

@@ -32,6 +32,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -87,12 +88,17 @@ class _Layout:
     codec: RowCodec
     schema_bytes: bytes
     select: dict[int, str]  # bucket size -> SELECT statement
-    lean: dict[tuple[str, ...], _LeanPlan] = field(default_factory=dict)
+    lean: dict[Any, Any] = field(default_factory=dict)  # feature names (or id of a read plan) -> _LeanPlan
 
     def lean_plan(self, table: OnlineTable, plan: ReadPlan) -> _LeanPlan:
+        by_id = self.lean.get(id(plan))  # read plans are cached per table: usually the same object
+        if by_id is not None and by_id[0] is plan:
+            return by_id[1]  # type: ignore[no-any-return]
         key = tuple(plan.names)
         cached = self.lean.get(key)
         if cached is not None:
+            if len(self.lean) < 128:
+                self.lean[id(plan)] = (plan, cached)
             return cached
         wanted = dict(zip(plan.names, plan.types, strict=True))
         blocks = []
@@ -396,9 +402,13 @@ class SQLiteOnlineStore(OnlineStore):
                     f"Online table {table.name!r} is not in the SQLite online store {self.path}; "
                     "publish it first with publish_table()."
                 )
-            unique = list(dict.fromkeys(k for k in pks if k is not None)) if len(pks) > 1 else pks
             try:
-                rows = self._fetch(layout, unique) if unique != [None] else {}
+                if len(pks) == 1:  # the serving case: one query, no bookkeeping
+                    row = self._conn().execute(layout.select[1], pks).fetchone() if pks[0] is not None else None
+                    if row is None:
+                        return layout, layout.codec.missing_row, [None] if layout.codec.var_names else None
+                    return layout, row[1], [row[2]] if layout.codec.var_names else None
+                rows = self._fetch(layout, list(dict.fromkeys(k for k in pks if k is not None)))
                 break
             except sqlite3.OperationalError as exc:
                 # The table was replaced or dropped since the layout was cached: look it up again.
@@ -436,7 +446,7 @@ class SQLiteOnlineStore(OnlineStore):
         """Lean read: each type group of the packed records becomes one numpy matrix (a strided view
         of the records, copied once); other features are decoded to Arrow as in ``read_batch``."""
         plan = read_plan(table, features)
-        pks = list(pks)
+        pks = pks if isinstance(pks, list) else list(pks)
         n = len(pks)
         layout, fixed, var = self._read(table, pks)
         lean = layout.lean_plan(table, plan)
