@@ -15,6 +15,10 @@ serves them by key. It has three abstract methods and every backend passes one s
 ``drop_table(table)``
     Remove the table's rows (no error when there are none).
 
+``read_values(table, pks, features=None)`` is the lean read behind few-key lookups (encoded keys in,
+numbers as numpy matrices out, see :class:`ValueBatch`); the default goes through ``read_batch`` and
+the built-in stores override it.
+
 ``replace_table(table, batches)`` overwrites a table with exactly the given rows. The default here
 is drop-then-write, which lets readers see an empty or partial table meanwhile; every built-in
 store overrides it with a switch that readers observe as atomic (see each store).
