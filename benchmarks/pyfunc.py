@@ -7,8 +7,8 @@ Setup: two feature tables keyed by ``Id`` (``houses``: 4 features including a st
 ``fe.log_model``. Both tables are published to the store under test (SQLite file; DynamoDB on a local
 moto server).
 
-Contenders, per batch size (1 and 100 rows of ``Id`` + ``YrSold``), called in turn within each
-iteration so that noise on a shared machine hits all of them:
+Contenders, per batch size (1 and 100 rows of ``Id`` + ``YrSold``), called in turn (in a random
+order) within each iteration so that noise on a shared machine hits all of them:
 
 * ``raw model``: ``model.predict(features)`` on the already assembled feature frame;
 * ``pyfunc``: ``mlflow.pyfunc.load_model(uri).predict(keys)`` (MLflow's input-schema checks, the
@@ -163,9 +163,13 @@ def measure(store: str, uri: str, fe: FeatureEngineeringClient, raw_model: Any, 
     wall: dict[str, list[float]] = {c: [] for c in contenders}
     cpu: dict[str, list[float]] = {c: [] for c in contenders}
     gc.collect()
+    names = list(contenders)
+    order_rng = np.random.default_rng(7)
     for i in range(warmup + iterations):
         keys, feats = batches[i % len(batches)]
-        for name, fn in contenders.items():
+        # a fresh order every iteration: no contender always runs first (cold caches) or after another
+        for name in order_rng.permutation(names):
+            fn = contenders[name]
             w, c = timed(lambda fn=fn: fn(keys, feats))
             if i >= warmup:
                 wall[name].append(w)
