@@ -59,7 +59,7 @@ import pyarrow.fs as pafs
 from larder.errors import FeatureLookupError, LeakageError, OutputCollisionError
 from larder.offline.pit_partition import KeyCodes, NoCodes, canonical_type, partitions
 
-__all__ = ["PitSource", "point_in_time_join"]
+__all__ = ["PitSource", "point_in_time_join", "release_memory"]
 
 _US_PER_UNIT = {"s": 1_000_000, "ms": 1_000, "us": 1}
 _US_PER_DAY = 86_400_000_000
@@ -225,6 +225,13 @@ def _chunked(col: pa.ChunkedArray, fn: Any) -> pa.ChunkedArray:
         pa.chunked_array([fn(pa.array([], col.type))])
 
 
+def release_memory() -> None:
+    """Hand the memory Arrow's allocator keeps after frees back to the system (between phases of a big
+    join: mimalloc otherwise keeps the pages of a freed narrow copy or scan, and the process's memory
+    stays at its high-water mark for the phases after)."""
+    pa.default_memory_pool().release_unused()
+
+
 def _parallel(fn: Any, items: Any) -> list[Any]:
     """``[fn(x) for x in items]`` on threads (Arrow's take and concat release the GIL)."""
     items = list(items)
@@ -280,8 +287,12 @@ class _Data:
         if (isinstance(ds, pads.FileSystemDataset) and isinstance(ds.format, pads.ParquetFileFormat)
                 and isinstance(ds.filesystem, pafs.LocalFileSystem)):
             # Pre-buffering reads whole column chunks ahead: right for object stores, but on a local
-            # disk it only costs memory (about the size of the columns read).
-            options["fragment_scan_options"] = pads.ParquetFragmentScanOptions(pre_buffer=False)
+            # disk it only costs memory (about the size of the columns read). A buffered stream reads
+            # a column chunk a megabyte at a time instead of whole (a Delta file's row groups hold a
+            # million rows: 8 MB per float column), and one file at a time is enough on a local disk.
+            options["fragment_scan_options"] = pads.ParquetFragmentScanOptions(
+                pre_buffer=False, use_buffered_stream=True, buffer_size=1 << 20)
+            options["fragment_readahead"] = 1
         yield from ds.to_batches(columns=columns, **options)  # type: ignore[union-attr]
 
     def count_rows(self) -> int:
@@ -333,6 +344,8 @@ class _Data:
         if self.scanned_rows is not None and offset != self.scanned_rows:
             raise FeatureLookupError(f"{self.where}: the dataset changed while it was being read ({self.scanned_rows} "
                                      f"rows on the first scan, {offset} on the second); retry the join.")
+        del wanted, order, ranked, first, need, valid_slots
+        release_memory()  # the scan's batches are gone; keep only the taken rows
         ix = pa.array(slot)
 
         def to_spine_order(j: int) -> pa.ChunkedArray:  # one column in spine order; its parts then go
@@ -642,6 +655,7 @@ def _match(con: duckdb.DuckDBPyConnection, spine: pa.Table, src: PitSource, i: i
                     con.unregister(fname)
                     con.unregister(lname)
                     del fpart
+                    release_memory()
                 tick(1 / n_parts)
             return idx
         frel_tbl = _source_relation(src, data, row_type)
@@ -768,6 +782,7 @@ def point_in_time_join(
                        for i, (src, data) in enumerate(zip(sources, datas, strict=True))]
     finally:
         work.close()
+    release_memory()
     out = spine
     for src, data in zip(sources, datas, strict=True):
         idx = matches.pop(0)  # each source's positions are released once its columns are gathered
@@ -776,6 +791,7 @@ def point_in_time_join(
         if src.indicator is not None:
             out = out.append_column(pa.field(src.indicator, pa.bool_(), nullable=False), pa.array(idx >= 0))
         del idx
+        release_memory()
     return out
 
 

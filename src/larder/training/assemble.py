@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 
 from larder.context import Context
 from larder.errors import FeatureLookupError, FeatureSpecError, FunctionError, OutputCollisionError
-from larder.offline.pit import PitSource
+from larder.offline.pit import PitSource, release_memory
 from larder.offline.tables import TableService
 from larder.training.execute import series_to_arrow
 from larder.training.resolve import describe_step
@@ -360,6 +360,7 @@ def assemble_offline(ctx: Context, spec: FeatureSpec, df: Any, *, use_pinned_ver
             del new_cols
             frame = pd.concat([frame, features], axis=1)
             del features
+        release_memory()
     frame = apply_functions(spec, frame, override_with_input_columns=override_with_input_columns)
     keep = [c for c in frame.columns if c not in set(spec.exclude_columns)]
     produced = [c for c in spec.produced_columns if c in keep and c not in frame_in.columns]
