@@ -149,11 +149,15 @@ def _child(mode: str, data: Path, repeats: int, result: str | None) -> dict[str,
         peak = max(peak, meter.peak)
         extra.append((meter.peak - start_rss) / 2**20)
     rows = len(out)
+    # The output's size: a pandas frame (larder_client) by pandas' own count (memory_usage(deep=True),
+    # index included), an Arrow table by its buffers. arrow_bytes is the same rows as Arrow in both cases.
     nbytes = int(out.memory_usage(deep=True).sum()) if hasattr(out, "memory_usage") else out.nbytes
+    tbl = out if isinstance(out, pa.Table) else pa.Table.from_pandas(out, preserve_index=False)
+    arrow_bytes = tbl.nbytes
     if result:
-        tbl = out if isinstance(out, pa.Table) else pa.Table.from_pandas(out, preserve_index=False)
         pq.write_table(tbl.select(["entity_id", "event_timestamp", "label", *FEATS]), result)
     return {"mode": mode, "wall_s": walls, "cpu_s": cpus, "load_s": load_s, "rows": rows, "output_bytes": nbytes,
+            "output_arrow_bytes": arrow_bytes,
             "rss_before_mb": before / 2**20, "peak_rss_mb": peak / 2**20, "peak_over_before_mb": max(extra),
             "peak_over_before_mb_runs": extra,
             "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
@@ -250,7 +254,7 @@ def measure(data: Path, modes: list[str], rounds: int, repeats: int, results_dir
             agg["cpu_s"] += res["cpu_s"]
             for k in ("peak_over_before_mb", "peak_rss_mb"):
                 agg[k] = max(agg[k], res[k])
-            for k in ("rows", "output_bytes", "load_s", "rss_before_mb", "max_rss_mb"):
+            for k in ("rows", "output_bytes", "output_arrow_bytes", "load_s", "rss_before_mb", "max_rss_mb"):
                 agg[k] = res[k]
             if keep:
                 agg["result"] = str(keep)
@@ -259,6 +263,7 @@ def measure(data: Path, modes: list[str], rounds: int, repeats: int, results_dir
             agg["median_s"] = statistics.median(agg["wall_s"])
             agg["median_cpu_s"] = statistics.median(agg["cpu_s"])
             agg["peak_over_output"] = agg["peak_over_before_mb"] * 2**20 / agg["output_bytes"]
+            agg["peak_over_arrow_output"] = agg["peak_over_before_mb"] * 2**20 / agg["output_arrow_bytes"]
     return pooled
 
 
@@ -334,7 +339,8 @@ def machine() -> dict[str, Any]:
 
 
 def table(rows: list[tuple[str, dict[str, Any]]], ref: float | None) -> str:
-    head = f"{'size':<28} {'method':<20} {'median s':>9} {'cpu s':>7} {'x raw':>6} {'peak+ MB':>9} {'x out':>6}"
+    head = (f"{'size':<28} {'method':<20} {'median s':>9} {'cpu s':>7} {'x raw':>6} {'peak+ MB':>9} {'out MB':>7} "
+            f"{'x out':>6} {'x arrow':>7}")
     lines = [head, "-" * len(head)]
     for size, r in rows:
         if "median_s" not in r:
@@ -344,7 +350,9 @@ def table(rows: list[tuple[str, dict[str, Any]]], ref: float | None) -> str:
         cpu = f"{r['median_cpu_s']:.2f}" if "median_cpu_s" in r else "-"
         pk = f"{r['peak_over_before_mb']:.0f}" if "peak_over_before_mb" in r else f"{r.get('peak_rss_mb') or 0:.0f}*"
         xo = f"{r['peak_over_output']:.2f}" if "peak_over_output" in r else "-"
-        lines.append(f"{size:<28} {r['mode']:<20} {r['median_s']:>9.2f} {cpu:>7} {x:>6} {pk:>9} {xo:>6}")
+        xa = f"{r['peak_over_arrow_output']:.2f}" if "peak_over_arrow_output" in r else "-"
+        om = f"{r['output_bytes'] / 2**20:.1f}" if "output_bytes" in r else "-"
+        lines.append(f"{size:<28} {r['mode']:<20} {r['median_s']:>9.2f} {cpu:>7} {x:>6} {pk:>9} {om:>7} {xo:>6} {xa:>7}")
     return "\n".join(lines)
 
 
@@ -441,7 +449,9 @@ def main() -> None:
     print(json.dumps(report, indent=1, default=str))
     print()
     print(table(rows, None))
-    print("\npeak+ = peak RSS during a join above the RSS just before it (inputs loaded; worst run); x out = peak+ / output bytes;"
+    print("\npeak+ = peak RSS during a join above the RSS just before it (inputs loaded; worst run); out MB = the result's"
+          "\nsize (pandas memory_usage(deep=True) for larder_client's DataFrame, Arrow buffers otherwise); x out = peak+ / out;"
+          "\nx arrow = peak+ / the same rows' Arrow size;"
           "\n* = Feast's whole-process peak RSS (feast_bench.py)")
     for d in sizes:
         entry = report["sizes"][d.name]
