@@ -146,6 +146,29 @@ def test_drop_table(fe, larder_root: Path):
     fe.create_table("houses", primary_keys="Id", df=houses())  # the name is free again
 
 
+def test_moved_root_reads_and_writes_its_own_tables(fe, larder_root: Path, tmp_path: Path):
+    import shutil
+
+    fe.create_table("houses", primary_keys="Id", df=houses())
+    fe.close()
+    moved = tmp_path / "restored-root"
+    shutil.copytree(larder_root, moved)
+    shutil.rmtree(larder_root)  # the original is gone: the copy must not point at it
+    restored = FeatureEngineeringClient(root=moved)
+    try:
+        t = restored.get_table("houses")
+        assert Path(t.path).resolve().is_relative_to(moved.resolve())
+        pd.testing.assert_frame_equal(
+            restored.read_table("houses").sort_values("Id", ignore_index=True),
+            houses().sort_values("Id", ignore_index=True), check_dtype=False,
+        )
+        restored.write_table("houses", houses().assign(Id=lambda d: d["Id"] + 1000))
+        assert restored.get_table("houses").version == 1
+        assert not larder_root.exists()
+    finally:
+        restored.close()
+
+
 # -- bad input: a clear error, and nothing written --------------------------------------------
 
 BAD_WRITES = [

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -186,10 +187,26 @@ class TableService:
             )
         return rec
 
+    def _location(self, rec: TableRecord) -> str:
+        """The Delta table's directory for a catalog record.
+
+        Tables created under the storage location are recorded relative to it, so a larder root (or a
+        storage directory) that is moved, copied or restored from a backup keeps working; paths recorded
+        absolute (tables outside the storage location, catalogs written by larder 0.1) are used as they are.
+        """
+        recorded = Path(rec.path)
+        return str(recorded if recorded.is_absolute() else self.ctx.storage / recorded)
+
+    def _recorded_path(self, path: Path) -> str:
+        try:
+            return path.relative_to(self.ctx.storage).as_posix()
+        except ValueError:
+            return str(path)
+
     def snapshot(self, name: str, version: int | None = None, as_of: datetime | None = None) -> delta.Snapshot:
         with self.ctx.catalog.session() as s:
             rec = self._record(s, name)
-            path, full = rec.path, rec.full_name
+            path, full = self._location(rec), rec.full_name
         return delta.load(path, version=version, as_of=_utc(as_of) if as_of else None, name=full)
 
     # -- validation --------------------------------------------------------------------------
@@ -327,7 +344,7 @@ class TableService:
             with self.ctx.catalog.session() as s:
                 rec = TableRecord(
                     full_name=full, catalog_name=qn.catalog, schema_name=qn.schema, table_name=qn.name,
-                    path=str(path), primary_keys=pks, timestamp_keys=tss, partition_columns=parts,
+                    path=self._recorded_path(path), primary_keys=pks, timestamp_keys=tss, partition_columns=parts,
                     description=description, owner=_owner(), created_at=now, updated_at=now,
                 )
                 rec.features = [
@@ -366,7 +383,7 @@ class TableService:
         span = _Spans(timings)
         with self.ctx.catalog.session() as s:
             rec = self._record(s, name)
-            full, path = rec.full_name, rec.path
+            full, path = rec.full_name, self._location(rec)
             pks, tss, parts = list(rec.primary_keys), list(rec.timestamp_keys), list(rec.partition_columns)
         span("catalog_read")
         data = to_arrow(df, table=full)
@@ -431,7 +448,7 @@ class TableService:
 
     # -- metadata ----------------------------------------------------------------------------
     def _describe(self, rec: TableRecord, snap: delta.Snapshot | None = None) -> FeatureTable:
-        snap = snap or delta.load(rec.path, name=rec.full_name)
+        snap = snap or delta.load(self._location(rec), name=rec.full_name)
         schema = snap.schema
         by_name = {f.name: f for f in rec.features}
         features = []
@@ -447,7 +464,7 @@ class TableService:
             partition_columns=list(rec.partition_columns), features=features, description=rec.description,
             tags={t.key: t.value for t in rec.tags}, owner=rec.owner,
             created_at=rec.created_at.replace(tzinfo=UTC), updated_at=rec.updated_at.replace(tzinfo=UTC),
-            version=snap.version, row_count=snap.row_count(), path=rec.path,
+            version=snap.version, row_count=snap.row_count(), path=self._location(rec),
         )
 
     def get_table(self, name: str) -> FeatureTable:
@@ -480,7 +497,7 @@ class TableService:
     def drop_table(self, name: str) -> None:
         with self.ctx.catalog.session() as s:
             rec = self._record(s, name)
-            path, full = rec.path, rec.full_name
+            path, full = self._location(rec), rec.full_name
             s.delete(rec)
         quality.delete_for_table(self.ctx.catalog, full)
         shutil.rmtree(path, ignore_errors=True)
@@ -531,7 +548,7 @@ class TableService:
     def history(self, name: str, limit: int | None = None) -> pd.DataFrame:
         with self.ctx.catalog.session() as s:
             rec = self._record(s, name)
-            path, full = rec.path, rec.full_name
+            path, full = self._location(rec), rec.full_name
         rows = []
         for h in delta.history(path, name=full, limit=limit):
             metrics = h.get("operationMetrics") or {}
