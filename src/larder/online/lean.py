@@ -243,7 +243,7 @@ def _add_block(sp: _SourcePlan, typ: pa.DataType, names: tuple[str, ...], values
         blocks.append((names_out, typ, values, nulls))
         return
     # integers and booleans with nulls: pandas holds them as float64 / object; let Arrow convert those
-    has_null = nulls.any(axis=1).tolist()
+    has_null = [bool(row.any()) for row in nulls]
     keep = [j for j in range(len(names_out)) if not has_null[j]]
     for j in range(len(names_out)):
         if has_null[j]:
@@ -280,7 +280,8 @@ def to_pandas(res: LeanResult, frame: pd.DataFrame, ordered: list[str], function
         if len(placed) != len(names):
             values = values[[j for j, _ in placed]]
         blocks.append((values, np.asarray([p for _, p in placed])))
-    return _block_frame(dict(data), index, labels, blocks=blocks)
+    # _block_frame places ``data``'s columns, in order, at the positions the blocks leave free
+    return _block_frame({str(p): v for p, v in data}, index, labels, blocks=blocks)
 
 
 def _caller_list(frame: pd.DataFrame, name: str) -> list[Any]:

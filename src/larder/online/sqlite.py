@@ -110,9 +110,10 @@ class _Layout:
                 continue
             names = tuple(group.names[c] for c in sel)
             dtype = np.dtype(group.type.to_pandas_dtype()).newbyteorder("<")
-            flags: slice | list[int] = [1 + group.index[c] for c in sel]
-            if flags == list(range(flags[0], flags[0] + len(flags))):
-                flags = slice(flags[0], flags[0] + len(flags))
+            positions = [1 + group.index[c] for c in sel]
+            flags: slice | list[int] = positions
+            if positions == list(range(positions[0], positions[0] + len(positions))):
+                flags = slice(positions[0], positions[0] + len(positions))  # a view, no copy
             blocks.append((group, None if len(sel) == len(group.names) else sel, names, dtype, flags))
             in_blocks.update(names)
         lean = _LeanPlan(blocks, [name for name in plan.names if name not in in_blocks])
