@@ -137,3 +137,26 @@ def test_real_uvicorn_process(served) -> None:
             proc.wait(10)
         if proc.stdout:
             proc.stdout.close()
+
+
+def test_fast_lane_and_route_agree(served) -> None:
+    from larder.serving.app import _FeaturesFastLane
+
+    app = create_app(served.root)
+    keys = {"keys": [{"Id": 3}, {"Id": 42}]}
+    with TestClient(app) as http:
+        lane = http.post("/features/price", json=keys)
+        bad = http.post("/features/price", json={"keys": [{"Id": "one"}]})
+        # the lane passes on what it does not own, and FastAPI answers it
+        assert http.get("/features/price").status_code == 405
+        assert http.post("/features/price/more", json=keys).status_code == 404
+    # without the lane, the registered route (same handler) answers the same
+    assert sum(m.cls is _FeaturesFastLane for m in app.user_middleware) == 1
+    app.user_middleware = [m for m in app.user_middleware if m.cls is not _FeaturesFastLane]
+    app.middleware_stack = None
+    with TestClient(app) as http:
+        route = http.post("/features/price", json=keys)
+        route_bad = http.post("/features/price", json={"keys": [{"Id": "one"}]})
+    assert lane.status_code == route.status_code == 200 and lane.json() == route.json()
+    assert lane.headers["content-type"] == route.headers["content-type"] == "application/json"
+    assert bad.status_code == route_bad.status_code == 400 and bad.json() == route_bad.json()
