@@ -57,12 +57,19 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 
 from larder.errors import FeatureLookupError, LeakageError, OutputCollisionError
-from larder.offline.pit_partition import KeyCodes, NoCodes, canonical_type, partitions
+from larder.offline.pit_partition import (
+    KeyCodes,
+    NoCodes,
+    _epoch_us_array,
+    _is_time,
+    _key_array,
+    _kind,
+    canonical_type,
+    partitions,
+)
 
 __all__ = ["PitSource", "point_in_time_join", "release_memory"]
 
-_US_PER_UNIT = {"s": 1_000_000, "ms": 1_000, "us": 1}
-_US_PER_DAY = 86_400_000_000
 # With batch_rows=None, the spine is cut into key-range chunks that each see about this many source
 # rows: the engine then sorts ~1M (key, time, position) rows at a time (tens of MB) instead of all.
 _CHUNK_SOURCE_ROWS = 1_000_000
@@ -153,70 +160,6 @@ def _fetch(rel: Any) -> pa.Table:
     fetch = getattr(rel, "to_arrow_table", None) or rel.fetch_arrow_table
     out = fetch()
     return out.read_all() if isinstance(out, pa.RecordBatchReader) else out
-
-
-def _kind(t: pa.DataType) -> str:
-    """Comparison family of a key type: keys of the same family can be joined."""
-    if pa.types.is_dictionary(t):
-        t = t.value_type
-    if pa.types.is_integer(t):
-        return "integer"
-    if pa.types.is_floating(t):
-        return "floating point"
-    if pa.types.is_decimal(t):
-        return "decimal"
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or getattr(pa.types, "is_string_view", bool)(t):
-        return "string"
-    if (pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t)
-            or getattr(pa.types, "is_binary_view", bool)(t)):
-        return "binary"
-    if pa.types.is_boolean(t):
-        return "boolean"
-    if pa.types.is_timestamp(t):
-        return "timestamp"
-    if pa.types.is_date(t):
-        return "date"
-    if pa.types.is_null(t):
-        return "null"
-    return str(t)
-
-
-def _is_time(t: pa.DataType) -> bool:
-    return pa.types.is_timestamp(t) or pa.types.is_date(t)
-
-
-def _epoch_us_array(a: pa.Array, where: str) -> pa.Array:
-    """One array of timestamps/dates as int64 microseconds since the epoch, UTC (nulls kept)."""
-    t = a.type
-    if pa.types.is_dictionary(t):
-        a = a.dictionary_decode()
-        t = a.type
-    if pa.types.is_timestamp(t):
-        if t.unit == "us":
-            return a.view(pa.int64())
-        if t.unit in _US_PER_UNIT:
-            return pc.multiply_checked(a.view(pa.int64()), _US_PER_UNIT[t.unit])
-        # nanoseconds: floor to the microsecond (floor, not truncation, also before 1970)
-        valid = None if a.null_count == 0 else pc.is_valid(a).to_numpy(zero_copy_only=False)
-        ns = a.view(pa.int64()).fill_null(0).to_numpy()
-        return pa.array(np.floor_divide(ns, 1000), pa.int64(), mask=None if valid is None else ~valid)
-    if pa.types.is_date32(t):
-        return pc.multiply_checked(a.view(pa.int32()).cast(pa.int64()), _US_PER_DAY)
-    if pa.types.is_date64(t):
-        return pc.multiply_checked(a.view(pa.int64()), 1_000)
-    if pa.types.is_null(t):
-        return pa.nulls(len(a), pa.int64())
-    raise FeatureLookupError(f"{where} has type {t}; a point-in-time join needs a timestamp or date column. "
-                             "Cast it to a timestamp (for example with pandas.to_datetime) first.")
-
-
-def _key_array(a: pa.Array) -> pa.Array:
-    """A key or tiebreak column as DuckDB should compare it (decoded; timestamps as UTC microseconds)."""
-    if pa.types.is_dictionary(a.type):
-        a = a.dictionary_decode()
-    if _is_time(a.type) and not pa.types.is_date(a.type):
-        return _epoch_us_array(a, "key")
-    return a
 
 
 def _chunked(col: pa.ChunkedArray, fn: Any) -> pa.ChunkedArray:

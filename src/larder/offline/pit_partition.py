@@ -14,7 +14,8 @@ on its own and then released, so the engine never sees more than one partition o
 the narrow copy of the source (4 + 8 + 4 bytes a row, fewer rows) never exists whole beyond the
 partitions still waiting.
 
-Only integer (and timestamp, as microseconds), string and binary keys are coded; other key types
+Also the conversions both paths share: key and time columns as DuckDB compares them (UTC
+microseconds). Only integer (and timestamp, as microseconds), string and binary keys are coded; other key types
 raise :class:`NoCodes` and the caller uses its general path.
 """
 
@@ -28,11 +29,85 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from larder.errors import FeatureLookupError
+
 _INT64_MIN = np.iinfo(np.int64).min
+_US_PER_UNIT = {"s": 1_000_000, "ms": 1_000, "us": 1}
+_US_PER_DAY = 86_400_000_000
 # Integer keys whose range is at most this wide (and at most _LUT_SPARSITY times their count) are coded
 # through a lookup table (a gather, 4 bytes per value of the range) instead of a hash lookup.
 _LUT_MAX = 1 << 22
 _LUT_SPARSITY = 32
+
+
+# --------------------------------------------------------------------------- key and time arrays
+
+
+def _kind(t: pa.DataType) -> str:
+    """Comparison family of a key type: keys of the same family can be joined."""
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if pa.types.is_integer(t):
+        return "integer"
+    if pa.types.is_floating(t):
+        return "floating point"
+    if pa.types.is_decimal(t):
+        return "decimal"
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or getattr(pa.types, "is_string_view", bool)(t):
+        return "string"
+    if (pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t)
+            or getattr(pa.types, "is_binary_view", bool)(t)):
+        return "binary"
+    if pa.types.is_boolean(t):
+        return "boolean"
+    if pa.types.is_timestamp(t):
+        return "timestamp"
+    if pa.types.is_date(t):
+        return "date"
+    if pa.types.is_null(t):
+        return "null"
+    return str(t)
+
+
+def _is_time(t: pa.DataType) -> bool:
+    return pa.types.is_timestamp(t) or pa.types.is_date(t)
+
+
+def _epoch_us_array(a: pa.Array, where: str) -> pa.Array:
+    """One array of timestamps/dates as int64 microseconds since the epoch, UTC (nulls kept)."""
+    t = a.type
+    if pa.types.is_dictionary(t):
+        a = a.dictionary_decode()
+        t = a.type
+    if pa.types.is_timestamp(t):
+        if t.unit == "us":
+            return a.view(pa.int64())
+        if t.unit in _US_PER_UNIT:
+            return pc.multiply_checked(a.view(pa.int64()), _US_PER_UNIT[t.unit])
+        # nanoseconds: floor to the microsecond (floor, not truncation, also before 1970)
+        valid = None if a.null_count == 0 else pc.is_valid(a).to_numpy(zero_copy_only=False)
+        ns = a.view(pa.int64()).fill_null(0).to_numpy()
+        return pa.array(np.floor_divide(ns, 1000), pa.int64(), mask=None if valid is None else ~valid)
+    if pa.types.is_date32(t):
+        return pc.multiply_checked(a.view(pa.int32()).cast(pa.int64()), _US_PER_DAY)
+    if pa.types.is_date64(t):
+        return pc.multiply_checked(a.view(pa.int64()), 1_000)
+    if pa.types.is_null(t):
+        return pa.nulls(len(a), pa.int64())
+    raise FeatureLookupError(f"{where} has type {t}; a point-in-time join needs a timestamp or date column. "
+                             "Cast it to a timestamp (for example with pandas.to_datetime) first.")
+
+
+def _key_array(a: pa.Array) -> pa.Array:
+    """A key or tiebreak column as DuckDB should compare it (decoded; timestamps as UTC microseconds)."""
+    if pa.types.is_dictionary(a.type):
+        a = a.dictionary_decode()
+    if _is_time(a.type) and not pa.types.is_date(a.type):
+        return _epoch_us_array(a, "key")
+    return a
+
+
+# --------------------------------------------------------------------------- codes
 
 
 class NoCodes(Exception):
@@ -148,7 +223,7 @@ def partitions(lrel: pa.Table, codes: KeyCodes, n_parts: int,
 
     ``lrel`` holds the spine rows that can match (``rn``, key columns, ``t`` for a time series), in the
     order of ``codes.spine``. ``batches()`` reads the source once: per batch, its key arrays (as
-    :func:`larder.offline.pit._key_array` gives them), its UTC microsecond times (``None`` for a
+    :func:`_key_array` gives them), its UTC microsecond times (``None`` for a
     snapshot) and its tiebreak array (or ``None``). The source is read ``passes`` times, each read
     keeping the rows of the next ``n_parts / passes`` partitions only, so that at most that share of
     the narrow copy is held at once. The spine part has columns ``rn, k0[, t]``; the source part
