@@ -480,6 +480,11 @@ def test_read_values_matches_read_batch_every_type(store: OnlineStore) -> None:
         assert_values_match_batch(store, t, keys, features)
     for one in ([3], [10_000], [None]):  # the one-key (serving) case
         assert_values_match_batch(store, t, pa.table({"id": pa.array(one, pa.int64())}))
+    numeric = [f.name for f in ALL_TYPES if f.name != "id" and (pa.types.is_integer(f.type)
+               or pa.types.is_floating(f.type) or pa.types.is_boolean(f.type))]
+    for key in dict.fromkeys(ids):  # one key, numbers only: the stores' single-record fast paths
+        for features in (numeric, ["f64", "i8", "u64"], ["flag"], ["i64", "i32"]):
+            assert_values_match_batch(store, t, pa.table({"id": pa.array([key], pa.int64())}), features)
     assert_values_match_batch(store, t, pa.table({"id": pa.array([], pa.int64())}))
     batch = store.read_values(t, ["3"], ["f64", "i16"])
     assert {name for b in batch.blocks for name in b.names} == {"f64", "i16"}
@@ -501,4 +506,5 @@ def test_read_values_composite_keys_and_random_rows(store: OnlineStore) -> None:
     keys = pa.table({"shop": [rng.choice(shops + ["zz"]) for _ in range(30)],
                      "item": pa.array([rng.randrange(7) for _ in range(30)], pa.int32())})
     assert_values_match_batch(store, t, keys)
-    assert_values_match_batch(store, t, keys.slice(0, 1))
+    for i in range(keys.num_rows):  # single keys, with and without nulls among the values
+        assert_values_match_batch(store, t, keys.slice(i, 1))

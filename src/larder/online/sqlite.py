@@ -452,6 +452,8 @@ class SQLiteOnlineStore(OnlineStore):
         layout, fixed, var = self._read(table, pks)
         lean = layout.lean_plan(table, plan)
         codec = layout.codec
+        if n == 1 and not lean.others:
+            return ValueBatch(plan.names, 1, np.array([fixed[0] == 1]), self._one_row_blocks(lean, fixed), {})
         rows = np.frombuffer(fixed, np.uint8).reshape(n, codec.width)
         found = rows[:, 0] == 1
         blocks = []
@@ -468,3 +470,20 @@ class SQLiteOnlineStore(OnlineStore):
             out = assemble(table, lean.others, decoded, n)
             arrays = {name: col.combine_chunks() for name, col in zip(lean.others, out.columns, strict=True)}
         return ValueBatch(plan.names, n, found, blocks, arrays)
+
+    @staticmethod
+    def _one_row_blocks(lean: _LeanPlan, record: bytes) -> list[ValueBlock]:
+        """The blocks of a single record, read straight from its bytes (the serving case: the general
+        path's reshape, strided views and reductions cost more than the decoding itself)."""
+        blocks = []
+        for group, sel, names, dtype, flags in lean.blocks:
+            values = np.frombuffer(record, dtype, count=len(group.names), offset=group.start)
+            values = (values[sel] if sel is not None else values.copy()).reshape(-1, 1)
+            if isinstance(flags, slice):
+                flag_bytes = record[flags]
+                nulls = (np.frombuffer(flag_bytes, np.uint8) != 0).reshape(-1, 1) if flag_bytes.strip(b"\0") else None
+            else:
+                mask = [record[p] != 0 for p in flags]
+                nulls = np.array(mask, bool).reshape(-1, 1) if any(mask) else None
+            blocks.append(ValueBlock(group.type, names, values, nulls))
+        return blocks
