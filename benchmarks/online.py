@@ -79,16 +79,23 @@ def summary(ms: list[float]) -> dict[str, float]:
     return {"p50_ms": pct(ms, 50), "p99_ms": pct(ms, 99), "mean_ms": float(np.mean(ms)), "calls": len(ms)}
 
 
-def interleaved(contenders: dict[str, Callable[[np.ndarray], Any]], key_sets: list[np.ndarray]
-                ) -> dict[str, dict[str, float]]:
-    """Latency of each contender over the same key sets, calls alternating between contenders; the order
-    rotates every round, so no contender always runs first (on caches cooled by the others)."""
+def interleaved(contenders: dict[str, Callable[[np.ndarray], Any]],
+                key_sets: list[np.ndarray] | dict[str, list[np.ndarray]]) -> dict[str, dict[str, float]]:
+    """Latency of each contender, calls alternating between contenders; the order rotates every round,
+    so no contender always runs first (on caches cooled by the others).
+
+    ``key_sets`` is one list shared by all contenders, or one list per contender: independent random
+    keys, so that no contender reads keys another one has just pulled into a cache it shares (SQLite's
+    page cache is per connection, and contenders of one family share a connection)."""
     times: dict[str, list[float]] = {name: [] for name in contenders}
     items = list(contenders.items())
+    per_name = key_sets if isinstance(key_sets, dict) else {name: key_sets for name in contenders}
+    rounds = len(next(iter(per_name.values())))
     gc.collect()
-    for i, keys in enumerate(key_sets):
+    for i in range(rounds):
         shift = i % len(items)
         for name, fn in items[shift:] + items[:shift]:
+            keys = per_name[name][i]
             t0 = time.perf_counter()
             fn(keys)
             dt = (time.perf_counter() - t0) * 1e3
@@ -314,7 +321,7 @@ def bench_store(kind: str, spec: Any, raw_factory: Callable[[list[str]], Any], r
             np.testing.assert_allclose(check[names].to_numpy(), expect[names].to_numpy())
             got = fe.get_online_features(feature_spec, {"id": key_sets[0].tolist()}, output="dict")
             assert got == raw.read_dict(key_sets[0])
-            res = interleaved({
+            contenders = {
                 # store level: keys in, typed values out
                 "read_values": lambda ids: store.read_values(online_table, [str(k) for k in ids.tolist()]),
                 "read_batch": lambda ids: store.read_batch(online_table, pa.table({"id": ids})),
@@ -325,7 +332,13 @@ def bench_store(kind: str, spec: Any, raw_factory: Callable[[list[str]], Any], r
                 "raw_dict": raw.read_dict,
                 "larder": lambda ids: fe.get_online_features(feature_spec, pd.DataFrame({"id": ids})),
                 "raw_dataframe": raw.read_frame,
-            }, key_sets)
+            }
+            # each contender its own random keys (same count, same distribution): a key one contender
+            # just read is not handed warm to the next one through a shared page cache
+            res = interleaved(contenders, {name: key_sets if j == 0 else
+                                           [rng.choice(rows, n, replace=False).astype(np.int64)
+                                            for _ in range(calls + WARMUP)]
+                                           for j, name in enumerate(contenders)})
             res["read_values_vs_raw_p50"] = res["read_values"]["p50_ms"] / res["raw"]["p50_ms"]
             res["larder_dict_vs_raw_dict_p50"] = res["larder_dict"]["p50_ms"] / res["raw_dict"]["p50_ms"]
             res["larder_vs_raw_p50"] = res["larder"]["p50_ms"] / res["raw"]["p50_ms"]
