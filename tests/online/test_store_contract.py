@@ -508,3 +508,73 @@ def test_read_values_composite_keys_and_random_rows(store: OnlineStore) -> None:
     assert_values_match_batch(store, t, keys)
     for i in range(keys.num_rows):  # single keys, with and without nulls among the values
         assert_values_match_batch(store, t, keys.slice(i, 1))
+
+
+def assert_one_key_matches_general(store: OnlineStore, t: OnlineTable, pk: str | None, others: list[str],
+                                   features: list[str] | None) -> None:
+    """``read_values`` of one key gives what the many-key path gives for that key: blocks of the same
+    names, dtypes, values and nulls, and ``arrays`` of the same names (in order), types and values."""
+    one = store.read_values(t, [pk], features)
+    many = store.read_values(t, [*others, pk], features)  # more than one key: the general decode
+    i = len(others)
+    assert one.n == 1 and one.names == many.names
+    assert one.found.dtype == bool and one.found.shape == (1,) and one.found[0] == many.found[i]
+    assert [(b.type, b.names) for b in one.blocks] == [(b.type, b.names) for b in many.blocks]
+    for a, b in zip(one.blocks, many.blocks, strict=True):
+        assert a.values.dtype == b.values.dtype and a.values.shape == (len(a.names), 1)
+        assert a.values.flags.aligned
+        expected_nulls = np.zeros((len(b.names), 1), bool) if b.nulls is None else b.nulls[:, i : i + 1]
+        got_nulls = np.zeros((len(a.names), 1), bool) if a.nulls is None else a.nulls
+        assert a.nulls is None or a.nulls.any()
+        np.testing.assert_array_equal(got_nulls, expected_nulls)
+        valid = ~got_nulls
+        np.testing.assert_array_equal(a.values[valid], b.values[:, i : i + 1][valid])
+    assert list(one.arrays) == list(many.arrays)
+    for name, arr in one.arrays.items():
+        expected = many.arrays[name].slice(i, 1)
+        assert arr.type == expected.type, name
+        if pa.types.is_dictionary(arr.type):  # the dictionary holds the batch's values: compare decoded
+            arr, expected = arr.dictionary_decode(), expected.dictionary_decode()
+        assert len(arr) == 1 and arr.null_count == expected.null_count, name
+        assert arr.equals(expected) or pa.types.is_floating(arr.type), (name, arr, expected)  # NaN != NaN
+        assert same(arr.to_pylist()[0], expected.to_pylist()[0]), name
+
+
+def test_read_values_one_key_mixed_types_matches_general_path(store: OnlineStore) -> None:
+    """The one-key fast paths decode strings, binaries, timestamps, dates, decimals and booleans beside
+    numbers exactly as the general decode does, with and without nulls, present or missing."""
+    t = table(ALL_TYPES, ["id"])
+    data = every_type_rows()
+    n = len(data["id"])
+    store.write_batch(t, rows(t, data, [1] * n))
+    pk = _pks(t, pa.table({"id": pa.array([0], pa.int64())}))[0]
+    assert pk == "0"
+    mixed = ["f64", "name", "flag", "ts", "i32", "blob", "day", "price", "naive", "u64"]
+    subsets = [None, mixed, ["name"], ["ts", "name", "blob"], ["cat", "nothing", "name", "f32"], mixed[::-1]]
+    for features in subsets:
+        for key in [*map(str, range(n)), "10000", None]:  # every row (each with nulls elsewhere), missing, null
+            for _ in range(2):  # the first call prepares the one-key plan, the second one uses it
+                assert_one_key_matches_general(store, t, key, ["1", "10000"], features)
+
+
+def test_read_values_one_key_after_changes(store: OnlineStore) -> None:
+    """A feature list changed in place, a rewritten row and a replaced table are all seen by the next
+    one-key read (nothing stale is served from what the store prepared for the previous read)."""
+    schema = pa.schema([("id", pa.int64()), ("x", pa.float64()), ("s", pa.string()), ("b", pa.bool_())])
+    t = table(schema, ["id"])
+    store.write_batch(t, rows(t, {"id": [1, 2], "x": [1.5, None], "s": ["a", None], "b": [True, None]}, [1, 1]))
+    features = ["x", "s"]
+    first = store.read_values(t, ["1"], features)
+    assert first.to_arrow(t).to_pylist() == [{"x": 1.5, "s": "a"}]
+    features.append("b")  # same list object, new contents
+    assert store.read_values(t, ["1"], features).to_arrow(t).to_pylist() == [{"x": 1.5, "s": "a", "b": True}]
+    assert store.read_values(t, ["2"], features).to_arrow(t).to_pylist() == [{"x": None, "s": None, "b": None}]
+    store.write_batch(t, rows(t, {"id": [1], "x": [2.5], "s": ["bb"], "b": [False]}, [2]))
+    assert store.read_values(t, ["1"], features).to_arrow(t).to_pylist() == [{"x": 2.5, "s": "bb", "b": False}]
+    store.replace_table(t, [rows(t, {"id": [3], "x": [7.0], "s": ["c"], "b": [True]}, [1])])
+    gone = store.read_values(t, ["1"], features)
+    assert not gone.found[0] and gone.to_arrow(t).to_pylist() == [{"x": None, "s": None, "b": None}]
+    assert store.read_values(t, ["3"], features).to_arrow(t).to_pylist() == [{"x": 7.0, "s": "c", "b": True}]
+    store.drop_table(t)
+    with pytest.raises(OnlineTableNotFoundError):
+        store.read_values(t, ["3"], features)

@@ -27,6 +27,7 @@ offline tables by publishing again). Each thread gets its own connection.
 from __future__ import annotations
 
 import sqlite3
+import struct
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -131,6 +132,116 @@ class _Layout:
         return cls(physical, codec, schema_bytes, select)
 
 
+_NULL_BIT = pa.py_buffer(b"\x00")  # validity of one null value
+_FOUND = np.ones(1, bool)
+_MISSING = np.zeros(1, bool)
+
+
+@dataclass(frozen=True, slots=True)
+class _OneKey:
+    """Everything a one-key ``read_values`` of a (table, feature list) needs, prepared once.
+
+    The serving case: one ``SELECT`` of one record, then each type group of numbers is one numpy copy
+    of a slice of the record, and each other feature stored with its declared type one Arrow array
+    built from the record's bytes (what the general decode gives for one row).
+    """
+
+    table: OnlineTable
+    features: list[str] | None  # the caller's list, kept so that its id is not reused while cached
+    copy: list[str] | None  # its contents when prepared: a list changed in place is prepared again
+    layout: _Layout
+    plan: ReadPlan
+    sql: str
+    clean: bytes  # a found record without a null value starts with these bytes
+    #: per type group: (type, names, dtype, values in the group, byte offset, positions or None, flags)
+    blocks: tuple[tuple[pa.DataType, tuple[str, ...], np.dtype, int, int, list[int] | None, slice | list[int]], ...]
+    #: fixed-width features that are not numbers (timestamps, dates, decimals): (name, type, offset, width, flag)
+    fixed: tuple[tuple[str, pa.DataType, int, int, int], ...]
+    #: strings and binaries: (name, type, index among the record's variable-width values, flag, offsets format)
+    var: tuple[tuple[str, pa.DataType, int, int, str], ...]
+    lengths: struct.Struct | None  # the record's uint32 lengths of its variable-width values
+    slow: list[str]  # the rest (retyped, never stored, null type): the general decode
+    names_out: list[str]  # the order of ``arrays`` in the result (the plan's order)
+
+    @classmethod
+    def create(cls, table: OnlineTable, features: list[str] | None, layout: _Layout, plan: ReadPlan) -> _OneKey:
+        codec = layout.codec
+        lean = layout.lean_plan(table, plan)
+        blocks = tuple(
+            (group.type, names, dtype, len(group.names), group.start, sel, flags)
+            for group, sel, names, dtype, flags in lean.blocks
+        )
+        wanted = dict(zip(plan.names, plan.types, strict=True))
+        fixed, var, slow = [], [], []
+        var_index = {name: v for v, name in enumerate(codec.var_names)}
+        starts = {name: g.start + c * g.width for g in codec.groups for c, name in enumerate(g.names)}
+        widths = {name: g.width for g in codec.groups for name in g.names}
+        for name in lean.others:
+            t = wanted[name]
+            stored = codec.schema.field(name).type if name in codec.position else None
+            flag = 1 + codec.position[name] if stored is not None else 0
+            if stored is None or stored != t:
+                slow.append(name)
+            elif name in starts:
+                fixed.append((name, t, starts[name], widths[name], flag))
+            elif name in var_index:
+                large = pa.types.is_large_string(t) or pa.types.is_large_binary(t)
+                var.append((name, t, var_index[name], flag, "<qq" if large else "<ii"))
+            else:
+                slow.append(name)
+        nv = len(codec.var_names)
+        cols = "_fixed, _var" if nv else "_fixed"
+        return cls(
+            table, features, None if features is None else list(features), layout, plan,
+            f"SELECT {cols} FROM {_quote(layout.physical)} WHERE _k = ?",
+            b"\x01" + bytes(len(codec.names)), blocks, tuple(fixed), tuple(var),
+            struct.Struct(f"<{nv}I") if var else None, slow, [n for n in plan.names if n in set(lean.others)],
+        )
+
+    def decode(self, record: bytes, var: bytes | None, found: bool) -> ValueBatch:
+        """The batch of one record (the all-null record of a missing key when not ``found``)."""
+        clean = found and record.startswith(self.clean)
+        blocks = []
+        for typ, names, dtype, count, offset, sel, flags in self.blocks:
+            view = np.ndarray((count, 1), dtype, record, offset)
+            values = view.copy() if sel is None else view[sel]
+            nulls = None
+            if not clean:
+                if isinstance(flags, slice):
+                    if record.count(0, flags.start, flags.stop) != flags.stop - flags.start:
+                        nulls = np.ndarray((flags.stop - flags.start, 1), np.uint8, record, flags.start) != 0
+                else:
+                    mask = [record[p] != 0 for p in flags]
+                    nulls = np.array(mask, bool).reshape(-1, 1) if any(mask) else None
+            blocks.append(ValueBlock(typ, names, values, nulls))
+        arrays: dict[str, pa.Array] = {}
+        if self.fixed or self.var or self.slow:
+            arrays = self._arrays(record, var, clean)
+        return ValueBatch(self.plan.names, 1, (_FOUND if found else _MISSING).copy(), blocks, arrays)
+
+    def _arrays(self, record: bytes, var: bytes | None, clean: bool) -> dict[str, pa.Array]:
+        got: dict[str, pa.Array] = {}
+        for name, t, offset, width, flag in self.fixed:
+            validity = None if clean or not record[flag] else _NULL_BIT
+            got[name] = pa.Array.from_buffers(t, 1, [validity, pa.py_buffer(record[offset : offset + width])])
+        if self.var:
+            assert self.lengths is not None
+            lengths = self.lengths.unpack_from(record, self.layout.codec.var_start)
+            data = pa.py_buffer(var or b"")
+            for name, t, v, flag, fmt in self.var:
+                start = sum(lengths[:v])
+                validity = None if clean or not record[flag] else _NULL_BIT
+                offsets = pa.py_buffer(struct.pack(fmt, start, start + lengths[v]))
+                got[name] = pa.Array.from_buffers(t, 1, [validity, offsets, data])
+        if self.slow:
+            codec = self.layout.codec
+            stored = [name for name in self.slow if name in codec.position]
+            decoded = codec.decode(record, 1, [var], stored)
+            out = assemble(self.table, self.slow, decoded, 1)
+            got.update((name, col.combine_chunks()) for name, col in zip(self.slow, out.columns, strict=True))
+        return {name: got[name] for name in self.names_out}
+
+
 class SQLiteOnlineStore(OnlineStore):
     """Online store in one SQLite file.
 
@@ -161,6 +272,7 @@ class SQLiteOnlineStore(OnlineStore):
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._layouts: dict[str, _Layout] = {}
+        self._one: dict[tuple[int, int], _OneKey] = {}  # (id of table, id of features) -> plan
         self._closed = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -445,15 +557,42 @@ class SQLiteOnlineStore(OnlineStore):
         self, table: OnlineTable, pks: Sequence[str | None], features: list[str] | None = None
     ) -> ValueBatch:
         """Lean read: each type group of the packed records becomes one numpy matrix (a strided view
-        of the records, copied once); other features are decoded to Arrow as in ``read_batch``."""
+        of the records, copied once); other features are decoded to Arrow as in ``read_batch``.
+
+        One key (the serving case) takes a path prepared once per (table, feature list): one
+        ``SELECT`` of one record, decoded straight from its bytes.
+        """
+        if len(pks) == 1:
+            one = self._one.get((id(table), id(features)))
+            if (
+                one is not None
+                and one.table is table
+                and one.features is features
+                and one.layout is self._layouts.get(table.name)
+                and (features is None or features == one.copy)
+            ):
+                pk = pks[0]
+                if pk is not None:
+                    try:
+                        row = self._conn().execute(one.sql, (pk,)).fetchone()
+                    except sqlite3.Error:
+                        row = False  # a replaced or dropped table: the general path looks it up again
+                    if row is not False:
+                        if row is None:
+                            return one.decode(one.layout.codec.missing_row, None, False)
+                        return one.decode(row[0], row[1] if one.var else None, True)
         plan = read_plan(table, features)
         pks = pks if isinstance(pks, list) else list(pks)
         n = len(pks)
         layout, fixed, var = self._read(table, pks)
+        if n == 1:
+            one = _OneKey.create(table, features, layout, plan)
+            if len(self._one) >= 256:
+                self._one.clear()
+            self._one[(id(table), id(features))] = one
+            return one.decode(fixed, var[0] if var else None, fixed[0] == 1)
         lean = layout.lean_plan(table, plan)
         codec = layout.codec
-        if n == 1 and not lean.others:
-            return ValueBatch(plan.names, 1, np.array([fixed[0] == 1]), self._one_row_blocks(lean, fixed), {})
         rows = np.frombuffer(fixed, np.uint8).reshape(n, codec.width)
         found = rows[:, 0] == 1
         blocks = []
@@ -470,20 +609,3 @@ class SQLiteOnlineStore(OnlineStore):
             out = assemble(table, lean.others, decoded, n)
             arrays = {name: col.combine_chunks() for name, col in zip(lean.others, out.columns, strict=True)}
         return ValueBatch(plan.names, n, found, blocks, arrays)
-
-    @staticmethod
-    def _one_row_blocks(lean: _LeanPlan, record: bytes) -> list[ValueBlock]:
-        """The blocks of a single record, read straight from its bytes (the serving case: the general
-        path's reshape, strided views and reductions cost more than the decoding itself)."""
-        blocks = []
-        for group, sel, names, dtype, flags in lean.blocks:
-            values = np.frombuffer(record, dtype, count=len(group.names), offset=group.start)
-            values = (values[sel] if sel is not None else values.copy()).reshape(-1, 1)
-            if isinstance(flags, slice):
-                flag_bytes = record[flags]
-                nulls = (np.frombuffer(flag_bytes, np.uint8) != 0).reshape(-1, 1) if flag_bytes.strip(b"\0") else None
-            else:
-                mask = [record[p] != 0 for p in flags]
-                nulls = np.array(mask, bool).reshape(-1, 1) if any(mask) else None
-            blocks.append(ValueBlock(group.type, names, values, nulls))
-        return blocks
