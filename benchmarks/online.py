@@ -81,8 +81,10 @@ def summary(ms: list[float]) -> dict[str, float]:
 
 def interleaved(contenders: dict[str, Callable[[np.ndarray], Any]],
                 key_sets: list[np.ndarray] | dict[str, list[np.ndarray]]) -> dict[str, dict[str, float]]:
-    """Latency of each contender, calls alternating between contenders; the order rotates every round,
-    so no contender always runs first (on caches cooled by the others).
+    """Latency of each contender, calls alternating between contenders in a new random order every
+    round: no contender always runs first, and none always runs right after the same neighbour (a
+    rotation keeps the cyclic order, so each contender would always follow the same one, e.g. the
+    pandas-heavy one that leaves the CPU caches cold).
 
     ``key_sets`` is one list shared by all contenders, or one list per contender: independent random
     keys, so that no contender reads keys another one has just pulled into a cache it shares (SQLite's
@@ -91,10 +93,11 @@ def interleaved(contenders: dict[str, Callable[[np.ndarray], Any]],
     items = list(contenders.items())
     per_name = key_sets if isinstance(key_sets, dict) else {name: key_sets for name in contenders}
     rounds = len(next(iter(per_name.values())))
+    order_rng = np.random.default_rng(len(items) * 1_000_003 + rounds)
     gc.collect()
     for i in range(rounds):
-        shift = i % len(items)
-        for name, fn in items[shift:] + items[:shift]:
+        for j in order_rng.permutation(len(items)).tolist():
+            name, fn = items[j]
             keys = per_name[name][i]
             t0 = time.perf_counter()
             fn(keys)

@@ -368,7 +368,7 @@ def is_block_type(t: pa.DataType) -> bool:
     return t in _BLOCK_TYPES
 
 
-@dataclass
+@dataclass(slots=True)
 class ValueBlock:
     """Features of one numeric (or boolean) type: a ``(features, rows)`` matrix and its nulls.
 
@@ -383,7 +383,7 @@ class ValueBlock:
     nulls: np.ndarray | None
 
 
-@dataclass
+@dataclass(slots=True)
 class ValueBatch:
     """What :meth:`OnlineStore.read_values` returns: the features of ``n`` keys, in the keys' order.
 

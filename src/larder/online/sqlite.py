@@ -203,21 +203,23 @@ class _OneKey:
         clean = found and record.startswith(self.clean)
         blocks = []
         for typ, names, dtype, count, offset, sel, flags in self.blocks:
-            view = np.ndarray((count, 1), dtype, record, offset)
-            values = view.copy() if sel is None else view[sel]
+            values = np.ndarray((count, 1), dtype, record, offset)
+            values = values.copy() if sel is None else values[sel]
+            if clean:
+                blocks.append(ValueBlock(typ, names, values, None))
+                continue
             nulls = None
-            if not clean:
-                if isinstance(flags, slice):
-                    if record.count(0, flags.start, flags.stop) != flags.stop - flags.start:
-                        nulls = np.ndarray((flags.stop - flags.start, 1), np.uint8, record, flags.start) != 0
-                else:
-                    mask = [record[p] != 0 for p in flags]
-                    nulls = np.array(mask, bool).reshape(-1, 1) if any(mask) else None
+            if isinstance(flags, slice):
+                if record.count(0, flags.start, flags.stop) != flags.stop - flags.start:
+                    nulls = np.ndarray((flags.stop - flags.start, 1), np.uint8, record, flags.start) != 0
+            else:
+                mask = [record[p] != 0 for p in flags]
+                nulls = np.array(mask, bool).reshape(-1, 1) if any(mask) else None
             blocks.append(ValueBlock(typ, names, values, nulls))
-        arrays: dict[str, pa.Array] = {}
-        if self.fixed or self.var or self.slow:
-            arrays = self._arrays(record, var, clean)
-        return ValueBatch(self.plan.names, 1, (_FOUND if found else _MISSING).copy(), blocks, arrays)
+        return ValueBatch(
+            self.plan.names, 1, (_FOUND if found else _MISSING).copy(), blocks,
+            self._arrays(record, var, clean) if self.names_out else {},
+        )
 
     def _arrays(self, record: bytes, var: bytes | None, clean: bool) -> dict[str, pa.Array]:
         got: dict[str, pa.Array] = {}
@@ -272,7 +274,7 @@ class SQLiteOnlineStore(OnlineStore):
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._layouts: dict[str, _Layout] = {}
-        self._one: dict[tuple[int, int], _OneKey] = {}  # (id of table, id of features) -> plan
+        self._one: dict[int, _OneKey] = {}  # id of table ^ id of features -> one-key plan
         self._closed = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -563,7 +565,8 @@ class SQLiteOnlineStore(OnlineStore):
         ``SELECT`` of one record, decoded straight from its bytes.
         """
         if len(pks) == 1:
-            one = self._one.get((id(table), id(features)))
+            # keyed by both identities (a collision only costs a fresh plan: the entry is checked)
+            one = self._one.get(id(table) ^ id(features))
             if (
                 one is not None
                 and one.table is table
@@ -571,16 +574,20 @@ class SQLiteOnlineStore(OnlineStore):
                 and one.layout is self._layouts.get(table.name)
                 and (features is None or features == one.copy)
             ):
-                pk = pks[0]
-                if pk is not None:
-                    try:
-                        row = self._conn().execute(one.sql, (pk,)).fetchone()
-                    except sqlite3.Error:
-                        row = False  # a replaced or dropped table: the general path looks it up again
-                    if row is not False:
-                        if row is None:
-                            return one.decode(one.layout.codec.missing_row, None, False)
-                        return one.decode(row[0], row[1] if one.var else None, True)
+                if pks[0] is None:
+                    return one.decode(one.layout.codec.missing_row, None, False)
+                try:
+                    conn = self._local.conn
+                except AttributeError:
+                    conn = self._conn()
+                try:
+                    row = conn.execute(one.sql, (pks[0],)).fetchone()
+                except sqlite3.Error:
+                    row = False  # a replaced or dropped table: the general path looks it up again
+                if row is not False:
+                    if row is None:
+                        return one.decode(one.layout.codec.missing_row, None, False)
+                    return one.decode(row[0], row[1] if one.var else None, True)
         plan = read_plan(table, features)
         pks = pks if isinstance(pks, list) else list(pks)
         n = len(pks)
@@ -589,7 +596,7 @@ class SQLiteOnlineStore(OnlineStore):
             one = _OneKey.create(table, features, layout, plan)
             if len(self._one) >= 256:
                 self._one.clear()
-            self._one[(id(table), id(features))] = one
+            self._one[id(table) ^ id(features)] = one
             return one.decode(fixed, var[0] if var else None, fixed[0] == 1)
         lean = layout.lean_plan(table, plan)
         codec = layout.codec
