@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 #: Lookups of at most this many rows take the lean path (the general one wins for large batches).
 LEAN_MAX_ROWS = 1000
+#: Lean lookups of at most this many rows call feature functions once per row on Python values (their
+#: defined meaning) instead of once on pandas Series, when the inputs hold no nulls (see apply_functions).
+ROW_CALLS_MAX_ROWS = 16
 
 
 @dataclass(frozen=True)
@@ -252,26 +255,188 @@ def _add_block(sp: _SourcePlan, typ: pa.DataType, names: tuple[str, ...], values
         blocks.append(([names_out[j] for j in keep], typ, values[keep], None))
 
 
+# -- feature functions ----------------------------------------------------------------------------
+
+
+def _exact_type(t: pa.DataType) -> bool:
+    """Types whose values survive the general path's Arrow -> pandas -> Python round trip unchanged
+    when there are no nulls (nor NaN), so that Arrow's ``to_pylist()`` gives what ``py_values`` gives."""
+    return (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
+            or pa.types.is_string(t) or pa.types.is_large_string(t))
+
+
+def _arrow_python(arr: pa.Array) -> tuple[Any, list[Any]] | None:
+    """(kind, Python values) of an Arrow column without nulls or NaN, of an exact type; else None."""
+    t = arr.type
+    if arr.null_count or not _exact_type(t):
+        return None
+    if pa.types.is_floating(t) and np.isnan(arr.to_numpy(zero_copy_only=False)).any():
+        return None
+    # numbers and booleans without nulls are numpy columns in pandas: the same kind as numpy values
+    kind = ("arrow", t) if pa.types.is_string(t) or pa.types.is_large_string(t) else np.dtype(t.to_pandas_dtype())
+    return kind, arr.to_pylist()
+
+
+def _numpy_python(values: Any) -> tuple[Any, list[Any]] | None:
+    """(kind, Python values) of a pandas column's values (numpy numbers and booleans, or pandas
+    strings) without nulls or NaN; else None."""
+    if isinstance(values, np.ndarray):
+        kind = values.dtype.kind
+        if kind in "iub" or (kind == "f" and not np.isnan(values).any()):
+            return values.dtype, values.tolist()
+        return None
+    if isinstance(values, pd.api.extensions.ExtensionArray) and isinstance(values.dtype, pd.StringDtype):
+        arr = pa.array(values, from_pandas=True)
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        if arr.null_count:
+            return None
+        return ("pandas", str(values.dtype), values.dtype.storage), arr.to_pylist()
+    return None
+
+
+def _exact_result(arr: pa.Array | np.ndarray) -> bool:
+    if isinstance(arr, np.ndarray):  # run_rows' numbers and booleans, never null nor NaN
+        return True
+    return _arrow_python(arr) is not None if pa.types.is_floating(arr.type) else (
+        not arr.null_count and _exact_type(arr.type))
+
+
+def apply_functions(asm: OnlineFeatureAssembler, frame: pd.DataFrame, res: LeanResult) -> dict[str, Any]:
+    """The spec's feature functions on a lean lookup's rows: ``{output: values}``, in spec order.
+
+    Values are an Arrow array when its type and values make the general path's pandas round trip
+    exact (numbers, booleans and strings without nulls), else the pandas Series the general path holds.
+
+    With at most :data:`ROW_CALLS_MAX_ROWS` rows and inputs without nulls, a function is called once
+    per row on plain Python values (:meth:`~larder.training.execute.FunctionRunner.run_rows`): its
+    meaning, typed as the Series route types it. Otherwise (and when ``run_rows`` declines: the first
+    call for inputs of given kinds in ``mode="auto"``, a raising row, ``mode="vectorized"``), it runs as
+    on the general path (``run_arrow`` on Series of the same dtypes), which also teaches ``run_rows``
+    the typing for those kinds of inputs."""
+    from larder.online.lookup import _frame_column
+
+    n = res.n
+    out: dict[str, Any] = {}
+    python: dict[str, tuple[Any, list[Any]] | None] = {}
+    series: dict[str, pd.Series] = {}
+    key_series: dict[str, pd.Series] | None = None
+
+    def python_of(c: str) -> tuple[Any, list[Any]] | None:
+        if c in python:
+            return python[c]
+        v = out.get(c)
+        if v is not None:
+            got = (_arrow_python(v) if isinstance(v, pa.Array) else _numpy_python(v) if isinstance(v, np.ndarray)
+                   else None)
+        elif c in frame.columns:
+            got = _numpy_python(_frame_column(frame, c))
+        elif c in res.where:
+            b, r = res.where[c]
+            got = _numpy_python(res.blocks[b][2][r])
+        elif c in res.arrays:
+            got = _arrow_python(res.arrays[c])
+        else:
+            got = None
+        python[c] = got
+        return got
+
+    def column(c: str) -> pd.Series:
+        s = series.get(c)
+        if s is None:
+            v = out.get(c)
+            if isinstance(v, pd.Series):
+                s = v
+            elif isinstance(v, np.ndarray):
+                s = pd.Series(v, name=c, copy=False)
+            elif v is not None:
+                s = v.to_pandas()
+                s.name = c
+            else:
+                values = _frame_column(frame, c) if c in frame.columns else res.pandas_values(c)
+                s = pd.Series(values, name=c, copy=False)
+            series[c] = s
+        return s
+
+    for position, step in asm._functions:
+        runner = step.runner
+        bindings = step.input_bindings
+        arr = None
+        kinds = None
+        if n <= ROW_CALLS_MAX_ROWS and runner.mode != "vectorized" and n > 0:
+            got = [python_of(c) for c in bindings.values()]
+            if all(g is not None for g in got):
+                kinds = tuple((p, g[0]) for p, g in zip(bindings, got, strict=True))  # type: ignore[index]
+                arr = runner.run_rows({p: g[1] for p, g in zip(bindings, got, strict=True)},  # type: ignore[index]
+                                      n, kinds)
+        if arr is None:
+            missing = [c for c in bindings.values() if c not in out and c not in frame.columns and c not in res]
+            if missing:  # validate_frame rules this out; kept as the offline path's message
+                from larder.errors import FunctionError
+                from larder.training.resolve import describe_step
+
+                raise FunctionError(f"{describe_step(position, step)}: input column(s) {missing} are missing.")
+            if key_series is None:
+                key_series = {c: column(c) for c in asm._key_columns if c in frame.columns or c in res}
+            arr = runner.run_arrow({p: column(c) for p, c in bindings.items()}, n, key_series or None,
+                                   learn=kinds)
+        name = step.output_name
+        python.pop(name, None)
+        series.pop(name, None)
+        if _exact_result(arr):
+            out[name] = arr
+        else:
+            assert isinstance(arr, pa.Array)
+            result = arr.to_pandas()
+            result.name = name
+            out[name] = result
+    return out
+
+
+def _pandas_of_function(v: Any) -> Any:
+    from larder.online.lookup import _pandas_values
+
+    if isinstance(v, np.ndarray):
+        return v
+    return _pandas_values(v) if isinstance(v, pa.Array) else v.array
+
+
+def _python_of_function(v: Any) -> list[Any]:
+    if isinstance(v, (np.ndarray, pa.Array)):
+        return v.tolist() if isinstance(v, np.ndarray) else v.to_pylist()  # type: ignore[no-any-return]
+    return pa.array(v, from_pandas=True).to_pylist()  # type: ignore[no-any-return]
+
+
+def _arrow_of_function(v: Any) -> pa.Array:
+    """What the general path's Arrow output holds for a function output: its pandas column through
+    ``pa.array(..., from_pandas=True)``."""
+    if isinstance(v, np.ndarray):
+        return pa.array(v)
+    return pa.array(v.to_pandas() if isinstance(v, pa.Array) else v, from_pandas=True)
+
+
 # -- outputs --------------------------------------------------------------------------------------
 
 
-def to_pandas(res: LeanResult, frame: pd.DataFrame, ordered: list[str], functions: dict[str, pd.Series],
+def to_pandas(res: LeanResult, frame: pd.DataFrame, ordered: list[str], functions: dict[str, Any],
               found_columns: list[tuple[str, np.ndarray]], index: pd.Index, labels: pd.Index) -> pd.DataFrame:
-    """The output frame; each looked-up matrix becomes one pandas block."""
-    from larder.online.lookup import _block_frame, _frame_column, _pandas_values
+    """The output frame in one construction: the looked-up matrices, the caller's columns and the
+    function outputs of one numpy dtype become one pandas block."""
+    from larder.online.lookup import _frame_at, _frame_column, _pandas_values
 
     position = {c: i for i, c in enumerate(ordered)}
-    data: list[tuple[int, Any]] = []
-    for c in ordered:
+    parts: list[tuple[int, Any]] = []
+    where = res.where
+    for i, c in enumerate(ordered):
         if c in functions:
-            data.append((position[c], functions[c].array))
+            parts.append((i, _pandas_of_function(functions[c])))
         elif c in res.arrays:
-            data.append((position[c], _pandas_values(res.arrays[c])))
-        elif c not in res.where:
-            data.append((position[c], _frame_column(frame, c)))
+            parts.append((i, _pandas_values(res.arrays[c])))
+        elif c not in where:
+            parts.append((i, _frame_column(frame, c)))
     base = len(ordered)
     for i, (_name, mask) in enumerate(found_columns):
-        data.append((base + i, mask))
+        parts.append((base + i, mask))
     blocks = []
     for names, _typ, values, _nulls in res.blocks:
         placed = [(j, position[o]) for j, o in enumerate(names) if o in position]
@@ -280,8 +445,7 @@ def to_pandas(res: LeanResult, frame: pd.DataFrame, ordered: list[str], function
         if len(placed) != len(names):
             values = values[[j for j, _ in placed]]
         blocks.append((values, np.asarray([p for _, p in placed])))
-    # _block_frame places ``data``'s columns, in order, at the positions the blocks leave free
-    return _block_frame({str(p): v for p, v in data}, index, labels, blocks=blocks)
+    return _frame_at(parts, blocks, index, labels)
 
 
 def _caller_list(frame: pd.DataFrame, name: str) -> list[Any]:
@@ -293,7 +457,7 @@ def _caller_list(frame: pd.DataFrame, name: str) -> list[Any]:
     return pa.array(frame[name], from_pandas=True).to_pylist()
 
 
-def to_dict(res: LeanResult, frame: pd.DataFrame, ordered: list[str], functions: dict[str, pd.Series],
+def to_dict(res: LeanResult, frame: pd.DataFrame, ordered: list[str], functions: dict[str, Any],
             found_columns: list[tuple[str, np.ndarray]]) -> dict[str, list[Any]]:
     """``{column: [Python values]}``: what ``to_pydict()`` of the Arrow output gives."""
     out: dict[str, list[Any]] = {}
@@ -311,7 +475,7 @@ def to_dict(res: LeanResult, frame: pd.DataFrame, ordered: list[str], functions:
         elif c in res.arrays:
             out[c] = res.arrays[c].to_pylist()
         elif c in functions:
-            out[c] = pa.array(functions[c], from_pandas=True).to_pylist()
+            out[c] = _python_of_function(functions[c])
         else:
             out[c] = _caller_list(frame, c)
     for name, mask in found_columns:
@@ -319,7 +483,7 @@ def to_dict(res: LeanResult, frame: pd.DataFrame, ordered: list[str], functions:
     return out
 
 
-def to_arrow(res: LeanResult, frame: pd.DataFrame, ordered: list[str], functions: dict[str, pd.Series],
+def to_arrow(res: LeanResult, frame: pd.DataFrame, ordered: list[str], functions: dict[str, Any],
              found_columns: list[tuple[str, np.ndarray]]) -> pa.Table:
     """The output as an Arrow table (the general path's ``assemble_arrow`` table plus found columns)."""
     arrays = []
@@ -332,7 +496,8 @@ def to_arrow(res: LeanResult, frame: pd.DataFrame, ordered: list[str], functions
         elif c in res.arrays:
             arrays.append(res.arrays[c])
         else:
-            arrays.append(pa.array(functions[c] if c in functions else frame[c], from_pandas=True))
+            arrays.append(_arrow_of_function(functions[c]) if c in functions
+                          else pa.array(frame[c], from_pandas=True))
     names = list(ordered)
     for name, mask in found_columns:
         arrays.append(pa.array(mask))
@@ -340,5 +505,5 @@ def to_arrow(res: LeanResult, frame: pd.DataFrame, ordered: list[str], functions
     return pa.Table.from_arrays(arrays, names=names)
 
 
-__all__ = ["LEAN_MAX_ROWS", "LeanPlan", "LeanResult", "build_plan", "lean_lookup", "to_arrow", "to_dict",
-           "to_pandas"]
+__all__ = ["LEAN_MAX_ROWS", "ROW_CALLS_MAX_ROWS", "LeanPlan", "LeanResult", "apply_functions", "build_plan",
+           "lean_lookup", "to_arrow", "to_dict", "to_pandas"]

@@ -220,6 +220,7 @@ class OnlineFeatureAssembler:
         self._validated: set[tuple[Any, ...]] = set()
         self._column_index: dict[tuple[str, ...], pd.Index] = {}
         self._order_cache: dict[tuple[str, ...], list[str]] = {}
+        self._last_names: tuple[pd.Index, tuple[Any, ...]] | None = None
         self._lean: LeanPlan | None | bool = False  # built on first use
         #: lookups of at most this many keys take the lean path (0: always the general path)
         self.lean_max_rows = LEAN_MAX_ROWS
@@ -322,9 +323,13 @@ class OnlineFeatureAssembler:
         elif isinstance(keys, pd.DataFrame):
             dtypes = _dtypes(keys)
             if not any(t.kind == "O" for t in dtypes):  # object columns may mix types from call to call
-                signature = ("pandas", tuple(keys.columns), tuple(str(t) for t in dtypes))
-        if signature is not None and signature in self._validated:
-            return keys  # type: ignore[no-any-return]
+                signature = ("pandas", self._names(keys.columns), dtypes)
+        if signature is not None:
+            try:
+                if signature in self._validated:
+                    return keys  # type: ignore[no-any-return]
+            except TypeError:  # an unhashable extension dtype: validate every time
+                signature = None
         frame = as_pandas(keys, what="keys_df")
         columns = set(frame.columns)
         optional = [c for c in self._ts_columns if c not in columns]
@@ -332,6 +337,16 @@ class OnlineFeatureAssembler:
         if signature is not None and len(self._validated) < 256:
             self._validated.add(signature)
         return frame
+
+    def _names(self, columns: pd.Index) -> tuple[Any, ...]:
+        """``tuple(columns)``, remembered for the last Index object (immutable) seen; read straight from
+        the Arrow array behind a pandas 3 ``str`` Index, three times faster than iterating it."""
+        last = self._last_names
+        if last is not None and last[0] is columns:
+            return last[1]
+        names = _index_names(columns)
+        self._last_names = (columns, names)
+        return names
 
     def _labels(self, names: tuple[str, ...]) -> pd.Index:
         """A column index for ``names`` (cached: building one costs more than the rest of a small frame)."""
@@ -342,22 +357,18 @@ class OnlineFeatureAssembler:
                 self._column_index[names] = labels
         return labels
 
-    def _apply_functions(self, frame: pd.DataFrame, outputs: Any, columns: dict[str, Any],
-                         pandas_of: Callable[[str], Any] | None = None) -> None:
+    def _apply_functions(self, frame: pd.DataFrame, outputs: dict[str, pa.Array], columns: dict[str, Any]) -> None:
         """Run the spec's feature functions as the offline :func:`~larder.training.assemble.apply_functions`
         does (same runners, inputs as pandas Series of the same dtypes, a function seeing the outputs of
-        earlier ones), without building intermediate frames: the cost that dominates a few-row lookup.
-
-        ``outputs`` holds the looked-up columns (``in`` works on it); ``pandas_of(name)`` gives one as
-        pandas would hold it (default: ``outputs`` maps names to Arrow arrays)."""
+        earlier ones), without building intermediate frames: the cost that dominates a few-row lookup. ``outputs``
+        holds the looked-up columns as Arrow arrays. (Few-row lookups take ``lean.apply_functions``.)"""
         n = len(frame)
         series: dict[str, pd.Series] = {}
-        convert = pandas_of or (lambda c: _pandas_values(outputs[c]))
 
         def column(c: str) -> pd.Series:
             s = series.get(c)
             if s is None:
-                values = _frame_column(frame, c) if c in frame.columns else convert(c)
+                values = _frame_column(frame, c) if c in frame.columns else _pandas_values(outputs[c])
                 s = pd.Series(values, name=c, copy=False)
                 series[c] = s
             return s
@@ -388,7 +399,7 @@ class OnlineFeatureAssembler:
 
     def _ordered(self, frame_in: pd.DataFrame) -> list[str]:
         """Output columns: the caller's, then the spec's outputs (minus ``exclude_columns``)."""
-        key = tuple(frame_in.columns)
+        key = self._names(frame_in.columns)
         hit = self._order_cache.get(key)
         if hit is None:
             excluded = set(self.spec.exclude_columns)
@@ -454,9 +465,7 @@ class OnlineFeatureAssembler:
 
         frame = frame_in.reset_index(drop=True) if not _is_range(frame_in.index) else frame_in
         res = lean.lean_lookup(self, plan, frame)
-        functions: dict[str, Any] = {}
-        if self._functions:
-            self._apply_functions(frame, res, functions, res.pandas_values)
+        functions = lean.apply_functions(self, frame, res) if self._functions else {}
         ordered = self._ordered(frame_in)
         found_columns = [(FOUND_PREFIX + label, res.found[label]) for label in self.labels] if include_found else []
         if output == "pandas":
@@ -550,6 +559,16 @@ def _frame_column(frame: pd.DataFrame, name: str) -> Any:
     return frame[name].array
 
 
+def _index_names(columns: pd.Index) -> tuple[Any, ...]:
+    """``tuple(columns)``; for an Index backed by an Arrow string array (pandas 3's ``str``), from the
+    Arrow array (``to_pylist`` gives the same strings, much faster than iterating the Index)."""
+    arrow = getattr(getattr(columns, "_values", None), "_pa_array", None)
+    if isinstance(arrow, pa.ChunkedArray) and not arrow.null_count and (
+            pa.types.is_string(arrow.type) or pa.types.is_large_string(arrow.type)):
+        return tuple(arrow.to_pylist())
+    return tuple(columns)
+
+
 def _dtypes(frame: pd.DataFrame) -> tuple[Any, ...]:
     """The column dtypes of ``frame`` in order; ``frame.dtypes`` builds a Series, ten times slower for
     a small frame than asking the block manager (used when this pandas has it)."""
@@ -580,38 +599,56 @@ def _pandas_values(arr: pa.Array) -> Any:
 def _block_frame(data: dict[str, Any], index: pd.Index, columns: pd.Index | None = None,
                  blocks: Sequence[tuple[np.ndarray, np.ndarray]] = ()) -> pd.DataFrame:
     """``pd.DataFrame(data, index=index)`` for 1-D numpy and extension arrays of ``len(index)``, built
-    block by block (numpy columns of one dtype share a 2-D block), which is several times faster than
-    the general constructor for a few rows and many columns: the online lookup's common case.
+    block by block (all numpy columns of one dtype share one 2-D block), which is several times faster
+    than the general constructor for a few rows and many columns: the online lookup's common case.
 
     ``blocks`` are further ready 2-D blocks ``(values (k, rows), column positions)``; ``data``'s columns
     then fill the remaining positions in order (``columns`` must be given)."""
     labels = columns if columns is not None else pd.Index(list(data))
-    taken = {int(p) for _, placement in blocks for p in placement}
-    free = (i for i in range(len(labels)) if i not in taken)
-    parts = [(next(free), v) for v in data.values()]
+    if blocks:
+        taken = {int(p) for _, placement in blocks for p in placement}
+        free = (i for i in range(len(labels)) if i not in taken)
+        parts = [(next(free), v) for v in data.values()]
+    else:
+        parts = list(enumerate(data.values()))
+    return _frame_at(parts, blocks, index, labels)
+
+
+def _frame_at(parts: list[tuple[int, Any]], blocks: Sequence[tuple[np.ndarray, np.ndarray]], index: pd.Index,
+              labels: pd.Index) -> pd.DataFrame:
+    """The frame with column ``p`` holding ``values`` for each ``(p, values)`` of ``parts`` (1-D numpy or
+    extension arrays) and the rows of each 2-D block of ``blocks`` at its positions: one pandas block
+    per numpy dtype (a single block for all-float features), one per extension array."""
     try:
         from pandas.api.internals import create_dataframe_from_blocks
     except ImportError:  # pragma: no cover - pandas < 2.3
         return _plain_frame(parts, blocks, index, labels)
-    groups: dict[np.dtype[Any], list[np.ndarray]] = {}
-    placement: dict[np.dtype[Any], list[int]] = {}
-    out: list[tuple[Any, np.ndarray]] = [(np.ascontiguousarray(b), np.asarray(p)) for b, p in blocks]
+    groups: dict[np.dtype[Any], list[tuple[np.ndarray, Any]]] = {}
+    out: list[tuple[Any, np.ndarray]] = []
+    for values, positions in blocks:
+        groups.setdefault(values.dtype, []).append((values, positions))
     for i, v in parts:
         if isinstance(v, pd.arrays.NumpyExtensionArray):
             v = v.to_numpy()
         if isinstance(v, np.ndarray):
             if v.ndim != 1 or v.dtype.kind not in "biufO":
                 return _plain_frame(parts, blocks, index, labels)
-            groups.setdefault(v.dtype, []).append(v)
-            placement.setdefault(v.dtype, []).append(i)
+            groups.setdefault(v.dtype, []).append((v, i))
         elif isinstance(v, pd.api.extensions.ExtensionArray):
             out.append((v, np.array([i])))
         else:
             return _plain_frame(parts, blocks, index, labels)
-    for dtype, arrays in groups.items():
-        # a copy either way: Arrow's zero-copy numpy views are read-only
-        block = np.vstack(arrays) if len(arrays) > 1 else arrays[0].reshape(1, -1).copy()
-        out.append((block, np.asarray(placement[dtype])))
+    for members in groups.values():
+        if len(members) == 1:
+            values, positions = members[0]
+            if values.ndim == 1:  # a copy: Arrow's zero-copy numpy views are read-only
+                out.append((values.reshape(1, -1).copy(), np.array([positions])))
+            else:
+                out.append((np.ascontiguousarray(values), np.asarray(positions)))
+            continue
+        block = np.vstack([v for v, _ in members])  # 1-D rows and 2-D blocks alike; a new array
+        placement = np.concatenate([np.asarray(p).reshape(-1) for _, p in members])
+        out.append((block, placement))
     return create_dataframe_from_blocks(out, index=index, columns=labels)
 
 

@@ -13,12 +13,21 @@ with inputs of the same dtypes re-check only the rows with null inputs (the rows
 scalar most often part ways), which keeps a small online batch from paying for the full check each time.
 
 ``mode="vectorized"`` always calls with Series (errors if that fails), ``mode="row"`` never does.
+
+A few rows of plain Python inputs (the online serving case) can skip the Series altogether:
+:meth:`FunctionRunner.run_rows` calls the function once per row, which *is* its meaning, and types the
+result as :meth:`FunctionRunner.run_arrow` types it for inputs of the same kinds. In ``mode="row"``
+that is the row-by-row typing (the declared return type, else the normalised inferred type). In
+``mode="auto"`` it is learned from a Series call: once a vectorised call agreed with the row-by-row
+calls for inputs of given kinds and returned a typed column (not ``object``), its Arrow type is the
+type; once it raised or returned no column, the row-by-row typing is. Until then (and for inputs with
+nulls, where a Series call and a scalar call most often part ways) the caller takes the Series route.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -31,6 +40,9 @@ from larder.offline.frames import normalise_column
 MODES = ("auto", "vectorized", "row")
 _SAMPLE_HEAD = 3
 _SAMPLE_NULLS = 3
+#: the learned typing of inputs whose Series call did not give a column: the row-by-row typing
+_ROWS = "rows"
+_ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
 
 
 class _NotAColumn(Exception):
@@ -90,6 +102,43 @@ def _column_result(result: Any, n: int, out_type: pa.DataType | None) -> pa.Arra
     return _to_arrow(values, out_type)
 
 
+#: Arrow type -> (numpy dtype, Python types converted exactly, bounds for integers)
+_NUMPY_EXACT: dict[pa.DataType, tuple[type, tuple[type, ...], int]] = {
+    pa.int64(): (np.int64, (int, np.int64), 2**63),
+    pa.float64(): (np.float64, (float, np.float64, int), 2**53),
+    pa.bool_(): (np.bool_, (bool, np.bool_), 0),
+}
+
+
+def _numpy_values(values: list[Any], typ: pa.DataType) -> np.ndarray | None:
+    """``values`` as a numpy array holding what ``pa.array(values, type=typ, from_pandas=True)`` holds,
+    when ``typ`` is int64, double or bool, no value is null or NaN and each is exactly of a Python or
+    numpy type Arrow converts losslessly (integers within range); else None."""
+    spec = _NUMPY_EXACT.get(typ)
+    if spec is None:
+        return None
+    dtype, kinds, bound = spec
+    for v in values:
+        kind = type(v)
+        if kind not in kinds:
+            return None
+        if kind is int:
+            if not -bound <= v < bound:
+                return None
+        elif v != v:  # noqa: PLR0124 - NaN (Arrow makes it null with from_pandas)
+            return None
+    return np.array(values, dtype=dtype)
+
+
+def _typed_column(result: Any) -> bool:
+    """Whether a vectorised result's type follows from its dtype (not from its values, as for lists
+    and ``object`` columns, whose inferred Arrow type may change from call to call)."""
+    if isinstance(result, (pa.Array, pa.ChunkedArray)):
+        return True
+    dtype = getattr(result, "dtype", None)
+    return dtype is not None and not (isinstance(dtype, np.dtype) and dtype.kind == "O")
+
+
 def _same(a: Any, b: Any) -> bool:
     if a is None or b is None:
         return a is None and b is None
@@ -120,18 +169,26 @@ class FunctionRunner:
         self.output_type = output_type
         #: input dtype signatures for which a vectorised call agreed with the row-by-row calls
         self._agreed: set[tuple[Any, ...]] = set()
+        #: caller-given input kinds -> how run_arrow typed their result (an Arrow type, or _ROWS)
+        self._typing: dict[Hashable, pa.DataType | str] = {}
 
     def __call__(self, inputs: Mapping[str, pd.Series], n: int, key_frame: pd.DataFrame | None = None
                  ) -> pd.Series:
         return self.run_arrow(inputs, n, key_frame).to_pandas()
 
     def run_arrow(self, inputs: Mapping[str, pd.Series], n: int,
-                  key_frame: pd.DataFrame | Mapping[str, pd.Series] | None = None) -> pa.Array:
+                  key_frame: pd.DataFrame | Mapping[str, pd.Series] | None = None, *,
+                  learn: Hashable | None = None) -> pa.Array:
         """The function's values for ``n`` rows of ``inputs`` (``{parameter: Series}``) as an Arrow array.
-        ``key_frame`` (a frame or ``{column: Series}``) identifies rows in error messages."""
+        ``key_frame`` (a frame or ``{column: Series}``) identifies rows in error messages.
+
+        ``learn``: a key naming the kinds of the inputs (null-free; the same key must always mean
+        inputs of the same dtypes); how this call types its result is remembered under it for
+        :meth:`run_rows`."""
         if self.mode != "row" and n > 0:
             try:
-                arr = _column_result(self.func(**inputs), n, self.output_type)
+                result = self.func(**inputs)
+                arr = _column_result(result, n, self.output_type)
             except Exception as exc:
                 if self.mode == "vectorized":
                     what = ("did not return one value per row" if isinstance(exc, _NotAColumn)
@@ -142,6 +199,8 @@ class FunctionRunner:
                         "it with mode='auto' or 'row', or make it work on Series."
                     ) from exc
                 arr = None
+                if learn is not None:
+                    self._learn(learn, _ROWS)
             if arr is not None:
                 if self.mode == "vectorized":
                     return arr
@@ -150,8 +209,53 @@ class FunctionRunner:
                 if self._agrees(arr, inputs, n, nulls_only=known):
                     if not known and len(self._agreed) < 64:
                         self._agreed.add(signature)
+                    if learn is not None and _typed_column(result):
+                        self._learn(learn, arr.type)
                     return arr
         return self._row_by_row(inputs, n, key_frame)
+
+    def _learn(self, key: Hashable, typing: pa.DataType | str) -> None:
+        if key in self._typing or len(self._typing) < 64:
+            self._typing[key] = typing
+
+    def run_rows(self, values: Mapping[str, Sequence[Any]], n: int, kinds: Hashable) -> pa.Array | np.ndarray | None:
+        """The function called once per row on plain Python inputs, typed as :meth:`run_arrow` types it
+        for Series of the same kinds; None when that typing is not known yet (``mode="auto"`` before a
+        :meth:`run_arrow` call with ``learn=kinds``; always with ``mode="vectorized"``), or when a call
+        raises or a value does not fit the type (the Series route then decides and reports).
+
+        ``values`` are ``{parameter: [n values]}``, none of them null (None or NaN): what
+        :func:`py_values` gives for the Series ``kinds`` stands for.
+
+        The result is an Arrow array, or a numpy array when the type is ``int64``, ``double`` or ``bool``
+        and every value is a Python (or numpy) number of that kind, not NaN: the values Arrow would hold,
+        without building an Arrow array for a row or two."""
+        if self.mode == "row":
+            typing: pa.DataType | str = _ROWS
+        elif self.mode == "auto":
+            known = self._typing.get(kinds)
+            if known is None:
+                return None
+            typing = known
+        else:
+            return None
+        func = self.func
+        try:
+            if n == 1:
+                out = [func(**{p: v[0] for p, v in values.items()})]
+            else:
+                out = [func(**{p: v[i] for p, v in values.items()}) for i in range(n)]
+        except Exception:  # noqa: BLE001 - the Series route raises the function's error with its context
+            return None
+        typ = self.output_type if typing == _ROWS else typing
+        if typ is not None:
+            plain = _numpy_values(out, typ)  # type: ignore[arg-type]
+            if plain is not None:
+                return plain
+        try:
+            return _to_arrow(out, typ)  # type: ignore[arg-type]
+        except _ARROW_ERRORS:
+            return None
 
     def _sample_rows(self, inputs: Mapping[str, pd.Series], n: int, nulls_only: bool = False) -> list[int]:
         rows: list[int] = []
