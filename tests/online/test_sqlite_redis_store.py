@@ -253,3 +253,60 @@ def test_concurrent_writers_never_regress_a_key(pair: tuple[OnlineStore, OnlineS
     out, found = stores[1].read_batch(t, pa.table({"id": list(range(keys))}))
     assert found.all()
     assert out.column("tag").to_pylist() == [str(best[k]) for k in range(keys)]
+
+
+def _one(store: OnlineStore, t: OnlineTable, key: int, features: list[str] | None = None) -> tuple[bool, list]:
+    got = store.read_values(t, [str(key)], features)
+    return bool(got.found[0]), got.to_arrow(t).to_pylist()
+
+
+def test_one_key_reads_follow_another_instances_replace_drop_and_schema_change(
+    pair: tuple[OnlineStore, OnlineStore],
+) -> None:
+    """The one-key fast paths (a prepared SELECT on SQLite, pre-encoded commands on a kept connection
+    on Redis) never serve a replaced generation or a dropped table that another instance changed."""
+    a, b = pair
+    t = new_table()
+    a.write_batch(t, batch([1, 2], "first"))
+    features = ["tag", "x"]
+    for _ in range(2):  # prepared, then served from what was prepared
+        assert _one(b, t, 1, features) == (True, [{"tag": "first", "x": 1.0}])
+        assert _one(b, t, 1) == (True, [{"x": 1.0, "tag": "first"}])
+    a.replace_table(t, [batch([2, 3], "second")])
+    assert _one(b, t, 1, features) == (False, [{"tag": None, "x": None}])
+    assert _one(b, t, 3, features) == (True, [{"tag": "second", "x": 3.0}])
+    wider = OnlineTable(t.name, ["id"], None, pa.schema([*SCHEMA, pa.field("y", pa.int8())]))
+    rows = batch([3], "wide", order=3).append_column("y", pa.array([7], pa.int8()))
+    a.write_batch(wider, rows.select(["id", "x", "tag", "y", ORDER_COLUMN]))
+    assert _one(b, t, 3, features) == (True, [{"tag": "wide", "x": 3.0}])
+    assert _one(b, wider, 3, ["y", "x"]) == (True, [{"y": 7, "x": 3.0}])
+    a.drop_table(t)
+    with pytest.raises(OnlineStoreError, match="publish it first"):
+        b.read_values(t, ["3"], features)
+
+
+def test_redis_one_key_read_survives_a_killed_connection_and_threads_return_theirs(redis_url: str) -> None:
+    store = RedisOnlineStore(redis_url, key_prefix=f"kill{uuid.uuid4().hex[:8]}")
+    admin = redis_py.Redis.from_url(redis_url)
+    try:
+        t = new_table()
+        store.write_batch(t, batch([1], "a"))
+        assert _one(store, t, 1) == (True, [{"x": 1.0, "tag": "a"}])
+        admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")  # every connection but admin's
+        assert _one(store, t, 1) == (True, [{"x": 1.0, "tag": "a"}])  # the general read answers, reconnecting
+        assert _one(store, t, 1) == (True, [{"x": 1.0, "tag": "a"}])  # and a new kept connection
+        pool = store._client.connection_pool
+        in_use = len(pool._in_use_connections)
+        results: list[tuple[bool, list]] = []
+        threads = [threading.Thread(target=lambda: results.append(_one(store, t, 1))) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert results == [(True, [{"x": 1.0, "tag": "a"}])] * 4
+        assert len(pool._in_use_connections) == in_use  # each ended thread handed its connection back
+    finally:
+        store.close()
+        admin.close()
+    with pytest.raises(OnlineStoreError, match="closed"):
+        store.read_values(t, ["1"])

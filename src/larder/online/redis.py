@@ -19,7 +19,10 @@ by Arrow in a few vectorised calls per batch and sent several per round trip.
 
 Reads send ``GET gen``, one ``HMGET`` per distinct key, and ``GET gen`` again in one pipeline (one
 round trip); both ``GET`` s returning the generation that was read proves no switch happened in
-between, otherwise the read is repeated. ``replace_table`` writes a new generation, switches
+between, otherwise the read is repeated. A one-key ``read_values`` (the serving case) sends
+``HMGET`` and ``GET gen`` pre-encoded on a connection the thread keeps: generations are never
+reused, so the pointer still naming the generation after the ``HMGET`` proves it was current (and
+its keys not yet deleted) when the ``HMGET`` ran; otherwise the general read answers. ``replace_table`` writes a new generation, switches
 ``P:T#gen`` with one ``SET`` and then deletes the old generation's keys, so a reader sees either
 the old or the new contents, never a mix.
 """
@@ -27,7 +30,10 @@ the old or the new contents, never a mix.
 from __future__ import annotations
 
 import itertools
+import os
+import threading
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -42,6 +48,7 @@ from larder.online.base import (
     OnlineStore,
     OnlineTable,
     PreparedRows,
+    ReadPlan,
     ValueBatch,
     ValueBlock,
     assemble,
@@ -125,6 +132,47 @@ def _glob_escape(text: str) -> str:
     return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
 
 
+def _bulk_bytes(value: str | bytes) -> bytes:
+    raw = value.encode() if isinstance(value, str) else value
+    return b"$%d\r\n%s\r\n" % (len(raw), raw)
+
+
+@dataclass(frozen=True, slots=True)
+class _OneKey:
+    """What a one-key ``read_values`` of a (table, feature list) sends and parses, prepared once."""
+
+    table: OnlineTable
+    features: list[str] | None  # the caller's list, kept so that its id is not reused while cached
+    copy: list[str] | None  # its contents when prepared: a list changed in place is prepared again
+    plan: ReadPlan
+    head: bytes  # the HMGET command up to its key
+    tail: bytes  # its fields, then the GET of the generation pointer
+    prefixes: dict[bytes, bytes]  # generation -> the keys' prefix in it
+    #: per type parsed in Python: (type, names, positions in the HMGET reply, parser, numpy dtype)
+    groups: tuple[tuple[pa.DataType, tuple[str, ...], slice | list[int], int, Callable[[bytes], Any], np.dtype], ...]
+    simple: bool  # every feature is parsed in Python (no Arrow decode)
+
+    @classmethod
+    def create(cls, store: RedisOnlineStore, table: OnlineTable, features: list[str] | None, plan: ReadPlan) -> _OneKey:
+        fields = [ORDER_FIELD, *plan.names]
+        groups = []
+        for t, idx in plan.groups:
+            parse = _PARSERS.get(t)
+            if parse is not None:
+                names = tuple(plan.names[j] for j in idx)
+                where: slice | list[int] = [1 + j for j in idx]
+                if idx == list(range(idx[0], idx[0] + len(idx))):
+                    where = slice(1 + idx[0], 1 + idx[0] + len(idx))  # one list slice
+                groups.append((t, names, where, len(idx), parse, np.dtype(t.to_pandas_dtype())))
+        parsed = sum(len(g[1]) for g in groups)
+        return cls(
+            table, features, None if features is None else list(features), plan,
+            b"*%d\r\n$5\r\nHMGET\r\n" % (2 + len(fields)),
+            b"".join(_bulk_bytes(f) for f in fields) + b"*2\r\n$3\r\nGET\r\n" + _bulk_bytes(store._pointer(table)),
+            {}, tuple(groups), parsed == len(plan.names),
+        )
+
+
 class RedisOnlineStore(OnlineStore):
     """Online store in Redis (standalone server; every key of a table on one node).
 
@@ -171,6 +219,8 @@ class RedisOnlineStore(OnlineStore):
         self._noscript = redis.exceptions.NoScriptError
         self._response_error = redis.exceptions.ResponseError
         self._gens: dict[str, bytes] = {}
+        self._one: dict[int, _OneKey] = {}  # id of table ^ id of features -> one-key plan
+        self._local = threading.local()  # .kept: the thread's connection for one-key reads (_Kept)
         self._closed = False
 
     # -- keys -------------------------------------------------------------------------------
@@ -457,12 +507,100 @@ class RedisOnlineStore(OnlineStore):
         self, table: OnlineTable, pks: Sequence[str | None], features: list[str] | None = None
     ) -> ValueBatch:
         """Lean read: 64-bit floats, integers and booleans are parsed from their text straight into
-        numpy (Python's ``float``/``int`` read the canonical text exactly); the rest as in ``read_batch``."""
+        numpy (Python's ``float``/``int`` read the canonical text exactly); the rest as in ``read_batch``.
+
+        One key (the serving case) sends pre-encoded commands prepared once per (table, feature list)
+        on a connection the thread keeps (see the module docstring)."""
+        if len(pks) == 1 and pks[0] is not None:
+            one = self._one.get(id(table) ^ id(features))
+            if one is None or one.table is not table or one.features is not features or (
+                features is not None and features != one.copy
+            ):
+                one = _OneKey.create(self, table, features, read_plan(table, features))
+                if len(self._one) >= 256:
+                    self._one.clear()
+                self._one[id(table) ^ id(features)] = one
+            row = self._read_one(one, pks[0])
+            if row is not None:
+                if one.simple and row[0] is not None and None not in row:
+                    batch = self._parse_one(one, row)
+                    if batch is not None:
+                        return batch
+                return self._values(table, one.plan, [row], 1)
         plan = read_plan(table, features)
-        names = plan.names
         pks = list(pks)
-        n = len(pks)
-        ordered = self._fetch(table, pks, names)
+        return self._values(table, plan, self._fetch(table, pks, plan.names), len(pks))
+
+    def _read_one(self, one: _OneKey, pk: str) -> list[Any] | None:
+        """The ``HMGET`` reply of one key, or None when the general read must answer (no generation
+        known, a switched generation, a connection or server error)."""
+        if self._closed:
+            return None
+        name = one.table.name
+        gen = self._gens.get(name)
+        if gen is None:
+            return None
+        prefix = one.prefixes.get(gen)
+        if prefix is None:
+            prefix = self._item_prefix(one.table, gen).encode()
+            if len(one.prefixes) >= 8:
+                one.prefixes.clear()
+            one.prefixes[gen] = prefix
+        key = prefix + pk.encode()
+        command = b"%s$%d\r\n%s\r\n%s" % (one.head, len(key), key, one.tail)
+        kept = getattr(self._local, "kept", None)
+        if kept is None or kept.pid != os.getpid():
+            kept = self._keep_connection()
+            if kept is None:
+                return None
+        conn = kept.conn
+        try:
+            conn.send_packed_command([command], check_health=False)
+            row = conn.read_response()
+            current = conn.read_response()
+        except BaseException as exc:
+            self._local.kept = None
+            conn.disconnect()
+            kept.release()
+            if isinstance(exc, self._errors):
+                return None  # the general read retries and reports errors
+            raise
+        if current != gen:
+            if current is None:
+                self._gens.pop(name, None)
+            else:
+                self._gens[name] = current
+            return None
+        return row  # type: ignore[no-any-return]
+
+    def _keep_connection(self) -> _Kept | None:
+        """A connection from the pool that this thread keeps for one-key reads (None if none).
+
+        It goes back to the pool when the thread ends (its thread-local holder is released), on an
+        error, and on ``close()``."""
+        try:
+            conn = self._client.connection_pool.get_connection()
+        except self._errors:
+            return None
+        kept = self._local.kept = _Kept(self._client.connection_pool, conn)
+        return kept
+
+    @staticmethod
+    def _parse_one(one: _OneKey, row: list[Any]) -> ValueBatch | None:
+        """The batch of one found record whose values are all present and parsed in Python."""
+        blocks = []
+        try:
+            for t, names, where, count, parse, dtype in one.groups:
+                raw = row[where] if isinstance(where, slice) else [row[p] for p in where]
+                values = np.fromiter(map(parse, raw), dtype, count).reshape(count, 1)
+                blocks.append(ValueBlock(t, names, values, None))
+        except (ValueError, OverflowError):
+            return None  # the general decode reports which values cannot be read
+        return ValueBatch(one.plan.names, 1, np.ones(1, bool), blocks, {})
+
+    def _values(self, table: OnlineTable, plan: ReadPlan, ordered: list[Any], n: int) -> ValueBatch:
+        """The batch of ``n`` raw ``HMGET`` replies (``[_order, *plan.names]`` each, in key order)."""
+        names = plan.names
         columns = list(zip(*ordered, strict=True)) if n else [()] * (1 + len(names))
         found = np.fromiter((v is not None for v in columns[0]), dtype=bool, count=n)
         blocks: list[ValueBlock] = []
@@ -514,7 +652,28 @@ class RedisOnlineStore(OnlineStore):
 
     def close(self) -> None:
         self._closed = True
+        self._local = threading.local()  # kept connections go back to the pool; close() ends them all
         self._client.close()
+
+
+class _Kept:
+    """A pooled connection one thread keeps; handed back to the pool when the holder goes away."""
+
+    __slots__ = ("conn", "pid", "pool")
+
+    def __init__(self, pool: Any, conn: Any) -> None:
+        self.pool, self.conn, self.pid = pool, conn, os.getpid()
+
+    def release(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None and self.pid == os.getpid():
+            try:
+                self.pool.release(conn)
+            except Exception:  # noqa: BLE001 - the pool is being torn down: nothing left to return to
+                pass
+
+    def __del__(self) -> None:
+        self.release()
 
 
 class _GenerationMoved(Exception):
