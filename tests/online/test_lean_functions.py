@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from larder.errors import FunctionError
 from larder.online.specs import SQLiteStoreSpec
 from larder.training import FeatureFunction, FeatureLookup
 from larder.training.execute import FunctionRunner
@@ -211,3 +212,33 @@ def test_run_rows_types_like_run_arrow() -> None:
     assert runner.run_rows({"x": [1]}, 1, (("x", "int64"),)) is None  # the Series route reports the error
     vectorized = FunctionRunner(half, name="main.default.half", version="v1", mode="vectorized", output_type=None)
     assert vectorized.run_rows({"x": [1.0]}, 1, kinds) is None
+
+
+def test_python_keys_take_no_frame_and_equal_the_general_path(world) -> None:  # type: ignore[no-untyped-def]
+    fe, spec = world
+    asm = fe.online_feature_assembler(spec, on_missing="null")
+    rng = np.random.default_rng(5)
+    for _ in range(25):
+        rows = int(rng.choice([1, 1, 2, 4]))
+        columns = {"Id": [int(v) for v in rng.integers(1, 46, rows)],
+                   "sold": [int(v) for v in rng.integers(2006, 2011, rows)],
+                   "factor": [int(v) for v in rng.integers(1, 4, rows)],
+                   "channel": [str(v) if v != "none" else None for v in rng.choice(["web", "app", "none"], rows)]}
+        if all(v is None for v in columns["channel"]):
+            columns["channel"][0] = "web"
+        frame = pd.DataFrame({"Id": np.array(columns["Id"], dtype="int64"),
+                              "sold": np.array(columns["sold"], dtype="int64"),
+                              "factor": np.array(columns["factor"], dtype="int64"),
+                              "channel": pd.array(columns["channel"], dtype="str")})
+        records = [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+        asm.lean_max_rows = 0
+        general = {out: asm.assemble(frame, include_found=True, output=out) for out in ("pandas", "dict", "arrow")}
+        asm.lean_max_rows = 1000
+        for keys in (columns, records):
+            pd.testing.assert_frame_equal(asm.assemble(keys, include_found=True), general["pandas"], check_exact=True)
+            _assert_same_dict(asm.assemble(keys, include_found=True, output="dict"), general["dict"])
+            arrow = asm.assemble(keys, include_found=True, output="arrow")
+            assert arrow.schema.equals(general["arrow"].schema)
+            _assert_same_dict(arrow.to_pydict(), general["arrow"].to_pydict())
+    with pytest.raises(FunctionError, match="sold"):  # validated like a frame: a missing request-time column
+        asm.assemble({"Id": [1], "factor": [1], "channel": ["web"]}, output="dict")

@@ -80,6 +80,53 @@ class LeanPlan:
     sources: list[_SourcePlan]
 
 
+class Caller:
+    """The caller's key columns as the lean path reads them (rows 0..n-1): each column's values (numpy
+    or pandas extension arrays, as a pandas frame holds them), and the pandas frame itself only when
+    something needs one (a validation, an error message, a feature function's Series route).
+
+    Built from a pandas frame, or from plain Python columns (``lists``: the values as given, which
+    the dict output and the key encoding use directly)."""
+
+    __slots__ = ("_frame", "_labels", "_lists", "_values", "n", "names")
+
+    def __init__(self, n: int, names: tuple[str, ...], *, frame: pd.DataFrame | None = None,
+                 values: dict[str, Any] | None = None, lists: dict[str, list[Any]] | None = None,
+                 labels: pd.Index | None = None) -> None:
+        self.n = n
+        self.names = names
+        self._frame = frame
+        self._values = values
+        self._lists = lists
+        self._labels = labels
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names
+
+    def values(self, name: str) -> Any:
+        """One column's values (numpy or extension array), as the frame holds them."""
+        if self._values is not None:
+            return self._values[name]
+        from larder.online.lookup import _frame_column
+
+        return _frame_column(self.frame, name)
+
+    def pylist(self, name: str) -> list[Any] | None:
+        """One column's plain Python values when the caller gave them so (ints, or strings and None)."""
+        return None if self._lists is None else self._lists.get(name)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The key frame (built on first use for Python columns)."""
+        if self._frame is None:
+            from larder.online.lookup import _frame_at
+
+            assert self._values is not None
+            labels = self._labels if self._labels is not None else pd.Index(list(self.names))
+            self._frame = _frame_at(list(enumerate(self._values.values())), (), pd.RangeIndex(self.n), labels)
+        return self._frame
+
+
 def build_plan(asm: OnlineFeatureAssembler) -> LeanPlan | None:
     """The lean plan of an assembler, or None when its spec needs the general path."""
     plans = []
@@ -116,13 +163,17 @@ def build_plan(asm: OnlineFeatureAssembler) -> LeanPlan | None:
     return LeanPlan(plans)
 
 
-def _encoded_keys(asm: OnlineFeatureAssembler, plan: _SourcePlan, frame: pd.DataFrame) -> list[str | None]:
-    """The encoded key of each row of ``frame`` for one lookup (what ``prepare_keys`` computes)."""
+def _encoded_keys(asm: OnlineFeatureAssembler, plan: _SourcePlan, caller: Caller) -> list[str | None]:
+    """The encoded key of each row of ``caller`` for one lookup (what ``prepare_keys`` computes)."""
     if plan.simple_key is not None:
-        from larder.online.lookup import _frame_column
-
         kind, column, dtype = plan.simple_key
-        values = _frame_column(frame, column)
+        given = caller.pylist(column)
+        if given is not None:  # ints (int64) or strings and None, as the caller gave them
+            if kind == "int" and dtype == np.int64 and all(type(v) is int for v in given):
+                return [str(v) for v in given]
+            if kind == "str" and all(v is None or type(v) is str for v in given):
+                return list(given)
+        values = caller.values(column)
         if kind == "int" and isinstance(values, np.ndarray) and values.dtype == dtype:
             return [str(v) for v in values.tolist()]
         if kind == "str" and isinstance(values.dtype, pd.StringDtype):
@@ -131,6 +182,7 @@ def _encoded_keys(asm: OnlineFeatureAssembler, plan: _SourcePlan, frame: pd.Data
 
     src = plan.source
     step = src.step
+    frame = caller.frame
     arrays = {k: _key_array(frame[c], step, j, where=src.where)
               for j, (c, k) in enumerate(zip(step.lookup_key, step.table_keys, strict=True))}
     return prepare_keys(src.table, pa.table(arrays))
@@ -168,9 +220,9 @@ class LeanResult:
         return name in self.where or name in self.arrays
 
 
-def lean_lookup(asm: OnlineFeatureAssembler, plan: LeanPlan, frame: pd.DataFrame) -> LeanResult:
-    """Key lookups and defaults for ``frame`` (a validated key frame with a 0..n-1 index)."""
-    n = len(frame)
+def lean_lookup(asm: OnlineFeatureAssembler, plan: LeanPlan, caller: Caller) -> LeanResult:
+    """Key lookups and defaults for ``caller`` (validated key columns, rows 0..n-1)."""
+    n = caller.n
     blocks: list[tuple[list[str], pa.DataType, np.ndarray, np.ndarray | None]] = []
     arrays: dict[str, pa.Array] = {}
     found: dict[str, np.ndarray] = {}
@@ -179,12 +231,13 @@ def lean_lookup(asm: OnlineFeatureAssembler, plan: LeanPlan, frame: pd.DataFrame
         src = sp.source
         pks = encoded.get(sp.key_id)
         if pks is None:
-            pks = encoded[sp.key_id] = _encoded_keys(asm, sp, frame)
+            pks = encoded[sp.key_id] = _encoded_keys(asm, sp, caller)
         batch = src.store.read_values(src.table, pks, sp.read)
         hit = batch.found
         found[src.label] = hit
-        asm._check_missing(frame, src, hit)
         miss = None if hit.all() else ~hit
+        if miss is not None and asm.on_missing == "error":
+            asm._check_missing(caller.frame, src, hit)
         for block in batch.blocks:
             _add_block(sp, block.type, block.names, block.values, block.nulls, miss, blocks, arrays)
         if batch.arrays:
@@ -302,7 +355,7 @@ def _exact_result(arr: pa.Array | np.ndarray) -> bool:
         not arr.null_count and _exact_type(arr.type))
 
 
-def apply_functions(asm: OnlineFeatureAssembler, frame: pd.DataFrame, res: LeanResult) -> dict[str, Any]:
+def apply_functions(asm: OnlineFeatureAssembler, caller: Caller, res: LeanResult) -> dict[str, Any]:
     """The spec's feature functions on a lean lookup's rows: ``{output: values}``, in spec order.
 
     Values are an Arrow array when its type and values make the general path's pandas round trip
@@ -314,8 +367,6 @@ def apply_functions(asm: OnlineFeatureAssembler, frame: pd.DataFrame, res: LeanR
     call for inputs of given kinds in ``mode="auto"``, a raising row, ``mode="vectorized"``), it runs as
     on the general path (``run_arrow`` on Series of the same dtypes), which also teaches ``run_rows``
     the typing for those kinds of inputs."""
-    from larder.online.lookup import _frame_column
-
     n = res.n
     out: dict[str, Any] = {}
     python: dict[str, tuple[Any, list[Any]] | None] = {}
@@ -329,8 +380,8 @@ def apply_functions(asm: OnlineFeatureAssembler, frame: pd.DataFrame, res: LeanR
         if v is not None:
             got = (_arrow_python(v) if isinstance(v, pa.Array) else _numpy_python(v) if isinstance(v, np.ndarray)
                    else None)
-        elif c in frame.columns:
-            got = _numpy_python(_frame_column(frame, c))
+        elif c in caller:
+            got = _numpy_python(caller.values(c))
         elif c in res.where:
             b, r = res.where[c]
             got = _numpy_python(res.blocks[b][2][r])
@@ -353,7 +404,7 @@ def apply_functions(asm: OnlineFeatureAssembler, frame: pd.DataFrame, res: LeanR
                 s = v.to_pandas()
                 s.name = c
             else:
-                values = _frame_column(frame, c) if c in frame.columns else res.pandas_values(c)
+                values = caller.values(c) if c in caller else res.pandas_values(c)
                 s = pd.Series(values, name=c, copy=False)
             series[c] = s
         return s
@@ -370,14 +421,14 @@ def apply_functions(asm: OnlineFeatureAssembler, frame: pd.DataFrame, res: LeanR
                 arr = runner.run_rows({p: g[1] for p, g in zip(bindings, got, strict=True)},  # type: ignore[index]
                                       n, kinds)
         if arr is None:
-            missing = [c for c in bindings.values() if c not in out and c not in frame.columns and c not in res]
+            missing = [c for c in bindings.values() if c not in out and c not in caller and c not in res]
             if missing:  # validate_frame rules this out; kept as the offline path's message
                 from larder.errors import FunctionError
                 from larder.training.resolve import describe_step
 
                 raise FunctionError(f"{describe_step(position, step)}: input column(s) {missing} are missing.")
             if key_series is None:
-                key_series = {c: column(c) for c in asm._key_columns if c in frame.columns or c in res}
+                key_series = {c: column(c) for c in asm._key_columns if c in caller or c in res}
             arr = runner.run_arrow({p: column(c) for p, c in bindings.items()}, n, key_series or None,
                                    learn=kinds)
         name = step.output_name
@@ -418,11 +469,11 @@ def _arrow_of_function(v: Any) -> pa.Array:
 # -- outputs --------------------------------------------------------------------------------------
 
 
-def to_pandas(res: LeanResult, frame: pd.DataFrame, ordered: list[str], functions: dict[str, Any],
+def to_pandas(res: LeanResult, caller: Caller, ordered: list[str], functions: dict[str, Any],
               found_columns: list[tuple[str, np.ndarray]], index: pd.Index, labels: pd.Index) -> pd.DataFrame:
     """The output frame in one construction: the looked-up matrices, the caller's columns and the
     function outputs of one numpy dtype become one pandas block."""
-    from larder.online.lookup import _frame_at, _frame_column, _pandas_values
+    from larder.online.lookup import _frame_at, _pandas_values
 
     position = {c: i for i, c in enumerate(ordered)}
     parts: list[tuple[int, Any]] = []
@@ -433,7 +484,7 @@ def to_pandas(res: LeanResult, frame: pd.DataFrame, ordered: list[str], function
         elif c in res.arrays:
             parts.append((i, _pandas_values(res.arrays[c])))
         elif c not in where:
-            parts.append((i, _frame_column(frame, c)))
+            parts.append((i, caller.values(c)))
     base = len(ordered)
     for i, (_name, mask) in enumerate(found_columns):
         parts.append((base + i, mask))
@@ -448,16 +499,17 @@ def to_pandas(res: LeanResult, frame: pd.DataFrame, ordered: list[str], function
     return _frame_at(parts, blocks, index, labels)
 
 
-def _caller_list(frame: pd.DataFrame, name: str) -> list[Any]:
-    from larder.online.lookup import _frame_column
-
-    values = _frame_column(frame, name)
+def _caller_list(caller: Caller, name: str) -> list[Any]:
+    given = caller.pylist(name)
+    if given is not None:  # ints, or strings and None: what the frame's column gives back
+        return list(given)
+    values = caller.values(name)
     if isinstance(values, np.ndarray) and values.dtype.kind in "iub":
         return values.tolist()  # type: ignore[no-any-return]
-    return pa.array(frame[name], from_pandas=True).to_pylist()
+    return pa.array(caller.frame[name], from_pandas=True).to_pylist()  # type: ignore[no-any-return]
 
 
-def to_dict(res: LeanResult, frame: pd.DataFrame, ordered: list[str], functions: dict[str, Any],
+def to_dict(res: LeanResult, caller: Caller, ordered: list[str], functions: dict[str, Any],
             found_columns: list[tuple[str, np.ndarray]]) -> dict[str, list[Any]]:
     """``{column: [Python values]}``: what ``to_pydict()`` of the Arrow output gives."""
     out: dict[str, list[Any]] = {}
@@ -477,13 +529,13 @@ def to_dict(res: LeanResult, frame: pd.DataFrame, ordered: list[str], functions:
         elif c in functions:
             out[c] = _python_of_function(functions[c])
         else:
-            out[c] = _caller_list(frame, c)
+            out[c] = _caller_list(caller, c)
     for name, mask in found_columns:
         out[name] = mask.tolist()
     return out
 
 
-def to_arrow(res: LeanResult, frame: pd.DataFrame, ordered: list[str], functions: dict[str, Any],
+def to_arrow(res: LeanResult, caller: Caller, ordered: list[str], functions: dict[str, Any],
              found_columns: list[tuple[str, np.ndarray]]) -> pa.Table:
     """The output as an Arrow table (the general path's ``assemble_arrow`` table plus found columns)."""
     arrays = []
@@ -497,7 +549,7 @@ def to_arrow(res: LeanResult, frame: pd.DataFrame, ordered: list[str], functions
             arrays.append(res.arrays[c])
         else:
             arrays.append(_arrow_of_function(functions[c]) if c in functions
-                          else pa.array(frame[c], from_pandas=True))
+                          else pa.array(caller.frame[c], from_pandas=True))
     names = list(ordered)
     for name, mask in found_columns:
         arrays.append(pa.array(mask))
@@ -505,5 +557,5 @@ def to_arrow(res: LeanResult, frame: pd.DataFrame, ordered: list[str], functions
     return pa.Table.from_arrays(arrays, names=names)
 
 
-__all__ = ["LEAN_MAX_ROWS", "ROW_CALLS_MAX_ROWS", "LeanPlan", "LeanResult", "apply_functions", "build_plan",
+__all__ = ["LEAN_MAX_ROWS", "ROW_CALLS_MAX_ROWS", "Caller", "LeanPlan", "LeanResult", "apply_functions", "build_plan",
            "lean_lookup", "to_arrow", "to_dict", "to_pandas"]

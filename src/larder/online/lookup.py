@@ -44,6 +44,7 @@ import pyarrow.compute as pc
 from larder.config import resolve_root
 from larder.errors import FeatureLookupError, FeatureSpecError, FunctionError, MissingKeysError
 from larder.names import parse_name
+from larder.online import lean
 from larder.online.base import OnlineStore, OnlineTable
 from larder.online.lean import LEAN_MAX_ROWS, LeanPlan
 from larder.online.publish import (
@@ -306,7 +307,7 @@ class OnlineFeatureAssembler:
         """``keys`` as a validated pandas frame. Validation depends only on the column names and types
         (the one value-dependent check, whole numbers in a float key column, runs on every lookup), so
         a shape seen before is not validated again."""
-        from larder.training.assemble import as_pandas, validate_frame
+        from larder.training.assemble import as_pandas
 
         signature: tuple[Any, ...] | None = None
         if isinstance(keys, Mapping) or (isinstance(keys, list) and all(isinstance(r, Mapping) for r in keys)):
@@ -330,13 +331,30 @@ class OnlineFeatureAssembler:
                     return keys  # type: ignore[no-any-return]
             except TypeError:  # an unhashable extension dtype: validate every time
                 signature = None
-        frame = as_pandas(keys, what="keys_df")
+        return self._validate(as_pandas(keys, what="keys_df"), signature)
+
+    def _validate(self, frame: pd.DataFrame, signature: tuple[Any, ...] | None) -> pd.DataFrame:
+        from larder.training.assemble import validate_frame
+
         columns = set(frame.columns)
         optional = [c for c in self._ts_columns if c not in columns]
         validate_frame(self.spec, frame, extra_columns=optional)
         if signature is not None and len(self._validated) < 256:
             self._validated.add(signature)
         return frame
+
+    def _python_caller(self, keys: Any) -> lean.Caller | None:
+        """Python columns or records of ints and strings as lean key columns, validated (once per
+        column names and kinds) without a pandas frame; None for other keys."""
+        got = _python_columns(keys)
+        if got is None:
+            return None
+        names, n, data, lists, kinds = got
+        caller = lean.Caller(n, names, values=data, lists=lists, labels=self._labels(names))
+        signature = ("python", names, kinds)
+        if signature not in self._validated:
+            self._validate(caller.frame, signature)
+        return caller
 
     def _names(self, columns: pd.Index) -> tuple[Any, ...]:
         """``tuple(columns)``, remembered for the last Index object (immutable) seen; read straight from
@@ -395,11 +413,11 @@ class OnlineFeatureAssembler:
         columns: dict[str, Any] = dict(outputs)
         if self._functions:
             self._apply_functions(frame, outputs, columns)
-        return frame, self._ordered(frame_in), columns, found
+        return frame, self._ordered(self._names(frame_in.columns)), columns, found
 
-    def _ordered(self, frame_in: pd.DataFrame) -> list[str]:
-        """Output columns: the caller's, then the spec's outputs (minus ``exclude_columns``)."""
-        key = self._names(frame_in.columns)
+    def _ordered(self, key: tuple[str, ...]) -> list[str]:
+        """Output columns: the caller's (``key``: their names), then the spec's outputs (minus
+        ``exclude_columns``)."""
         hit = self._order_cache.get(key)
         if hit is None:
             excluded = set(self.spec.exclude_columns)
@@ -436,11 +454,18 @@ class OnlineFeatureAssembler:
         if output not in _OUTPUTS:
             raise FeatureLookupError(f"output must be one of {list(_OUTPUTS)}, got {output!r}.")
         index = keys_df.index if isinstance(keys_df, pd.DataFrame) else None
+        if self.lean_max_rows > 0 and isinstance(keys_df, (Mapping, list)):
+            plan = self._lean_plan()
+            caller = self._python_caller(keys_df) if plan is not None else None
+            if plan is not None and caller is not None and caller.n <= self.lean_max_rows:
+                return self._assemble_lean(plan, caller, None, include_found, output)
         frame_in = self._prepare(keys_df)
         if len(frame_in) <= self.lean_max_rows:
             plan = self._lean_plan()
             if plan is not None:
-                return self._assemble_lean(plan, frame_in, index, include_found, output)
+                frame = frame_in.reset_index(drop=True) if not _is_range(frame_in.index) else frame_in
+                caller = lean.Caller(len(frame), self._names(frame_in.columns), frame=frame)
+                return self._assemble_lean(plan, caller, index, include_found, output)
         frame, ordered, columns, found = self._run(frame_in)
         found_columns = [(FOUND_PREFIX + label, found[label]) for label in self.labels] if include_found else []
         if output == "pandas":
@@ -459,22 +484,19 @@ class OnlineFeatureAssembler:
         table = pa.Table.from_arrays(arrays, names=ordered + [name for name, _ in found_columns])
         return table if output == "arrow" else table.to_pydict()
 
-    def _assemble_lean(self, plan: LeanPlan, frame_in: pd.DataFrame, index: pd.Index | None,
+    def _assemble_lean(self, plan: LeanPlan, caller: lean.Caller, index: pd.Index | None,
                        include_found: bool, output: Output) -> Any:
-        from larder.online import lean
-
-        frame = frame_in.reset_index(drop=True) if not _is_range(frame_in.index) else frame_in
-        res = lean.lean_lookup(self, plan, frame)
-        functions = lean.apply_functions(self, frame, res) if self._functions else {}
-        ordered = self._ordered(frame_in)
+        res = lean.lean_lookup(self, plan, caller)
+        functions = lean.apply_functions(self, caller, res) if self._functions else {}
+        ordered = self._ordered(caller.names)
         found_columns = [(FOUND_PREFIX + label, res.found[label]) for label in self.labels] if include_found else []
         if output == "pandas":
             names = tuple(ordered) + tuple(name for name, _ in found_columns)
-            return lean.to_pandas(res, frame, ordered, functions, found_columns,
-                                  index if index is not None else pd.RangeIndex(len(frame)), self._labels(names))
+            return lean.to_pandas(res, caller, ordered, functions, found_columns,
+                                  index if index is not None else pd.RangeIndex(caller.n), self._labels(names))
         if output == "dict":
-            return lean.to_dict(res, frame, ordered, functions, found_columns)
-        return lean.to_arrow(res, frame, ordered, functions, found_columns)
+            return lean.to_dict(res, caller, ordered, functions, found_columns)
+        return lean.to_arrow(res, caller, ordered, functions, found_columns)
 
     def assemble_arrow(self, keys: Any) -> tuple[pa.Table, dict[str, np.ndarray]]:
         """Like :meth:`assemble` but returns an Arrow table (without found columns) and ``{label:
@@ -498,10 +520,11 @@ class OnlineFeatureAssembler:
         self.close()
 
 
-def _python_keys_frame(keys: Mapping[str, Any] | list[Mapping[str, Any]],
-                       labels: Callable[[tuple[str, ...]], pd.Index]) -> pd.DataFrame | None:
-    """Keys given as Python columns or records, as the frame the Arrow route would build, when every
-    column holds only ints (int64) or only strings and None (pandas' ``str``); else None."""
+def _python_columns(keys: Mapping[str, Any] | list[Mapping[str, Any]]
+                    ) -> tuple[tuple[str, ...], int, dict[str, Any], dict[str, list[Any]], tuple[str, ...]] | None:
+    """Keys given as Python columns or records, as ``(names, rows, {name: values as the frame would hold
+    them}, {name: the Python values}, kinds)`` when every column holds only ints (int64) or only strings
+    and None (pandas' ``str``); else None (the Arrow route converts them)."""
     if isinstance(keys, list):
         if not keys:
             return None
@@ -513,24 +536,40 @@ def _python_keys_frame(keys: Mapping[str, Any] | list[Mapping[str, Any]],
         columns = keys
         names = tuple(columns)
     data: dict[str, Any] = {}
+    lists: dict[str, list[Any]] = {}
+    kinds: list[str] = []
     n = -1
     for name in names:
         values = columns[name]
         if not isinstance(name, str) or not isinstance(values, (list, tuple)) or (n >= 0 and len(values) != n):
             return None
         n = len(values)
-        kinds = {type(v) for v in values}
-        if kinds == {int}:
+        types = {type(v) for v in values}
+        if types == {int}:
             try:
                 data[name] = np.array(values, dtype=np.int64)
             except OverflowError:
                 return None
-        elif kinds <= {str, type(None)} and str in kinds:
+            kinds.append("int")
+        elif types <= {str, type(None)} and str in types:
             data[name] = pd.array(values, dtype="str")
+            kinds.append("str")
         else:
             return None
+        lists[name] = values if isinstance(values, list) else list(values)
     if n < 0 or len(set(names)) != len(names):
         return None
+    return names, n, data, lists, tuple(kinds)
+
+
+def _python_keys_frame(keys: Mapping[str, Any] | list[Mapping[str, Any]],
+                       labels: Callable[[tuple[str, ...]], pd.Index]) -> pd.DataFrame | None:
+    """Keys given as Python columns or records, as the frame the Arrow route would build, when every
+    column holds only ints (int64) or only strings and None (pandas' ``str``); else None."""
+    got = _python_columns(keys)
+    if got is None:
+        return None
+    names, n, data, _lists, _kinds = got
     return _block_frame(data, pd.RangeIndex(n), labels(names))
 
 
