@@ -17,6 +17,7 @@ key order, duplicate and missing keys); the tests compare both on every store. S
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -119,8 +120,6 @@ class Caller:
     def frame(self) -> pd.DataFrame:
         """The key frame (built on first use for Python columns)."""
         if self._frame is None:
-            from larder.online.lookup import _frame_at
-
             assert self._values is not None
             labels = self._labels if self._labels is not None else pd.Index(list(self.names))
             self._frame = _frame_at(list(enumerate(self._values.values())), (), pd.RangeIndex(self.n), labels)
@@ -308,6 +307,59 @@ def _add_block(sp: _SourcePlan, typ: pa.DataType, names: tuple[str, ...], values
         blocks.append(([names_out[j] for j in keep], typ, values[keep], None))
 
 
+# -- frames -------------------------------------------------------------------------------------
+
+
+def _frame_at(parts: list[tuple[int, Any]], blocks: Sequence[tuple[np.ndarray, np.ndarray]], index: pd.Index,
+              labels: pd.Index) -> pd.DataFrame:
+    """The frame with column ``p`` holding ``values`` for each ``(p, values)`` of ``parts`` (1-D numpy or
+    extension arrays) and the rows of each 2-D block of ``blocks`` at its positions: one pandas block
+    per numpy dtype (a single block for all-float features), one per extension array."""
+    try:
+        from pandas.api.internals import create_dataframe_from_blocks
+    except ImportError:  # pragma: no cover - pandas < 2.3
+        return _plain_frame(parts, blocks, index, labels)
+    groups: dict[np.dtype[Any], list[tuple[np.ndarray, Any]]] = {}
+    out: list[tuple[Any, np.ndarray]] = []
+    for values, positions in blocks:
+        groups.setdefault(values.dtype, []).append((values, positions))
+    for i, v in parts:
+        if isinstance(v, pd.arrays.NumpyExtensionArray):
+            v = v.to_numpy()
+        if isinstance(v, np.ndarray):
+            if v.ndim != 1 or v.dtype.kind not in "biufO":
+                return _plain_frame(parts, blocks, index, labels)
+            groups.setdefault(v.dtype, []).append((v, i))
+        elif isinstance(v, pd.api.extensions.ExtensionArray):
+            out.append((v, np.array([i])))
+        else:
+            return _plain_frame(parts, blocks, index, labels)
+    for members in groups.values():
+        if len(members) == 1:
+            values, positions = members[0]
+            if values.ndim == 1:  # a copy: Arrow's zero-copy numpy views are read-only
+                out.append((values.reshape(1, -1).copy(), np.array([positions])))
+            else:
+                out.append((np.ascontiguousarray(values), np.asarray(positions)))
+            continue
+        block = np.vstack([v for v, _ in members])  # 1-D rows and 2-D blocks alike; a new array
+        placement = np.concatenate([np.asarray(p).reshape(-1) for _, p in members])
+        out.append((block, placement))
+    return create_dataframe_from_blocks(out, index=index, columns=labels)
+
+
+def _plain_frame(parts: list[tuple[int, Any]], blocks: Sequence[tuple[np.ndarray, np.ndarray]],
+                 index: pd.Index, labels: pd.Index) -> pd.DataFrame:
+    """The general constructor for what :func:`_frame_at` cannot place in blocks."""
+    by_position = dict(parts)
+    for values, positions in blocks:
+        for row, p in zip(values, positions, strict=True):
+            by_position[int(p)] = row
+    frame = pd.DataFrame({i: by_position[i] for i in range(len(labels))}, index=index)
+    frame.columns = labels
+    return frame
+
+
 # -- feature functions ----------------------------------------------------------------------------
 
 
@@ -473,7 +525,7 @@ def to_pandas(res: LeanResult, caller: Caller, ordered: list[str], functions: di
               found_columns: list[tuple[str, np.ndarray]], index: pd.Index, labels: pd.Index) -> pd.DataFrame:
     """The output frame in one construction: the looked-up matrices, the caller's columns and the
     function outputs of one numpy dtype become one pandas block."""
-    from larder.online.lookup import _frame_at, _pandas_values
+    from larder.online.lookup import _pandas_values
 
     position = {c: i for i, c in enumerate(ordered)}
     parts: list[tuple[int, Any]] = []

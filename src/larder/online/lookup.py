@@ -46,7 +46,7 @@ from larder.errors import FeatureLookupError, FeatureSpecError, FunctionError, M
 from larder.names import parse_name
 from larder.online import lean
 from larder.online.base import OnlineStore, OnlineTable
-from larder.online.lean import LEAN_MAX_ROWS, LeanPlan
+from larder.online.lean import LEAN_MAX_ROWS, LeanPlan, _frame_at
 from larder.online.publish import (
     Publication,
     Publisher,
@@ -651,56 +651,6 @@ def _block_frame(data: dict[str, Any], index: pd.Index, columns: pd.Index | None
     else:
         parts = list(enumerate(data.values()))
     return _frame_at(parts, blocks, index, labels)
-
-
-def _frame_at(parts: list[tuple[int, Any]], blocks: Sequence[tuple[np.ndarray, np.ndarray]], index: pd.Index,
-              labels: pd.Index) -> pd.DataFrame:
-    """The frame with column ``p`` holding ``values`` for each ``(p, values)`` of ``parts`` (1-D numpy or
-    extension arrays) and the rows of each 2-D block of ``blocks`` at its positions: one pandas block
-    per numpy dtype (a single block for all-float features), one per extension array."""
-    try:
-        from pandas.api.internals import create_dataframe_from_blocks
-    except ImportError:  # pragma: no cover - pandas < 2.3
-        return _plain_frame(parts, blocks, index, labels)
-    groups: dict[np.dtype[Any], list[tuple[np.ndarray, Any]]] = {}
-    out: list[tuple[Any, np.ndarray]] = []
-    for values, positions in blocks:
-        groups.setdefault(values.dtype, []).append((values, positions))
-    for i, v in parts:
-        if isinstance(v, pd.arrays.NumpyExtensionArray):
-            v = v.to_numpy()
-        if isinstance(v, np.ndarray):
-            if v.ndim != 1 or v.dtype.kind not in "biufO":
-                return _plain_frame(parts, blocks, index, labels)
-            groups.setdefault(v.dtype, []).append((v, i))
-        elif isinstance(v, pd.api.extensions.ExtensionArray):
-            out.append((v, np.array([i])))
-        else:
-            return _plain_frame(parts, blocks, index, labels)
-    for members in groups.values():
-        if len(members) == 1:
-            values, positions = members[0]
-            if values.ndim == 1:  # a copy: Arrow's zero-copy numpy views are read-only
-                out.append((values.reshape(1, -1).copy(), np.array([positions])))
-            else:
-                out.append((np.ascontiguousarray(values), np.asarray(positions)))
-            continue
-        block = np.vstack([v for v, _ in members])  # 1-D rows and 2-D blocks alike; a new array
-        placement = np.concatenate([np.asarray(p).reshape(-1) for _, p in members])
-        out.append((block, placement))
-    return create_dataframe_from_blocks(out, index=index, columns=labels)
-
-
-def _plain_frame(parts: list[tuple[int, Any]], blocks: Sequence[tuple[np.ndarray, np.ndarray]],
-                 index: pd.Index, labels: pd.Index) -> pd.DataFrame:
-    """The general constructor for what :func:`_block_frame` cannot place in blocks."""
-    by_position = dict(parts)
-    for values, positions in blocks:
-        for row, p in zip(values, positions, strict=True):
-            by_position[int(p)] = row
-    frame = pd.DataFrame({i: by_position[i] for i in range(len(labels))}, index=index)
-    frame.columns = labels
-    return frame
 
 
 def _plain(value: Any) -> Any:
