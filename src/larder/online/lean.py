@@ -89,7 +89,7 @@ class Caller:
     Built from a pandas frame, or from plain Python columns (``lists``: the values as given, which
     the dict output and the key encoding use directly)."""
 
-    __slots__ = ("_frame", "_labels", "_lists", "_values", "n", "names")
+    __slots__ = ("_frame", "_labels", "_lists", "_read", "_values", "n", "names")
 
     def __init__(self, n: int, names: tuple[str, ...], *, frame: pd.DataFrame | None = None,
                  values: dict[str, Any] | None = None, lists: dict[str, list[Any]] | None = None,
@@ -100,6 +100,7 @@ class Caller:
         self._values = values
         self._lists = lists
         self._labels = labels
+        self._read: dict[str, Any] = {}  # columns read from the frame
 
     def __contains__(self, name: object) -> bool:
         return name in self.names
@@ -108,9 +109,12 @@ class Caller:
         """One column's values (numpy or extension array), as the frame holds them."""
         if self._values is not None:
             return self._values[name]
-        from larder.online.lookup import _frame_column
+        got = self._read.get(name)
+        if got is None:
+            from larder.online.lookup import _frame_column
 
-        return _frame_column(self.frame, name)
+            got = self._read[name] = _frame_column(self.frame, name)
+        return got
 
     def pylist(self, name: str) -> list[Any] | None:
         """One column's plain Python values when the caller gave them so (ints, or strings and None)."""
@@ -334,7 +338,8 @@ def _frame_at(parts: list[tuple[int, Any]], blocks: Sequence[tuple[np.ndarray, n
             out.append((v, np.array([i])))
         else:
             return _plain_frame(parts, blocks, index, labels)
-    for members in groups.values():
+    n = len(index)
+    for dtype, members in groups.items():
         if len(members) == 1:
             values, positions = members[0]
             if values.ndim == 1:  # a copy: Arrow's zero-copy numpy views are read-only
@@ -342,9 +347,21 @@ def _frame_at(parts: list[tuple[int, Any]], blocks: Sequence[tuple[np.ndarray, n
             else:
                 out.append((np.ascontiguousarray(values), np.asarray(positions)))
             continue
-        block = np.vstack([v for v, _ in members])  # 1-D rows and 2-D blocks alike; a new array
-        placement = np.concatenate([np.asarray(p).reshape(-1) for _, p in members])
-        out.append((block, placement))
+        # one new block: 1-D columns and 2-D blocks copied in, row by row or slice by slice
+        rows = sum(1 if v.ndim == 1 else len(v) for v, _ in members)
+        block = np.empty((rows, n), dtype=dtype)
+        placement: list[int] = []
+        r = 0
+        for v, p in members:
+            if v.ndim == 1:
+                block[r] = v
+                r += 1
+                placement.append(p)
+            else:
+                block[r:r + len(v)] = v
+                r += len(v)
+                placement.extend(p.tolist() if isinstance(p, np.ndarray) else p)
+        out.append((block, np.array(placement, dtype=np.intp)))
     return create_dataframe_from_blocks(out, index=index, columns=labels)
 
 
