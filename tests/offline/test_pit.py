@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from datetime import UTC, date, datetime, timedelta
 from unittest import mock
 
@@ -10,12 +13,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from larder.errors import FeatureLookupError, LarderError, LeakageError, OutputCollisionError
-from larder.offline import pit
+from larder.offline import pit, pit_gather
 from larder.offline.pit import PitSource, point_in_time_join
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
@@ -98,7 +102,7 @@ def source_case(draw: st.DrawFn, index: int) -> dict:
                                                         microseconds=st.sampled_from([0, 0, 1])))),
         "unit": draw(st.sampled_from(UNITS)),
         "tz": draw(st.sampled_from([None, "UTC", "Asia/Tokyo"])),
-        "form": draw(st.sampled_from(["table", "dataset", "batches"])),
+        "form": draw(st.sampled_from(["table", "dataset", "batches", "parquet"])),
         "key_type": draw(st.sampled_from([pa.int64(), pa.int32()])),
         "rows": draw(sized_lists(st.tuples(key0, key1, secs, st.sampled_from([None, 0, 1, 2]),
                                            st.one_of(st.none(), st.floats(-5, 5, allow_nan=False))), 30)),
@@ -119,16 +123,17 @@ def source_case(draw: st.DrawFn, index: int) -> dict:
     partitioned=st.booleans(),
     pass_source_rows=st.sampled_from([4_000_000, 5]),
     code_batch_rows=st.sampled_from([1 << 20, 3]),
+    read_batch_rows=st.sampled_from([1 << 16, 2]),
 )
 def test_matches_oracle(spine_rows, spine_unit, spine_tz, cases, batch_rows, chunk_source_rows, shared_con,
-                        own_database, partitioned, pass_source_rows, code_batch_rows):
+                        own_database, partitioned, pass_source_rows, code_batch_rows, read_batch_rows):
     spine = pa.table({
         "id": pa.array([r[0] for r in spine_rows], pa.int64()),
         "name": pa.array([r[1] for r in spine_rows], pa.string()),
         "at": _ts_array([r[2] for r in spine_rows], spine_unit, spine_tz),
         "label": pa.array([r[3] for r in spine_rows], pa.int64()),
     })
-    sources, oracle_sources = [], []
+    sources, oracle_sources, folders = [], [], []
     for c in cases:
         i = c["index"]
         data = pa.table({
@@ -142,6 +147,14 @@ def test_matches_oracle(spine_rows, spine_unit, spine_tz, cases, batch_rows, chu
             data = pa.Table.from_batches(data.to_batches(max_chunksize=3))
         elif c["form"] == "dataset":
             data = pads.dataset(pa.Table.from_batches(data.to_batches(max_chunksize=4), schema=data.schema))
+        elif c["form"] == "parquet":  # local parquet files, read file by file (two files, row groups of 3)
+            folder = tempfile.mkdtemp(prefix="larder-pit-")
+            folders.append(folder)
+            files = [os.path.join(folder, f"part-{j}.parquet") for j in range(2)]
+            half = data.num_rows // 2
+            pq.write_table(data.slice(0, half), files[0], row_group_size=3)
+            pq.write_table(data.slice(half), files[1], row_group_size=3)
+            data = pads.dataset(files, schema=data.schema, format="parquet")
         src = PitSource(
             data=data,
             keys=["eid", "ename"] if c["composite"] else ["eid"],
@@ -154,8 +167,8 @@ def test_matches_oracle(spine_rows, spine_unit, spine_tz, cases, batch_rows, chu
             tiebreak="written" if c["tiebreak"] else None,
         )
         sources.append(src)
-        oracle_sources.append((pa.table(data).to_pylist() if c["form"] != "dataset" else data.to_table().to_pylist(),
-                               src))
+        oracle_sources.append((data.to_table().to_pylist() if isinstance(data, pads.Dataset) else
+                               pa.table(data).to_pylist(), src))
     con = duckdb.connect() if shared_con else None
     # small automatic chunks (batch_rows=None) exercise the key-range split on small data; partitioned=False
     # sends every source down the general path, and small passes / code groups split the partitioned one
@@ -164,11 +177,14 @@ def test_matches_oracle(spine_rows, spine_unit, spine_tz, cases, batch_rows, chu
                 mock.patch.object(pit, "_OWN_DATABASE_ROWS", 0 if own_database else 2_000_000), \
                 mock.patch.object(pit, "_PARTITION_BY_CODES", partitioned), \
                 mock.patch.object(pit, "_PASS_SOURCE_ROWS", pass_source_rows), \
-                mock.patch.object(pit, "_CODE_BATCH_ROWS", code_batch_rows):
+                mock.patch.object(pit, "_CODE_BATCH_ROWS", code_batch_rows), \
+                mock.patch.object(pit_gather, "_BATCH_ROWS", read_batch_rows):
             got = point_in_time_join(spine, sources, batch_rows=batch_rows, con=con)
     finally:
         if con is not None:
             con.close()
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
     assert got.num_rows == spine.num_rows
     assert got.column_names[:4] == spine.column_names
     for name in spine.column_names:

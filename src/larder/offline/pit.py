@@ -54,9 +54,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
-import pyarrow.fs as pafs
 
 from larder.errors import FeatureLookupError, LeakageError, OutputCollisionError
+from larder.offline.pit_gather import gather_streaming, scan_batches
 from larder.offline.pit_partition import (
     KeyCodes,
     NoCodes,
@@ -221,22 +221,11 @@ class _Data:
         return self.table.schema if self.table is not None else self.dataset.schema  # type: ignore[union-attr]
 
     def batches(self, columns: list[str]) -> Iterator[pa.RecordBatch]:
-        """The rows in the source's order (a dataset scan is an ordered read)."""
+        """The rows in the source's order (a dataset is read in its fragments' order)."""
         if self.table is not None:
             yield from self.table.select(columns).to_batches()
             return
-        ds = self.dataset
-        options: dict[str, Any] = {"batch_readahead": 4, "fragment_readahead": 2}
-        if (isinstance(ds, pads.FileSystemDataset) and isinstance(ds.format, pads.ParquetFileFormat)
-                and isinstance(ds.filesystem, pafs.LocalFileSystem)):
-            # Pre-buffering reads whole column chunks ahead: right for object stores, but on a local
-            # disk it only costs memory (about the size of the columns read). A buffered stream reads
-            # a column chunk a megabyte at a time instead of whole (a Delta file's row groups hold a
-            # million rows: 8 MB per float column), and one file at a time is enough on a local disk.
-            options["fragment_scan_options"] = pads.ParquetFragmentScanOptions(
-                pre_buffer=False, use_buffered_stream=True, buffer_size=1 << 20)
-            options["fragment_readahead"] = 1
-        yield from ds.to_batches(columns=columns, **options)  # type: ignore[union-attr]
+        yield from scan_batches(self.dataset, columns)  # type: ignore[arg-type]
 
     def count_rows(self) -> int:
         if self.table is not None:
@@ -261,42 +250,11 @@ class _Data:
 
     def _gather_streaming(self, columns: list[str], idx: np.ndarray) -> list[pa.ChunkedArray]:
         types = [self.schema.field(c).type for c in columns]
-        valid = idx >= 0
-        # Sorted distinct positions to read, and where each spine row finds its value among them
-        # (a sort; numpy's hash-based unique plus a searchsorted is several times slower here).
-        wanted = idx[valid]
-        order = np.argsort(wanted, kind="stable")
-        ranked = wanted[order]
-        first = np.empty(len(ranked), dtype=bool)
-        first[:1] = True
-        np.not_equal(ranked[1:], ranked[:-1], out=first[1:])
-        need = ranked[first]
-        slot = np.full(len(idx), len(need), dtype=np.int64)
-        valid_slots = np.empty(len(wanted), dtype=np.int64)
-        valid_slots[order] = np.cumsum(first) - 1
-        slot[valid] = valid_slots
-        parts: list[list[pa.Array]] = [[] for _ in columns]
-        offset = 0
-        for batch in self.batches(columns):
-            lo, hi = np.searchsorted(need, [offset, offset + batch.num_rows])
-            if hi > lo:
-                taken = batch.take(pa.array(need[lo:hi] - offset))
-                for j in range(len(columns)):
-                    parts[j].append(taken.column(j))
-            offset += batch.num_rows
-        if self.scanned_rows is not None and offset != self.scanned_rows:
+        cols, rows = gather_streaming(self.batches(columns), types, idx)
+        if self.scanned_rows is not None and rows != self.scanned_rows:
             raise FeatureLookupError(f"{self.where}: the dataset changed while it was being read ({self.scanned_rows} "
-                                     f"rows on the first scan, {offset} on the second); retry the join.")
-        del wanted, order, ranked, first, need, valid_slots
-        release_memory()  # the scan's batches are gone; keep only the taken rows
-        ix = pa.array(slot)
-
-        def to_spine_order(j: int) -> pa.ChunkedArray:  # one column in spine order; its parts then go
-            col = pa.concat_arrays([*parts[j], pa.nulls(1, types[j])])
-            parts[j] = []
-            return col.take(ix)
-
-        return _parallel(to_spine_order, range(len(columns)))
+                                     f"rows on the first scan, {rows} on the second); retry the join.")
+        return [pa.chunked_array([c]) for c in cols]
 
 
 # --------------------------------------------------------------------------- validation

@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 from larder.context import Context
 from larder.errors import FeatureLookupError, FeatureSpecError, FunctionError, OutputCollisionError
 from larder.offline.pit import PitSource, release_memory
+from larder.offline.pit_gather import float_values
 from larder.offline.tables import TableService
 from larder.training.execute import series_to_arrow
 from larder.training.resolve import describe_step
@@ -352,8 +353,10 @@ def assemble_offline(ctx: Context, spec: FeatureSpec, df: Any, *, use_pinned_ver
                             f"its values no longer fit the spec's type {typ} ({exc}). Recreate the training set "
                             "or feature spec."
                         ) from exc
-                new_cols[feat_out] = _fill(arr, hit, step.default_values.get(feat_out), typ).to_pandas()
-                del arr
+                arr = _fill(arr, hit, step.default_values.get(feat_out), typ)
+                values = float_values(arr)  # NaN already under every null: pandas can use the buffer itself
+                new_cols[feat_out] = values if values is not None else arr.to_pandas()
+                del arr, values
         if new_cols:
             # one block per column (copy=False): no consolidation copy of the features
             features = pd.DataFrame(new_cols, index=frame.index, copy=False)
