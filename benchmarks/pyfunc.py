@@ -16,7 +16,11 @@ order) within each iteration so that noise on a shared machine hits all of them:
 * ``larder path``: the same without MLflow's wrapper (``OnlineModel.predict``);
 * ``mlflow wrapper alone``: ``PyFuncModel.predict`` of a second loaded copy whose larder model is
   replaced by a stub returning zeros (MLflow's input-schema enforcement, params, context, dispatch);
-* ``assemble``: the feature assembly alone; ``store reads``: the two ``read_batch`` calls alone.
+* ``assemble``: the feature assembly alone; ``store reads``: the two store reads alone (``read_values``
+  of the features the assembler reads, on its few-key path; else ``read_batch``);
+* ``assemble, dict in and out``: the assembly of Python columns (``{"Id": [...], "YrSold": [...]}``)
+  into ``{column: [values]}`` (``output="dict"``, what ``get_online_features`` and the feature server
+  run); not part of the overhead split.
 
 The lookup overhead is ``pyfunc - raw model`` per iteration (paired), reported at p50/p99, in wall time
 and in CPU time of the calling thread (less sensitive to other processes on the machine). It is split,
@@ -125,7 +129,8 @@ def measure(store: str, uri: str, fe: FeatureEngineeringClient, raw_model: Any, 
         feats = om.features(keys)[om.bundle.feature_columns]
         batches.append((keys, feats))
     # the two reads the assembler makes, through the same store method: read_values (encoded keys in,
-    # numpy blocks out) on its few-key lean path, else read_batch with an Arrow key table
+    # numpy blocks out) of the features the lean plan reads (not the excluded string no function uses) on
+    # its few-key path, else read_batch of every feature with an Arrow key table
     import pyarrow as pa
 
     sources = asm._sources
@@ -133,12 +138,13 @@ def measure(store: str, uri: str, fe: FeatureEngineeringClient, raw_model: Any, 
     lean = (lean_plan is not None and rows <= getattr(asm, "lean_max_rows", 0) and lean_plan() is not None
             and all(hasattr(src.store, "read_values") for src in sources))
     read_path = "read_values" if lean else "read_batch"
+    lean_reads = [(sp.source.store, sp.source.table, sp.read) for sp in lean_plan().sources] if lean else []
 
     def reads(keys: pd.DataFrame) -> None:
         if lean:
             pks = [str(v) for v in keys["Id"].tolist()]  # one encoding, shared by both lookups of Id
-            for src in sources:
-                src.store.read_values(src.table, pks, src.read)
+            for store, online_table, features in lean_reads:
+                store.read_values(online_table, pks, features)
         else:
             for src in sources:
                 src.store.read_batch(src.table, pa.table({"Id": pa.array(keys["Id"].to_numpy())}), src.read)
@@ -155,11 +161,16 @@ def measure(store: str, uri: str, fe: FeatureEngineeringClient, raw_model: Any, 
         "larder path": lambda k, f: om.predict(k),
         "mlflow wrapper alone": lambda k, f: stub.predict(k),
         "assemble": lambda k, f: asm.assemble(k),
+        # the same assembly with Python columns in and out (what get_online_features(..., output="dict")
+        # and the feature server run); not part of the overhead split
+        "assemble, dict in and out": lambda k, f: asm.assemble(
+            {"Id": k["Id"].tolist(), "YrSold": k["YrSold"].tolist()}, output="dict"),
         "store reads": lambda k, f: reads(k),
     }
     # the answers agree before anything is timed
     k0, f0 = batches[0]
     np.testing.assert_allclose(np.asarray(pm.predict(k0), dtype=float), raw_model.predict(f0), rtol=1e-12)
+    assert contenders["assemble, dict in and out"](k0, f0) == asm.assemble(k0, output="dict")
     wall: dict[str, list[float]] = {c: [] for c in contenders}
     cpu: dict[str, list[float]] = {c: [] for c in contenders}
     gc.collect()
