@@ -578,3 +578,25 @@ def test_read_values_one_key_after_changes(store: OnlineStore) -> None:
     store.drop_table(t)
     with pytest.raises(OnlineTableNotFoundError):
         store.read_values(t, ["3"], features)
+
+
+def test_read_values_one_key_numbers_matches_general_path(store: OnlineStore) -> None:
+    """Records of numbers only, complete or with nulls: the one-key path's shortest branch (no null
+    anywhere in the record) and its general one agree with the many-key decode."""
+    schema = pa.schema([("id", pa.int64()), ("a", pa.float64()), ("b", pa.int32()), ("c", pa.float64()),
+                        ("d", pa.bool_()), ("e", pa.uint64()), ("f", pa.int8())])
+    t = table(schema, ["id"])
+    data = {
+        "id": [0, 1, 2, 3],
+        "a": [1.5, None, float("nan"), -0.0],
+        "b": [7, 8, None, -(2**31)],
+        "c": [2.5, 3.5, 4.5, 1e300],
+        "d": [True, False, True, None],
+        "e": [2**64 - 1, 0, 5, 6],
+        "f": [-128, 127, 0, 1],
+    }
+    store.write_batch(t, rows(t, data, [1] * 4))
+    for features in (None, ["c", "a"], ["e", "b", "f", "d"], ["d"], ["a", "c", "b"]):
+        for key in ["0", "1", "2", "3", "99"]:
+            for _ in range(2):
+                assert_one_key_matches_general(store, t, key, ["1", "99"], features)

@@ -169,6 +169,8 @@ class _OneKey:
     lengths: struct.Struct | None  # the record's uint32 lengths of its variable-width values
     slow: list[str]  # the rest (retyped, never stored, null type): the general decode
     names_out: list[str]  # the order of ``arrays`` in the result (the plan's order)
+    #: when every feature is a number: per type group (type, names, dtype, (values, 1), offset, positions)
+    plain: tuple[tuple[pa.DataType, tuple[str, ...], np.dtype, tuple[int, int], int, list[int] | None], ...]
 
     @classmethod
     def create(cls, table: OnlineTable, features: list[str] | None, layout: _Layout, plan: ReadPlan) -> _OneKey:
@@ -203,6 +205,8 @@ class _OneKey:
             f"SELECT {cols} FROM {_quote(layout.physical)} WHERE _k = ?",
             b"\x01" + bytes(len(codec.names)), blocks, tuple(fixed), tuple(var),
             struct.Struct(f"<{nv}I") if var else None, slow, [n for n in plan.names if n in set(lean.others)],
+            () if lean.others else tuple((t, names, dtype, (count, 1), offset, sel)
+                                         for t, names, dtype, count, offset, sel, _ in blocks),
         )
 
     def decode(self, record: bytes, var: bytes | None, found: bool) -> ValueBatch:
@@ -572,6 +576,7 @@ class SQLiteOnlineStore(OnlineStore):
         One key (the serving case) takes a path prepared once per (table, feature list): one
         ``SELECT`` of one record, decoded straight from its bytes.
         """
+        one = None
         if len(pks) == 1:
             # keyed by both identities (a collision only costs a fresh plan: the entry is checked)
             one = self._one.get(id(table) ^ id(features))
@@ -579,32 +584,42 @@ class SQLiteOnlineStore(OnlineStore):
                 one is not None
                 and one.table is table
                 and one.features is features
-                and one.layout is self._layouts.get(table.name)
                 and (features is None or features == one.copy)
             ):
-                if pks[0] is None:
-                    return one.decode(one.layout.codec.missing_row, None, False)
-                try:
-                    conn = self._local.conn
-                except AttributeError:
-                    conn = self._conn()
-                try:
-                    row = conn.execute(one.sql, (pks[0],)).fetchone()
-                except sqlite3.Error:
-                    row = False  # a replaced or dropped table: the general path looks it up again
-                if row is not False:
+                if pks[0] is not None:
+                    # A data table never changes its record format and a replaced or dropped one is
+                    # gone, so the prepared statement either reads records this plan decodes or fails.
+                    try:
+                        conn = self._local.conn
+                    except AttributeError:
+                        conn = self._conn()
+                    try:
+                        row = conn.execute(one.sql, (pks[0],)).fetchone()
+                    except sqlite3.Error:
+                        row = False  # replaced or dropped: the general path looks the table up again
                     if row is None:
                         return one.decode(one.layout.codec.missing_row, None, False)
-                    return one.decode(row[0], row[1] if one.var else None, True)
+                    if row is not False:
+                        record = row[0]
+                        if one.plain and record.startswith(one.clean):  # numbers only, no null
+                            blocks = []
+                            for typ, names, dtype, shape, offset, sel in one.plain:
+                                values = np.ndarray(shape, dtype, record, offset)
+                                blocks.append(ValueBlock(typ, names, values.copy() if sel is None else values[sel], None))
+                            return ValueBatch(one.plan.names, 1, _FOUND.copy(), blocks, {})
+                        return one.decode(record, row[1] if one.var else None, True)
+            else:
+                one = None
         plan = read_plan(table, features)
         pks = pks if isinstance(pks, list) else list(pks)
         n = len(pks)
         layout, fixed, var = self._read(table, pks)
         if n == 1:
-            one = _OneKey.create(table, features, layout, plan)
-            if len(self._one) >= 256:
-                self._one.clear()
-            self._one[id(table) ^ id(features)] = one
+            if one is None or one.layout is not layout:
+                one = _OneKey.create(table, features, layout, plan)
+                if len(self._one) >= 256:
+                    self._one.clear()
+                self._one[id(table) ^ id(features)] = one
             return one.decode(fixed, var[0] if var else None, fixed[0] == 1)
         lean = layout.lean_plan(table, plan)
         codec = layout.codec
