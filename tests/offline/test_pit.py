@@ -124,9 +124,10 @@ def source_case(draw: st.DrawFn, index: int) -> dict:
     pass_source_rows=st.sampled_from([4_000_000, 5]),
     code_batch_rows=st.sampled_from([1 << 20, 3]),
     read_batch_rows=st.sampled_from([1 << 16, 2]),
+    stream_tables=st.booleans(),
 )
 def test_matches_oracle(spine_rows, spine_unit, spine_tz, cases, batch_rows, chunk_source_rows, shared_con,
-                        own_database, partitioned, pass_source_rows, code_batch_rows, read_batch_rows):
+                        own_database, partitioned, pass_source_rows, code_batch_rows, read_batch_rows, stream_tables):
     spine = pa.table({
         "id": pa.array([r[0] for r in spine_rows], pa.int64()),
         "name": pa.array([r[1] for r in spine_rows], pa.string()),
@@ -178,7 +179,8 @@ def test_matches_oracle(spine_rows, spine_unit, spine_tz, cases, batch_rows, chu
                 mock.patch.object(pit, "_PARTITION_BY_CODES", partitioned), \
                 mock.patch.object(pit, "_PASS_SOURCE_ROWS", pass_source_rows), \
                 mock.patch.object(pit, "_CODE_BATCH_ROWS", code_batch_rows), \
-                mock.patch.object(pit_gather, "_BATCH_ROWS", read_batch_rows):
+                mock.patch.object(pit_gather, "_BATCH_ROWS", read_batch_rows), \
+                mock.patch.object(pit, "_STREAM_TABLES", stream_tables):
             got = point_in_time_join(spine, sources, batch_rows=batch_rows, con=con)
     finally:
         if con is not None:

@@ -1,5 +1,5 @@
-"""Dataset sources of point-in-time joins: the file-by-file parquet read and the gather into output
-buffers give exactly what the in-memory (Arrow table) path gives, for every type and dataset shape."""
+"""The streaming gather of point-in-time joins (file-by-file parquet reads, values written into output
+buffers) gives exactly what Arrow's take over the whole columns gives, for every type and data shape."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
 
-from larder.offline import delta, pit_gather
+from larder.offline import delta, pit, pit_gather
 from larder.offline.pit import PitSource, point_in_time_join
 from larder.offline.pit_gather import float_values, gather_streaming, prefetched, scan_batches
 from larder.training import FeatureLookup
@@ -88,8 +88,11 @@ def test_parquet_files_give_what_the_table_gives_for_every_type(tmp_path, batch_
     spine = _spine(600)
     with mock.patch.object(pit_gather, "_BATCH_ROWS", batch_rows):
         got = point_in_time_join(spine, [PitSource(dataset, **NAMES)])
-    want = point_in_time_join(spine, [PitSource(data, **NAMES)])
+        from_table = point_in_time_join(spine, [PitSource(data, **NAMES)])
+    with mock.patch.object(pit, "_STREAM_TABLES", False):  # the general path: take over whole columns
+        want = point_in_time_join(spine, [PitSource(data, **NAMES)])
     _assert_same(got, want)
+    _assert_same(from_table, want)
     assert got.column("f64").null_count > 0 and pc.sum(pc.is_nan(got.column("f64"))).as_py() > 0
 
 
@@ -203,9 +206,10 @@ def test_load_df_equals_the_in_memory_path(fe):
                FeatureLookup("feats", "entity", timestamp_lookup_key="at", feature_names=["f"],
                              rename_outputs={"f": "f_filled"}, default_values={"f_filled": -1.0})]
     got = fe.create_training_set(labels, lookups, label="y").load_df()
-    # the same training set with each table read whole into an Arrow table first (the general gather)
+    # the same training set with each table read whole into an Arrow table first, gathered by take
     whole = delta.Snapshot.dataset
-    with mock.patch.object(delta.Snapshot, "dataset", lambda self: whole(self).to_table()):
+    with mock.patch.object(delta.Snapshot, "dataset", lambda self: whole(self).to_table()), \
+            mock.patch.object(pit, "_STREAM_TABLES", False):
         want = fe.create_training_set(labels, lookups, label="y").load_df()
     pd.testing.assert_frame_equal(got, want)
     assert got["f"].isna().any() and (got["f_filled"] == -1.0).any()

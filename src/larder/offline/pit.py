@@ -20,9 +20,9 @@ and *row positions* go to DuckDB, whose ``ASOF JOIN`` finds, for each spine row,
 source row with the right timestamp (in key-range chunks, so the engine's memory stays bounded). A
 second join over the matched (key, timestamp) pairs settles ties, so the result never depends on
 DuckDB's sort order. Feature values never pass through DuckDB:
-they are gathered from the source by position with Arrow (``take`` on in-memory tables; a second,
-streaming scan for ``pyarrow.dataset.Dataset`` sources), which keeps memory near the output's size
-and keeps every type exactly as the source has it.
+they are gathered from the source by position in one more streaming read (batch by batch, straight
+into output buffers for fixed-width types, see :mod:`larder.offline.pit_gather`), which keeps memory
+near the output's size and keeps every type exactly as the source has it.
 
 Example
 -------
@@ -82,6 +82,10 @@ _CODE_BATCH_ROWS = 1 << 20
 # The partitioned path reads the source's keys and times once per this many source rows, holding the
 # narrow copy of only that many rows (16 bytes each) at a time.
 _PASS_SOURCE_ROWS = 4_000_000
+# In-memory sources are gathered batch by batch into output buffers like datasets (see
+# larder.offline.pit_gather): nothing but the output is held. False: Arrow's take over the whole
+# columns (tests compare the two).
+_STREAM_TABLES = True
 
 
 @dataclass(frozen=True)
@@ -236,7 +240,7 @@ class _Data:
 
     def gather(self, columns: list[str], idx: np.ndarray) -> list[pa.ChunkedArray]:
         """``columns`` at row positions ``idx`` (``-1`` gives null), in the order of ``idx``."""
-        if self.table is not None:
+        if self.table is not None and not _STREAM_TABLES:
             n = self.table.num_rows
             # Index -1 -> n, a trailing one-row null chunk: plain int indices take the fast path.
             ix = pa.array(np.where(idx < 0, n, idx))

@@ -1,19 +1,20 @@
-"""Streaming reads of a ``pyarrow.dataset`` source and the gather of its feature values by position
+"""Streaming reads of a ``pyarrow.dataset`` source and the gather of feature values by position
 (used by :mod:`larder.offline.pit`).
 
-A point-in-time join reads a dataset source twice: once for its keys and times (to match), once for
-the winning rows' feature values. Both reads must see the rows in the same order, and neither should
+A point-in-time join reads a source twice: once for its keys and times (to match), once for the
+winning rows' feature values. Both reads must see the rows in the same order, and neither should
 hold more than a few batches of the source at once:
 
 * local parquet files (a Delta table's active files) are read file by file with
-  ``pyarrow.parquet.ParquetFile.iter_batches``: a column chunk is decoded a batch at a time (the
-  dataset scanner decodes a whole row group first: a Delta file's row groups hold a million rows, 8 MB
-  per float column). A file whose columns differ from the dataset's schema (a column added or widened
-  by a later write) is read through the dataset scanner, which fills and casts them;
-* the winning rows' values are written straight into output buffers of the spine's length for
-  fixed-width types (numbers, timestamps, dates, durations), so nothing but the output is held;
-  other types (strings, lists, booleans, decimals) keep the rows they need from each batch and are
-  put into the spine's order at the end.
+  ``pyarrow.parquet.ParquetFile.iter_batches`` on a thread of their own: a column chunk is decoded a
+  batch at a time (the dataset scanner decodes a whole row group first: a Delta file's row groups hold
+  a million rows, 8 MB per float column). A file whose columns differ from the dataset's schema (a
+  column added or widened by a later write, a partition column) and a filtered dataset are read
+  through the dataset scanner, which fills, casts and filters them;
+* the winning rows' values (of a dataset or of an in-memory table, batch by batch) are written
+  straight into output buffers of the spine's length for fixed-width types (numbers, timestamps,
+  dates, durations), so nothing but the output is held; other types (strings, lists, booleans,
+  decimals) keep the rows they need from each batch and are put into the spine's order at the end.
 
 Floating-point outputs carry NaN under their null slots (the Arrow value under a null is unspecified,
 so this is still the same Arrow array): :func:`float_values` then hands pandas the buffer itself, since
