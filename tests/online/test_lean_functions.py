@@ -222,13 +222,14 @@ def test_python_keys_take_no_frame_and_equal_the_general_path(world) -> None:  #
         rows = int(rng.choice([1, 1, 2, 4]))
         columns = {"Id": [int(v) for v in rng.integers(1, 46, rows)],
                    "sold": [int(v) for v in rng.integers(2006, 2011, rows)],
-                   "factor": [int(v) for v in rng.integers(1, 4, rows)],
+                   "factor": ([int(v) for v in rng.integers(1, 4, rows)] if rng.random() < 0.5
+                              else [float(v) for v in rng.uniform(0.5, 2.0, rows)]),
                    "channel": [str(v) if v != "none" else None for v in rng.choice(["web", "app", "none"], rows)]}
         if all(v is None for v in columns["channel"]):
             columns["channel"][0] = "web"
         frame = pd.DataFrame({"Id": np.array(columns["Id"], dtype="int64"),
                               "sold": np.array(columns["sold"], dtype="int64"),
-                              "factor": np.array(columns["factor"], dtype="int64"),
+                              "factor": np.array(columns["factor"]),  # int64 or float64
                               "channel": pd.array(columns["channel"], dtype="str")})
         records = [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
         asm.lean_max_rows = 0

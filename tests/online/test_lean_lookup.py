@@ -165,7 +165,7 @@ def test_python_keys_equal_frame_keys(published) -> None:  # type: ignore[no-unt
     for keys in (columns, records, pa.table(columns)):
         assert_same_dict(asm.assemble(keys, include_found=True, output="dict"), expected)
         pd.testing.assert_frame_equal(asm.assemble(keys, include_found=True), expected_frame, check_exact=True)
-    # values the fast conversion does not take (floats, mixed) go through Arrow, with its checks
+    # float keys are checked for whole numbers as on the Arrow route; mixed values go through Arrow
     assert asm.assemble({"item_id": [1.0], "shop": ["s1"]}, output="dict")["units"] == [10]
     with pytest.raises(FeatureLookupError, match="mix types"):
         asm.assemble({"item_id": [1, "x"], "shop": ["s1", "s1"]})

@@ -344,7 +344,7 @@ class OnlineFeatureAssembler:
         return frame
 
     def _python_caller(self, keys: Any) -> lean.Caller | None:
-        """Python columns or records of ints and strings as lean key columns, validated (once per
+        """Python columns or records of ints, floats and strings as lean key columns, validated (once per
         column names and kinds) without a pandas frame; None for other keys."""
         got = _python_columns(keys)
         if got is None:
@@ -523,8 +523,8 @@ class OnlineFeatureAssembler:
 def _python_columns(keys: Mapping[str, Any] | list[Mapping[str, Any]]
                     ) -> tuple[tuple[str, ...], int, dict[str, Any], dict[str, list[Any]], tuple[str, ...]] | None:
     """Keys given as Python columns or records, as ``(names, rows, {name: values as the frame would hold
-    them}, {name: the Python values}, kinds)`` when every column holds only ints (int64) or only strings
-    and None (pandas' ``str``); else None (the Arrow route converts them)."""
+    them}, {name: the Python values}, kinds)`` when every column holds only ints (int64), only floats
+    (float64) or only strings and None (pandas' ``str``); else None (the Arrow route converts them)."""
     if isinstance(keys, list):
         if not keys:
             return None
@@ -554,6 +554,9 @@ def _python_columns(keys: Mapping[str, Any] | list[Mapping[str, Any]]
         elif types <= {str, type(None)} and str in types:
             data[name] = pd.array(values, dtype="str")
             kinds.append("str")
+        elif types == {float}:  # NaN stays NaN, as through Arrow without from_pandas
+            data[name] = np.array(values, dtype=np.float64)
+            kinds.append("float")
         else:
             return None
         lists[name] = values if isinstance(values, list) else list(values)
@@ -565,7 +568,7 @@ def _python_columns(keys: Mapping[str, Any] | list[Mapping[str, Any]]
 def _python_keys_frame(keys: Mapping[str, Any] | list[Mapping[str, Any]],
                        labels: Callable[[tuple[str, ...]], pd.Index]) -> pd.DataFrame | None:
     """Keys given as Python columns or records, as the frame the Arrow route would build, when every
-    column holds only ints (int64) or only strings and None (pandas' ``str``); else None."""
+    column holds only ints (int64), only floats or only strings and None (pandas' ``str``); else None."""
     got = _python_columns(keys)
     if got is None:
         return None
