@@ -38,6 +38,7 @@ import pyarrow.parquet as pq
 # Rows per batch when reading a dataset: 64k rows of a float column are half a megabyte.
 _BATCH_ROWS = 1 << 16
 _BUFFER_BYTES = 1 << 18
+_SERIAL_COLUMNS = 3
 _UINT = {8: np.uint8, 16: np.uint16, 32: np.uint32, 64: np.uint64}
 
 
@@ -117,8 +118,9 @@ def _local_batches(ds: pads.FileSystemDataset, columns: list[str]) -> Iterator[p
             if all(have.get_field_index(f.name) >= 0 and have.field(f.name).type == f.type for f in schema):
                 groups = [rg.id for rg in frag.row_groups]
                 if groups:
+                    # columns decode in parallel when there are several wide ones; two are faster alone
                     for b in pf.iter_batches(batch_size=_BATCH_ROWS, row_groups=groups, columns=columns,
-                                             use_threads=False):
+                                             use_threads=len(columns) > _SERIAL_COLUMNS):
                         yield pa.RecordBatch.from_arrays([b.column(c) for c in columns], schema=schema)
                 continue
         # columns missing from this file or of another type: the scanner fills and casts them
