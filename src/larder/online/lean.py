@@ -79,6 +79,37 @@ class LeanPlan:
     """What a lean lookup needs that does not depend on the keys (built once per assembler)."""
 
     sources: list[_SourcePlan]
+    #: pandas output layouts per (output columns, names of the looked-up blocks): see _layout
+    layouts: dict[tuple[Any, ...], _Layout] = field(default_factory=dict)
+
+
+#: (the output columns not held in a looked-up block: (position, name); per block of a LeanResult, None
+#: when none of its rows is output, else (output positions, rows kept or None for all))
+_Layout = tuple[list[tuple[int, str]], list[tuple[np.ndarray, list[int] | None] | None]]
+
+
+def _layout(res: LeanResult, ordered: list[str], cache: dict[tuple[Any, ...], _Layout] | None) -> _Layout:
+    """Where each output column of ``ordered`` comes from, for the blocks ``res`` holds (cached: it
+    depends only on the column names)."""
+    key = (tuple(ordered), tuple(tuple(names) for names, *_rest in res.blocks))
+    hit = cache.get(key) if cache is not None else None
+    if hit is not None:
+        return hit
+    position = {c: i for i, c in enumerate(ordered)}
+    in_blocks: set[str] = set()
+    per_block: list[tuple[np.ndarray, list[int] | None] | None] = []
+    for names, *_rest in res.blocks:
+        placed = [(j, position[o]) for j, o in enumerate(names) if o in position]
+        in_blocks.update(o for o in names if o in position)
+        if not placed:
+            per_block.append(None)
+            continue
+        rows = None if len(placed) == len(names) else [j for j, _ in placed]
+        per_block.append((np.asarray([p for _, p in placed], dtype=np.intp), rows))
+    hit = ([(i, c) for i, c in enumerate(ordered) if c not in in_blocks], per_block)
+    if cache is not None and len(cache) < 64:
+        cache[key] = hit
+    return hit
 
 
 class Caller:
@@ -539,32 +570,31 @@ def _arrow_of_function(v: Any) -> pa.Array:
 
 
 def to_pandas(res: LeanResult, caller: Caller, ordered: list[str], functions: dict[str, Any],
-              found_columns: list[tuple[str, np.ndarray]], index: pd.Index, labels: pd.Index) -> pd.DataFrame:
+              found_columns: list[tuple[str, np.ndarray]], index: pd.Index, labels: pd.Index,
+              layouts: dict[tuple[Any, ...], _Layout] | None = None) -> pd.DataFrame:
     """The output frame in one construction: the looked-up matrices, the caller's columns and the
-    function outputs of one numpy dtype become one pandas block."""
+    function outputs of one numpy dtype become one pandas block. ``layouts``: a cache of where each
+    column comes from (:attr:`LeanPlan.layouts`)."""
     from larder.online.lookup import _pandas_values
 
-    position = {c: i for i, c in enumerate(ordered)}
+    others, per_block = _layout(res, ordered, layouts)
     parts: list[tuple[int, Any]] = []
-    where = res.where
-    for i, c in enumerate(ordered):
+    for i, c in others:
         if c in functions:
             parts.append((i, _pandas_of_function(functions[c])))
         elif c in res.arrays:
             parts.append((i, _pandas_values(res.arrays[c])))
-        elif c not in where:
+        else:
             parts.append((i, caller.values(c)))
     base = len(ordered)
     for i, (_name, mask) in enumerate(found_columns):
         parts.append((base + i, mask))
     blocks = []
-    for names, _typ, values, _nulls in res.blocks:
-        placed = [(j, position[o]) for j, o in enumerate(names) if o in position]
-        if not placed:
+    for (_names, _typ, values, _nulls), placed in zip(res.blocks, per_block, strict=True):
+        if placed is None:
             continue
-        if len(placed) != len(names):
-            values = values[[j for j, _ in placed]]
-        blocks.append((values, np.asarray([p for _, p in placed])))
+        positions, rows = placed
+        blocks.append((values if rows is None else values[rows], positions.copy()))
     return _frame_at(parts, blocks, index, labels)
 
 

@@ -493,7 +493,8 @@ class OnlineFeatureAssembler:
         if output == "pandas":
             names = tuple(ordered) + tuple(name for name, _ in found_columns)
             return lean.to_pandas(res, caller, ordered, functions, found_columns,
-                                  index if index is not None else pd.RangeIndex(caller.n), self._labels(names))
+                                  index if index is not None else pd.RangeIndex(caller.n), self._labels(names),
+                                  plan.layouts)
         if output == "dict":
             return lean.to_dict(res, caller, ordered, functions, found_columns)
         return lean.to_arrow(res, caller, ordered, functions, found_columns)
