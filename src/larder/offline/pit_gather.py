@@ -224,9 +224,10 @@ def gather_streaming(batches: Iterable[pa.RecordBatch], types: list[pa.DataType]
     del order
     outs: list[Any] = [_Fixed(t, matched) if _fixed_width(t) else _Taken(t) for t in types]
     offset = 0
+    top = np.iinfo(pos.dtype).max  # bounds in pos's own type: numpy would otherwise cast all of pos to search
     for batch in batches:
         size = batch.num_rows
-        lo, hi = np.searchsorted(pos, [offset, offset + size])
+        lo, hi = np.searchsorted(pos, np.array([min(offset, top), min(offset + size, top)], dtype=pos.dtype))
         if hi > lo:
             local = pos[lo:hi] - offset
             for j, out in enumerate(outs):
