@@ -5,7 +5,6 @@ outputs of lookups and of other functions."""
 
 from __future__ import annotations
 
-import math
 import uuid
 
 import numpy as np
@@ -17,6 +16,7 @@ from larder.errors import FunctionError
 from larder.online.specs import SQLiteStoreSpec
 from larder.training import FeatureFunction, FeatureLookup
 from larder.training.execute import FunctionRunner
+from online._lean_compare import assert_lean_equals_general, assert_same_dict
 
 
 def age(built: int, sold: int) -> int:
@@ -117,20 +117,6 @@ def _keys(rng: np.random.Generator, rows: int) -> pd.DataFrame:
     }, index=pd.RangeIndex(rows) if rng.random() < 0.7 else pd.Index(rng.permutation(100)[:rows] + 7))
 
 
-def _same(a: object, b: object) -> bool:
-    if isinstance(a, float) and isinstance(b, float):
-        return (math.isnan(a) and math.isnan(b)) or a == b
-    return type(a) is type(b) and a == b
-
-
-def _assert_same_dict(lean: dict, general: dict) -> None:
-    assert list(lean) == list(general)
-    for column, values in general.items():
-        assert len(lean[column]) == len(values), column
-        for i, (x, y) in enumerate(zip(lean[column], values, strict=True)):
-            assert _same(x, y), (column, i, x, y)
-
-
 def test_few_row_functions_equal_the_general_path(world) -> None:  # type: ignore[no-untyped-def]
     fe, spec = world
     asm = fe.online_feature_assembler(spec, on_missing="null")
@@ -139,16 +125,7 @@ def test_few_row_functions_equal_the_general_path(world) -> None:  # type: ignor
     for trial in range(60):
         keys = _keys(rng, int(rng.choice([1, 1, 1, 2, 3, 5, 16, 17])))
         for include_found in (False, True):
-            asm.lean_max_rows = 1000
-            lean = {out: asm.assemble(keys, include_found=include_found, output=out)
-                    for out in ("pandas", "dict", "arrow")}
-            asm.lean_max_rows = 0
-            general = {out: asm.assemble(keys, include_found=include_found, output=out)
-                       for out in ("pandas", "dict", "arrow")}
-            pd.testing.assert_frame_equal(lean["pandas"], general["pandas"], check_exact=True)
-            assert lean["arrow"].schema.equals(general["arrow"].schema), trial
-            _assert_same_dict(lean["arrow"].to_pydict(), general["arrow"].to_pydict())
-            _assert_same_dict(lean["dict"], general["dict"])
+            assert_lean_equals_general(asm, keys, include_found, trial)
     out = asm.assemble(pd.DataFrame({"Id": [41], "sold": [2008], "factor": [1.0],
                                      "channel": pd.array(["web"], dtype="str")}))
     assert out["age"].tolist() == [2008 - 1970] and out["loud"].tolist() == ["NONE!"]  # defaults feed functions
@@ -237,9 +214,9 @@ def test_python_keys_take_no_frame_and_equal_the_general_path(world) -> None:  #
         asm.lean_max_rows = 1000
         for keys in (columns, records):
             pd.testing.assert_frame_equal(asm.assemble(keys, include_found=True), general["pandas"], check_exact=True)
-            _assert_same_dict(asm.assemble(keys, include_found=True, output="dict"), general["dict"])
+            assert_same_dict(asm.assemble(keys, include_found=True, output="dict"), general["dict"])
             arrow = asm.assemble(keys, include_found=True, output="arrow")
             assert arrow.schema.equals(general["arrow"].schema)
-            _assert_same_dict(arrow.to_pydict(), general["arrow"].to_pydict())
+            assert_same_dict(arrow.to_pydict(), general["arrow"].to_pydict())
     with pytest.raises(FunctionError, match="sold"):  # validated like a frame: a missing request-time column
         asm.assemble({"Id": [1], "factor": [1], "channel": ["web"]}, output="dict")

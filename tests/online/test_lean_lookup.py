@@ -17,6 +17,7 @@ import pytest
 from larder.errors import FeatureLookupError
 from larder.online.specs import DynamoDBStoreSpec, RedisStoreSpec, SQLiteStoreSpec
 from larder.training import FeatureFunction, FeatureLookup
+from online._lean_compare import assert_lean_equals_general, assert_same_dict
 
 UTC = dt.UTC
 
@@ -91,22 +92,6 @@ def key_frames() -> list[pd.DataFrame]:
     ]
 
 
-def same(a: object, b: object) -> bool:
-    if isinstance(a, float) and isinstance(b, float):
-        if math.isnan(a) or math.isnan(b):
-            return math.isnan(a) and math.isnan(b)
-        return a == b and math.copysign(1, a) == math.copysign(1, b)
-    return type(a) is type(b) and a == b
-
-
-def assert_same_dict(lean: dict, general: dict) -> None:
-    assert list(lean) == list(general)
-    for column in general:
-        assert len(lean[column]) == len(general[column]), column
-        for i, (x, y) in enumerate(zip(lean[column], general[column], strict=True)):
-            assert same(x, y), (column, i, x, y)
-
-
 @pytest.mark.parametrize("exclude", [None, ["cost", "name"]])
 def test_lean_path_equals_general_path(published, exclude) -> None:  # type: ignore[no-untyped-def]
     fe = published
@@ -115,16 +100,7 @@ def test_lean_path_equals_general_path(published, exclude) -> None:  # type: ign
     assert asm._lean_plan() is not None  # this spec takes the lean path
     for keys in key_frames():
         for include_found in (False, True):
-            asm.lean_max_rows = 1000
-            lean = {out: asm.assemble(keys, include_found=include_found, output=out)
-                    for out in ("pandas", "dict", "arrow")}
-            asm.lean_max_rows = 0
-            general = {out: asm.assemble(keys, include_found=include_found, output=out)
-                       for out in ("pandas", "dict", "arrow")}
-            pd.testing.assert_frame_equal(lean["pandas"], general["pandas"], check_exact=True)
-            assert lean["arrow"].schema.equals(general["arrow"].schema)
-            assert_same_dict(lean["arrow"].to_pydict(), general["arrow"].to_pydict())
-            assert_same_dict(lean["dict"], general["dict"])
+            lean, general = assert_lean_equals_general(asm, keys, include_found)
             assert_same_dict(lean["dict"], general["arrow"].to_pydict())
     first = asm.assemble(key_frames()[0], include_found=True)
     assert first.index.tolist() == [10, 11, 12, 13, 14, 15, 16, 17]

@@ -29,6 +29,7 @@ the old or the new contents, never a mix.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import threading
@@ -667,10 +668,9 @@ class _Kept:
     def release(self) -> None:
         conn, self.conn = self.conn, None
         if conn is not None and self.pid == os.getpid():
-            try:
+            # the pool may be being torn down: then there is nothing left to return the connection to
+            with contextlib.suppress(Exception):
                 self.pool.release(conn)
-            except Exception:  # noqa: BLE001 - the pool is being torn down: nothing left to return to
-                pass
 
     def __del__(self) -> None:
         self.release()
