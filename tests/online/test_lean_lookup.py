@@ -143,5 +143,10 @@ def test_python_keys_equal_frame_keys(published) -> None:  # type: ignore[no-unt
         pd.testing.assert_frame_equal(asm.assemble(keys, include_found=True), expected_frame, check_exact=True)
     # float keys are checked for whole numbers as on the Arrow route; mixed values go through Arrow
     assert asm.assemble({"item_id": [1.0], "shop": ["s1"]}, output="dict")["units"] == [10]
+    # a NaN float key is a null key: None in the dict output on both paths, a 1-key call as a 4-key one
+    for float_keys in ({"item_id": [1.0, float("nan"), 3.0, 99.0], "shop": ["s2", "s1", "s1", None]},
+                       {"item_id": [float("nan")], "shop": ["s1"]}, {"item_id": [3.0], "shop": ["s1"]}):
+        assert_lean_equals_general(asm, float_keys, include_found=True)
+    assert asm.assemble({"item_id": [float("nan")], "shop": ["s1"]}, output="dict")["item_id"] == [None]
     with pytest.raises(FeatureLookupError, match="mix types"):
         asm.assemble({"item_id": [1, "x"], "shop": ["s1", "s1"]})

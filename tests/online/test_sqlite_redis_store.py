@@ -146,6 +146,56 @@ def test_sqlite_file_layout_and_open_store(tmp_path: Path) -> None:
         SQLiteOnlineStore(bad)
 
 
+def test_sqlite_page_size(tmp_path: Path) -> None:
+    """A new file gets 16 KB pages (or the size asked for); an existing file keeps its own, and asking
+    it for another one fails without touching it; a wide record stays on its leaf page."""
+    from pydantic import ValidationError
+
+    from larder.online.sqlite import DEFAULT_PAGE_SIZE
+
+    assert DEFAULT_PAGE_SIZE == 16384
+    t = new_table()
+    with SQLiteOnlineStore(tmp_path / "d.db") as store:
+        assert store.page_size == DEFAULT_PAGE_SIZE
+        store.write_batch(t, batch([1, 2], "a"))
+    raw = sqlite3.connect(tmp_path / "d.db")
+    try:
+        assert raw.execute("PRAGMA page_size").fetchone()[0] == DEFAULT_PAGE_SIZE
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        raw.close()
+    with open_store(SQLiteStoreSpec(path="s.db", page_size=4096), tmp_path) as store:
+        assert store.page_size == 4096
+        store.write_batch(t, batch([1], "a"))
+    before = (tmp_path / "s.db").read_bytes()
+    with pytest.raises(OnlineStoreError, match=r"4096-byte pages, not the 65536.*page_size=4096"):
+        SQLiteOnlineStore(tmp_path / "s.db", page_size=65536)
+    assert (tmp_path / "s.db").read_bytes() == before
+    with SQLiteOnlineStore(tmp_path / "s.db") as store:  # no size asked: the file's own
+        assert store.page_size == 4096
+        assert store.read_batch(t, pa.table({"id": [1]}))[0].column("tag").to_pylist() == ["a"]
+    with SQLiteOnlineStore(tmp_path / "s.db", page_size=4096) as store:
+        assert store.page_size == 4096
+    for bad in (1000, 256, 131072):
+        with pytest.raises(OnlineStoreError, match="power of two"):
+            SQLiteOnlineStore(tmp_path / f"bad{bad}.db", page_size=bad)
+        with pytest.raises(ValidationError, match="power of two"):
+            SQLiteStoreSpec(page_size=bad)
+        assert not (tmp_path / f"bad{bad}.db").exists()
+    # 400 float features (a 3.6 KB record) fit a 16 KB page's leaf: no overflow page per record
+    wide = OnlineTable("main.sr.wide", ["id"], None,
+                       pa.schema([("id", pa.int64())] + [(f"f{i}", pa.float64()) for i in range(400)]))
+    rows = {"id": pa.array(range(200), pa.int64()), **{f"f{i}": [float(i)] * 200 for i in range(400)},
+            ORDER_COLUMN: pa.array([1] * 200, pa.int64())}
+    with SQLiteOnlineStore(tmp_path / "d.db") as store:
+        store.write_batch(wide, pa.table(rows))
+        pages = store._conn().execute("PRAGMA page_count").fetchone()[0]
+        got, found = store.read_batch(wide, pa.table({"id": [0, 199]}))
+        assert found.all() and got.column("f399").to_pylist() == [399.0, 399.0]
+    # 200 records of 3.6 KB need at least 45 pages of 16 KB; one overflow page each would add 200
+    assert pages < 120
+
+
 def test_sqlite_threads_share_a_store(tmp_path: Path) -> None:
     from concurrent.futures import ThreadPoolExecutor
 

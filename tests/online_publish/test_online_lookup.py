@@ -175,3 +175,27 @@ def test_republish_is_seen_by_a_cached_assembler(world) -> None:
     fe.publish_table("houses")
     assert fe.get_online_features(spec, pd.DataFrame({"Id": [1]}))["q"].tolist() == [70]
     assert fe.get_online_features("h3", pd.DataFrame({"Id": [1]}))["q"].tolist() == [70]
+
+
+def test_another_clients_publish_is_seen_after_the_refresh_interval(world, larder_root, monkeypatch) -> None:
+    """A cached assembler keeps its stores until its publications are due for a catalog check
+    (CATALOG_REFRESH_S), then follows another process's publish to another store."""
+    import larder.online.lookup as lookup
+    from larder.client import FeatureEngineeringClient
+    from larder.online import SQLiteStoreSpec
+
+    fe = world
+    fe.publish_table("houses")
+    spec = fe.create_feature_spec("h4", [FeatureLookup("houses", "Id", feature_names=["q"])])
+    assert fe.get_online_features(spec, {"Id": [1]}, output="dict")["q"] == [7]
+    other = FeatureEngineeringClient(root=larder_root)
+    try:
+        other.write_table("houses", pd.DataFrame({"Id": [1], "q": [70]}))
+        other.publish_table("houses", SQLiteStoreSpec(path="other.db"))
+        # within the interval the cached assembler reads the store it was built for
+        assert fe.get_online_features(spec, {"Id": [1]}, output="dict")["q"] == [7]
+        monkeypatch.setattr(lookup, "CATALOG_REFRESH_S", 0.0)
+        assert fe.get_online_features(spec, {"Id": [1]}, output="dict")["q"] == [70]
+        assert fe.get_online_features(spec, pd.DataFrame({"Id": [1]}))["q"].tolist() == [70]
+    finally:
+        other.close()

@@ -187,7 +187,7 @@ def test_publication_records_list_and_drop(fe) -> None:
     pubs = fe.list_publications("houses")
     assert [p.id for p in pubs] == [second.id, first.id]
     assert (pubs[0].delta_version, pubs[0].mode, pubs[0].features) == (1, "overwrite", ["q", "nb"])
-    assert pubs[0].store_spec == {"type": "sqlite", "path": None} and pubs[0].store_name is None
+    assert pubs[0].store_spec == {"type": "sqlite", "path": None, "page_size": None} and pubs[0].store_name is None
     info = pubs[0].to_dict()
     assert info["online_table"]["primary_keys"] == ["Id"] and info["online_table"]["columns"]["q"] == "int64"
     assert {p.table_name for p in fe.list_publications()} == {"main.default.houses", "main.default.ev"}
@@ -229,7 +229,7 @@ def test_redacted_spec_has_no_credentials() -> None:
     red = redacted_spec(spec)
     assert "s3cret" not in str(red) and "alice" not in str(red)
     assert red["url"] == "redis://cache.internal:6380/2"
-    assert redacted_spec(SQLiteStoreSpec(path="x.db")) == {"type": "sqlite", "path": "x.db"}
+    assert redacted_spec(SQLiteStoreSpec(path="x.db")) == {"type": "sqlite", "path": "x.db", "page_size": None}
 
 
 def test_snapshot_order_grows_with_version_and_recreation() -> None:

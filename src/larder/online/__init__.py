@@ -75,7 +75,7 @@ def open_store(spec: SQLiteStoreSpec | DynamoDBStoreSpec | RedisStoreSpec, root:
         from larder.online.sqlite import SQLiteOnlineStore
 
         path = (Path(root) / Path(spec.path).expanduser()) if spec.path else Path(root) / "online.db"
-        return SQLiteOnlineStore(path)
+        return SQLiteOnlineStore(path, page_size=spec.page_size)
     if isinstance(spec, DynamoDBStoreSpec):
         from larder.online.dynamodb import DynamoDBOnlineStore
 

@@ -49,6 +49,9 @@ class _SourcePlan:
     read: list[str]  # features read: those whose outputs are kept or feed a feature function
     #: per (block names, block type) a store returned: how the block maps to outputs (see _block_map)
     block_maps: dict[tuple[Any, ...], _BlockMap] = field(default_factory=dict)
+    #: the same by the identity of the names tuple (a store hands the same tuple back for a table):
+    #: id -> (names, type, map); the entry keeps the tuple alive, so its id is not reused meanwhile
+    block_maps_by_id: dict[int, tuple[tuple[str, ...], pa.DataType, _BlockMap]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,9 @@ class _BlockMap:
 
 
 def _block_map(sp: _SourcePlan, names: tuple[str, ...], typ: pa.DataType) -> _BlockMap:
+    by_id = sp.block_maps_by_id.get(id(names))
+    if by_id is not None and by_id[0] is names and by_id[1] is typ:
+        return by_id[2]
     key = (names, typ)
     hit = sp.block_maps.get(key)
     if hit is None:
@@ -71,6 +77,8 @@ def _block_map(sp: _SourcePlan, names: tuple[str, ...], typ: pa.DataType) -> _Bl
                         any(not t.equals(typ) for _, t, _ in outs))
         if len(sp.block_maps) < 64:
             sp.block_maps[key] = hit
+    if len(sp.block_maps_by_id) < 64:
+        sp.block_maps_by_id[id(names)] = (names, typ, hit)
     return hit
 
 
@@ -112,34 +120,53 @@ def _layout(res: LeanResult, ordered: list[str], cache: dict[tuple[Any, ...], _L
     return hit
 
 
+def python_arrays(lists: dict[str, list[Any]], kinds: Sequence[str]) -> dict[str, Any]:
+    """Python key columns (``kinds``: "int", "float" or "str" per column, as ``lookup._python_columns``
+    found them) as a pandas frame holds them: int64 and float64 numpy arrays, pandas ``str`` arrays."""
+    data: dict[str, Any] = {}
+    for (name, values), kind in zip(lists.items(), kinds, strict=True):
+        if kind == "str":
+            data[name] = pd.array(values, dtype="str")
+        else:
+            data[name] = np.array(values, dtype=np.int64 if kind == "int" else np.float64)
+    return data
+
+
 class Caller:
     """The caller's key columns as the lean path reads them (rows 0..n-1): each column's values (numpy
     or pandas extension arrays, as a pandas frame holds them), and the pandas frame itself only when
     something needs one (a validation, an error message, a feature function's Series route).
 
     Built from a pandas frame, or from plain Python columns (``lists``: the values as given, which
-    the dict output and the key encoding use directly)."""
+    the dict output and the key encoding use directly; their numpy form is built on first use)."""
 
-    __slots__ = ("_frame", "_labels", "_lists", "_read", "_values", "n", "names")
+    __slots__ = ("_frame", "_kinds", "_labels", "_lists", "_read", "_values", "n", "names")
 
     def __init__(self, n: int, names: tuple[str, ...], *, frame: pd.DataFrame | None = None,
-                 values: dict[str, Any] | None = None, lists: dict[str, list[Any]] | None = None,
+                 lists: dict[str, list[Any]] | None = None, kinds: Sequence[str] = (),
                  labels: pd.Index | None = None) -> None:
         self.n = n
         self.names = names
         self._frame = frame
-        self._values = values
+        self._values: dict[str, Any] | None = None
         self._lists = lists
+        self._kinds = kinds
         self._labels = labels
         self._read: dict[str, Any] = {}  # columns read from the frame
 
     def __contains__(self, name: object) -> bool:
         return name in self.names
 
+    def _python_values(self) -> dict[str, Any] | None:
+        if self._values is None and self._lists is not None:
+            self._values = python_arrays(self._lists, self._kinds)
+        return self._values
+
     def values(self, name: str) -> Any:
         """One column's values (numpy or extension array), as the frame holds them."""
-        if self._values is not None:
-            return self._values[name]
+        values = self._python_values()
+        if values is not None:
+            return values[name]
         got = self._read.get(name)
         if got is None:
             from larder.online.lookup import _frame_column
@@ -148,16 +175,24 @@ class Caller:
         return got
 
     def pylist(self, name: str) -> list[Any] | None:
-        """One column's plain Python values when the caller gave them so (ints, or strings and None)."""
+        """One column's plain Python values when the caller gave them so (ints, floats, or strings and
+        None)."""
         return None if self._lists is None else self._lists.get(name)
+
+    def kind(self, name: str) -> str | None:
+        """"int", "float" or "str" for a column given as Python values, else None."""
+        if self._lists is None or name not in self._lists:
+            return None
+        return self._kinds[self.names.index(name)]
 
     @property
     def frame(self) -> pd.DataFrame:
         """The key frame (built on first use for Python columns)."""
         if self._frame is None:
-            assert self._values is not None
+            values = self._python_values()
+            assert values is not None
             labels = self._labels if self._labels is not None else pd.Index(list(self.names))
-            self._frame = _frame_at(list(enumerate(self._values.values())), (), pd.RangeIndex(self.n), labels)
+            self._frame = _frame_at(list(enumerate(values.values())), (), pd.RangeIndex(self.n), labels)
         return self._frame
 
 
@@ -269,7 +304,7 @@ def lean_lookup(asm: OnlineFeatureAssembler, plan: LeanPlan, caller: Caller) -> 
         batch = src.store.read_values(src.table, pks, sp.read)
         hit = batch.found
         found[src.label] = hit
-        miss = None if hit.all() else ~hit
+        miss = (None if hit[0] else ~hit) if n == 1 else (None if hit.all() else ~hit)
         if miss is not None and asm.on_missing == "error":
             asm._check_missing(caller.frame, src, hit)
         for block in batch.blocks:
@@ -600,28 +635,63 @@ def to_pandas(res: LeanResult, caller: Caller, ordered: list[str], functions: di
 
 def _caller_list(caller: Caller, name: str) -> list[Any]:
     given = caller.pylist(name)
-    if given is not None:  # ints, or strings and None: what the frame's column gives back
-        return list(given)
+    if given is not None:  # ints, floats, or strings and None: what the frame's column gives back,
+        return [None if v != v else v for v in given] if caller.kind(name) == "float" else list(given)  # NaN: null
     values = caller.values(name)
     if isinstance(values, np.ndarray) and values.dtype.kind in "iub":
         return values.tolist()  # type: ignore[no-any-return]
     return pa.array(caller.frame[name], from_pandas=True).to_pylist()  # type: ignore[no-any-return]
 
 
+def _dict_prefix(res: LeanResult, caller: Caller, ordered: list[str]) -> int:
+    """How many of the ``ordered`` output columns are the caller's columns then every block's outputs
+    in the blocks' order (the usual layout, which ``to_dict`` builds with one update per block)."""
+    names: list[str] = [c for c in ordered[: len(caller.names)] if c in caller]
+    if len(names) != len(caller.names):
+        return 0
+    for block_names, *_rest in res.blocks:
+        names += block_names
+    return len(names) if ordered[: len(names)] == names else 0
+
+
 def to_dict(res: LeanResult, caller: Caller, ordered: list[str], functions: dict[str, Any],
-            found_columns: list[tuple[str, np.ndarray]]) -> dict[str, list[Any]]:
-    """``{column: [Python values]}``: what ``to_pydict()`` of the Arrow output gives."""
+            found_columns: list[tuple[str, np.ndarray]], layouts: dict[Any, Any] | None = None) -> dict[str, list[Any]]:
+    """``{column: [Python values]}``: what ``to_pydict()`` of the Arrow output gives. ``layouts``: a
+    cache for the output layout (see :func:`_dict_prefix`)."""
     out: dict[str, list[Any]] = {}
-    block_lists: dict[str, list[Any]] = {}
-    for names, _typ, values, nulls in res.blocks:
+    lists_of: list[list[list[Any]]] = []
+    for _names, _typ, values, nulls in res.blocks:
         lists = values.tolist()
         if nulls is not None:
             for j, row in enumerate(lists):
                 for i in np.flatnonzero(nulls[j]).tolist():
                     row[i] = None
-        block_lists.update(zip(names, lists, strict=True))
-    for c in ordered:
-        if c in block_lists:
+        lists_of.append(lists)
+    key = None
+    prefix = -1
+    if layouts is not None:
+        # the block outputs' names are lists owned by the plan, so their identities name the layout
+        key = ("dict", id(ordered), caller.names, *(id(names) for names, *_rest in res.blocks))
+        hit = layouts.get(key)
+        if hit is not None and hit[0] is ordered:
+            prefix = hit[1]
+    if prefix < 0:
+        prefix = _dict_prefix(res, caller, ordered)
+        if key is not None and len(layouts) < 64:  # type: ignore[arg-type]
+            layouts[key] = (ordered, prefix, [names for names, *_rest in res.blocks])  # type: ignore[index]
+    if prefix:
+        for c in caller.names:
+            out[c] = _caller_list(caller, c)
+        for (names, *_rest), lists in zip(res.blocks, lists_of, strict=True):
+            out.update(zip(names, lists, strict=True))
+        rest = ordered[prefix:] if prefix < len(ordered) else ()
+    else:
+        for (names, *_rest), lists in zip(res.blocks, lists_of, strict=True):
+            out.update(zip(names, lists, strict=True))
+        block_lists, out = out, {}
+        rest = ordered
+    for c in rest:
+        if not prefix and c in block_lists:
             out[c] = block_lists[c]
         elif c in res.arrays:
             out[c] = res.arrays[c].to_pylist()
@@ -657,4 +727,4 @@ def to_arrow(res: LeanResult, caller: Caller, ordered: list[str], functions: dic
 
 
 __all__ = ["LEAN_MAX_ROWS", "ROW_CALLS_MAX_ROWS", "Caller", "LeanPlan", "LeanResult", "apply_functions", "build_plan",
-           "lean_lookup", "to_arrow", "to_dict", "to_pandas"]
+           "lean_lookup", "python_arrays", "to_arrow", "to_dict", "to_pandas"]

@@ -56,10 +56,10 @@ from larder.online.publish import (
     parse_spec,
     redacted_spec,
 )
-from larder.training.spec import FunctionStep
+from larder.training.spec import FeatureSpec, FunctionStep
 
 if TYPE_CHECKING:
-    from larder.training.spec import FeatureSpec, LookupStep
+    from larder.training.spec import LookupStep
 
 OnMissing = Literal["null", "error"]
 Output = Literal["pandas", "dict", "arrow"]
@@ -349,8 +349,8 @@ class OnlineFeatureAssembler:
         got = _python_columns(keys)
         if got is None:
             return None
-        names, n, data, lists, kinds = got
-        caller = lean.Caller(n, names, values=data, lists=lists, labels=self._labels(names))
+        names, n, lists, kinds = got
+        caller = lean.Caller(n, names, lists=lists, kinds=kinds, labels=self._labels(names))
         signature = ("python", names, kinds)
         if signature not in self._validated:
             self._validate(caller.frame, signature)
@@ -496,7 +496,7 @@ class OnlineFeatureAssembler:
                                   index if index is not None else pd.RangeIndex(caller.n), self._labels(names),
                                   plan.layouts)
         if output == "dict":
-            return lean.to_dict(res, caller, ordered, functions, found_columns)
+            return lean.to_dict(res, caller, ordered, functions, found_columns, plan.layouts)
         return lean.to_arrow(res, caller, ordered, functions, found_columns)
 
     def assemble_arrow(self, keys: Any) -> tuple[pa.Table, dict[str, np.ndarray]]:
@@ -521,11 +521,15 @@ class OnlineFeatureAssembler:
         self.close()
 
 
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
 def _python_columns(keys: Mapping[str, Any] | list[Mapping[str, Any]]
-                    ) -> tuple[tuple[str, ...], int, dict[str, Any], dict[str, list[Any]], tuple[str, ...]] | None:
-    """Keys given as Python columns or records, as ``(names, rows, {name: values as the frame would hold
-    them}, {name: the Python values}, kinds)`` when every column holds only ints (int64), only floats
-    (float64) or only strings and None (pandas' ``str``); else None (the Arrow route converts them)."""
+                    ) -> tuple[tuple[str, ...], int, dict[str, list[Any]], tuple[str, ...]] | None:
+    """Keys given as Python columns or records, as ``(names, rows, {name: the Python values}, kinds)``
+    when every column holds only ints (within int64), only floats (float64) or only strings and None
+    (pandas' ``str``); else None (the Arrow route converts them). :func:`lean.python_arrays` gives the
+    values as a frame would hold them."""
     if isinstance(keys, list):
         if not keys:
             return None
@@ -536,7 +540,6 @@ def _python_columns(keys: Mapping[str, Any] | list[Mapping[str, Any]]
     else:
         columns = keys
         names = tuple(columns)
-    data: dict[str, Any] = {}
     lists: dict[str, list[Any]] = {}
     kinds: list[str] = []
     n = -1
@@ -547,23 +550,19 @@ def _python_columns(keys: Mapping[str, Any] | list[Mapping[str, Any]]
         n = len(values)
         types = {type(v) for v in values}
         if types == {int}:
-            try:
-                data[name] = np.array(values, dtype=np.int64)
-            except OverflowError:
+            if min(values) < _INT64_MIN or max(values) > _INT64_MAX:
                 return None
             kinds.append("int")
         elif types <= {str, type(None)} and str in types:
-            data[name] = pd.array(values, dtype="str")
             kinds.append("str")
         elif types == {float}:  # NaN stays NaN, as through Arrow without from_pandas
-            data[name] = np.array(values, dtype=np.float64)
             kinds.append("float")
         else:
             return None
         lists[name] = values if isinstance(values, list) else list(values)
     if n < 0 or len(set(names)) != len(names):
         return None
-    return names, n, data, lists, tuple(kinds)
+    return names, n, lists, tuple(kinds)
 
 
 def _python_keys_frame(keys: Mapping[str, Any] | list[Mapping[str, Any]],
@@ -573,8 +572,8 @@ def _python_keys_frame(keys: Mapping[str, Any] | list[Mapping[str, Any]],
     got = _python_columns(keys)
     if got is None:
         return None
-    names, n, data, _lists, _kinds = got
-    return _block_frame(data, pd.RangeIndex(n), labels(names))
+    names, n, lists, kinds = got
+    return _block_frame(lean.python_arrays(lists, kinds), pd.RangeIndex(n), labels(names))
 
 
 def _arrow_keys(keys: Mapping[str, Any] | list[Mapping[str, Any]]) -> pa.Table:
@@ -677,7 +676,9 @@ class OnlineLookupService:
         self.publisher = publisher
         self.stores = stores
         self.training = training
-        self._by_spec: dict[int, tuple[weakref.ref[Any], tuple[str, ...], OnlineFeatureAssembler]] = {}
+        #: id of a spec -> (weak reference to it, its tables' publications, when the oldest of them was
+        #: read from the catalog (monotonic time), its assembler)
+        self._by_spec: dict[int, tuple[weakref.ref[Any], tuple[str, ...], float, OnlineFeatureAssembler]] = {}
         self._by_name: dict[tuple[str, str], tuple[float, OnlineFeatureAssembler]] = {}
         self._resolved: dict[str, tuple[float, Publication, Any]] = {}
 
@@ -702,19 +703,31 @@ class OnlineLookupService:
         return OnlineFeatureAssembler(spec, stores, root=self.stores.root, on_missing=on_missing,
                                       store_cache=self.stores)
 
-    def _pubs_key(self, spec: FeatureSpec) -> tuple[str, ...]:
-        return tuple(f"{t}:{self._location(t)[0].id}" for t in dict.fromkeys(s.table for s in spec.lookups))
+    def _pubs_key(self, spec: FeatureSpec) -> tuple[tuple[str, ...], float]:
+        """``spec``'s tables with the ids of their publications, and when (monotonic) the oldest of
+        those cached publications was read from the catalog."""
+        tables = dict.fromkeys(s.table for s in spec.lookups)
+        pubs = tuple(f"{t}:{self._location(t)[0].id}" for t in tables)
+        resolved = self._resolved
+        return pubs, min((resolved[t][0] for t in tables), default=time.monotonic())
 
     def assembler(self, spec: FeatureSpec, on_missing: OnMissing = "null") -> OnlineFeatureAssembler:
-        """An assembler for ``spec`` (cached per spec object and current publications)."""
-        pubs = self._pubs_key(spec)
+        """An assembler for ``spec`` (cached per spec object and current publications: a cached one is
+        used as is until its tables' publications are due for a check of the catalog)."""
         key = id(spec)
         hit = self._by_spec.get(key)
-        if hit is not None and hit[0]() is spec and hit[1] == pubs and hit[2].on_missing == on_missing:
-            return hit[2]
+        if hit is not None and hit[0]() is spec and hit[3].on_missing == on_missing:
+            if time.monotonic() - hit[2] < CATALOG_REFRESH_S:
+                return hit[3]
+            pubs, since = self._pubs_key(spec)
+            if hit[1] == pubs:
+                self._by_spec[key] = (hit[0], pubs, since, hit[3])
+                return hit[3]
+        else:
+            pubs, since = self._pubs_key(spec)
         asm = self._build(spec, on_missing)
         self._by_spec = {k: v for k, v in self._by_spec.items() if v[0]() is not None}
-        self._by_spec[key] = (weakref.ref(spec), pubs, asm)
+        self._by_spec[key] = (weakref.ref(spec), pubs, since, asm)
         return asm
 
     def assembler_for_name(self, name: str, on_missing: OnMissing = "null") -> OnlineFeatureAssembler:
@@ -731,8 +744,6 @@ class OnlineLookupService:
     def get_online_features(self, features: Any, keys_df: Any, *, include_found: bool = False,
                             on_missing: OnMissing = "null", output: Output = "pandas") -> Any:
         """See ``FeatureEngineeringClient.get_online_features``."""
-        from larder.training.spec import FeatureSpec
-
         if isinstance(features, str):
             asm = self.assembler_for_name(features, on_missing)
         elif isinstance(features, FeatureSpec):

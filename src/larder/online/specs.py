@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
 class _Spec(BaseModel):
@@ -23,6 +23,16 @@ class SQLiteStoreSpec(_Spec):
 
     type: Literal["sqlite"] = "sqlite"
     path: str | None = None
+    #: bytes per page of a new store file (a power of two, 512-65536; None: 16384). An existing file
+    #: keeps its page size, and asking it for another one is an error.
+    page_size: int | None = None
+
+    @field_validator("page_size")
+    @classmethod
+    def _power_of_two(cls, value: int | None) -> int | None:
+        if value is not None and (value < 512 or value > 65536 or value & (value - 1)):
+            raise ValueError(f"page_size must be a power of two from 512 to 65536, got {value}")
+        return value
 
 
 class DynamoDBStoreSpec(_Spec):
