@@ -197,7 +197,7 @@ def run_demo(
             X = train_df.drop(columns=["SalePrice"])
             y = train_df["SalePrice"].astype("float64")
             numeric = [c for c in X.columns if c not in CATEGORICAL and c != "YrSold"]
-            spec_ = {c: "impute:median" for c in numeric}
+            spec_: dict[str, Any] = {c: "impute:median" for c in numeric}
             spec_.update({
                 "Neighborhood": ["rare:0.01", "onehot"],
                 "KitchenQual": "ordinal", "ExterQual": "ordinal", "CentralAir": "onehot",

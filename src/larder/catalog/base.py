@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, String, create_engine, event, select, text
+from sqlalchemy import Connection, String, create_engine, event, insert, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -74,7 +74,7 @@ class Catalog:
             row = conn.execute(select(Meta.value).where(Meta.key == "schema_version")).first()
             version = int(row[0]) if row else None
             if version is None:
-                conn.execute(Meta.__table__.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+                conn.execute(insert(Meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
                 return
             if version > SCHEMA_VERSION:
                 raise CatalogError(
@@ -84,7 +84,7 @@ class Catalog:
             for step in MIGRATIONS[version - 1 :]:
                 step(conn)
             conn.execute(
-                Meta.__table__.update().where(Meta.key == "schema_version").values(value=str(SCHEMA_VERSION))
+                update(Meta).where(Meta.key == "schema_version").values(value=str(SCHEMA_VERSION))
             )
 
     @contextmanager

@@ -297,7 +297,7 @@ def partitions(lrel: pa.Table, codes: KeyCodes, n_parts: int,
                 continue
             order = np.argsort(p, kind="stable")
             bounds = np.searchsorted(p[order], np.arange(first, stop + 1))
-            for j in np.flatnonzero(bounds[1:] > bounds[:-1]):  # own buffers: a matched partition frees its rows
+            for j in np.flatnonzero(bounds[1:] > bounds[:-1]).tolist():  # own buffers: a matched partition frees its rows
                 parts[first + j].append(rb.take(pa.array(order[bounds[j]:bounds[j + 1]])))
         on_scanned(offset)
         for j in range(first, stop):

@@ -203,7 +203,7 @@ class TableService:
         except ValueError:
             return str(path)
 
-    def snapshot(self, name: str, version: int | None = None, as_of: datetime | None = None) -> delta.Snapshot:
+    def snapshot(self, name: str, version: int | None = None, as_of: datetime | str | None = None) -> delta.Snapshot:
         with self.ctx.catalog.session() as s:
             rec = self._record(s, name)
             path, full = self._location(rec), rec.full_name
@@ -432,7 +432,7 @@ class TableService:
 
     # -- read --------------------------------------------------------------------------------
     def read_arrow(self, name: str, *, as_of_version: int | None = None,
-                   as_of_timestamp: datetime | None = None, columns: list[str] | None = None) -> pa.Table:
+                   as_of_timestamp: datetime | str | None = None, columns: list[str] | None = None) -> pa.Table:
         snap = self.snapshot(name, as_of_version, as_of_timestamp)
         if columns is not None:
             unknown = [c for c in columns if c not in snap.schema.names]
@@ -443,7 +443,7 @@ class TableService:
         return self.ctx.engine.read(snap, columns=columns)
 
     def read_table(self, name: str, *, as_of_version: int | None = None,
-                   as_of_timestamp: datetime | None = None) -> pd.DataFrame:
+                   as_of_timestamp: datetime | str | None = None) -> pd.DataFrame:
         return self.read_arrow(name, as_of_version=as_of_version, as_of_timestamp=as_of_timestamp).to_pandas()
 
     # -- metadata ----------------------------------------------------------------------------

@@ -229,11 +229,11 @@ def check_steps(steps: Sequence[Step]) -> None:
         if not isinstance(step, FunctionStep):
             continue
         for param, col in step.input_bindings.items():
-            j = owner.get(col)
-            if j is not None and j > i:
+            producer = owner.get(col)
+            if producer is not None and producer > i:
                 raise FunctionError(
                     f"{describe_step(i, step)} binds parameter {param!r} to {col!r}, which "
-                    f"{describe_step(j, steps[j])} produces after it. Steps apply in order: list the function "
+                    f"{describe_step(producer, steps[producer])} produces after it. Steps apply in order: list the function "
                     "after that step."
                 )
     for i, step in enumerate(steps):
