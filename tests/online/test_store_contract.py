@@ -490,6 +490,21 @@ def test_read_values_matches_read_batch_every_type(store: OnlineStore) -> None:
     assert {name for b in batch.blocks for name in b.names} == {"f64", "i16"}
 
 
+def test_read_values_many_keys_matches_read_batch(store: OnlineStore) -> None:
+    """Enough keys that a store may parse a type's values in bulk (Redis parses 64 or more through
+    Arrow): still exactly read_batch's values, nulls, extremes and NaN included."""
+    t = table(ALL_TYPES, ["id"])
+    data = every_type_rows()
+    n = len(data["id"])
+    store.write_batch(t, rows(t, data, [1] * n))
+    rng = random.Random(11)
+    ids = [rng.choice([*data["id"], 10_000, None]) for _ in range(150)]
+    keys = pa.table({"id": pa.array(ids, pa.int64())})
+    assert_values_match_batch(store, t, keys)
+    for features in (["f64"], ["i8", "u64", "i64"], ["flag", "f64"]):
+        assert_values_match_batch(store, t, keys, features)
+
+
 def test_read_values_composite_keys_and_random_rows(store: OnlineStore) -> None:
     schema = pa.schema([("shop", pa.string()), ("item", pa.int32()), ("x", pa.float64()), ("ok", pa.bool_())])
     t = table(schema, ["shop", "item"])

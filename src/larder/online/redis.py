@@ -72,6 +72,8 @@ _PARSERS: dict[pa.DataType, Callable[[bytes], Any]] = {
     pa.float64(): float,
     pa.bool_(): lambda v: v == b"true",
 }  # Lua's unpack() takes at most 8000 values: 2 per field
+#: From this many values of one type in a many-key read, numbers are parsed by Arrow (see _values).
+_ARROW_PARSE_MIN = 64
 
 _WRITE_SCRIPT = """
 local expected = ARGV[1]
@@ -617,8 +619,14 @@ class RedisOnlineStore(OnlineStore):
                 nulls = np.fromiter((v is None for v in raw), dtype=bool, count=len(raw)).reshape(len(idx), n)
                 raw = [b"0" if v is None else v for v in raw]
             try:
-                values = np.array([parse(v) for v in raw], dtype=t.to_pandas_dtype()).reshape(len(idx), n)
-            except (ValueError, OverflowError) as exc:
+                if len(raw) >= _ARROW_PARSE_MIN and t != pa.bool_():
+                    # Arrow's cast parses many numbers several times faster than Python's float/int
+                    # per value, with the same result (correctly rounded, exact for integers)
+                    values = from_text(pa.array(raw, pa.binary()), t).to_numpy(zero_copy_only=False, writable=True).reshape(
+                        len(idx), n)
+                else:
+                    values = np.array([parse(v) for v in raw], dtype=t.to_pandas_dtype()).reshape(len(idx), n)
+            except (ValueError, OverflowError, pa.ArrowInvalid) as exc:
                 raise OnlineStoreError(
                     f"Online table {table.name!r}: stored values of {[names[j] for j in idx]} cannot be "
                     f"read as {t}: {exc}. Republish the table in overwrite mode."
