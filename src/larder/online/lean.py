@@ -646,8 +646,8 @@ def _caller_list(caller: Caller, name: str) -> list[Any]:
 def _dict_prefix(res: LeanResult, caller: Caller, ordered: list[str]) -> int:
     """How many of the ``ordered`` output columns are the caller's columns then every block's outputs
     in the blocks' order (the usual layout, which ``to_dict`` builds with one update per block)."""
-    names: list[str] = [c for c in ordered[: len(caller.names)] if c in caller]
-    if len(names) != len(caller.names):
+    names = list(caller.names)
+    if ordered[: len(names)] != names:
         return 0
     for block_names, *_rest in res.blocks:
         names += block_names
