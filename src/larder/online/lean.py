@@ -679,19 +679,17 @@ def to_dict(res: LeanResult, caller: Caller, ordered: list[str], functions: dict
         prefix = _dict_prefix(res, caller, ordered)
         if key is not None and len(layouts) < 64:  # type: ignore[arg-type]
             layouts[key] = (ordered, prefix, [names for names, *_rest in res.blocks])  # type: ignore[index]
-    if prefix:
+    block_lists: dict[str, list[Any]] = {}
+    if prefix:  # the usual layout: caller's columns, then whole blocks in order, then the rest
         for c in caller.names:
             out[c] = _caller_list(caller, c)
-        for (names, *_rest), lists in zip(res.blocks, lists_of, strict=True):
-            out.update(zip(names, lists, strict=True))
-        rest = ordered[prefix:] if prefix < len(ordered) else ()
+        target, rest = out, ordered[prefix:]
     else:
-        for (names, *_rest), lists in zip(res.blocks, lists_of, strict=True):
-            out.update(zip(names, lists, strict=True))
-        block_lists, out = out, {}
-        rest = ordered
+        target, rest = block_lists, ordered
+    for (names, *_rest), lists in zip(res.blocks, lists_of, strict=True):
+        target.update(zip(names, lists, strict=True))
     for c in rest:
-        if not prefix and c in block_lists:
+        if c in block_lists:
             out[c] = block_lists[c]
         elif c in res.arrays:
             out[c] = res.arrays[c].to_pylist()

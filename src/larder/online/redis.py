@@ -622,8 +622,8 @@ class RedisOnlineStore(OnlineStore):
                 if len(raw) >= _ARROW_PARSE_MIN and t != pa.bool_():
                     # Arrow's cast parses many numbers several times faster than Python's float/int
                     # per value, with the same result (correctly rounded, exact for integers)
-                    values = from_text(pa.array(raw, pa.binary()), t).to_numpy(zero_copy_only=False, writable=True).reshape(
-                        len(idx), n)
+                    parsed = from_text(pa.array(raw, pa.binary()), t)
+                    values = parsed.to_numpy(zero_copy_only=False, writable=True).reshape(len(idx), n)
                 else:
                     values = np.array([parse(v) for v in raw], dtype=t.to_pandas_dtype()).reshape(len(idx), n)
             except (ValueError, OverflowError, pa.ArrowInvalid) as exc:

@@ -17,6 +17,10 @@ class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: The page sizes SQLite accepts (512 .. 65536 bytes).
+SQLITE_PAGE_SIZES = tuple(1 << b for b in range(9, 17))
+
+
 class SQLiteStoreSpec(_Spec):
     """The embedded default: one SQLite file (``<root>/online.db`` when ``path`` is None; a relative
     ``path`` is relative to the larder root)."""
@@ -30,7 +34,7 @@ class SQLiteStoreSpec(_Spec):
     @field_validator("page_size")
     @classmethod
     def _power_of_two(cls, value: int | None) -> int | None:
-        if value is not None and (value < 512 or value > 65536 or value & (value - 1)):
+        if value is not None and value not in SQLITE_PAGE_SIZES:
             raise ValueError(f"page_size must be a power of two from 512 to 65536, got {value}")
         return value
 

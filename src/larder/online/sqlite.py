@@ -66,6 +66,7 @@ from larder.online.base import (
     resolve_features,
 )
 from larder.online.encoding import RowCodec, _Group
+from larder.online.specs import SQLITE_PAGE_SIZES
 
 CODEC_VERSION = 1
 #: Key-list sizes a read pads to, so each table needs only a few prepared statements.
@@ -77,7 +78,6 @@ _WRITE_CHUNK = 50_000
 _MMAP_BYTES = 1 << 32
 #: The page size of a new store file (see the module's docstring).
 DEFAULT_PAGE_SIZE = 16384
-PAGE_SIZES = tuple(1 << b for b in range(9, 17))  # what SQLite accepts: 512 .. 65536
 
 _CATALOG_DDL = (
     "CREATE TABLE IF NOT EXISTS _larder_online ("
@@ -293,7 +293,7 @@ class SQLiteOnlineStore(OnlineStore):
     """
 
     def __init__(self, path: str | Path, *, timeout: float = 30.0, page_size: int | None = None) -> None:
-        if page_size is not None and page_size not in PAGE_SIZES:
+        if page_size is not None and page_size not in SQLITE_PAGE_SIZES:
             raise OnlineStoreError(
                 f"SQLite online store {path}: page_size must be a power of two from 512 to 65536, "
                 f"got {page_size!r}."
