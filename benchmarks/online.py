@@ -62,8 +62,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from _services import AWS_TEST_ENV, ServiceProcess, free_port, start_moto, start_redis  # noqa: E402
 from larder.client import FeatureEngineeringClient  # noqa: E402
-from larder.online import open_store  # noqa: E402
-from larder.online.specs import DynamoDBStoreSpec, RedisStoreSpec, SQLiteStoreSpec  # noqa: E402
+from larder.online import DynamoDBStoreSpec, RedisStoreSpec, SQLiteStoreSpec, open_store  # noqa: E402
 from larder.training import FeatureLookup  # noqa: E402
 
 PEERS = REPO.parent / "shared" / "peers"

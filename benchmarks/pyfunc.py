@@ -66,7 +66,7 @@ from larder.client import FeatureEngineeringClient  # noqa: E402
 from larder.models.bundle import load_bundle  # noqa: E402
 from larder.models.pyfunc import OnlineModel  # noqa: E402
 from larder.models.tracking import ensure_tracking  # noqa: E402
-from larder.online.specs import DynamoDBStoreSpec, SQLiteStoreSpec  # noqa: E402
+from larder.online import DynamoDBStoreSpec, SQLiteStoreSpec  # noqa: E402
 
 
 def house_age(year_built: int, year_sold: int) -> int:

@@ -12,7 +12,7 @@ from larder._version import __version__
 from larder.client import FeatureEngineeringClient
 from larder.errors import LarderError
 from larder.offline.tables import Feature, FeatureTable
-from larder.online.specs import AmazonDynamoDBSpec, DynamoDBStoreSpec, RedisStoreSpec, SQLiteStoreSpec
+from larder.online.stores.specs import AmazonDynamoDBSpec, DynamoDBStoreSpec, RedisStoreSpec, SQLiteStoreSpec
 from larder.training import FeatureFunction, FeatureLookup, FeatureSpec, FunctionInfo, TrainingSet
 
 __all__ = [

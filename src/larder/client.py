@@ -20,7 +20,8 @@ if TYPE_CHECKING:  # training sets, feature functions and specs (imported lazily
     from collections.abc import Callable
 
     from larder.online.lookup import OnlineFeatureAssembler, OnlineLookupService
-    from larder.online.publish import Publication, Publisher, StoreCache
+    from larder.online.publish import Publication, Publisher
+    from larder.online.stores import StoreCache
     from larder.training import (
         FeatureFunction,
         FeatureLookup,
@@ -268,7 +269,7 @@ class FeatureEngineeringClient:
     # -- online features: publishing and lookups ----------------------------------------------------
     @cached_property
     def _online_stores(self) -> StoreCache:
-        from larder.online.publish import StoreCache
+        from larder.online.stores import StoreCache
 
         return StoreCache(self._ctx.root)
 

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from larder.errors import ConfigError
-from larder.online.specs import OnlineStoreSpec
+from larder.online.stores.specs import OnlineStoreSpec
 
 ROOT_ENV = "LARDER_ROOT"
 CONFIG_ENV = "LARDER_CONFIG"

@@ -92,7 +92,7 @@ def _quiet_mlflow() -> Iterator[None]:
 
 
 def _online_spec(online: str, endpoint_url: str | None, region: str) -> Any:
-    from larder.online.specs import DynamoDBStoreSpec, RedisStoreSpec, SQLiteStoreSpec
+    from larder.online.stores.specs import DynamoDBStoreSpec, RedisStoreSpec, SQLiteStoreSpec
 
     if online == "sqlite":
         return SQLiteStoreSpec()

@@ -107,17 +107,17 @@ class World:
             self.fe.publish_table(t, store, mode="overwrite")
 
     def sqlite_spec(self, name: str = "online.db") -> Any:
-        from larder.online.specs import SQLiteStoreSpec
+        from larder.online.stores.specs import SQLiteStoreSpec
 
         return SQLiteStoreSpec(path=str(self.root / name))
 
     def dynamodb_spec(self, endpoint: str) -> Any:
-        from larder.online.specs import DynamoDBStoreSpec
+        from larder.online.stores.specs import DynamoDBStoreSpec
 
         return DynamoDBStoreSpec(endpoint_url=endpoint, region="us-east-1", table_prefix=f"{self.prefix}__")
 
     def redis_spec(self, url: str) -> Any:
-        from larder.online.specs import RedisStoreSpec
+        from larder.online.stores.specs import RedisStoreSpec
 
         return RedisStoreSpec(url=url, key_prefix=self.prefix)
 

@@ -36,7 +36,7 @@ def test_unknown_engine_is_a_config_error(larder_root):
 
 
 def test_amazon_dynamodb_spec_refuses_credentials_and_unknown_options():
-    from larder.online.specs import AmazonDynamoDBSpec
+    from larder.online.stores.specs import AmazonDynamoDBSpec
 
     assert AmazonDynamoDBSpec(region="eu-west-1", read_secret_prefix="scope/x").region == "eu-west-1"
     with pytest.raises(ConfigError, match="default"):

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 
 from larder.errors import FunctionError
-from larder.online.specs import SQLiteStoreSpec
+from larder.online.stores.specs import SQLiteStoreSpec
 from larder.training import FeatureFunction, FeatureLookup
 from larder.training.execute import FunctionRunner
 from online._lean_compare import assert_lean_equals_general, assert_same_dict

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pytest
 
 from larder.errors import FeatureLookupError
-from larder.online.specs import DynamoDBStoreSpec, RedisStoreSpec, SQLiteStoreSpec
+from larder.online.stores.specs import DynamoDBStoreSpec, RedisStoreSpec, SQLiteStoreSpec
 from larder.training import FeatureFunction, FeatureLookup
 from online._lean_compare import assert_lean_equals_general, assert_same_dict
 

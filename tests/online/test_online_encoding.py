@@ -1,4 +1,4 @@
-"""The key, text and packed-row encodings of larder.online.encoding, against brute-force oracles."""
+"""The key, text and packed-row encodings of larder.online.stores.encoding, against brute-force oracles."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from larder.errors import OnlineStoreError
-from larder.online.encoding import RowCodec, decode_key, encode_keys, from_text, to_text
+from larder.online.stores.encoding import RowCodec, decode_key, encode_keys, from_text, to_text
 
 key_text = st.text(alphabet=st.sampled_from(["a", "#", "\\", "é", "1", " "]), max_size=6)
 

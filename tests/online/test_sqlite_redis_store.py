@@ -151,7 +151,7 @@ def test_sqlite_page_size(tmp_path: Path) -> None:
     it for another one fails without touching it; a wide record stays on its leaf page."""
     from pydantic import ValidationError
 
-    from larder.online.sqlite import DEFAULT_PAGE_SIZE
+    from larder.online.stores.sqlite import DEFAULT_PAGE_SIZE
 
     assert DEFAULT_PAGE_SIZE == 16384
     t = new_table()

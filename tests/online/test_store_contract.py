@@ -448,7 +448,7 @@ def test_many_random_rows_round_trip(store: OnlineStore, store_kind: str) -> Non
 
 
 def _pks(t: OnlineTable, keys: pa.Table) -> list[str | None]:
-    from larder.online.base import prepare_keys
+    from larder.online.stores.base import prepare_keys
 
     return prepare_keys(t, keys)
 

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from larder.online.specs import DynamoDBStoreSpec, RedisStoreSpec, SQLiteStoreSpec
+from larder.online.stores.specs import DynamoDBStoreSpec, RedisStoreSpec, SQLiteStoreSpec
 
 STORES = ["sqlite", "redis", "dynamodb"]
 

@@ -14,8 +14,8 @@ from larder.errors import (
     PublishError,
     TableNotFoundError,
 )
-from larder.online.publish import redacted_spec, snapshot_order
-from larder.online.specs import RedisStoreSpec, SQLiteStoreSpec
+from larder.online.publish import snapshot_order
+from larder.online.stores.specs import RedisStoreSpec, SQLiteStoreSpec, redacted_spec
 from larder.training import FeatureLookup
 
 UTC = dt.UTC

@@ -161,7 +161,7 @@ class TableSource:
 
     table: str
     spec: Any  # an OnlineStoreSpec
-    online_table: Any  # larder.online.base.OnlineTable
+    online_table: Any  # larder.online.stores.base.OnlineTable
     origin: str  # "LARDER_ONLINE_STORES", "LARDER_ONLINE_STORE", "catalog" or "model"
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -209,7 +209,7 @@ def catalog_publications(catalog: Any, root: Path | None, tables: list[str]) -> 
 
 def _parse_store_value(value: Any, *, where: str, config: Any) -> tuple[Any, str | None]:
     """``(spec, store name)`` from a spec mapping or the name of a store in larder.yaml."""
-    from larder.online.publish import parse_spec
+    from larder.online.stores.specs import parse_spec
 
     if isinstance(value, str):
         stores = config.online_stores if config is not None else {}
@@ -269,7 +269,7 @@ def _online_table_from_step(step: LookupStep) -> Any:
     typed as the spec pins them."""
     import pyarrow as pa
 
-    from larder.online.base import OnlineTable
+    from larder.online.stores.base import OnlineTable
     from larder.training.spec import parse_arrow_type
 
     fields = [pa.field(k, parse_arrow_type(t)) for k, t in zip(step.table_keys, step.key_types, strict=True)]
@@ -343,7 +343,8 @@ def resolve_online(bundle: ModelBundle, *, config: Any = None, use_catalog: bool
     record, else from the feature spec. Raises :class:`~larder.errors.OnlineStoreError` naming the
     tables that have no source.
     """
-    from larder.online.publish import online_table_from_info, parse_spec
+    from larder.online.stores.base import online_table_from_info
+    from larder.online.stores.specs import parse_spec
 
     tables = list(dict.fromkeys(s.table for s in bundle.spec.lookups))
     per_table, everywhere = env_overrides(config)

@@ -65,7 +65,7 @@ class OnlineModel:
 
     def __init__(self, bundle: ModelBundle, *, use_catalog: bool = True,
                  publications: dict[str, dict[str, Any]] | None = None, config: Any = None) -> None:
-        from larder.online.publish import StoreCache
+        from larder.online.stores import StoreCache
 
         self.bundle = bundle
         self.raw = bundle.raw_model

@@ -1,18 +1,23 @@
-"""Online stores: the latest feature row per entity key, served by key.
+"""Online features: feature tables published to online stores and feature specs assembled from them.
 
-The contract is :class:`~larder.online.base.OnlineStore` (``write_batch``, ``read_batch``,
-``replace_table``, ``drop_table``, ``close``); a store is opened from a spec with :func:`open_store`.
+Two layers, imports pointing one way (assembly -> stores):
+
+* :mod:`larder.online.stores`: the store contract (:class:`~larder.online.stores.base.OnlineStore`),
+  the key and value encodings, the SQLite, Redis and DynamoDB backends and their specs. A store is
+  opened from a spec with :func:`open_store`.
+* the assembly: :mod:`~larder.online.publish` (feature tables into stores), and the online
+  interpreter of a feature spec (``lookup``).
+
 See ``docs/online-stores.md`` for the layouts, type mapping and guarantees of each store.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from larder.errors import ConfigError
-from larder.online.base import ORDER_COLUMN, OnlineStore, OnlineTable
-from larder.online.specs import (
+from larder.online.stores import open_store
+from larder.online.stores.base import ORDER_COLUMN, OnlineStore, OnlineTable
+from larder.online.stores.specs import (
     AmazonDynamoDBSpec,
     DynamoDBStoreSpec,
     RedisStoreSpec,
@@ -20,9 +25,9 @@ from larder.online.specs import (
 )
 
 if TYPE_CHECKING:
-    from larder.online.dynamodb import DynamoDBOnlineStore
-    from larder.online.redis import RedisOnlineStore
-    from larder.online.sqlite import SQLiteOnlineStore
+    from larder.online.stores.dynamodb import DynamoDBOnlineStore
+    from larder.online.stores.redis import RedisOnlineStore
+    from larder.online.stores.sqlite import SQLiteOnlineStore
 
 __all__ = [
     "AmazonDynamoDBSpec",
@@ -39,9 +44,9 @@ __all__ = [
 ]
 
 _LAZY = {
-    "SQLiteOnlineStore": "larder.online.sqlite",
-    "DynamoDBOnlineStore": "larder.online.dynamodb",
-    "RedisOnlineStore": "larder.online.redis",
+    "SQLiteOnlineStore": "larder.online.stores.sqlite",
+    "DynamoDBOnlineStore": "larder.online.stores.dynamodb",
+    "RedisOnlineStore": "larder.online.stores.redis",
 }
 
 
@@ -52,38 +57,3 @@ def __getattr__(name: str) -> Any:
     import importlib
 
     return getattr(importlib.import_module(module), name)
-
-
-def open_store(spec: SQLiteStoreSpec | DynamoDBStoreSpec | RedisStoreSpec, root: Path) -> OnlineStore:
-    """Open the online store a spec describes.
-
-    Parameters
-    ----------
-    spec
-        A store spec; a SQLite spec without ``path`` means ``root / "online.db"``.
-    root
-        The larder root directory.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> with open_store(SQLiteStoreSpec(), pathlib.Path(tempfile.mkdtemp())) as store:
-    ...     type(store).__name__
-    'SQLiteOnlineStore'
-    """
-    if isinstance(spec, SQLiteStoreSpec):
-        from larder.online.sqlite import SQLiteOnlineStore
-
-        path = (Path(root) / Path(spec.path).expanduser()) if spec.path else Path(root) / "online.db"
-        return SQLiteOnlineStore(path, page_size=spec.page_size)
-    if isinstance(spec, DynamoDBStoreSpec):
-        from larder.online.dynamodb import DynamoDBOnlineStore
-
-        return DynamoDBOnlineStore(spec)
-    if isinstance(spec, RedisStoreSpec):
-        from larder.online.redis import RedisOnlineStore
-
-        return RedisOnlineStore(spec.url, key_prefix=spec.key_prefix, ttl=spec.ttl)
-    raise ConfigError(
-        f"Unknown online store spec {spec!r}: use SQLiteStoreSpec, DynamoDBStoreSpec or RedisStoreSpec."
-    )

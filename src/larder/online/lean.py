@@ -2,7 +2,7 @@
 
 A lookup of a few keys (the serving case) spends most of its time on per-column work, not in the
 store: building one typed Arrow array per feature, then one pandas column per feature. This path
-reads through :meth:`~larder.online.base.OnlineStore.read_values`, which hands numeric features back
+reads through :meth:`~larder.online.stores.base.OnlineStore.read_values`, which hands numeric features back
 as one numpy matrix per type (``(features, rows)``), applies the lookups' defaults to whole matrices,
 and builds the output from them directly: a matrix becomes one pandas block, one ``tolist()`` call
 for the dict output, or the Arrow arrays of the table output.
@@ -26,10 +26,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from larder.online.base import prepare_keys
+from larder.online.stores.base import OnlineStore, OnlineTable, prepare_keys
 
 if TYPE_CHECKING:
-    from larder.online.lookup import OnlineFeatureAssembler, _Source
+    from larder.training.spec import LookupStep
+
+#: the assembler (larder.online.lookup) whose plan and sources this module reads
+OnlineFeatureAssembler = Any
 
 #: Lookups of at most this many rows take the lean path (the general one wins for large batches).
 LEAN_MAX_ROWS = 1000
@@ -39,8 +42,24 @@ ROW_CALLS_MAX_ROWS = 16
 
 
 @dataclass(frozen=True)
+class Source:
+    """One lookup step bound to its online table and store."""
+
+    step: LookupStep
+    label: str
+    store: OnlineStore
+    table: OnlineTable
+    read: list[str]  # columns read from the store: the features (+ the timestamp key for a lookback)
+    position: int  # index of the step in the spec
+    where: str  # the step described for error messages
+    types: dict[str, pa.DataType]  # output name -> Arrow type
+    #: per output: (position in ``read``, output name, Arrow type, default value)
+    plan: tuple[tuple[int, str, pa.DataType, Any], ...]
+
+
+@dataclass(frozen=True)
 class _SourcePlan:
-    source: _Source
+    source: Source
     #: feature name -> (output name, output type, default converted to a Python value or None)
     outputs: dict[str, tuple[str, pa.DataType, Any]]
     #: how the encoded keys are computed: ("int" | "str", frame column, numpy dtype) or None (general)
@@ -169,9 +188,7 @@ class Caller:
             return values[name]
         got = self._read.get(name)
         if got is None:
-            from larder.online.lookup import _frame_column
-
-            got = self._read[name] = _frame_column(self.frame, name)
+            got = self._read[name] = frame_column(self.frame, name)
         return got
 
     def pylist(self, name: str) -> list[Any] | None:
@@ -192,7 +209,7 @@ class Caller:
             values = self._python_values()
             assert values is not None
             labels = self._labels if self._labels is not None else pd.Index(list(self.names))
-            self._frame = _frame_at(list(enumerate(values.values())), (), pd.RangeIndex(self.n), labels)
+            self._frame = frame_at(list(enumerate(values.values())), (), pd.RangeIndex(self.n), labels)
         return self._frame
 
 
@@ -277,13 +294,11 @@ class LeanResult:
         return self._where
 
     def pandas_values(self, name: str) -> Any:
-        """One output as pandas would hold it (what the general path's ``_pandas_values`` gives)."""
+        """One output as pandas would hold it (what the general path's ``pandas_values`` gives)."""
         hit = self.where.get(name)
         if hit is not None:
             return self.blocks[hit[0]][2][hit[1]]
-        from larder.online.lookup import _pandas_values
-
-        return _pandas_values(self.arrays[name])
+        return pandas_values(self.arrays[name])
 
     def __contains__(self, name: object) -> bool:
         return name in self.where or name in self.arrays
@@ -377,10 +392,30 @@ def _add_block(sp: _SourcePlan, typ: pa.DataType, names: tuple[str, ...], values
         blocks.append(([names_out[j] for j in keep], typ, values[keep], None))
 
 
+def frame_column(frame: pd.DataFrame, name: str) -> Any:
+    """The values (numpy or extension array) of one column; ``frame[name]`` builds a Series, ten times
+    slower for a small frame than asking the block manager (used when this pandas has it)."""
+    get = getattr(getattr(frame, "_mgr", None), "iget_values", None)
+    if get is not None:
+        loc = frame.columns.get_loc(name)
+        if isinstance(loc, int):
+            return get(loc)
+    return frame[name].array
+
+
+def pandas_values(arr: pa.Array) -> Any:
+    """An Arrow column as pandas would hold it after ``arr.to_pandas()`` (what the offline assembly
+    does), taking numpy's zero-copy route for numbers and booleans, the fast and common case."""
+    t = arr.type
+    if (pa.types.is_floating(t) or ((pa.types.is_integer(t) or pa.types.is_boolean(t)) and not arr.null_count)):
+        return arr.to_numpy(zero_copy_only=False)
+    return arr.to_pandas().array
+
+
 # -- frames -------------------------------------------------------------------------------------
 
 
-def _frame_at(parts: list[tuple[int, Any]], blocks: Sequence[tuple[np.ndarray, np.ndarray]], index: pd.Index,
+def frame_at(parts: list[tuple[int, Any]], blocks: Sequence[tuple[np.ndarray, np.ndarray]], index: pd.Index,
               labels: pd.Index) -> pd.DataFrame:
     """The frame with column ``p`` holding ``values`` for each ``(p, values)`` of ``parts`` (1-D numpy or
     extension arrays) and the rows of each 2-D block of ``blocks`` at its positions: one pandas block
@@ -433,7 +468,7 @@ def _frame_at(parts: list[tuple[int, Any]], blocks: Sequence[tuple[np.ndarray, n
 
 def _plain_frame(parts: list[tuple[int, Any]], blocks: Sequence[tuple[np.ndarray, np.ndarray]],
                  index: pd.Index, labels: pd.Index) -> pd.DataFrame:
-    """The general constructor for what :func:`_frame_at` cannot place in blocks."""
+    """The general constructor for what :func:`frame_at` cannot place in blocks."""
     by_position = dict(parts)
     for values, positions in blocks:
         for row, p in zip(values, positions, strict=True):
@@ -580,11 +615,9 @@ def apply_functions(asm: OnlineFeatureAssembler, caller: Caller, res: LeanResult
 
 
 def _pandas_of_function(v: Any) -> Any:
-    from larder.online.lookup import _pandas_values
-
     if isinstance(v, np.ndarray):
         return v
-    return _pandas_values(v) if isinstance(v, pa.Array) else v.array
+    return pandas_values(v) if isinstance(v, pa.Array) else v.array
 
 
 def _python_of_function(v: Any) -> list[Any]:
@@ -610,15 +643,13 @@ def to_pandas(res: LeanResult, caller: Caller, ordered: list[str], functions: di
     """The output frame in one construction: the looked-up matrices, the caller's columns and the
     function outputs of one numpy dtype become one pandas block. ``layouts``: a cache of where each
     column comes from (:attr:`LeanPlan.layouts`)."""
-    from larder.online.lookup import _pandas_values
-
     others, per_block = _layout(res, ordered, layouts)
     parts: list[tuple[int, Any]] = []
     for i, c in others:
         if c in functions:
             parts.append((i, _pandas_of_function(functions[c])))
         elif c in res.arrays:
-            parts.append((i, _pandas_values(res.arrays[c])))
+            parts.append((i, pandas_values(res.arrays[c])))
         else:
             parts.append((i, caller.values(c)))
     base = len(ordered)
@@ -630,7 +661,7 @@ def to_pandas(res: LeanResult, caller: Caller, ordered: list[str], functions: di
             continue
         positions, rows = placed
         blocks.append((values if rows is None else values[rows], positions.copy()))
-    return _frame_at(parts, blocks, index, labels)
+    return frame_at(parts, blocks, index, labels)
 
 
 def _caller_list(caller: Caller, name: str) -> list[Any]:

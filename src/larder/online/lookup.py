@@ -31,7 +31,6 @@ from __future__ import annotations
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -45,17 +44,11 @@ from larder.config import resolve_root
 from larder.errors import FeatureLookupError, FeatureSpecError, FunctionError, MissingKeysError
 from larder.names import parse_name
 from larder.online import lean
-from larder.online.base import OnlineStore, OnlineTable
-from larder.online.lean import LEAN_MAX_ROWS, LeanPlan, _frame_at
-from larder.online.publish import (
-    Publication,
-    Publisher,
-    StoreCache,
-    online_table_from_info,
-    online_table_info,
-    parse_spec,
-    redacted_spec,
-)
+from larder.online.lean import LEAN_MAX_ROWS, LeanPlan, Source, frame_at, frame_column, pandas_values
+from larder.online.publish import Publication, Publisher
+from larder.online.stores import StoreCache
+from larder.online.stores.base import OnlineTable, online_table_from_info, online_table_info
+from larder.online.stores.specs import parse_spec, redacted_spec
 from larder.training.spec import FeatureSpec, FunctionStep
 
 if TYPE_CHECKING:
@@ -67,22 +60,6 @@ _OUTPUTS = ("pandas", "dict", "arrow")
 FOUND_PREFIX = "_found_"
 #: Seconds a client trusts its cached view of the catalog's publications and named specs.
 CATALOG_REFRESH_S = 30.0
-
-
-@dataclass(frozen=True)
-class _Source:
-    """One lookup step bound to its online table and store."""
-
-    step: LookupStep
-    label: str
-    store: OnlineStore
-    table: OnlineTable
-    read: list[str]  # columns read from the store: the features (+ the timestamp key for a lookback)
-    position: int  # index of the step in the spec
-    where: str  # the step described for error messages
-    types: dict[str, pa.DataType]  # output name -> Arrow type
-    #: per output: (position in ``read``, output name, Arrow type, default value)
-    plan: tuple[tuple[int, str, pa.DataType, Any], ...]
 
 
 def found_labels(spec: FeatureSpec) -> list[str]:
@@ -183,7 +160,7 @@ class OnlineFeatureAssembler:
         self._own_cache = store_cache is None
         self._cache = store_cache or StoreCache(resolve_root(root))
         given = {parse_name(k).full: v for k, v in stores.items()}
-        self._sources: list[_Source] = []
+        self._sources: list[Source] = []
         self._locations: dict[str, tuple[Any, OnlineTable]] = {}
         try:
             for step, label in zip(spec.lookups, found_labels(spec), strict=True):
@@ -208,7 +185,7 @@ class OnlineFeatureAssembler:
                 store = self._cache.get(store_spec)
                 self._locations[step.table] = (store_spec, online)
                 position = spec.steps.index(step)
-                self._sources.append(_Source(step=step, label=label, store=store, table=online, read=read,
+                self._sources.append(Source(step=step, label=label, store=store, table=online, read=read,
                                              position=position, where=describe_step(position, step),
                                              types=step.output_types, plan=_plan(step, read)))
         except BaseException:
@@ -288,7 +265,7 @@ class OnlineFeatureAssembler:
                 outputs[out] = arr
         return outputs, found
 
-    def _check_missing(self, frame: pd.DataFrame, src: _Source, hit: np.ndarray) -> None:
+    def _check_missing(self, frame: pd.DataFrame, src: Source, hit: np.ndarray) -> None:
         if self.on_missing != "error" or hit.all():
             return
         no_default = [o for o in src.step.output_names if src.step.default_values.get(o) is None]
@@ -317,7 +294,7 @@ class OnlineFeatureAssembler:
             # a small Arrow table (the feature server's keys) converts much faster column by column
             signature = ("arrow", tuple(keys.column_names), tuple(str(t) for t in keys.schema.types))
             names = tuple(keys.column_names)
-            keys = _block_frame({name: _pandas_values(col.combine_chunks() if isinstance(col, pa.ChunkedArray)
+            keys = _block_frame({name: pandas_values(col.combine_chunks() if isinstance(col, pa.ChunkedArray)
                                                       else col)
                                  for name, col in zip(names, keys.columns, strict=True)},
                                 pd.RangeIndex(keys.num_rows), self._labels(names))
@@ -386,7 +363,7 @@ class OnlineFeatureAssembler:
         def column(c: str) -> pd.Series:
             s = series.get(c)
             if s is None:
-                values = _frame_column(frame, c) if c in frame.columns else _pandas_values(outputs[c])
+                values = frame_column(frame, c) if c in frame.columns else pandas_values(outputs[c])
                 s = pd.Series(values, name=c, copy=False)
                 series[c] = s
             return s
@@ -472,7 +449,7 @@ class OnlineFeatureAssembler:
             data: dict[str, Any] = {}
             for c in ordered:
                 v = columns[c] if c in columns else frame[c]
-                data[c] = _pandas_values(v) if isinstance(v, pa.Array) else v.array if isinstance(v, pd.Series) else v
+                data[c] = pandas_values(v) if isinstance(v, pa.Array) else v.array if isinstance(v, pd.Series) else v
             data.update(found_columns)
             return _block_frame(data, index if index is not None else pd.RangeIndex(len(frame)),
                                 self._labels(tuple(data)))
@@ -590,17 +567,6 @@ def _arrow_keys(keys: Mapping[str, Any] | list[Mapping[str, Any]]) -> pa.Table:
         ) from exc
 
 
-def _frame_column(frame: pd.DataFrame, name: str) -> Any:
-    """The values (numpy or extension array) of one column; ``frame[name]`` builds a Series, ten times
-    slower for a small frame than asking the block manager (used when this pandas has it)."""
-    get = getattr(getattr(frame, "_mgr", None), "iget_values", None)
-    if get is not None:
-        loc = frame.columns.get_loc(name)
-        if isinstance(loc, int):
-            return get(loc)
-    return frame[name].array
-
-
 def _index_names(columns: pd.Index) -> tuple[Any, ...]:
     """``tuple(columns)``; for an Index backed by an Arrow string array (pandas 3's ``str``), from the
     Arrow array (``to_pylist`` gives the same strings, much faster than iterating the Index)."""
@@ -629,15 +595,6 @@ def _is_range(index: pd.Index) -> bool:
     return isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1
 
 
-def _pandas_values(arr: pa.Array) -> Any:
-    """An Arrow column as pandas would hold it after ``arr.to_pandas()`` (what the offline assembly
-    does), taking numpy's zero-copy route for numbers and booleans, the fast and common case."""
-    t = arr.type
-    if (pa.types.is_floating(t) or ((pa.types.is_integer(t) or pa.types.is_boolean(t)) and not arr.null_count)):
-        return arr.to_numpy(zero_copy_only=False)
-    return arr.to_pandas().array
-
-
 def _block_frame(data: dict[str, Any], index: pd.Index, columns: pd.Index | None = None,
                  blocks: Sequence[tuple[np.ndarray, np.ndarray]] = ()) -> pd.DataFrame:
     """``pd.DataFrame(data, index=index)`` for 1-D numpy and extension arrays of ``len(index)``, built
@@ -653,7 +610,7 @@ def _block_frame(data: dict[str, Any], index: pd.Index, columns: pd.Index | None
         parts = [(next(free), v) for v in data.values()]
     else:
         parts = list(enumerate(data.values()))
-    return _frame_at(parts, blocks, index, labels)
+    return frame_at(parts, blocks, index, labels)
 
 
 def _plain(value: Any) -> Any:

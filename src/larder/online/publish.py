@@ -35,21 +35,16 @@ records the publication in the catalog. How it works:
 
 from __future__ import annotations
 
-import base64
 import os
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import TypeAdapter
-from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import select
 
 from larder.catalog.base import utcnow
@@ -58,10 +53,16 @@ from larder.context import Context
 from larder.errors import ConfigError, OnlineTableNotFoundError, PublishError
 from larder.names import parse_name
 from larder.offline.tables import FeatureTable, TableService
-from larder.online.base import OnlineStore, OnlineTable
-from larder.online.specs import DynamoDBStoreSpec, OnlineStoreSpec, RedisStoreSpec, SQLiteStoreSpec
+from larder.online.stores import StoreCache
+from larder.online.stores.base import (
+    ORDER_COLUMN,
+    OnlineStore,
+    OnlineTable,
+    online_table_from_info,
+    online_table_info,
+)
+from larder.online.stores.specs import OnlineStoreSpec, SQLiteStoreSpec, parse_spec, redacted_spec, store_key
 
-ORDER_COLUMN = "__larder_order__"
 #: Rows per batch handed to the store.
 BATCH_ROWS = 50_000
 #: Publishes of at least this many source rows show a progress bar.
@@ -71,22 +72,6 @@ DUCKDB_MEMORY_LIMIT = os.environ.get("LARDER_PUBLISH_MEMORY_LIMIT", "1GB")
 
 PublishMode = Literal["merge", "overwrite"]
 StoreArg = OnlineStoreSpec | str | None
-
-_SPEC_ADAPTER: TypeAdapter[Any] = TypeAdapter(OnlineStoreSpec)
-
-
-# -- store specs ------------------------------------------------------------------------------
-def parse_spec(value: Any) -> Any:
-    """Validate a spec given as a spec object or a mapping (``{"type": "redis", ...}``)."""
-    if isinstance(value, (SQLiteStoreSpec, DynamoDBStoreSpec, RedisStoreSpec)):
-        return value
-    try:
-        return _SPEC_ADAPTER.validate_python(value)
-    except PydanticValidationError as exc:
-        raise ConfigError(
-            f"Invalid online store spec {value!r}: {exc.errors()[0]['msg']}. Give a SQLiteStoreSpec, "
-            "DynamoDBStoreSpec or RedisStoreSpec, or a mapping with a 'type' of sqlite, dynamodb or redis."
-        ) from exc
 
 
 def resolve_store(ctx: Context, online_store: StoreArg) -> tuple[str | None, Any]:
@@ -106,90 +91,6 @@ def resolve_store(ctx: Context, online_store: StoreArg) -> tuple[str | None, Any
             )
         return online_store, config.online_stores[online_store]
     return None, parse_spec(online_store)
-
-
-def _redact_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None and parts.username is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-
-
-def redacted_spec(spec: Any) -> dict[str, Any]:
-    """The spec as JSON-able dict, without credentials (a Redis URL loses its user and password)."""
-    data: dict[str, Any] = spec.model_dump(mode="json")
-    if "url" in data and isinstance(data["url"], str):
-        data["url"] = _redact_url(data["url"])
-    return data
-
-
-def sqlite_path(spec: Any, root: Path) -> Path:
-    """A SQLite store's file: ``path`` (relative paths are relative to the larder root), else
-    ``<root>/online.db``."""
-    if not spec.path:
-        return Path(root) / "online.db"
-    return (Path(root) / Path(spec.path).expanduser()).resolve()
-
-
-def store_key(spec: Any, root: Path) -> str:
-    """A stable identity of the place a spec points to (type and location)."""
-    if spec.type == "sqlite":
-        return f"sqlite:{sqlite_path(spec, root)}"
-    if spec.type == "dynamodb":
-        return (f"dynamodb:{spec.endpoint_url or ''}|{spec.region or ''}|"
-                f"{spec.table_name or ''}|{spec.table_prefix}")
-    if spec.type == "redis":
-        return f"redis:{_redact_url(spec.url)}|{spec.key_prefix}"
-    raise ConfigError(f"Unknown online store type {spec.type!r}.")  # pragma: no cover - pydantic forbids
-
-
-class StoreCache:
-    """Online-store clients opened once per store and reused; ``close()`` closes them all."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self._stores: dict[str, OnlineStore] = {}
-
-    def get(self, spec: Any) -> OnlineStore:
-        from larder.online import open_store
-
-        key = store_key(spec, self.root)
-        store = self._stores.get(key)
-        if store is None:
-            store = open_store(spec, self.root)
-            self._stores[key] = store
-        return store
-
-    def close(self) -> None:
-        stores, self._stores = list(self._stores.values()), {}
-        for store in stores:
-            store.close()
-
-    def __len__(self) -> int:
-        return len(self._stores)
-
-
-# -- online table info ------------------------------------------------------------------------
-def online_table_info(table: OnlineTable) -> dict[str, Any]:
-    """What a reader needs to read ``table`` back, as JSON: name, keys, timestamp key, Arrow schema
-    (base64 Arrow IPC) and, for people, the columns with their types."""
-    return {
-        "name": table.name,
-        "primary_keys": list(table.primary_keys),
-        "timestamp_key": table.timestamp_key,
-        "schema": base64.b64encode(table.schema.serialize().to_pybytes()).decode("ascii"),
-        "columns": {f.name: str(f.type) for f in table.schema},
-    }
-
-
-def online_table_from_info(info: dict[str, Any]) -> OnlineTable:
-    """Inverse of :func:`online_table_info`."""
-    schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(info["schema"])))
-    return OnlineTable(name=info["name"], primary_keys=list(info["primary_keys"]),
-                       timestamp_key=info.get("timestamp_key"), schema=schema)
 
 
 @dataclass(frozen=True)
@@ -536,15 +437,8 @@ def _choose_features(ft: FeatureTable, schema: pa.Schema, features: str | Sequen
 
 __all__ = [
     "BATCH_ROWS",
-    "ORDER_COLUMN",
     "Publication",
     "Publisher",
-    "StoreCache",
-    "online_table_from_info",
-    "online_table_info",
-    "parse_spec",
-    "redacted_spec",
     "resolve_store",
     "snapshot_order",
-    "store_key",
 ]

@@ -5,7 +5,7 @@ Layout
 One DynamoDB table per feature table (``table_prefix`` + the full name with ``.`` written ``__``,
 or ``table_name``), billed ``PAY_PER_REQUEST``, created on first write, with one string hash key::
 
-    _pk          S     the encoded entity key (larder.online.encoding.encode_keys), e.g. "42"
+    _pk          S     the encoded entity key (larder.online.stores.encoding.encode_keys), e.g. "42"
     _order       N     the row's order (event time in µs, or a publish sequence)
     <key column> ...   each primary-key column, typed as below
     <feature>    ...   each non-null feature; a null feature is an absent attribute
@@ -70,7 +70,7 @@ from larder.errors import (
     RetryBudgetExceededError,
     require,
 )
-from larder.online.base import (
+from larder.online.stores.base import (
     ORDER_COLUMN,
     OnlineStore,
     OnlineTable,
@@ -82,8 +82,8 @@ from larder.online.base import (
     read_plan,
     resolve_features,
 )
-from larder.online.encoding import check_supported, from_text, kind_of, storage_type, to_text
-from larder.online.specs import DynamoDBStoreSpec
+from larder.online.stores.encoding import check_supported, from_text, kind_of, storage_type, to_text
+from larder.online.stores.specs import DynamoDBStoreSpec
 
 PK, ORDER, GEN, EXPIRES = "_pk", "_order", "_gen", "_expires_at"
 RESERVED = (PK, ORDER, GEN, EXPIRES)
@@ -116,7 +116,7 @@ class DynamoDBOnlineStore(OnlineStore):
     Parameters
     ----------
     spec
-        A :class:`~larder.online.specs.DynamoDBStoreSpec`; keyword options override its fields
+        A :class:`~larder.online.stores.specs.DynamoDBStoreSpec`; keyword options override its fields
         (``region``, ``table_name``, ``table_prefix``, ``endpoint_url``, ``ttl``,
         ``consistent_reads``, ``max_workers``, ``max_retries``, ``write_mode``).
     retry_base_delay, retry_max_delay

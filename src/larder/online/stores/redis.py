@@ -6,8 +6,8 @@ Layout (``P`` = ``key_prefix``, ``T`` = the full feature-table name)::
     P:T#seq              counter that hands out generations
     P:T:<gen>:<pk>       hash: _order -> the row's order, <feature> -> value
 
-``<pk>`` is the encoded entity key (:func:`larder.online.encoding.encode_keys`). Values are the
-canonical text of :mod:`larder.online.encoding` (binary features: their bytes); a null value is
+``<pk>`` is the encoded entity key (:func:`larder.online.stores.encoding.encode_keys`). Values are the
+canonical text of :mod:`larder.online.stores.encoding` (binary features: their bytes); a null value is
 an absent field, so ``HGETALL`` shows exactly the non-null features.
 
 Writes run a Lua script per chunk of rows that, atomically per key, compares the stored
@@ -44,7 +44,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from larder.errors import OnlineStoreError, OnlineTableNotFoundError, require
-from larder.online.base import (
+from larder.online.stores.base import (
     ORDER_COLUMN,
     OnlineStore,
     OnlineTable,
@@ -58,7 +58,7 @@ from larder.online.base import (
     read_plan,
     resolve_features,
 )
-from larder.online.encoding import check_supported, from_text, storage_type, to_text
+from larder.online.stores.encoding import check_supported, from_text, storage_type, to_text
 
 ORDER_FIELD = "_order"
 RESERVED = (ORDER_FIELD,)

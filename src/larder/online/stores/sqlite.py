@@ -4,9 +4,9 @@ Layout
 ------
 Each feature table lives in its own SQLite table ``"<full name>@<generation>"``::
 
-    _k      TEXT PRIMARY KEY   the encoded entity key (larder.online.encoding.encode_keys)
+    _k      TEXT PRIMARY KEY   the encoded entity key (larder.online.stores.encoding.encode_keys)
     _order  INTEGER NOT NULL   the row's order (event time in µs, or a publish sequence)
-    _fixed  BLOB NOT NULL      the features' packed record (larder.online.encoding.RowCodec)
+    _fixed  BLOB NOT NULL      the features' packed record (larder.online.stores.encoding.RowCodec)
     _var    BLOB               the string/binary feature values (NULL when the table has none)
 
 (a ``WITHOUT ROWID`` table, so a key lookup is one B-tree search). The catalog table
@@ -50,7 +50,7 @@ import numpy as np
 import pyarrow as pa
 
 from larder.errors import OnlineStoreError, OnlineTableNotFoundError
-from larder.online.base import (
+from larder.online.stores.base import (
     ORDER_COLUMN,
     OnlineStore,
     OnlineTable,
@@ -65,8 +65,8 @@ from larder.online.base import (
     read_plan,
     resolve_features,
 )
-from larder.online.encoding import RowCodec, _Group
-from larder.online.specs import SQLITE_PAGE_SIZES
+from larder.online.stores.encoding import RowCodec, TypeGroup
+from larder.online.stores.specs import SQLITE_PAGE_SIZES
 
 CODEC_VERSION = 1
 #: Key-list sizes a read pads to, so each table needs only a few prepared statements.
@@ -96,7 +96,7 @@ class _LeanPlan:
 
     #: per type group: (group, positions of the wanted features in it or None for all, names, dtype,
     #: the columns of their null flags in a record)
-    blocks: list[tuple[_Group, list[int] | None, tuple[str, ...], np.dtype, slice | list[int]]]
+    blocks: list[tuple[TypeGroup, list[int] | None, tuple[str, ...], np.dtype, slice | list[int]]]
     others: list[str]  # features decoded through Arrow (strings, timestamps, ..., or retyped)
 
 
@@ -282,7 +282,7 @@ class SQLiteOnlineStore(OnlineStore):
     Examples
     --------
     >>> import pyarrow as pa, tempfile, pathlib
-    >>> from larder.online.base import OnlineTable
+    >>> from larder.online.stores.base import OnlineTable
     >>> table = OnlineTable("main.default.t", ["id"], None,
     ...                     pa.schema([("id", pa.int64()), ("x", pa.float64())]))
     >>> with SQLiteOnlineStore(pathlib.Path(tempfile.mkdtemp()) / "online.db") as store:

@@ -32,17 +32,19 @@ A sketch of use::
 
 from __future__ import annotations
 
+import base64
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from larder.errors import OnlineStoreError, PrimaryKeyError, SchemaMismatchError
-from larder.online.encoding import check_supported, decode_key, encode_keys, from_text
+from larder.online.stores.encoding import check_supported, decode_key, encode_keys, from_text
 
 #: Default name of the ordering column in the rows given to ``write_batch``.
 ORDER_COLUMN = "__larder_order__"
@@ -108,6 +110,25 @@ class OnlineTable:
         return pa.schema([pa.field(n, self.schema.field(n).type) for n in names])
 
 
+def online_table_info(table: OnlineTable) -> dict[str, Any]:
+    """What a reader needs to read ``table`` back, as JSON: name, keys, timestamp key, Arrow schema
+    (base64 Arrow IPC) and, for people, the columns with their types."""
+    return {
+        "name": table.name,
+        "primary_keys": list(table.primary_keys),
+        "timestamp_key": table.timestamp_key,
+        "schema": base64.b64encode(table.schema.serialize().to_pybytes()).decode("ascii"),
+        "columns": {f.name: str(f.type) for f in table.schema},
+    }
+
+
+def online_table_from_info(info: dict[str, Any]) -> OnlineTable:
+    """Inverse of :func:`online_table_info`."""
+    schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(info["schema"])))
+    return OnlineTable(name=info["name"], primary_keys=list(info["primary_keys"]),
+                       timestamp_key=info.get("timestamp_key"), schema=schema)
+
+
 class OnlineStore(ABC):
     """Base class of online stores; see the module docstring for the contract."""
 
@@ -130,7 +151,7 @@ class OnlineStore(ABC):
     ) -> ValueBatch:
         """The lean read behind few-key lookups: encoded keys in, a :class:`ValueBatch` out.
 
-        ``pks`` are encoded keys (:func:`~larder.online.encoding.encode_keys`; a plain ``str`` of an
+        ``pks`` are encoded keys (:func:`~larder.online.stores.encoding.encode_keys`; a plain ``str`` of an
         integer or string key for single-key tables), None for a null key. The result holds the same
         values, nulls and found flags as :meth:`read_batch` (``batch.to_arrow(table)`` equals its
         table), with numbers as numpy matrices instead of one Arrow array per column. This default
@@ -426,7 +447,7 @@ class ValueBatch:
 
 
 def keys_from_pks(table: OnlineTable, pks: Sequence[str | None]) -> pa.Table:
-    """The key columns whose encoding (:func:`~larder.online.encoding.encode_keys`) is ``pks``.
+    """The key columns whose encoding (:func:`~larder.online.stores.encoding.encode_keys`) is ``pks``.
 
     A null pk gives null key values. Used by the default :meth:`OnlineStore.read_values`.
     """

@@ -1,16 +1,23 @@
 """Online store specifications: strict pydantic models, chosen by their ``type`` field.
 
-A spec says *where* features are served from; :func:`larder.online.open_store` turns a spec into an
-:class:`~larder.online.base.OnlineStore`. Specs hold no credentials: DynamoDB uses boto3's default
-credential chain, Redis takes credentials in its URL only if the user puts them there.
+A spec says *where* features are served from; :func:`larder.online.stores.open_store` turns a spec
+into an :class:`~larder.online.stores.base.OnlineStore`. Specs hold no credentials: DynamoDB uses boto3's
+default credential chain, Redis takes credentials in its URL only if the user puts them there.
+:func:`parse_spec` validates a spec given as a mapping, :func:`redacted_spec` gives one without
+credentials (what the catalog and a logged model record), :func:`store_key` names the place a spec
+points to.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+
+from larder.errors import ConfigError
 
 
 class _Spec(BaseModel):
@@ -89,8 +96,6 @@ def AmazonDynamoDBSpec(  # noqa: N802 - mirrors the Databricks class name
     options.pop("write_secret_prefix", None)
     secrets = sorted(k for k in options if k in ("access_key_id", "secret_access_key", "session_token"))
     if secrets:
-        from larder.errors import ConfigError
-
         raise ConfigError(
             f"AmazonDynamoDBSpec: larder does not take credentials ({secrets}); they come from boto3's default "
             "chain (environment, shared config, instance role). Remove them from the spec."
@@ -100,7 +105,60 @@ def AmazonDynamoDBSpec(  # noqa: N802 - mirrors the Databricks class name
             region=region, table_name=table_name, endpoint_url=endpoint_url, ttl=ttl, **options
         )
     except ValidationError as exc:
-        from larder.errors import ConfigError
-
         raise ConfigError(f"AmazonDynamoDBSpec: invalid options: {exc.errors()[0]['loc']}: "
                           f"{exc.errors()[0]['msg']}. See DynamoDBStoreSpec for the accepted options.") from exc
+
+
+
+_SPEC_ADAPTER: TypeAdapter[Any] = TypeAdapter(OnlineStoreSpec)
+
+
+def parse_spec(value: Any) -> Any:
+    """Validate a spec given as a spec object or a mapping (``{"type": "redis", ...}``)."""
+    if isinstance(value, (SQLiteStoreSpec, DynamoDBStoreSpec, RedisStoreSpec)):
+        return value
+    try:
+        return _SPEC_ADAPTER.validate_python(value)
+    except ValidationError as exc:
+        raise ConfigError(
+            f"Invalid online store spec {value!r}: {exc.errors()[0]['msg']}. Give a SQLiteStoreSpec, "
+            "DynamoDBStoreSpec or RedisStoreSpec, or a mapping with a 'type' of sqlite, dynamodb or redis."
+        ) from exc
+
+
+def _redact_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None and parts.username is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+def redacted_spec(spec: Any) -> dict[str, Any]:
+    """The spec as JSON-able dict, without credentials (a Redis URL loses its user and password)."""
+    data: dict[str, Any] = spec.model_dump(mode="json")
+    if "url" in data and isinstance(data["url"], str):
+        data["url"] = _redact_url(data["url"])
+    return data
+
+
+def sqlite_path(spec: Any, root: Path) -> Path:
+    """A SQLite store's file: ``path`` (relative paths are relative to the larder root), else
+    ``<root>/online.db``."""
+    if not spec.path:
+        return Path(root) / "online.db"
+    return (Path(root) / Path(spec.path).expanduser()).resolve()
+
+
+def store_key(spec: Any, root: Path) -> str:
+    """A stable identity of the place a spec points to (type and location)."""
+    if spec.type == "sqlite":
+        return f"sqlite:{sqlite_path(spec, root)}"
+    if spec.type == "dynamodb":
+        return (f"dynamodb:{spec.endpoint_url or ''}|{spec.region or ''}|"
+                f"{spec.table_name or ''}|{spec.table_prefix}")
+    if spec.type == "redis":
+        return f"redis:{_redact_url(spec.url)}|{spec.key_prefix}"
+    raise ConfigError(f"Unknown online store type {spec.type!r}.")  # pragma: no cover - pydantic forbids

@@ -231,7 +231,10 @@ def _raw_values(arr: pa.Array, width: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class _Group:
+class TypeGroup:
+    """The features of one fixed-width type in a packed record: their values are ``width`` bytes each,
+    side by side from byte ``start``."""
+
     type: pa.DataType
     width: int
     start: int
@@ -271,10 +274,10 @@ class RowCodec:
             else:
                 by_type.setdefault(field.type, []).append(i)
         offset = 1 + len(self.names)
-        self.groups: list[_Group] = []
+        self.groups: list[TypeGroup] = []
         for t, idx in by_type.items():
             width = _fixed_width(t) or 0
-            self.groups.append(_Group(t, width, offset, tuple(self.names[i] for i in idx), tuple(idx)))
+            self.groups.append(TypeGroup(t, width, offset, tuple(self.names[i] for i in idx), tuple(idx)))
             offset += width * len(idx)
         self.var_start = offset
         self.width = offset + 4 * len(self.var_names)
