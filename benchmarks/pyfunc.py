@@ -20,7 +20,7 @@ order) within each iteration so that noise on a shared machine hits all of them:
 * ``mlflow wrapper alone``: ``PyFuncModel.predict`` of a second loaded copy whose larder model is
   replaced by a stub returning zeros (MLflow's input-schema enforcement, params, context, dispatch);
 * ``assemble``: the feature assembly alone; ``store reads``: the two store reads alone (``read_values``
-  of the features the assembler reads, on its few-key path; else ``read_batch``);
+  of the features the assembler's plan reads);
 * ``assemble, dict in and out``: the assembly of Python columns (``{"Id": [...], "YrSold": [...]}``)
   into ``{column: [values]}`` (``output="dict"``, what ``get_online_features`` and the feature server
   run); not part of the overhead split.
@@ -141,26 +141,14 @@ def measure(store: str, uri: str, fe: FeatureEngineeringClient, raw_model: Any, 
         keys = labels.iloc[ids][["Id", "YrSold"]].reset_index(drop=True)
         feats = om.features(keys)[om.bundle.feature_columns]
         batches.append((keys, feats))
-    # the two reads the assembler makes, through the same store method: read_values (encoded keys in,
-    # numpy blocks out) of the features the lean plan reads (not the excluded string no function uses) on
-    # its few-key path, else read_batch of every feature with an Arrow key table
-    import pyarrow as pa
-
-    sources = asm._sources
-    lean_plan = getattr(asm, "_lean_plan", None)
-    lean = (lean_plan is not None and rows <= getattr(asm, "lean_max_rows", 0) and lean_plan() is not None
-            and all(hasattr(src.store, "read_values") for src in sources))
-    read_path = "read_values" if lean else "read_batch"
-    lean_reads = [(sp.source.store, sp.source.table, sp.read) for sp in lean_plan().sources] if lean else []
+    # the two reads the assembler makes: read_values (encoded keys in, numpy blocks out) of the features its
+    # plan reads (not the excluded string no function uses)
+    planned_reads = [(lk.store, lk.table, lk.read) for lk in asm.plan.lookups]
 
     def reads(keys: pd.DataFrame) -> None:
-        if lean:
-            pks = [str(v) for v in keys["Id"].tolist()]  # one encoding, shared by both lookups of Id
-            for store, online_table, features in lean_reads:
-                store.read_values(online_table, pks, features)
-        else:
-            for src in sources:
-                src.store.read_batch(src.table, pa.table({"Id": pa.array(keys["Id"].to_numpy())}), src.read)
+        pks = [str(v) for v in keys["Id"].tolist()]  # one encoding, shared by both lookups of Id
+        for store, online_table, features in planned_reads:
+            store.read_values(online_table, pks, features)
 
     # MLflow's wrapper alone: a second loaded copy whose larder model returns zeros without any work
     stub = mlflow.pyfunc.load_model(uri)
@@ -200,7 +188,7 @@ def measure(store: str, uri: str, fe: FeatureEngineeringClient, raw_model: Any, 
             if i >= warmup:
                 wall[name].append(w)
                 cpu[name].append(c)
-    out: dict[str, Any] = {"store": store, "rows": rows, "iterations": iterations, "store_read": read_path,
+    out: dict[str, Any] = {"store": store, "rows": rows, "iterations": iterations, "store_read": "read_values",
                            "contenders": {}, "decomposition": {}}
     for name in contenders:
         out["contenders"][name] = percentiles(wall[name], cpu[name])

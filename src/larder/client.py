@@ -19,8 +19,9 @@ from larder.offline.tables import FeatureTable, TableService, WriteMode
 if TYPE_CHECKING:  # training sets, feature functions and specs (imported lazily: they pull in DuckDB)
     from collections.abc import Callable
 
-    from larder.online.lookup import OnlineFeatureAssembler, OnlineLookupService
+    from larder.online.assemble import OnlineFeatureAssembler
     from larder.online.publish import Publication, Publisher
+    from larder.online.service import OnlineLookupService
     from larder.online.stores import StoreCache
     from larder.training import (
         FeatureFunction,
@@ -281,7 +282,7 @@ class FeatureEngineeringClient:
 
     @cached_property
     def _online(self) -> OnlineLookupService:
-        from larder.online.lookup import OnlineLookupService
+        from larder.online.service import OnlineLookupService
 
         return OnlineLookupService(self._publisher, self._online_stores, self._training)
 
@@ -329,7 +330,7 @@ class FeatureEngineeringClient:
 
     def online_feature_assembler(self, features: FeatureSpec | str, *, on_missing: str = "error"
                                  ) -> OnlineFeatureAssembler:
-        """An :class:`~larder.online.lookup.OnlineFeatureAssembler` for a spec (or spec name), bound to the
+        """An :class:`~larder.online.assemble.OnlineFeatureAssembler` for a spec (or spec name), bound to the
         stores its tables are published to; ``stores_info()`` gives the mapping to embed in a model."""
         if isinstance(features, str):
             return self._online.assembler_for_name(features, on_missing)  # type: ignore[arg-type]

@@ -15,6 +15,7 @@ def test_exported_names() -> None:
         "DynamoDBOnlineStore",
         "DynamoDBStoreSpec",
         "ORDER_COLUMN",
+        "OnlineFeatureAssembler",
         "OnlineStore",
         "OnlineTable",
         "RedisOnlineStore",

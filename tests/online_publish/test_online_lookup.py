@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from larder.errors import FeatureLookupError, FeatureSpecError, MissingKeysError
-from larder.online.lookup import OnlineFeatureAssembler
+from larder.online import OnlineFeatureAssembler
 from larder.training import FeatureFunction, FeatureLookup, FeatureSpec
 from larder.training.assemble import assemble_offline
 
@@ -180,7 +180,7 @@ def test_republish_is_seen_by_a_cached_assembler(world) -> None:
 def test_another_clients_publish_is_seen_after_the_refresh_interval(world, larder_root, monkeypatch) -> None:
     """A cached assembler keeps its stores until its publications are due for a catalog check
     (CATALOG_REFRESH_S), then follows another process's publish to another store."""
-    import larder.online.lookup as lookup
+    import larder.online.service as service
     from larder.client import FeatureEngineeringClient
     from larder.online import SQLiteStoreSpec
 
@@ -194,7 +194,7 @@ def test_another_clients_publish_is_seen_after_the_refresh_interval(world, larde
         other.publish_table("houses", SQLiteStoreSpec(path="other.db"))
         # within the interval the cached assembler reads the store it was built for
         assert fe.get_online_features(spec, {"Id": [1]}, output="dict")["q"] == [7]
-        monkeypatch.setattr(lookup, "CATALOG_REFRESH_S", 0.0)
+        monkeypatch.setattr(service, "CATALOG_REFRESH_S", 0.0)
         assert fe.get_online_features(spec, {"Id": [1]}, output="dict")["q"] == [70]
         assert fe.get_online_features(spec, pd.DataFrame({"Id": [1]}))["q"].tolist() == [70]
     finally:

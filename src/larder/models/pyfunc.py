@@ -7,7 +7,7 @@
   decides where each feature table is read online (:func:`larder.models.bundle.resolve_online`: the
   environment, a reachable catalog, else the model's own record) and opens one client per store;
 * ``predict`` assembles the features of every row with an
-  :class:`~larder.online.lookup.OnlineFeatureAssembler` (one batched read per table, defaults, the
+  :class:`~larder.online.assemble.OnlineFeatureAssembler` (one batched read per table, defaults, the
   feature functions), selects the columns the raw model was trained on, in order, and calls it.
 
 A key not found online gets the lookup's default values; when a feature has no default, predict
@@ -98,7 +98,7 @@ class OnlineModel:
 
     def assembler(self, policy: str) -> Any:
         """The (cached) online assembler for a missing-key policy; all share the store clients."""
-        from larder.online.lookup import OnlineFeatureAssembler
+        from larder.online.assemble import OnlineFeatureAssembler
 
         asm = self._assemblers.get(policy)
         if asm is not None:

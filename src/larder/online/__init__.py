@@ -5,8 +5,11 @@ Two layers, imports pointing one way (assembly -> stores):
 * :mod:`larder.online.stores`: the store contract (:class:`~larder.online.stores.base.OnlineStore`),
   the key and value encodings, the SQLite, Redis and DynamoDB backends and their specs. A store is
   opened from a spec with :func:`open_store`.
-* the assembly: :mod:`~larder.online.publish` (feature tables into stores), and the online
-  interpreter of a feature spec (``lookup``).
+* the assembly: :mod:`~larder.online.plan` (what a feature spec reads and how it maps to outputs,
+  computed once per spec), :mod:`~larder.online.assemble` (:class:`OnlineFeatureAssembler`, which
+  executes a plan for any number of rows, with :mod:`~larder.online.keys` and
+  :mod:`~larder.online.outputs` for the keys in and the output forms out), :mod:`~larder.online.publish`
+  (feature tables into stores) and :mod:`~larder.online.service` (the client's lookups).
 
 See ``docs/online-stores.md`` for the layouts, type mapping and guarantees of each store.
 """
@@ -25,6 +28,7 @@ from larder.online.stores.specs import (
 )
 
 if TYPE_CHECKING:
+    from larder.online.assemble import OnlineFeatureAssembler
     from larder.online.stores.dynamodb import DynamoDBOnlineStore
     from larder.online.stores.redis import RedisOnlineStore
     from larder.online.stores.sqlite import SQLiteOnlineStore
@@ -34,6 +38,7 @@ __all__ = [
     "DynamoDBOnlineStore",
     "DynamoDBStoreSpec",
     "ORDER_COLUMN",
+    "OnlineFeatureAssembler",
     "OnlineStore",
     "OnlineTable",
     "RedisOnlineStore",
@@ -43,7 +48,8 @@ __all__ = [
     "open_store",
 ]
 
-_LAZY = {
+_LAZY = {  # imported on first use: the stores' clients and the assembly's pandas stay out of `import larder`
+    "OnlineFeatureAssembler": "larder.online.assemble",
     "SQLiteOnlineStore": "larder.online.stores.sqlite",
     "DynamoDBOnlineStore": "larder.online.stores.dynamodb",
     "RedisOnlineStore": "larder.online.stores.redis",

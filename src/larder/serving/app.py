@@ -1,4 +1,4 @@
-"""The feature server: a small FastAPI app over :class:`~larder.online.lookup.OnlineFeatureAssembler`.
+"""The feature server: a small FastAPI app over :class:`~larder.online.assemble.OnlineFeatureAssembler`.
 
 Endpoints:
 
@@ -17,7 +17,7 @@ saying what to fix; an unknown spec is a 404; an online store that cannot be rea
 
 Assemblers (and their store clients) are built once per spec and reused; a spec re-created under
 the same name, or a table republished elsewhere, is picked up within
-:data:`larder.online.lookup.CATALOG_REFRESH_S` seconds. Request handlers are ``async`` and call the store
+:data:`larder.online.service.CATALOG_REFRESH_S` seconds. Request handlers are ``async`` and call the store
 directly: for the embedded SQLite store and Redis a lookup takes well under a millisecond, so this
 avoids a thread hop; run several ``--workers`` for concurrency.
 """

@@ -419,6 +419,17 @@ class ValueBatch:
     blocks: list[ValueBlock]
     arrays: dict[str, pa.Array]
 
+    def array(self, name: str) -> pa.Array:
+        """One feature as an Arrow array."""
+        if name in self.arrays:
+            return self.arrays[name]
+        for block in self.blocks:
+            if name in block.names:
+                j = block.names.index(name)
+                mask = block.nulls[j] if block.nulls is not None and block.nulls[j].any() else None
+                return pa.array(block.values[j], type=block.type, mask=mask)
+        raise KeyError(name)
+
     def to_arrow(self, table: OnlineTable) -> pa.Table:
         """The features as the typed Arrow table ``read_batch`` returns."""
         arrays = dict(self.arrays)

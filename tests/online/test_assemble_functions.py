@@ -1,7 +1,8 @@
-"""Feature functions on a few-row online lookup are called once per row on Python values (their meaning)
-instead of on pandas Series, and the results equal the general path's in every output form: values,
-types, nulls, defaults, missing keys, strings, request-time columns and functions chained on the
-outputs of lookups and of other functions."""
+"""Feature functions in online lookups give what a brute-force evaluation of the spec gives
+(tests/online/_oracle.py: each function called on each row's Python values), in every output form and on
+both routes of the one assembly: a few-row call runs functions once per row on Python values (their
+meaning), a larger one on pandas Series. Values, types, nulls, defaults, missing keys, strings,
+request-time columns and functions chained on the outputs of lookups and of other functions."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from larder.errors import FunctionError
 from larder.online.stores.specs import SQLiteStoreSpec
 from larder.training import FeatureFunction, FeatureLookup
 from larder.training.execute import FunctionRunner
-from online._lean_compare import assert_lean_equals_general, assert_same_dict
+from online._oracle import Oracle, assert_same_dict
 
 
 def age(built: int, sold: int) -> int:
@@ -59,12 +60,16 @@ def summed(a: float, b: float) -> float:  # registered mode="vectorized"
     return a + b
 
 
-@pytest.fixture()
-def world(fe):  # type: ignore[no-untyped-def]
+FUNCTIONS = [("age", age, "auto"), ("ratio", ratio, "auto"), ("shout", shout, "auto"), ("signed", signed, "auto"),
+             ("doubled", doubled, "auto"), ("twice", twice, "auto"), ("scaled", scaled, "auto"),
+             ("tagged", tagged, "auto"), ("shifted", shifted, "row"), ("summed", summed, "vectorized")]
+
+
+def source_tables() -> dict[str, pa.Table]:
     rng = np.random.default_rng(3)
     n = 40
     ids = np.arange(1, n + 1, dtype="int64")
-    fe.create_table("homes", "Id", df=pa.table({
+    homes = pa.table({
         "Id": ids,
         "built": pa.array(rng.integers(1900, 2010, n), pa.int64()),
         "area": pa.array([None if i % 9 == 4 else float(v) for i, v in enumerate(rng.uniform(500, 4000, n))],
@@ -76,16 +81,20 @@ def world(fe):  # type: ignore[no-untyped-def]
                          pa.string()),
         "small": pa.array(rng.uniform(0, 1, n), pa.float32()),
         "rank": pa.array(rng.integers(0, 1000, n), pa.int32()),
-    }))
+    })
     m = 28  # keys 29..40 are not in the second table
-    fe.create_table("lots", "Id", df=pa.table({
+    lots = pa.table({
         "Id": ids[:m], "lot": pa.array(rng.uniform(1000, 20000, m)),
         "cars": pa.array([None if i % 5 == 2 else int(v) for i, v in enumerate(rng.integers(0, 4, m))], pa.int64()),
-    }))
-    for name, func, mode in [("age", age, "auto"), ("ratio", ratio, "auto"), ("shout", shout, "auto"),
-                             ("signed", signed, "auto"), ("doubled", doubled, "auto"), ("twice", twice, "auto"),
-                             ("scaled", scaled, "auto"), ("tagged", tagged, "auto"),
-                             ("shifted", shifted, "row"), ("summed", summed, "vectorized")]:
+    })
+    return {"homes": homes, "lots": lots}
+
+
+@pytest.fixture()
+def world(fe):  # type: ignore[no-untyped-def]
+    for name, table in source_tables().items():
+        fe.create_table(name, "Id", df=table)
+    for name, func, mode in FUNCTIONS:
         fe.create_function(name, func, mode=mode)
     spec = fe.create_feature_spec(f"few_{uuid.uuid4().hex[:6]}", [
         FeatureLookup("homes", "Id", default_values={"built": 1970, "flag": False, "name": "none"}),
@@ -114,18 +123,23 @@ def _keys(rng: np.random.Generator, rows: int) -> pd.DataFrame:
         "sold": rng.integers(2006, 2011, rows).astype("int64"),
         "factor": rng.uniform(0.5, 2.0, rows),
         "channel": pd.array(rng.choice(["web", "app"], rows), dtype="str"),
-    }, index=pd.RangeIndex(rows) if rng.random() < 0.7 else pd.Index(rng.permutation(100)[:rows] + 7))
+    }, index=pd.RangeIndex(rows) if rng.random() < 0.7 else pd.Index(rng.permutation(max(100, rows))[:rows] + 7))
 
 
-def test_few_row_functions_equal_the_general_path(world) -> None:  # type: ignore[no-untyped-def]
+def oracle(asm) -> Oracle:  # type: ignore[no-untyped-def]
+    return Oracle(asm.spec, asm.labels, source_tables(), {"homes": ["Id"], "lots": ["Id"]},
+                  {name: func for name, func, _ in FUNCTIONS})
+
+
+def test_functions_equal_the_oracle(world) -> None:  # type: ignore[no-untyped-def]
     fe, spec = world
     asm = fe.online_feature_assembler(spec, on_missing="null")
-    assert asm._lean_plan() is not None
+    expect = oracle(asm)
     rng = np.random.default_rng(11)
     for trial in range(60):
-        keys = _keys(rng, int(rng.choice([1, 1, 1, 2, 3, 5, 16, 17])))
+        keys = _keys(rng, int(rng.choice([1, 1, 1, 2, 3, 5, 16, 17, 300])))
         for include_found in (False, True):
-            assert_lean_equals_general(asm, keys, include_found, trial)
+            expect.check(asm, keys, include_found, trial)
     out = asm.assemble(pd.DataFrame({"Id": [41], "sold": [2008], "factor": [1.0],
                                      "channel": pd.array(["web"], dtype="str")}))
     assert out["age"].tolist() == [2008 - 1970] and out["loud"].tolist() == ["NONE!"]  # defaults feed functions
@@ -144,7 +158,7 @@ def test_one_row_calls_no_series_once_the_typing_is_known(world) -> None:  # typ
             return func(**kwargs)
         return wrapper
 
-    for _, step in asm._functions:
+    for _, step in asm.plan.functions:
         step.runner.func = counting(step.output_name, step.runner.func)
     keys = pd.DataFrame({"Id": [1], "sold": [2008], "factor": [1.5], "channel": pd.array(["app"], dtype="str")})
     first = asm.assemble(keys)
@@ -155,8 +169,8 @@ def test_one_row_calls_no_series_once_the_typing_is_known(world) -> None:  # typ
         pd.testing.assert_frame_equal(asm.assemble(keys), first, check_exact=True)
     assert series_calls == ["lot_plus"] * 3  # mode="vectorized" always takes Series
     series_calls.clear()
-    asm.lean_max_rows = 0
-    pd.testing.assert_frame_equal(asm.assemble(keys), first, check_exact=True)
+    many = asm.assemble(pd.concat([keys] * 17, ignore_index=True))  # beyond ROW_CALLS_MAX_ROWS: Series
+    pd.testing.assert_frame_equal(many.iloc[[0]], first, check_exact=True)
     assert "ratio" in series_calls
 
 
@@ -191,9 +205,10 @@ def test_run_rows_types_like_run_arrow() -> None:
     assert vectorized.run_rows({"x": [1.0]}, 1, kinds) is None
 
 
-def test_python_keys_take_no_frame_and_equal_the_general_path(world) -> None:  # type: ignore[no-untyped-def]
+def test_python_keys_equal_the_oracle(world) -> None:  # type: ignore[no-untyped-def]
     fe, spec = world
     asm = fe.online_feature_assembler(spec, on_missing="null")
+    expect = oracle(asm)
     rng = np.random.default_rng(5)
     for _ in range(25):
         rows = int(rng.choice([1, 1, 2, 4]))
@@ -209,14 +224,10 @@ def test_python_keys_take_no_frame_and_equal_the_general_path(world) -> None:  #
                               "factor": np.array(columns["factor"]),  # int64 or float64
                               "channel": pd.array(columns["channel"], dtype="str")})
         records = [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
-        asm.lean_max_rows = 0
-        general = {out: asm.assemble(frame, include_found=True, output=out) for out in ("pandas", "dict", "arrow")}
-        asm.lean_max_rows = 1000
-        for keys in (columns, records):
-            pd.testing.assert_frame_equal(asm.assemble(keys, include_found=True), general["pandas"], check_exact=True)
-            assert_same_dict(asm.assemble(keys, include_found=True, output="dict"), general["dict"])
-            arrow = asm.assemble(keys, include_found=True, output="arrow")
-            assert arrow.schema.equals(general["arrow"].schema)
-            assert_same_dict(arrow.to_pydict(), general["arrow"].to_pydict())
+        framed = expect.check(asm, frame, include_found=True)
+        for keys in (columns, records):  # the same as the frame of those values
+            got = expect.check(asm, keys, include_found=True)
+            pd.testing.assert_frame_equal(got["pandas"], framed["pandas"], check_exact=True)
+            assert_same_dict(got["dict"], framed["dict"])
     with pytest.raises(FunctionError, match="sold"):  # validated like a frame: a missing request-time column
         asm.assemble({"Id": [1], "factor": [1], "channel": ["web"]}, output="dict")

@@ -1,6 +1,6 @@
-"""The lean (few-key) path of OnlineFeatureAssembler gives exactly what the general path gives, on every
-store and in every output form: types, nulls, NaN, defaults, found flags, key order, duplicate, missing
-and null keys, renamed and excluded outputs, feature functions, composite keys."""
+"""OnlineFeatureAssembler gives exactly what a brute-force evaluation of the spec gives (tests/online/_oracle.py),
+on every store and in every output form, for one key and for many: types, nulls, NaN, defaults, found flags,
+key order, duplicate, missing and null keys, renamed and excluded outputs, feature functions, composite keys."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest
 from larder.errors import FeatureLookupError
 from larder.online.stores.specs import DynamoDBStoreSpec, RedisStoreSpec, SQLiteStoreSpec
 from larder.training import FeatureFunction, FeatureLookup
-from online._lean_compare import assert_lean_equals_general, assert_same_dict
+from online._oracle import Oracle, assert_same_dict
 
 UTC = dt.UTC
 
@@ -34,15 +34,14 @@ def store_spec(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
     if request.param == "sqlite":
         return SQLiteStoreSpec()
     if request.param == "redis":
-        return RedisStoreSpec(url=request.getfixturevalue("redis_url"), key_prefix=f"lean{tag}")
+        return RedisStoreSpec(url=request.getfixturevalue("redis_url"), key_prefix=f"asm{tag}")
     return DynamoDBStoreSpec(endpoint_url=request.getfixturevalue("moto_endpoint"), region="us-east-1",
-                             table_prefix=f"lean{tag}__")
+                             table_prefix=f"asm{tag}__")
 
 
-@pytest.fixture()
-def published(fe, store_spec):  # type: ignore[no-untyped-def]
+def source_tables() -> dict[str, pa.Table]:
     n = 6
-    fe.create_table("items", "item_id", df=pa.table({
+    return {"items": pa.table({
         "item_id": pa.array(range(1, n + 1), pa.int64()),
         "price": pa.array([1.5, None, float("nan"), -0.0, 1e300, 2.25], pa.float64()),
         "cost": pa.array([1.0, 0.5, None, 2.0, 3.0, None], pa.float64()),
@@ -57,15 +56,26 @@ def published(fe, store_spec):  # type: ignore[no-untyped-def]
                          pa.timestamp("us", tz="UTC")),
         "day": pa.array([dt.date(2020, 1, i + 1) for i in range(n)], pa.date32()),
         "amount": pa.array([decimal.Decimal(f"{i}.25") for i in range(n)], pa.decimal128(10, 2)),
-    }))
-    fe.create_table("shops", "shop", df=pa.table({
-        "shop": ["s1", "s2", "s3"], "rating": [4.5, None, 3.0], "open": [True, False, True]}))
-    fe.create_table("stock", ["shop", "item_id"], df=pa.table({
-        "shop": ["s1", "s1", "s2"], "item_id": pa.array([1, 2, 1], pa.int64()), "units": pa.array([10, 20, 30])}))
+    }), "shops": pa.table({"shop": ["s1", "s2", "s3"], "rating": [4.5, None, 3.0], "open": [True, False, True]}),
+        "stock": pa.table({"shop": ["s1", "s1", "s2"], "item_id": pa.array([1, 2, 1], pa.int64()),
+                           "units": pa.array([10, 20, 30])})}
+
+
+KEYS = {"items": ["item_id"], "shops": ["shop"], "stock": ["shop", "item_id"]}
+
+
+@pytest.fixture()
+def published(fe, store_spec):  # type: ignore[no-untyped-def]
+    for name, table in source_tables().items():
+        fe.create_table(name, KEYS[name], df=table)
     fe.create_function("margin", margin)
-    for name in ("items", "shops", "stock"):
+    for name in KEYS:
         fe.publish_table(name, store_spec)
     return fe
+
+
+def oracle(asm) -> Oracle:  # type: ignore[no-untyped-def]
+    return Oracle(asm.spec, asm.labels, source_tables(), KEYS, {"margin": margin})
 
 
 def spec_lookups():  # type: ignore[no-untyped-def]
@@ -93,15 +103,15 @@ def key_frames() -> list[pd.DataFrame]:
 
 
 @pytest.mark.parametrize("exclude", [None, ["cost", "name"]])
-def test_lean_path_equals_general_path(published, exclude) -> None:  # type: ignore[no-untyped-def]
+def test_assembly_equals_the_oracle(published, exclude) -> None:  # type: ignore[no-untyped-def]
     fe = published
-    spec = fe.create_feature_spec(f"lean_{uuid.uuid4().hex[:6]}", spec_lookups(), exclude_columns=exclude)
+    spec = fe.create_feature_spec(f"asm_{uuid.uuid4().hex[:6]}", spec_lookups(), exclude_columns=exclude)
     asm = fe.online_feature_assembler(spec, on_missing="null")
-    assert asm._lean_plan() is not None  # this spec takes the lean path
-    for keys in key_frames():
+    expect = oracle(asm)
+    for keys in [*key_frames(), many_keys()]:
         for include_found in (False, True):
-            lean, general = assert_lean_equals_general(asm, keys, include_found)
-            assert_same_dict(lean["dict"], general["arrow"].to_pydict())
+            got = expect.check(asm, keys, include_found)
+            assert_same_dict(got["dict"], got["arrow"].to_pydict())
     first = asm.assemble(key_frames()[0], include_found=True)
     assert first.index.tolist() == [10, 11, 12, 13, 14, 15, 16, 17]
     assert asm.assemble(key_frames()[0], output="dict")["quantity"] == [None, 0, 3, 4, None, -1, 2**62, 6]
@@ -109,9 +119,18 @@ def test_lean_path_equals_general_path(published, exclude) -> None:  # type: ign
     assert first["price"].iloc[1] == -1.0 and math.isnan(first["price"].iloc[0])
 
 
-def test_lean_pandas_types_and_defaults(published) -> None:  # type: ignore[no-untyped-def]
+def many_keys() -> pd.DataFrame:
+    """2,000 rows (every key kind, duplicates, misses and null keys) in a shuffled order."""
+    rng = np.random.default_rng(4)
+    ids = rng.choice([1, 2, 3, 4, 5, 6, 99], 2000)
+    shops = rng.choice(np.array(["s1", "s2", "s3", "nope", None], dtype=object), 2000)
+    return pd.DataFrame({"item_id": ids.astype("int64"), "shop": pd.array(shops, dtype="str")},
+                        index=pd.Index(rng.permutation(2000) + 5))
+
+
+def test_pandas_types_and_defaults(published) -> None:  # type: ignore[no-untyped-def]
     fe = published
-    spec = fe.create_feature_spec(f"lean_{uuid.uuid4().hex[:6]}", spec_lookups())
+    spec = fe.create_feature_spec(f"asm_{uuid.uuid4().hex[:6]}", spec_lookups())
     out = fe.get_online_features(spec, pd.DataFrame({"item_id": [2, 99], "shop": pd.array(["s1", "s1"], dtype="str")}),
                                  include_found=True)
     assert out["rank"].dtype == np.int32 and out["rank"].tolist() == [2, 7]  # default fills the missing key
@@ -128,25 +147,25 @@ def test_lean_pandas_types_and_defaults(published) -> None:  # type: ignore[no-u
 
 def test_python_keys_equal_frame_keys(published) -> None:  # type: ignore[no-untyped-def]
     fe = published
-    spec = fe.create_feature_spec(f"lean_{uuid.uuid4().hex[:6]}", spec_lookups())
+    spec = fe.create_feature_spec(f"asm_{uuid.uuid4().hex[:6]}", spec_lookups())
     asm = fe.online_feature_assembler(spec, on_missing="null")
+    expect = oracle(asm)
     ids, shops = [3, 99, 1, 3], ["s1", None, "s2", "s3"]
     frame = pd.DataFrame({"item_id": ids, "shop": pd.array(shops, dtype="str")})
     columns = {"item_id": ids, "shop": shops}
     records = [{"item_id": i, "shop": s} for i, s in zip(ids, shops, strict=True)]
-    asm.lean_max_rows = 0
-    expected = asm.assemble(frame, include_found=True, output="dict")
-    expected_frame = asm.assemble(frame, include_found=True)
-    asm.lean_max_rows = 1000
+    got = expect.check(asm, frame, include_found=True)
+    expected, expected_frame = got["dict"], got["pandas"]
     for keys in (columns, records, pa.table(columns)):
+        expect.check(asm, keys, include_found=True)
         assert_same_dict(asm.assemble(keys, include_found=True, output="dict"), expected)
         pd.testing.assert_frame_equal(asm.assemble(keys, include_found=True), expected_frame, check_exact=True)
     # float keys are checked for whole numbers as on the Arrow route; mixed values go through Arrow
     assert asm.assemble({"item_id": [1.0], "shop": ["s1"]}, output="dict")["units"] == [10]
-    # a NaN float key is a null key: None in the dict output on both paths, a 1-key call as a 4-key one
+    # a NaN float key is a null key: None in the dict output, a 1-key call as a 4-key one
     for float_keys in ({"item_id": [1.0, float("nan"), 3.0, 99.0], "shop": ["s2", "s1", "s1", None]},
                        {"item_id": [float("nan")], "shop": ["s1"]}, {"item_id": [3.0], "shop": ["s1"]}):
-        assert_lean_equals_general(asm, float_keys, include_found=True)
+        expect.check(asm, float_keys, include_found=True)
     assert asm.assemble({"item_id": [float("nan")], "shop": ["s1"]}, output="dict")["item_id"] == [None]
     with pytest.raises(FeatureLookupError, match="mix types"):
         asm.assemble({"item_id": [1, "x"], "shop": ["s1", "s1"]})
