@@ -114,11 +114,21 @@ def serve(
     root: str = ROOT_OPTION,
     workers: int = typer.Option(1, "--workers", help="uvicorn worker processes."),
     log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level."),
+    with_ui: bool = typer.Option(False, "--ui", help="Also serve the web catalog at /ui (see `larder ui`)."),
+    token: str = typer.Option(None, "--token", envvar="LARDER_UI_TOKEN",
+                              help="With --ui: require this token on the catalog's pages and API."),
+    allow_edit: bool = typer.Option(False, "--allow-edit", help="With --ui: allow edits of descriptions, tags, owners."),
 ) -> None:
     """Serve online features over HTTP: POST /features/{spec_name}, GET /specs, GET /health.
 
-    Example: larder serve --root ./.larder --host 127.0.0.1 --port 8000
+    Example: larder serve --root ./.larder --host 127.0.0.1 --port 8000 --ui
     """
+    if with_ui:
+        from larder.ui.app import run_with_feature_server
+
+        run_with_feature_server(root=root, host=host, port=port, workers=workers, token=token,
+                                allow_edit=allow_edit, log_level=log_level)
+        return
     from larder.serving.app import run
 
     run(root=root, host=host, port=port, workers=workers, log_level=log_level)

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from larder import quality
 from larder.catalog.base import utcnow
+from larder.catalog.stats import record_table_stats
 from larder.catalog.tables import FeatureRecord, TableRecord, TagRecord
 from larder.context import Context
 from larder.errors import (
@@ -354,6 +355,9 @@ class TableService:
                 ]
                 rec.tags = [TagRecord(key=k, value=str(v)) for k, v in (tags or {}).items()]
                 s.add(rec)
+                s.flush()
+                record_table_stats(s, rec.id, version=0, row_count=0 if data is None else data.num_rows,
+                                   written_at=now)
             if exps or quality_policy is not None:
                 quality.set_expectations(self.ctx.catalog, full, exps, policy=quality_policy)  # type: ignore[arg-type]
         except BaseException:
@@ -413,6 +417,11 @@ class TableService:
             else:
                 version = delta.overwrite(path, data, name=full, partition_by=parts)
             span("commit")
+            # merge updates the loaded snapshot in place when its first attempt commits: then the row
+            # count is read off the new snapshot in memory; otherwise (overwrite, a retried merge) it
+            # is the written rows or the committed version's count
+            rows = (snap.row_count() if mode == "merge" and snap.version == version else data.num_rows
+                    if mode == "overwrite" else delta.load(path, version=version, name=full).row_count())
             with self.ctx.catalog.session() as s:
                 rec = self._record(s, full)
                 known = {f.name for f in rec.features}
@@ -423,6 +432,7 @@ class TableService:
                                                           added_in_version=version))
                         pos += 1
                 rec.updated_at = utcnow()
+                record_table_stats(s, rec.id, version=version, row_count=rows, written_at=rec.updated_at)
             span("catalog_update")
             quality.record_after_write(self.ctx.catalog, full, version, data, checked, pending=pending)
             span("profile")
