@@ -77,7 +77,7 @@ def store_identity(root: str | Path, store_type: str, store_name: str | None, sp
     location (a SQLite file relative to the root)."""
     import hashlib
 
-    from larder.online.publish import parse_spec, store_key
+    from larder.online.stores.specs import parse_spec, store_key
 
     try:
         where = store_key(parse_spec(spec), Path(root))
