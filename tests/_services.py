@@ -1,4 +1,4 @@
-"""Real local services for the tests: ``moto_server`` (DynamoDB) and ``redis-server``.
+"""Real local services for the tests: ``moto_server`` (DynamoDB, S3), ``redis-server`` and PostgreSQL.
 
 Loaded as a pytest plugin by ``tests/conftest.py``. Each service is one process per test session,
 bound to 127.0.0.1 on a free port, started on first use and stopped (terminate, then kill) at the
@@ -12,12 +12,26 @@ Fixtures
 ``redis_url``
     ``redis://127.0.0.1:<port>/0`` of a redis-server without persistence. Skips, saying how to
     install it, when the ``redis-server`` binary is missing.
+``s3_bucket``
+    Name of a bucket created on the moto server for the session (S3 API on ``moto_endpoint``).
+``s3_storage``
+    ``{"storage": "s3://<bucket>/<fresh prefix>", "storage_options": {...}}`` for one test: the
+    ``larder.yaml`` settings of Delta tables on the S3 API server (credentials from the environment).
+``postgres_url``
+    SQLAlchemy URL of the ``postgres`` database of a throwaway PostgreSQL cluster (``initdb`` in a temp
+    directory, trust authentication, 127.0.0.1 on a free port, no fsync). PostgreSQL refuses to run as
+    root, so under root the cluster runs as the unprivileged user ``nobody`` (through ``setpriv``).
+    Skips, saying how to install it, when PostgreSQL's binaries are missing.
+``postgres_catalog_url``
+    A catalog URL for one test: a fresh schema in that cluster (``search_path`` set in the URL).
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -25,8 +39,10 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,9 +69,11 @@ def free_port() -> int:
 class ServiceProcess:
     """A child process serving on 127.0.0.1:port, with its output kept in a log file."""
 
-    def __init__(self, name: str, argv: list[str], port: int, ready: Callable[[int], bool]) -> None:
+    def __init__(self, name: str, argv: list[str], port: int, ready: Callable[[int], bool],
+                 stop_signal: int = signal.SIGTERM) -> None:
         self.name = name
         self.port = port
+        self.stop_signal = stop_signal
         self._log = tempfile.NamedTemporaryFile(prefix=f"larder-{name}-", suffix=".log", delete=False)
         self.log_path = Path(self._log.name)
         self.proc = subprocess.Popen(
@@ -88,7 +106,7 @@ class ServiceProcess:
     def stop(self) -> None:
         """Terminate the process, kill it if it does not exit in time, remove the log."""
         if self.proc.poll() is None:
-            self.proc.terminate()
+            self.proc.send_signal(self.stop_signal)
             try:
                 self.proc.wait(STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
@@ -167,6 +185,93 @@ def start_redis() -> ServiceProcess:
     )
 
 
+def postgres_bin_dir() -> Path | None:
+    """The directory of PostgreSQL's server binaries (``initdb``, ``postgres``), or None."""
+    found = shutil.which("initdb")
+    candidates = [Path(found).resolve().parent] if found else []
+    candidates += [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)]
+    for d in candidates:
+        if (d / "initdb").exists() and (d / "postgres").exists():
+            return d
+    return None
+
+
+def _as_unprivileged(argv: list[str]) -> list[str]:
+    """``argv`` run as ``nobody`` when we are root (PostgreSQL refuses to run as root)."""
+    if os.geteuid() != 0:
+        return argv
+    return ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", *argv]
+
+
+def _postgres_ready(port: int) -> bool:
+    try:
+        import psycopg
+    except ImportError as exc:  # pragma: no cover - the dev extra installs it
+        raise ServiceError("psycopg is not installed: install the dev extras (`pip install -e '.[dev]'`).") from exc
+    try:
+        with psycopg.connect(host="127.0.0.1", port=port, user="larder", dbname="postgres", connect_timeout=1):
+            return True
+    except psycopg.OperationalError:
+        return False
+
+
+class PostgresCluster:
+    """A throwaway PostgreSQL cluster: ``initdb`` into a temp directory, ``postgres`` on a free port."""
+
+    def __init__(self) -> None:
+        bindir = postgres_bin_dir()
+        if bindir is None:
+            raise ServiceError("PostgreSQL is not installed: install it with `apt-get install postgresql`.")
+        self.data_dir = Path(tempfile.mkdtemp(prefix="larder-pg-"))
+        if os.geteuid() == 0:
+            shutil.chown(self.data_dir, "nobody", "nogroup")
+        init = subprocess.run(
+            _as_unprivileged([str(bindir / "initdb"), "-D", str(self.data_dir / "data"), "-U", "larder",
+                              "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"]),
+            capture_output=True, text=True, cwd=self.data_dir,
+        )
+        if init.returncode != 0:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            raise ServiceError(f"initdb failed: {init.stdout[-1000:]} {init.stderr[-2000:]}")
+        try:
+            self.service = _start(lambda port: ServiceProcess(
+                "postgres",
+                _as_unprivileged([str(bindir / "postgres"), "-D", str(self.data_dir / "data"), "-p", str(port),
+                                  "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
+                                  "-c", "fsync=off", "-c", "synchronous_commit=off",
+                                  "-c", "full_page_writes=off", "-c", "max_connections=200"]),
+                port, _postgres_ready, stop_signal=signal.SIGINT,  # SIGINT: fast shutdown
+            ))
+        except ServiceError:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            raise
+        self.port = self.service.port
+
+    def url(self, database: str = "postgres", schema: str | None = None) -> str:
+        url = f"postgresql+psycopg://larder@127.0.0.1:{self.port}/{database}"
+        return f"{url}?options=-csearch_path%3D{schema}" if schema else url
+
+    def execute(self, sql: str, database: str = "postgres") -> None:
+        import psycopg
+
+        with psycopg.connect(host="127.0.0.1", port=self.port, user="larder", dbname=database,
+                             autocommit=True) as conn:
+            conn.execute(sql)
+
+    def stop(self) -> None:
+        self.service.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def start_postgres() -> PostgresCluster:
+    return PostgresCluster()
+
+
+def s3_options(endpoint: str) -> dict[str, str]:
+    """delta-rs storage options for the moto S3 API at ``endpoint`` (credentials from the environment)."""
+    return {"AWS_ENDPOINT_URL": endpoint, "AWS_ALLOW_HTTP": "true", "AWS_REGION": "us-east-1"}
+
+
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     saved = {k: os.environ.get(k) for k in AWS_TEST_ENV}
@@ -195,3 +300,43 @@ def redis_url() -> Iterator[str]:
         yield f"redis://127.0.0.1:{service.port}/0"
     finally:
         service.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_bucket(moto_endpoint: str) -> str:
+    import boto3
+
+    name = f"larder-test-{uuid.uuid4().hex[:8]}"
+    boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1").create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture()
+def s3_storage(moto_endpoint: str, s3_bucket: str) -> dict[str, Any]:
+    return {"storage": f"s3://{s3_bucket}/{uuid.uuid4().hex[:12]}", "storage_options": s3_options(moto_endpoint)}
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    if postgres_bin_dir() is None:
+        pytest.skip(
+            "PostgreSQL is not installed, so the PostgreSQL catalog tests cannot run: install it with "
+            "`apt-get install postgresql` (the tests start their own throwaway cluster on a free port)."
+        )
+    cluster = start_postgres()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres: PostgresCluster) -> str:
+    return postgres.url()
+
+
+@pytest.fixture()
+def postgres_catalog_url(postgres: PostgresCluster) -> str:
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    postgres.execute(f"CREATE SCHEMA {schema}")
+    return postgres.url(schema=schema)

@@ -8,22 +8,30 @@ database (``mlflow.db``).
 ``larder.yaml`` is read from ``LARDER_CONFIG`` if set, else from ``<root>/larder.yaml``. It is strict:
 an unknown key is an error. Example::
 
-    catalog_url: postgresql+psycopg://larder@db/larder   # any SQLAlchemy URL; SQLite by default
-    storage: /data/larder/tables                         # where Delta tables live
+    catalog_url: postgresql+psycopg://larder:${PGPASSWORD}@db/larder   # any SQLAlchemy URL; SQLite by default
+    storage: s3://features/larder                        # where Delta tables live (path or URI)
+    storage_options:                                     # passed to delta-rs, never stored
+      AWS_REGION: eu-west-1
+      AWS_ENDPOINT_URL: ${S3_ENDPOINT}
     default_online_store: dynamo
     online_stores:
       dynamo: {type: dynamodb, region: eu-west-1, ttl: P30D}
       cache:  {type: redis, url: "redis://127.0.0.1:6379/0"}
+
+``${NAME}`` in ``catalog_url``, ``storage``, ``storage_options`` values and ``mlflow_tracking_uri`` is
+replaced by the environment variable ``NAME`` when larder uses the value (``$${`` is a literal ``${``),
+so credentials stay out of the file; a variable that is not set is an error naming it.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from larder.errors import ConfigError
@@ -39,10 +47,47 @@ class LarderConfig(BaseModel):
 
     catalog_url: str | None = None
     storage: str | None = None
+    storage_options: dict[str, str] = Field(default_factory=dict)
     online_stores: dict[str, OnlineStoreSpec] = Field(default_factory=dict)
     default_online_store: str | None = None
     mlflow_tracking_uri: str | None = None
     engine: Literal["duckdb"] = "duckdb"
+
+    @field_validator("storage_options", mode="before")
+    @classmethod
+    def _option_strings(cls, value: object) -> object:
+        """YAML gives ``true``/``8`` for options delta-rs wants as strings ("true", "8")."""
+        if not isinstance(value, dict):
+            return value
+        return {k: (str(v).lower() if isinstance(v, bool) else str(v) if isinstance(v, int | float) else v)
+                for k, v in value.items()}
+
+
+_ENV_REF = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand_env(value: str, *, setting: str) -> str:
+    """``value`` with each ``${NAME}`` replaced by the environment variable ``NAME``.
+
+    >>> os.environ["LARDER_DOC_BUCKET"] = "features"
+    >>> expand_env("s3://${LARDER_DOC_BUCKET}/prod", setting="storage")
+    's3://features/prod'
+    >>> expand_env("literal $${HOME}", setting="x")
+    'literal ${HOME}'
+    """
+
+    def sub(match: re.Match[str]) -> str:
+        escaped, name = match.group(1), match.group(2)
+        if escaped:
+            return "${" + name + "}"
+        if name not in os.environ:
+            raise ConfigError(
+                f"larder.yaml setting {setting!r} refers to the environment variable ${{{name}}}, which is not "
+                f"set. Export {name} (for example in the service's environment) or change the setting."
+            )
+        return os.environ[name]
+
+    return _ENV_REF.sub(sub, value)
 
 
 def resolve_root(root: str | os.PathLike[str] | None = None) -> Path:

@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from larder.catalog import Catalog
-from larder.config import LarderConfig, load_config, resolve_root
+from larder.config import LarderConfig, expand_env, load_config, resolve_root
 
 if TYPE_CHECKING:
     from larder.offline.engine import Engine
+    from larder.offline.storage import Storage
 
 
 class Context:
@@ -24,11 +25,22 @@ class Context:
 
     @property
     def catalog_url(self) -> str:
-        return self.config.catalog_url or f"sqlite:///{self.root / 'catalog.db'}"
+        """The catalog's SQLAlchemy URL, ``${NAME}`` references expanded (may hold a password)."""
+        return expand_env(self.catalog_url_setting, setting="catalog_url")
 
     @property
-    def storage(self) -> Path:
-        return Path(self.config.storage).expanduser() if self.config.storage else self.root / "tables"
+    def catalog_url_setting(self) -> str:
+        """The catalog URL as configured (``${NAME}`` references kept): what may be recorded elsewhere."""
+        return self.config.catalog_url or f"sqlite:///{self.root / 'catalog.db'}"
+
+    @cached_property
+    def storage(self) -> Storage:
+        """Where Delta tables live (``storage`` + ``storage_options`` in larder.yaml; ``<root>/tables``)."""
+        from larder.offline.storage import Storage
+
+        storage = expand_env(self.config.storage, setting="storage") if self.config.storage else None
+        options = {k: expand_env(v, setting=f"storage_options.{k}") for k, v in self.config.storage_options.items()}
+        return Storage.from_config(storage, options, self.root / "tables")
 
     @cached_property
     def engine(self) -> Engine:

@@ -13,11 +13,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 from models_world import World, build_world  # noqa: E402
 
 
-@pytest.fixture(scope="session")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def _world(root: Path, settings: dict | None = None) -> Iterator[World]:
+    import yaml
+
     from larder.client import FeatureEngineeringClient
 
-    root = tmp_path_factory.mktemp("models-world") / "root"
+    if settings:
+        root.mkdir(parents=True)
+        (root / "larder.yaml").write_text(yaml.safe_dump(settings))
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
@@ -29,3 +32,30 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             yield build_world(fe, root)
         finally:
             fe.close()
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """The world on the embedded defaults (SQLite catalog, local Delta tables, MLflow on sqlite)."""
+    yield from _world(tmp_path_factory.mktemp("models-world") / "root")
+
+
+@pytest.fixture(scope="session")
+def team_world(tmp_path_factory: pytest.TempPathFactory, postgres, s3_bucket: str, moto_endpoint: str
+               ) -> Iterator[World]:
+    """The same world on a team deployment: PostgreSQL catalog, Delta tables on the S3 API server."""
+    import uuid
+
+    from _services import s3_options
+
+    schema = f"w_{uuid.uuid4().hex[:10]}"
+    postgres.execute(f"CREATE SCHEMA {schema}")
+    settings = {"catalog_url": postgres.url(schema=schema), "storage": f"s3://{s3_bucket}/{schema}",
+                "storage_options": s3_options(moto_endpoint)}
+    yield from _world(tmp_path_factory.mktemp("team-world") / "root", settings)
+
+
+@pytest.fixture(params=["local", "team"])
+def any_world(request: pytest.FixtureRequest) -> World:
+    """The world on each deployment (local embedded defaults; team: PostgreSQL + S3)."""
+    return request.getfixturevalue("world" if request.param == "local" else "team_world")

@@ -13,7 +13,8 @@ from larder.errors import ModelError
 FEATURES = ["YrSold", "OverallQual", "GrLivArea", "YearBuilt", "Neighborhood", "GarageCars", "LotArea", "age"]
 
 
-def test_output_is_df_features_and_prediction(world):
+def test_output_is_df_features_and_prediction(any_world):
+    world = any_world
     req = requests_frame().assign(note="x")
     out = world.fe.score_batch(world.model_uri, req)
     assert list(out.columns) == ["Id", "YrSold", "note", *FEATURES[1:], "prediction"]
@@ -29,7 +30,8 @@ def test_output_is_df_features_and_prediction(world):
             == out.loc[out["Id"] == 17, "YrSold"].item() - houses.loc[17, "YearBuilt"])
 
 
-def test_a_feature_column_in_df_overrides_the_lookup(world):
+def test_a_feature_column_in_df_overrides_the_lookup(any_world):
+    world = any_world
     req = pd.DataFrame({"Id": [1, 2, 1001], "YrSold": [2008, 2008, 2008]})
     base = world.fe.score_batch(world.model_uri, req)
     given = req.assign(GrLivArea=[4000.0, 4000.0, 4000.0], age=[0, 0, 0])
@@ -42,7 +44,8 @@ def test_a_feature_column_in_df_overrides_the_lookup(world):
     assert not np.allclose(out["prediction"].to_numpy(), base["prediction"].to_numpy())
 
 
-def test_model_uris_versions_aliases_and_runs(world):
+def test_model_uris_versions_aliases_and_runs(any_world):
+    world = any_world
     world.activate()
     client = mlflow.MlflowClient()
     client.set_registered_model_alias(world.model_name, "champion", "1")
@@ -58,7 +61,8 @@ def test_model_uris_versions_aliases_and_runs(world):
         world.fe.score_batch(f"models:/{world.model_name}@nobody", req)
 
 
-def test_result_types(world):
+def test_result_types(any_world):
+    world = any_world
     req = requests_frame().head(3)
     assert world.fe.score_batch(world.model_uri, req, result_type="float")["prediction"].dtype == "float32"
     longs = world.fe.score_batch(world.model_uri, req, result_type="long")["prediction"]
@@ -68,7 +72,8 @@ def test_result_types(world):
         world.fe.score_batch(world.model_uri, req, result_type="decimal(10,2)")
 
 
-def test_bad_frames(world):
+def test_bad_frames(any_world):
+    world = any_world
     with pytest.raises(ModelError, match="YrSold"):
         world.fe.score_batch(world.model_uri, pd.DataFrame({"Id": [1]}))
     with pytest.raises(ModelError, match="already has a 'prediction' column"):
@@ -77,7 +82,8 @@ def test_bad_frames(world):
     assert len(empty) == 0 and "prediction" in empty.columns
 
 
-def test_scoring_reads_the_latest_table_version(world, tmp_path):
+def test_scoring_reads_the_latest_table_version(any_world, tmp_path):
+    world = any_world
     """The model pins the training versions, but score_batch scores on the latest data."""
     req = pd.DataFrame({"Id": [58], "YrSold": [2009]})
     before = world.fe.score_batch(world.model_uri, req)

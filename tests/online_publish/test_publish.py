@@ -18,6 +18,8 @@ from larder.online.publish import snapshot_order
 from larder.online.stores.specs import RedisStoreSpec, SQLiteStoreSpec, redacted_spec
 from larder.training import FeatureLookup
 
+pytestmark = pytest.mark.deployments("local", "team")
+
 UTC = dt.UTC
 
 
@@ -204,6 +206,7 @@ def test_publication_records_list_and_drop(fe) -> None:
     assert online(fe, "houses", pd.DataFrame({"Id": [1]}))["q"].tolist() == [7]
 
 
+@pytest.mark.deployments("local")
 def test_named_and_default_stores_from_config(larder_root, redis_url) -> None:
     from larder.client import FeatureEngineeringClient
 

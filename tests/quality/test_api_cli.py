@@ -24,6 +24,8 @@ from larder.quality import (
 from larder.quality.cli import quality_app
 from larder.quality.store import list_profiles, list_validations
 
+pytestmark = pytest.mark.deployments("local", "team")
+
 runner = CliRunner()
 
 

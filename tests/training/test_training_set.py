@@ -18,6 +18,8 @@ from larder.training import (
     assemble_offline,
 )
 
+pytestmark = pytest.mark.deployments("local", "team")
+
 
 def t(day: int, hour: int = 0) -> datetime:
     return datetime(2024, 1, day, hour, tzinfo=UTC)

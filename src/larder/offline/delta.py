@@ -8,6 +8,9 @@ reloads the table and retries the whole operation (bounded, with jittered backof
 Reads go through the table's *active file list* (``DeltaTable.file_uris()``) with ``pyarrow.dataset``:
 removed files stay on disk until vacuum and must never be read. (Reading through
 ``DeltaTable.to_pyarrow_dataset()`` aborts the interpreter at exit with the versions pinned here.)
+Every function takes the table's :class:`~larder.offline.storage.Location`: local or object-store,
+with the storage options delta-rs needs; files on an object store are read through delta-rs' own
+object store with the same options.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from deltalake.exceptions import CommitFailedError, DeltaError
 from deltalake.exceptions import TableNotFoundError as DeltaTableNotFound
 
 from larder.errors import TableError, WriteConflictError
+from larder.offline.storage import Location, error_text
 
 T = TypeVar("T")
 
@@ -39,9 +43,10 @@ def _q(col: str) -> str:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A loaded version of a Delta table."""
+    """A loaded version of a Delta table, and where it lives."""
 
     table: DeltaTable
+    location: Location
 
     @property
     def version(self) -> int:
@@ -65,13 +70,19 @@ class Snapshot:
         files = self.table.file_uris()
         if not files:
             return ds.dataset(schema.empty_table())
-        return ds.dataset(
-            files,
-            schema=schema,
-            format="parquet",
-            partitioning=partitioning,
-            partition_base_dir=self.table.table_uri if parts else None,
-        )
+        if self.location.is_local:
+            return ds.dataset(
+                files,
+                schema=schema,
+                format="parquet",
+                partitioning=partitioning,
+                partition_base_dir=self.table.table_uri if parts else None,
+            )
+        # object store: paths relative to the table, read through delta-rs' object store
+        base = self.table.table_uri.rstrip("/") + "/"
+        relative = [f[len(base):] if f.startswith(base) else f for f in files]
+        return ds.dataset(relative, schema=schema, format="parquet", partitioning=partitioning,
+                          filesystem=self.location.filesystem())
 
     def to_arrow(self, columns: list[str] | None = None, filter: Any = None) -> pa.Table:
         return self.dataset().to_table(columns=columns, filter=filter)
@@ -83,14 +94,29 @@ class Snapshot:
         return int(pc.sum(actions.column("num_records")).as_py() or 0)
 
 
-def load(path: str, *, version: int | None = None, as_of: datetime | None = None, name: str) -> Snapshot:
-    """Load a table at its latest version, a given version, or the version current at ``as_of``."""
+def open_table(location: Location) -> DeltaTable:
+    """The latest version of the Delta table at ``location`` (deltalake errors propagate)."""
+    return DeltaTable(location.uri, storage_options=location.storage_options)
+
+
+def is_table(location: Location) -> bool:
+    """Whether a Delta table (a ``_delta_log``) exists at ``location``."""
     try:
-        table = DeltaTable(path)
+        return bool(DeltaTable.is_deltatable(location.uri, storage_options=location.storage_options))
+    except (DeltaError, ValueError, OSError) as exc:
+        raise TableError(f"Cannot check for a Delta table at {location!r}: {error_text(exc)}") from exc
+
+
+def load(location: Location, *, version: int | None = None, as_of: datetime | None = None,
+         name: str) -> Snapshot:
+    """Load a table at its latest version, a given version, or the version current at ``as_of``."""
+    path = location.uri
+    try:
+        table = open_table(location)
         if version is not None:
             table.load_as_version(version)
         elif as_of is not None:
-            table.load_as_version(as_of)
+            table.load_as_version(version_at(table, as_of, name=name))
     except DeltaTableNotFound as exc:
         raise TableError(
             f"Feature table {name!r} is in the catalog but its Delta data at {path!r} is missing. "
@@ -98,30 +124,60 @@ def load(path: str, *, version: int | None = None, as_of: datetime | None = None
         ) from exc
     except (DeltaError, ValueError, OSError) as exc:
         what = f"version {version}" if version is not None else f"timestamp {as_of}" if as_of else "latest"
-        raise TableError(f"Cannot load feature table {name!r} at {what}: {exc}") from exc
-    return Snapshot(table)
+        raise TableError(f"Cannot load feature table {name!r} at {what}: {error_text(exc)}") from exc
+    return Snapshot(table, location)
 
 
-def create(path: str, schema: pa.Schema, *, partition_by: list[str] | None, name: str,
+def version_at(table: DeltaTable, as_of: datetime, *, name: str) -> int:
+    """The table's version current at ``as_of``: the last commit whose timestamp is ``<= as_of``.
+
+    Commit timestamps are the commits' own (``commitInfo.timestamp``, milliseconds), made strictly
+    increasing with the version as Delta readers do for skewed writer clocks. delta-rs' timestamp
+    travel uses the log files' modification times instead, which object stores keep to the second
+    only: two commits in one second would be indistinguishable there.
+    """
+    stamps: dict[int, int] = {}
+    for h in table.history():
+        if h.get("version") is not None and h.get("timestamp") is not None:
+            stamps[int(h["version"])] = int(h["timestamp"])
+    wanted = int(as_of.timestamp() * 1000)
+    found, last = None, None
+    for v in sorted(stamps):
+        ts = stamps[v] if last is None else max(stamps[v], last + 1)
+        last = ts
+        if ts <= wanted:
+            found = v
+        else:
+            break
+    if found is None:
+        first = datetime.fromtimestamp(stamps[min(stamps)] / 1000, tz=as_of.tzinfo) if stamps else None
+        raise TableError(
+            f"Feature table {name!r} did not exist yet at {as_of.isoformat()} (its first version was committed "
+            f"at {first.isoformat() if first else 'an unknown time'}). Pick a later timestamp, or as_of_version."
+        )
+    return found
+
+
+def create(location: Location, schema: pa.Schema, *, partition_by: list[str] | None, name: str,
            description: str | None) -> int:
     try:
         DeltaTable.create(
-            path, schema=schema, partition_by=partition_by or None, mode="error",
-            name=name, description=description,
+            location.uri, schema=schema, partition_by=partition_by or None, mode="error",
+            name=name, description=description, storage_options=location.storage_options,
         )
     except (DeltaError, ValueError, OSError) as exc:
-        raise TableError(f"Cannot create the Delta table for {name!r} at {path!r}: {exc}") from exc
+        raise TableError(f"Cannot create the Delta table for {name!r} at {location!r}: {error_text(exc)}") from exc
     return 0
 
 
-def write_new(path: str, data: pa.Table, *, partition_by: list[str] | None, name: str,
+def write_new(location: Location, data: pa.Table, *, partition_by: list[str] | None, name: str,
               description: str | None) -> int:
     """Create a table holding ``data`` as its version 0."""
     try:
-        write_deltalake(path, data, mode="error", partition_by=partition_by or None, name=name,
-                        description=description)
+        write_deltalake(location.uri, data, mode="error", partition_by=partition_by or None, name=name,
+                        description=description, storage_options=location.storage_options)
     except (DeltaError, ValueError, OSError) as exc:
-        raise TableError(f"Cannot create the Delta table for {name!r} at {path!r}: {exc}") from exc
+        raise TableError(f"Cannot create the Delta table for {name!r} at {location!r}: {error_text(exc)}") from exc
     return 0
 
 
@@ -141,20 +197,20 @@ def _retry(op: Callable[[], T], *, name: str) -> T:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def merge(path: str, data: pa.Table, *, keys: list[str], name: str, evolve: bool,
+def merge(location: Location, data: pa.Table, *, keys: list[str], name: str, evolve: bool,
           table: DeltaTable | None = None) -> tuple[int, dict[str, Any]]:
     """Upsert ``data`` on ``keys``: matched rows get ``data``'s columns, new rows are inserted.
 
     Columns of the table that ``data`` lacks keep their values on update and are null on insert
     (``update_all`` / ``insert_all`` map exactly the source's columns). ``table`` is used for the first
     attempt when given (the caller's freshly loaded table: no second log replay); a conflict retry
-    reloads the table from ``path``.
+    reloads the table from ``location``.
     """
     predicate = " AND ".join(f"t.{_q(k)} = s.{_q(k)}" for k in keys)
     given = [table] if table is not None else []
 
     def op() -> tuple[int, dict[str, Any]]:
-        target = given.pop() if given else DeltaTable(path)
+        target = given.pop() if given else open_table(location)
         metrics = (
             target.merge(data, predicate=predicate, source_alias="s", target_alias="t", merge_schema=evolve)
             .when_matched_update_all()
@@ -168,24 +224,26 @@ def merge(path: str, data: pa.Table, *, keys: list[str], name: str, evolve: bool
     except (DeltaError, ValueError, OSError) as exc:
         if isinstance(exc, CommitFailedError):  # pragma: no cover - handled by _retry
             raise
-        raise TableError(f"Merge into feature table {name!r} failed (nothing was written): {exc}") from exc
+        raise TableError(f"Merge into feature table {name!r} failed (nothing was written): {error_text(exc)}") from exc
 
 
-def overwrite(path: str, data: pa.Table, *, name: str, partition_by: list[str] | None) -> int:
+def overwrite(location: Location, data: pa.Table, *, name: str, partition_by: list[str] | None) -> int:
     """Replace the table's rows with ``data`` in one commit, keeping (and extending) its schema."""
 
     def op() -> int:
-        write_deltalake(path, data, mode="overwrite", schema_mode="merge", partition_by=partition_by or None)
-        return int(DeltaTable(path).version())
+        target = open_table(location)
+        # written through the loaded table, which then holds this commit's version (not a later one)
+        write_deltalake(target, data, mode="overwrite", schema_mode="merge", partition_by=partition_by or None)
+        return int(target.version())
 
     try:
         return _retry(op, name=name)
     except (DeltaError, ValueError, OSError) as exc:
-        raise TableError(f"Overwrite of feature table {name!r} failed (nothing was written): {exc}") from exc
+        raise TableError(f"Overwrite of feature table {name!r} failed (nothing was written): {error_text(exc)}") from exc
 
 
-def history(path: str, *, name: str, limit: int | None = None) -> list[dict[str, Any]]:
+def history(location: Location, *, name: str, limit: int | None = None) -> list[dict[str, Any]]:
     try:
-        return list(DeltaTable(path).history(limit))
+        return list(open_table(location).history(limit))
     except (DeltaError, OSError) as exc:
-        raise TableError(f"Cannot read the history of feature table {name!r}: {exc}") from exc
+        raise TableError(f"Cannot read the history of feature table {name!r}: {error_text(exc)}") from exc

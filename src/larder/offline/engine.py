@@ -20,6 +20,7 @@ import pyarrow as pa
 from larder.errors import ConfigError
 from larder.offline import delta
 from larder.offline.pit import PitSource, point_in_time_join
+from larder.offline.storage import Location
 
 
 class Engine(ABC):
@@ -32,9 +33,10 @@ class Engine(ABC):
         """The rows of a Delta snapshot (optionally projected and filtered) as Arrow."""
 
     @abstractmethod
-    def merge(self, path: str, data: pa.Table, *, keys: list[str], name: str, evolve: bool,
+    def merge(self, location: Location, data: pa.Table, *, keys: list[str], name: str, evolve: bool,
               snapshot: delta.Snapshot | None = None) -> int:
-        """Upsert ``data`` on ``keys`` in one commit; returns the new Delta version.
+        """Upsert ``data`` on ``keys`` in one commit into the table at ``location`` (local or object
+        store, with its storage options); returns the new Delta version.
 
         ``snapshot``, when given, is the table as the caller just loaded it, for the first attempt.
         """
@@ -57,9 +59,9 @@ class DuckDBEngine(Engine):
     def read(self, snapshot: delta.Snapshot, columns: list[str] | None = None, filter: Any = None) -> pa.Table:
         return snapshot.to_arrow(columns=columns, filter=filter)
 
-    def merge(self, path: str, data: pa.Table, *, keys: list[str], name: str, evolve: bool,
+    def merge(self, location: Location, data: pa.Table, *, keys: list[str], name: str, evolve: bool,
               snapshot: delta.Snapshot | None = None) -> int:
-        version, _ = delta.merge(path, data, keys=keys, name=name, evolve=evolve,
+        version, _ = delta.merge(location, data, keys=keys, name=name, evolve=evolve,
                                  table=snapshot.table if snapshot is not None else None)
         return version
 

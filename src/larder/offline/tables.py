@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import fnmatch
 import getpass
-import shutil
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -44,6 +42,7 @@ from larder.errors import (
 from larder.names import parse_name
 from larder.offline import delta
 from larder.offline.frames import UTC_US, conform, normalise, to_arrow
+from larder.offline.storage import Location
 from larder.quality.expectations import coerce_expectations
 from larder.quality.hooks import start_profile
 from larder.quality.store import check_columns, check_policy
@@ -188,27 +187,21 @@ class TableService:
             )
         return rec
 
-    def _location(self, rec: TableRecord) -> str:
-        """The Delta table's directory for a catalog record.
+    def _location(self, rec: TableRecord) -> Location:
+        """The Delta table's location (with this client's storage options) for a catalog record.
 
-        Tables created under the storage location are recorded relative to it, so a larder root (or a
-        storage directory) that is moved, copied or restored from a backup keeps working; paths recorded
-        absolute (tables outside the storage location, catalogs written by larder 0.1) are used as they are.
+        Tables created under the storage root are recorded relative to it, so a larder root (or a
+        storage directory) that is moved, copied or restored from a backup keeps working, and clients
+        with their own credentials share one catalog; paths recorded absolute (tables outside the
+        storage root, catalogs written by larder 0.1) are used as they are.
         """
-        recorded = Path(rec.path)
-        return str(recorded if recorded.is_absolute() else self.ctx.storage / recorded)
-
-    def _recorded_path(self, path: Path) -> str:
-        try:
-            return path.relative_to(self.ctx.storage).as_posix()
-        except ValueError:
-            return str(path)
+        return self.ctx.storage.resolve(rec.path)
 
     def snapshot(self, name: str, version: int | None = None, as_of: datetime | str | None = None) -> delta.Snapshot:
         with self.ctx.catalog.session() as s:
             rec = self._record(s, name)
-            path, full = self._location(rec), rec.full_name
-        return delta.load(path, version=version, as_of=_utc(as_of) if as_of else None, name=full)
+            location, full = self._location(rec), rec.full_name
+        return delta.load(location, version=version, as_of=_utc(as_of) if as_of else None, name=full)
 
     # -- validation --------------------------------------------------------------------------
     def _validate_rows(self, data: pa.Table, *, table: str, primary_keys: list[str],
@@ -329,23 +322,34 @@ class TableService:
             result = quality.validate(data, exps, table=full, keys=pks)
             quality.enforce(result, quality_policy or "strict", full)  # type: ignore[arg-type]
             checked = result
-        path = self.ctx.storage / qn.catalog / qn.schema / qn.name
-        if path.exists() and any(path.iterdir()):
+        location = self.ctx.storage.table_location(qn.catalog, qn.schema, qn.name)
+        if location.has_files():
             raise TableExistsError(
-                f"Feature table {full!r} is not in the catalog but its storage {str(path)!r} is not empty "
-                "(left over from an earlier table?). Remove that directory, or choose another name."
+                f"Feature table {full!r} is not in the catalog but its storage {location.uri!r} is not empty "
+                "(left over from an earlier table, or being created by another client right now?). Remove "
+                "what is stored there, or choose another name."
             )
-        path.mkdir(parents=True, exist_ok=True)
+        location.ensure_dir()
+        committed = False  # whether the Delta table at `location` is this call's (then a failure removes it)
         try:
-            if data is not None:
-                delta.write_new(str(path), data, partition_by=parts, name=full, description=description)
-            else:
-                delta.create(str(path), arrow_schema, partition_by=parts, name=full, description=description)
+            try:
+                if data is not None:
+                    delta.write_new(location, data, partition_by=parts, name=full, description=description)
+                else:
+                    delta.create(location, arrow_schema, partition_by=parts, name=full, description=description)
+            except TableError:
+                if delta.is_table(location):  # another client created it first: leave its table alone
+                    raise TableExistsError(
+                        f"Feature table {full!r} was created by another client at the same time. Use it with "
+                        "write_table(), or drop it first with drop_table()."
+                    ) from None
+                raise
+            committed = True
             now = utcnow()
             with self.ctx.catalog.session() as s:
                 rec = TableRecord(
                     full_name=full, catalog_name=qn.catalog, schema_name=qn.schema, table_name=qn.name,
-                    path=self._recorded_path(path), primary_keys=pks, timestamp_keys=tss, partition_columns=parts,
+                    path=self.ctx.storage.recorded_path(location), primary_keys=pks, timestamp_keys=tss, partition_columns=parts,
                     description=description, owner=_owner(), created_at=now, updated_at=now,
                 )
                 rec.features = [
@@ -361,7 +365,8 @@ class TableService:
             if exps or quality_policy is not None:
                 quality.set_expectations(self.ctx.catalog, full, exps, policy=quality_policy)  # type: ignore[arg-type]
         except BaseException:
-            shutil.rmtree(path, ignore_errors=True)
+            if committed or not _is_table_or_unknown(location):
+                location.remove()
             with self.ctx.catalog.session() as s:
                 orphan = s.scalars(select(TableRecord).where(TableRecord.full_name == full)).first()
                 if orphan is not None:
@@ -387,12 +392,12 @@ class TableService:
         span = _Spans(timings)
         with self.ctx.catalog.session() as s:
             rec = self._record(s, name)
-            full, path = rec.full_name, self._location(rec)
+            full, location = rec.full_name, self._location(rec)
             pks, tss, parts = list(rec.primary_keys), list(rec.timestamp_keys), list(rec.partition_columns)
         span("catalog_read")
         data = to_arrow(df, table=full)
         span("to_arrow")
-        snap = delta.load(path, name=full)
+        snap = delta.load(location, name=full)
         span("open_delta")
         self._validate_rows(data, table=full, primary_keys=pks, timestamp_keys=tss)
         data, new_fields = conform(data, snap.schema, table=full)
@@ -412,10 +417,10 @@ class TableService:
             span("quality_check")
             if mode == "merge":
                 # the snapshot loaded above serves the first attempt; a conflict retry reloads the table
-                version = self.ctx.engine.merge(path, data, keys=pks, name=full, evolve=bool(new_fields),
+                version = self.ctx.engine.merge(location, data, keys=pks, name=full, evolve=bool(new_fields),
                                                 snapshot=snap)
             else:
-                version = delta.overwrite(path, data, name=full, partition_by=parts)
+                version = delta.overwrite(location, data, name=full, partition_by=parts)
             span("commit")
             # merge updates the loaded snapshot in place when its first attempt commits: then the row
             # count is read off the new snapshot in memory; otherwise (overwrite, a retried merge) it
@@ -474,7 +479,7 @@ class TableService:
             partition_columns=list(rec.partition_columns), features=features, description=rec.description,
             tags={t.key: t.value for t in rec.tags}, owner=rec.owner,
             created_at=rec.created_at.replace(tzinfo=UTC), updated_at=rec.updated_at.replace(tzinfo=UTC),
-            version=snap.version, row_count=snap.row_count(), path=self._location(rec),
+            version=snap.version, row_count=snap.row_count(), path=self._location(rec).uri,
         )
 
     def get_table(self, name: str) -> FeatureTable:
@@ -507,10 +512,10 @@ class TableService:
     def drop_table(self, name: str) -> None:
         with self.ctx.catalog.session() as s:
             rec = self._record(s, name)
-            path, full = self._location(rec), rec.full_name
+            location, full = self._location(rec), rec.full_name
             s.delete(rec)
         quality.delete_for_table(self.ctx.catalog, full)
-        shutil.rmtree(path, ignore_errors=True)
+        location.remove()
 
     def set_tag(self, name: str, key: str, value: str) -> None:
         if not isinstance(key, str) or not key:
@@ -558,9 +563,9 @@ class TableService:
     def history(self, name: str, limit: int | None = None) -> pd.DataFrame:
         with self.ctx.catalog.session() as s:
             rec = self._record(s, name)
-            path, full = self._location(rec), rec.full_name
+            location, full = self._location(rec), rec.full_name
         rows = []
-        for h in delta.history(path, name=full, limit=limit):
+        for h in delta.history(location, name=full, limit=limit):
             metrics = h.get("operationMetrics") or {}
             rows.append({
                 "version": h.get("version"),
@@ -588,6 +593,14 @@ class _Spans:
         now = time.perf_counter()
         self.out[label] = self.out.get(label, 0.0) + now - self.last
         self.last = now
+
+
+def _is_table_or_unknown(location: Location) -> bool:
+    """Whether a Delta table is at ``location``; True when that cannot be checked (so it is kept)."""
+    try:
+        return delta.is_table(location)
+    except TableError:
+        return True
 
 
 def _owner() -> str | None:
