@@ -426,7 +426,7 @@ class TableService:
             # count is read off the new snapshot in memory; otherwise (overwrite, a retried merge) it
             # is the written rows or the committed version's count
             rows = (snap.row_count() if mode == "merge" and snap.version == version else data.num_rows
-                    if mode == "overwrite" else delta.load(path, version=version, name=full).row_count())
+                    if mode == "overwrite" else delta.load(location, version=version, name=full).row_count())
             with self.ctx.catalog.session() as s:
                 rec = self._record(s, full)
                 known = {f.name for f in rec.features}
