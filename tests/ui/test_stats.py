@@ -108,3 +108,35 @@ def test_the_list_never_opens_a_delta_log(fe: Any, larder_root: Path) -> None:
         assert c.get("/tables").status_code == 200
         page = c.get("/api/tables/gone")
         assert page.status_code == 400 and "missing" in page.json()["detail"]  # the table page does read it
+
+
+def test_the_list_follows_every_change_made_elsewhere(fe: Any, larder_root: Path, monkeypatch: Any) -> None:
+    """Another client's creates, writes, tag, description and owner changes and drops show up in the
+    list at the next request, incrementally refreshed, exactly as a freshly loaded index has them."""
+    from larder.ui import search
+    from larder.ui.service import CatalogBrowser
+
+    monkeypatch.setattr(search, "FULL_RELOAD_S", 1e9)  # only incremental refreshes after the first load
+    fe.create_table("a", "k", df=frame(range(3)), tags={"team": "x"})
+    fe.create_table("b", "k", df=frame(range(4)))
+    with TestClient(create_app(larder_root, token="", backfill_stats=False), base_url="http://127.0.0.1") as c:
+        def listed(q: str = "") -> list[tuple[Any, ...]]:
+            return [(t["name"], t["rows"], t["version"], tuple(sorted(t["tags"].items())), t["features"])
+                    for t in c.get("/api/tables", params={"q": q}).json()["tables"]]
+
+        assert [n for n, *_ in listed()] == ["main.default.a", "main.default.b"]
+        fe.write_table("b", pd.DataFrame({"k": [10], "v": [1.0], "w": [2.0]}))  # new row and new feature
+        fe.set_feature_table_tag(name="a", key="tier", value="gold")
+        fe.set_feature_description("b", "w", "the new widget column")
+        fe.create_table("c", "k", df=frame(range(1)))
+        fe.drop_table("a")
+        assert listed() == [("main.default.b", 5, 1, (), 2), ("main.default.c", 1, 0, (), 1)]
+        assert [n for n, *_ in listed("widget")] == ["main.default.b"]
+        assert listed("gold") == []
+        with fe._ctx.catalog.session() as s:
+            s.execute(update(TableRecord).where(TableRecord.full_name == "main.default.c").values(owner="zed"))
+        fe.set_feature_table_tag(name="c", key="tier", value="gold")  # (an owner change comes with a tag)
+        assert [t["owner"] for t in c.get("/api/tables", params={"q": "gold"}).json()["tables"]] == ["zed"]
+        incremental = c.get("/api/tables", params={"sort": "rows", "order": "desc"}).json()
+    fresh = CatalogBrowser(fe).tables(sort="rows", order="desc").model_dump(mode="json")
+    assert incremental == fresh

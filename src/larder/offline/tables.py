@@ -559,6 +559,7 @@ class TableService:
                 match[0].description = description
             if metadata is not None:
                 match[0].extra = {**(match[0].extra or {}), **dict(metadata)}
+            rec.updated_at = utcnow()
 
     def history(self, name: str, limit: int | None = None) -> pd.DataFrame:
         with self.ctx.catalog.session() as s:

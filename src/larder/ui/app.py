@@ -98,6 +98,7 @@ class _State:
         from larder.ui.service import backfill_stats
 
         try:
+            self._browser.index.refresh()  # load the table list's index before the first request needs it
             n = backfill_stats(self._browser.fe, stop=self._stop)
             if n:
                 _log.info("recorded the row counts and versions of %d tables", n)

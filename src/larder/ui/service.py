@@ -13,6 +13,7 @@ import base64
 import math
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -75,10 +76,19 @@ def store_identity(root: str | Path, store_type: str, store_name: str | None, sp
     """``(anchor, display name)`` of an online store: the anchor is stable for one place (type and
     location, whatever spec or name led there); the name is its larder.yaml name, else its type and
     location (a SQLite file relative to the root)."""
+    import json
+
+    return _store_identity(str(root), store_type, store_name, json.dumps(spec, sort_keys=True, default=str))
+
+
+@lru_cache(maxsize=1024)
+def _store_identity(root: str, store_type: str, store_name: str | None, spec_json: str) -> tuple[str, str]:
     import hashlib
+    import json
 
     from larder.online.stores.specs import parse_spec, store_key
 
+    spec = json.loads(spec_json)
     try:
         where = store_key(parse_spec(spec), Path(root))
     except LarderError:
@@ -134,18 +144,25 @@ class CatalogBrowser:
     def catalog(self) -> Any:
         return self.fe._ctx.catalog
 
+    @cached_property
+    def index(self) -> Any:
+        """The table list's in-memory index (:class:`larder.ui.search.TableIndex`)."""
+        from larder.ui.search import TableIndex
+
+        return TableIndex(self.catalog)
+
     # ------------------------------------------------------------------------------------ tables
     def tables(self, query: str = "", *, sort: str = "name", order: str = "asc", offset: int = 0,
                limit: int = 50) -> TableList:
-        if sort not in queries.TABLE_SORTS:
-            raise ConfigError(f"Unknown sort {sort!r}: use one of {sorted(queries.TABLE_SORTS)}.")
+        from larder.ui.search import SORTS
+
+        if sort not in SORTS:
+            raise ConfigError(f"Unknown sort {sort!r}: use one of {list(SORTS)}.")
         if order not in ("asc", "desc"):
             raise ConfigError(f"Unknown order {order!r}: use 'asc' or 'desc'.")
         if not 1 <= limit <= MAX_PAGE or offset < 0:
             raise ConfigError(f"limit must be 1..{MAX_PAGE} and offset >= 0, got limit={limit}, offset={offset}.")
-        with self.catalog.session() as s:
-            page = queries.table_page(s, query=query, sort=sort, descending=order == "desc", offset=offset,
-                                      limit=limit)
+        page = self.index.page(query, sort=sort, descending=order == "desc", offset=offset, limit=limit)
         rows = [TableSummary(
             name=r.name, description=r.description, primary_keys=r.primary_keys,
             entity_keys=[k for k in r.primary_keys if k not in r.timestamp_keys],
