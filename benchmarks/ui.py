@@ -233,7 +233,7 @@ def main() -> None:
     results: dict[str, dict[str, Any]] = {name: {"server_ms": [], "client_ms": [], "raw_ms": []} for name, *_ in scenarios}
     con = sqlite3.connect(root / "catalog.db")
     try:
-        for name, path, *_ in scenarios:  # warm up: first requests import templates, compile SQL
+        for _name, path, *_ in scenarios:  # warm up: first requests import templates, compile SQL
             fetch(base, path)
         body = json.loads(fetch(base, "/api/tables?q=needle_feature")[2])
         assert [t["name"] for t in body["tables"]] == [needle], body
