@@ -12,7 +12,7 @@ MODULES_WITH_EXAMPLES = [
     "larder.transforms.estimators",
     "larder.transforms.stateless",
     "larder.transforms.temporal",
-    "larder.transforms._windows",
+    "larder.offline.ranges",
     "larder.selection.select",
 ]
 

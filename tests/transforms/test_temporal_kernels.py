@@ -9,8 +9,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from larder.offline.ranges import CHUNK, range_stats
 from larder.transforms import rolling, temporal
-from larder.transforms._windows import CHUNK, range_stats
 
 KERNEL_STATS = ["mean", "std", "var", "min", "max", "sum", "count"]
 

@@ -1,7 +1,8 @@
-"""The offline compute engine: the four operations larder's offline layer needs from an engine.
+"""The offline compute engine: the operations larder's offline layer needs from an engine.
 
-An engine reads a Delta snapshot, merges rows into a Delta table, runs point-in-time joins and
-computes window (temporal) features. :class:`DuckDBEngine` is the embedded default: delta-rs for
+An engine reads a Delta snapshot, merges rows into a Delta table, runs point-in-time joins, computes
+window (temporal) features and evaluates the time-windowed aggregations of declarative features
+(:meth:`Engine.aggregate`, semantics in :mod:`larder.offline.aggregate`). :class:`DuckDBEngine` is the embedded default: delta-rs for
 storage, DuckDB over Arrow for compute. A Spark engine implements the same four methods (reading a
 table from its active file list and committing the files Spark writes through delta-rs, since the Delta
 jars cannot be assumed) and is selected with ``engine: spark`` in ``larder.yaml`` once it exists;
@@ -19,6 +20,7 @@ import pyarrow as pa
 
 from larder.errors import ConfigError
 from larder.offline import delta
+from larder.offline.aggregate import Aggregation
 from larder.offline.pit import PitSource, point_in_time_join
 from larder.offline.storage import Location
 
@@ -49,6 +51,26 @@ class Engine(ABC):
     def window_features(self, df: Any, *, kind: str, **options: Any) -> Any:
         """Temporal features over entity time series: ``kind`` is ``"rolling"`` or ``"lags"``, with
         the options of :func:`larder.transforms.rolling` / :func:`larder.transforms.lags`."""
+
+    def aggregate(self, events: Any, queries: Any, *, entity: Sequence[str], timestamp: str,
+                  query_timestamp: str, aggregations: Sequence[Aggregation],
+                  query_entity: Sequence[str] | None = None) -> Any:
+        """Time-windowed aggregations of ``events`` at every row of ``queries``.
+
+        ``events``: the source rows (``entity`` columns, the ``timestamp`` column, the inputs);
+        ``queries``: the evaluation points (``query_entity`` columns, default named as ``entity``, and
+        ``query_timestamp``). Returns one row per query row, in the queries' order, with one column per
+        :class:`~larder.offline.aggregate.Aggregation` (named ``output``). The window rule, peer
+        ordering, null and empty-window results are those of :func:`larder.offline.aggregate.aggregate`,
+        which this default runs (Arrow in, Arrow out); the oracle tests in
+        ``tests/declarative/test_oracle.py`` define what an engine must return. A distributed engine
+        overrides it (DataFrames in and out, one pass per entity partition, never a scan per query).
+        """
+        from larder.offline.aggregate import aggregate
+        from larder.offline.frames import to_arrow
+
+        return aggregate(to_arrow(events), to_arrow(queries), entity=entity, timestamp=timestamp,
+                         query_timestamp=query_timestamp, aggregations=aggregations, query_entity=query_entity)
 
 
 class DuckDBEngine(Engine):

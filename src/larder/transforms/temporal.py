@@ -10,7 +10,7 @@ half-open range ``[lo, hi)`` of sorted positions (a binary search on the timesta
 windows). Then:
 
 * ``count``, ``sum``, ``mean``, ``std``, ``var``, ``min`` and ``max`` come from the numpy kernels
-  in :mod:`larder.transforms._windows`: a disjoint sparse table answers every range with one merge
+  in :mod:`larder.offline.ranges`: a disjoint sparse table answers every range with one merge
   of two precomputed states, with Chan's pairwise update for mean and variance, all windows of all
   rows at once. DuckDB evaluates each ``agg() OVER (...)`` expression separately, which made the
   window query 80% of the run time (12 statistics over 10M rows: about 48 s of 61 s); the kernels
@@ -69,6 +69,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from larder.errors import TransformError
+from larder.offline.ranges import range_stats
 from larder.transforms._common import (
     as_arrow_table,
     as_list,
@@ -78,7 +79,6 @@ from larder.transforms._common import (
     require_new_names,
     require_numeric,
 )
-from larder.transforms._windows import range_stats
 
 __all__ = ["STATS", "lags", "rolling", "window_label"]
 

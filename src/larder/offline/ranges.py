@@ -1,4 +1,5 @@
-"""Numpy kernels for window aggregates over contiguous row ranges (the fast path of ``rolling``).
+"""Numpy kernels for window aggregates over contiguous row ranges (the fast path of ``rolling`` and of
+windowed ``min``/``max`` in :mod:`larder.offline.aggregate`).
 
 Every window of every row is a half-open range ``[lo, hi)`` of positions in one array sorted by
 (entity, time), so a window never leaves its entity. :func:`range_stats` answers all windows of all

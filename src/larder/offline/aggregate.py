@@ -1,0 +1,668 @@
+"""Time-windowed aggregation over entity time series: the offline kernel of declarative features.
+
+:func:`aggregate` evaluates aggregations (``sum``, ``count``, ``avg``, ``min``, ``max``, ``stddev_*``,
+``var_*``, ``first``, ``last``, ``first_n``, ``last_n``, ``approx_count_distinct``,
+``approx_percentile``) over windows of an *events* table, at the entity and time of every row of a
+*queries* table, and returns one row per query row, in order.
+
+The semantics (what the oracle tests check)
+-------------------------------------------
+A query row with entity ``k`` and time ``t`` and a :class:`WindowRule` get the window
+``[start, end)`` with ``end = t - delay`` for rolling windows, or the last grid boundary ``<= t -
+delay`` for windows with fixed boundaries (``phase + j * slide``), and ``start = end - duration``
+(``-inf`` for lifetime windows). The window holds the events of entity ``k`` (null keys match null
+keys) with ``start <= ts < end``: strictly before ``end``, so a query at an event's own time never
+sees that event. A window ending before the rule's ``start_us`` has no value (null); a query with a
+null time has no value. Events with a null time belong to no window.
+
+Rows of one entity with equal timestamps are *peers*; a window contains all of a group of peers or
+none of it. Within the group the kernel orders the rows by value (nulls first), so ``first``,
+``last``, ``first_n`` and ``last_n`` and the rounding of float sums never depend on the order in
+which the source returned its rows.
+
+How (one pass, no per-query scan of the events)
+-----------------------------------------------
+Entity keys of events and queries get dense integer codes; the events are sorted once by (code, time)
+into one array; every window becomes a half-open range ``[lo, hi)`` of positions found by two binary
+searches (``np.searchsorted``) for all queries at once. Then, per operator:
+
+* ``count`` and integer ``sum``: prefix sums (exact integer arithmetic), two gathers per query;
+* float ``sum`` and ``avg``: ``np.add.reduceat`` over the window's positions (queries ordered by
+  ``lo``, so the work is the windows' lengths plus one pass over the gaps). The result is a function of
+  the values in the window only: a window computed from a subset of the events (an incremental
+  materialization, a backfilled range) has the very same bits;
+* ``min`` / ``max``: the disjoint sparse table of :mod:`larder.offline.ranges` (one merge per query),
+  on the values or, for non-numeric types and NaN, on their dense ranks;
+* ``first`` / ``last`` / ``first_n`` / ``last_n``: the positions ``lo`` and ``hi - 1`` themselves;
+* variances and standard deviations: two passes (the mean, then the sum of squared deviations from
+  it) over the windows' values, gathered in bounded chunks; exact zeros for constant windows;
+* ``approx_count_distinct`` (counted exactly): a value is new in a window when its previous
+  occurrence for the entity lies before ``lo``;
+* ``approx_percentile`` (computed exactly): the value at rank ``max(1, ceil(p * n))`` of the window's
+  sorted values.
+
+Empty windows give 0 for ``count`` and ``approx_count_distinct`` and null otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from larder.errors import FeatureDefinitionError
+from larder.offline.ranges import range_stats
+
+INT64_MIN = np.iinfo(np.int64).min
+INT64_MAX = np.iinfo(np.int64).max
+
+OPERATORS = ("sum", "count", "avg", "min", "max", "stddev_pop", "stddev_samp", "var_pop", "var_samp", "first",
+             "last", "first_n", "last_n", "approx_count_distinct", "approx_percentile")
+NUMERIC_OPERATORS = frozenset({"sum", "avg", "stddev_pop", "stddev_samp", "var_pop", "var_samp",
+                               "approx_percentile"})
+#: Gathered window values per chunk for the operators that read every value of a window.
+GATHER_CHUNK = 1 << 22
+
+
+@dataclass(frozen=True)
+class WindowRule:
+    """How a query time becomes a window ``[start, end)`` (all in UTC microseconds).
+
+    ``slide_us`` None: a continuous (rolling) window, ``end = t - delay_us``; otherwise ``end`` is the
+    last ``phase_us + j * slide_us <= t - delay_us``. ``duration_us`` None: a lifetime window.
+    ``start_us``: windows ending before it have no value.
+    """
+
+    duration_us: int | None
+    delay_us: int = 0
+    slide_us: int | None = None
+    phase_us: int = 0
+    start_us: int | None = None
+
+    def ends(self, t: np.ndarray) -> np.ndarray:
+        """Window ends for query times ``t`` (int64 microseconds)."""
+        eligible = t - np.int64(self.delay_us)
+        if self.slide_us is None:
+            return eligible
+        step, phase = np.int64(self.slide_us), np.int64(self.phase_us)
+        return (eligible - phase) // step * step + phase
+
+    def starts(self, ends: np.ndarray) -> np.ndarray:
+        if self.duration_us is None:
+            return np.full(len(ends), INT64_MIN, dtype=np.int64)
+        return ends - np.int64(self.duration_us)
+
+    def first_end_after(self, x: np.ndarray) -> np.ndarray:
+        """The smallest window end ``> x`` that some query time can produce, as a query time ``t``:
+        the earliest ``t`` whose window end exceeds ``x`` (used to find when a window's content changes)."""
+        if self.slide_us is None:
+            return x + 1 + np.int64(self.delay_us)
+        step, phase = np.int64(self.slide_us), np.int64(self.phase_us)
+        end = (x - phase) // step * step + phase + step  # first grid point > x
+        return end + np.int64(self.delay_us)
+
+
+@dataclass(frozen=True)
+class Aggregation:
+    """One output column: ``operator`` over ``input`` in the windows of ``window``."""
+
+    output: str
+    operator: str
+    input: str
+    window: WindowRule
+    n: int | None = None
+    percentile: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.operator not in OPERATORS:
+            raise FeatureDefinitionError(f"Unknown aggregation operator {self.operator!r}; known: {list(OPERATORS)}.")
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def epoch_us(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """A timestamp column as int64 UTC microseconds and a validity mask (nulls are 0 there)."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if pa.types.is_timestamp(arr.type):
+        arr = arr.cast(pa.timestamp("us", tz=arr.type.tz)) if arr.type.unit != "us" else arr
+    elif pa.types.is_date(arr.type):
+        arr = arr.cast(pa.timestamp("us"))
+    else:
+        raise FeatureDefinitionError(f"Expected a timestamp column, got {arr.type}.")
+    ints = arr.view(pa.int64()) if arr.type.bit_width == 64 else pc.cast(arr, pa.int64())
+    valid = ints.is_valid().to_numpy(zero_copy_only=False)
+    values = ints.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    return values, valid
+
+
+def _key_codes(events: pa.Table, queries: pa.Table, entity: Sequence[str], query_entity: Sequence[str]
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Dense int64 codes of the entity tuples of events and queries (null equals null)."""
+    n_ev = events.num_rows
+    codes: np.ndarray | None = None
+    for ev_name, q_name in zip(entity, query_entity, strict=True):
+        ev, q = events.column(ev_name), queries.column(q_name)
+        if ev.type != q.type:
+            try:
+                q = q.cast(ev.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise FeatureDefinitionError(
+                    f"Entity column {q_name!r} has type {q.type} but the source's {ev_name!r} is {ev.type}; convert it."
+                ) from exc
+        both = pa.chunked_array(list(ev.chunks) + list(q.chunks), type=ev.type)
+        if pa.types.is_dictionary(both.type):
+            both = both.cast(both.type.value_type)
+        enc = pc.dictionary_encode(both, null_encoding="encode").combine_chunks()
+        part = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        card = len(enc.dictionary)
+        if codes is None:
+            codes = part
+        elif (int(codes.max(initial=0)) + 1) * card < (1 << 62):
+            codes = codes * card + part
+        else:
+            codes = np.unique(codes, return_inverse=True)[1].reshape(-1).astype(np.int64) * card + part
+    assert codes is not None
+    if len(codes) and int(codes.max()) >= (1 << 40):
+        codes = np.unique(codes, return_inverse=True)[1].reshape(-1).astype(np.int64)
+    return codes[:n_ev], codes[n_ev:]
+
+
+@dataclass
+class _Order:
+    """Events sorted by (entity code, time): the sort key and how bounds map into it."""
+
+    keys: np.ndarray  # sorted int64 composite keys
+    span: int
+    tmin: int
+    tmax: int
+    uniq: np.ndarray | None  # unique times when times are rank-compressed
+
+    def bound(self, code: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """Composite key of (code, time x): searchsorted(keys, bound, 'left') is the first event of
+        entity ``code`` at or after ``x``."""
+        if self.uniq is not None:
+            rel = np.searchsorted(self.uniq, x, side="left").astype(np.int64)
+        else:
+            rel = np.clip(x, self.tmin, self.tmax + 1) - np.int64(self.tmin)
+        return code * np.int64(self.span) + rel
+
+
+def _sort_events(codes: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, _Order]:
+    if len(ts) == 0:
+        return np.zeros(0, dtype=np.int64), _Order(np.zeros(0, dtype=np.int64), 1, 0, 0, None)
+    tmin, tmax = int(ts.min()), int(ts.max())
+    ncode = int(codes.max()) + 1
+    span = tmax - tmin + 2
+    uniq = None
+    if ncode * span >= (1 << 62):  # times rank-compressed: order relations with any bound are kept
+        uniq = np.unique(ts)
+        span = len(uniq) + 1
+        rel = np.searchsorted(uniq, ts, side="left").astype(np.int64)
+    else:
+        rel = ts - np.int64(tmin)
+    composite = codes * np.int64(span) + rel
+    order = np.argsort(composite, kind="stable")
+    return order, _Order(composite[order], span, tmin, tmax, uniq)
+
+
+# --------------------------------------------------------------------------- one input column
+
+
+class _Column:
+    """One input column in event order, peers ordered by value (nulls first)."""
+
+    def __init__(self, name: str, arr: pa.Array, peer_groups: np.ndarray | None) -> None:
+        self.name = name
+        if pa.types.is_dictionary(arr.type):
+            arr = arr.cast(arr.type.value_type)
+        self.type = arr.type
+        if peer_groups is not None and len(peer_groups):
+            arr = arr.take(pa.array(self._peer_order(arr, peer_groups)))
+        self.arr = arr
+        self.valid = arr.is_valid().to_numpy(zero_copy_only=False)
+        self.kind = ("int" if pa.types.is_integer(arr.type) else "float" if pa.types.is_floating(arr.type)
+                     else "bool" if pa.types.is_boolean(arr.type) else "other")
+        self._ranks: tuple[np.ndarray, pa.Array] | None = None
+
+    @staticmethod
+    def _peer_order(arr: pa.Array, groups: np.ndarray) -> np.ndarray:
+        """Positions of ``arr`` with every peer group (rows ``groups`` mark, consecutive) sorted by value,
+        nulls first; other rows keep their place."""
+        perm = np.arange(len(arr), dtype=np.int64)
+        rows = np.flatnonzero(groups >= 0)
+        if not len(rows):
+            return perm
+        sub = arr.take(pa.array(rows))
+        try:
+            rank = _dense_rank(sub)
+        except (pa.ArrowNotImplementedError, pa.ArrowInvalid, TypeError):
+            return perm  # values without an order (lists, structs): peers stay in source order
+        within = np.lexsort((rank, groups[rows]))
+        perm[rows] = rows[within]
+        return perm
+
+    def numbers(self) -> np.ndarray:
+        """Numeric values (float64 or int64); meaningless where not valid."""
+        if self.kind == "int":
+            return self.arr.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+        if self.kind == "float":
+            return self.arr.cast(pa.float64()).fill_null(0.0).to_numpy(zero_copy_only=False)
+        if self.kind == "bool":
+            return self.arr.fill_null(False).to_numpy(zero_copy_only=False).astype(np.int64)
+        raise FeatureDefinitionError(f"Column {self.name!r} ({self.type}) is not numeric.")
+
+    def ranks(self) -> tuple[np.ndarray, pa.Array]:
+        """Dense ranks (0-based, -1 for null) in value order (NaN largest), and the value of each rank."""
+        if self._ranks is None:
+            rank = _dense_rank(self.arr)
+            top = int(rank.max(initial=-1)) + 1
+            first = np.full(top, -1, dtype=np.int64)
+            ok = np.flatnonzero(rank >= 0)
+            first[rank[ok][::-1]] = ok[::-1]
+            self._ranks = (rank, self.arr.take(pa.array(first)))
+        return self._ranks
+
+
+def _dense_rank(arr: pa.Array) -> np.ndarray:
+    """0-based dense rank of each value in ascending order (NaN after numbers), -1 for nulls."""
+    if len(arr) == 0:
+        return np.zeros(0, dtype=np.int64)
+    if pa.types.is_floating(arr.type) or pa.types.is_integer(arr.type):
+        values = arr.fill_null(0).to_numpy(zero_copy_only=False)
+        _, rank = np.unique(values, return_inverse=True)  # NaN last, -0.0 == 0.0
+        rank = rank.astype(np.int64).reshape(-1)
+    else:
+        rank = pc.rank(arr, sort_keys="ascending", tiebreaker="dense")
+        rank = rank.to_numpy(zero_copy_only=False).astype(np.int64) - 1
+    valid = arr.is_valid().to_numpy(zero_copy_only=False)
+    if not valid.all():
+        rank = np.where(valid, rank, -1)
+        if valid.any():  # re-densify so that nulls' placeholder rank leaves no gap
+            _, rank_v = np.unique(rank[valid], return_inverse=True)
+            rank[valid] = rank_v.reshape(-1)
+    return rank
+
+
+# --------------------------------------------------------------------------- range helpers
+
+
+def _prefix(values: np.ndarray) -> np.ndarray:
+    out = np.empty(len(values) + 1, dtype=values.dtype)
+    out[0] = 0
+    np.cumsum(values, out=out[1:])
+    return out
+
+
+def _range_sums(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, identity: Any) -> np.ndarray:
+    """``reduce(add, values[lo:hi])`` per range (garbage where ``lo == hi``: mask it)."""
+    if len(lo) == 0:
+        return np.zeros(0, dtype=values.dtype)
+    padded = np.append(values, np.array([identity], dtype=values.dtype))
+    order = np.argsort(lo, kind="stable") if np.any(lo[1:] < lo[:-1]) else None
+    slo, shi = (lo, hi) if order is None else (lo[order], hi[order])
+    idx = np.empty(2 * len(lo), dtype=np.int64)
+    idx[0::2], idx[1::2] = slo, np.maximum(shi, slo)
+    sums = np.add.reduceat(padded, idx)[0::2]
+    if order is None:
+        return sums
+    out = np.empty_like(sums)
+    out[order] = sums
+    return out
+
+
+def _gathered(lo: np.ndarray, hi: np.ndarray, rows: np.ndarray | None = None
+              ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Chunks of queries (``rows``) with the positions of their windows concatenated:
+    ``(query rows, positions, segment starts into positions, lengths)``."""
+    if rows is None:
+        rows = np.arange(len(lo), dtype=np.int64)
+    lengths = (hi - lo)[rows]
+    cum = np.cumsum(lengths)
+    start = 0
+    while start < len(rows):
+        base = int(cum[start - 1]) if start else 0
+        stop = int(np.searchsorted(cum, base + GATHER_CHUNK, side="right"))
+        stop = max(stop, start + 1)
+        chunk = rows[start:stop]
+        ln = lengths[start:stop]
+        seg = np.zeros(len(chunk), dtype=np.int64)
+        np.cumsum(ln[:-1], out=seg[1:])
+        total = int(ln.sum())
+        pos = np.arange(total, dtype=np.int64) - np.repeat(seg - lo[chunk], ln)
+        yield chunk, pos, seg, ln
+        start = stop
+
+
+def _segment_sums(values: np.ndarray, seg: np.ndarray, lengths: np.ndarray, identity: Any) -> np.ndarray:
+    """Sum of each consecutive segment of ``values`` (0-length segments: garbage, mask them)."""
+    if len(seg) == 0:
+        return np.zeros(0, dtype=values.dtype)
+    padded = np.append(values, np.array([identity], dtype=values.dtype))
+    return np.add.reduceat(padded, np.minimum(seg, len(values)))
+
+
+# --------------------------------------------------------------------------- operators
+
+
+@dataclass
+class _Bounds:
+    lo: np.ndarray
+    hi: np.ndarray
+    ok: np.ndarray  # query has a window (time not null, window end not before start_us)
+
+    @property
+    def length(self) -> np.ndarray:
+        return self.hi - self.lo
+
+
+@dataclass
+class _Ctx:
+    columns: dict[str, _Column] = field(default_factory=dict)
+    counts: dict[str, np.ndarray] = field(default_factory=dict)  # prefix counts of valid values
+    cache: dict[Any, Any] = field(default_factory=dict)
+
+
+def _count(col: _Column, b: _Bounds, ctx: _Ctx) -> np.ndarray:
+    if col.name not in ctx.counts:
+        ctx.counts[col.name] = _prefix(col.valid.astype(np.int64))
+    c = ctx.counts[col.name]
+    return c[b.hi] - c[b.lo]
+
+
+def _float_sum(col: _Column, b: _Bounds, ctx: _Ctx) -> np.ndarray:
+    key = ("fsum", col.name, id(b))
+    if key not in ctx.cache:
+        values = np.where(col.valid, col.numbers().astype(np.float64), -0.0)  # -0.0: the exact identity
+        ctx.cache[key] = _range_sums(values, b.lo, b.hi, -0.0)
+    return ctx.cache[key]
+
+
+def _int_sum(col: _Column, b: _Bounds) -> np.ndarray:
+    values = np.where(col.valid, col.numbers(), 0)
+    if float(np.abs(values.astype(np.float64)).sum()) < 2.0**62:
+        p = _prefix(values)
+        return p[b.hi] - p[b.lo]
+    return _range_sums(values, b.lo, b.hi, 0)  # exact per window, no prefix overflow
+
+
+def _minmax(col: _Column, b: _Bounds, which: str) -> pa.Array:
+    direct = False
+    if col.kind == "float":
+        values = col.numbers()
+        direct = bool(np.isfinite(values[col.valid]).all())
+    elif col.kind == "int":
+        values = col.numbers()
+        direct = bool(np.abs(values[col.valid]).max(initial=0) <= 2**53)
+    if direct:
+        [out] = range_stats(values.astype(np.float64), col.valid, [(b.lo, b.hi)], {which})
+        result = out[which]
+        got = ~np.isnan(result) & b.ok
+        arr = pa.array(np.where(got, result, 0.0), mask=~got)
+        return arr.cast(col.type)
+    rank, by_rank = col.ranks()
+    [out] = range_stats(rank.astype(np.float64), rank >= 0, [(b.lo, b.hi)], {which})
+    result = out[which]
+    got = ~np.isnan(result) & b.ok
+    idx = np.where(got, result, 0).astype(np.int64)
+    return by_rank.take(pa.array(idx, mask=~got)) if len(by_rank) else pa.nulls(len(idx), col.type)
+
+
+def _positions(col: _Column, pos: np.ndarray, got: np.ndarray) -> pa.Array:
+    if not len(col.arr):
+        return pa.nulls(len(pos), col.type)
+    return col.arr.take(pa.array(np.where(got, pos, 0), mask=~got))
+
+
+def _ordered_n(col: _Column, b: _Bounds, n: int, last: bool) -> pa.Array:
+    length = np.minimum(b.length, n)
+    got = b.ok & (length > 0)
+    length = np.where(got, length, 0)
+    start = b.hi - length if last else b.lo
+    offsets = np.zeros(len(length) + 1, dtype=np.int32 if int(length.sum()) < 2**31 else np.int64)
+    np.cumsum(length, out=offsets[1:])
+    idx = np.arange(int(offsets[-1]), dtype=np.int64) - np.repeat(offsets[:-1] - start, length)
+    values = col.arr.take(pa.array(idx)) if len(idx) else pa.array([], type=col.type)
+    list_type = pa.list_(col.type) if offsets.dtype == np.int32 else pa.large_list(col.type)
+    cls = pa.ListArray if offsets.dtype == np.int32 else pa.LargeListArray
+    arr = cls.from_arrays(pa.array(offsets), values, mask=pa.array(~got), type=list_type)
+    return arr
+
+
+def _moments(col: _Column, b: _Bounds, ctx: _Ctx) -> tuple[np.ndarray, np.ndarray]:
+    """(count, sum of squared deviations from the window mean) per query, two-pass."""
+    key = ("m2", col.name, id(b))
+    if key in ctx.cache:
+        return ctx.cache[key]
+    n = _count(col, b, ctx)
+    mean = _float_sum(col, b, ctx) / np.maximum(n, 1)
+    m2 = np.zeros(len(n))
+    values = col.numbers().astype(np.float64)
+    rows = np.flatnonzero(b.ok & (n > 0))
+    for chunk, pos, seg, ln in _gathered(b.lo, b.hi, rows):
+        dev = values[pos] - np.repeat(mean[chunk], ln)
+        sq = np.where(col.valid[pos], dev * dev, -0.0)
+        m2[chunk] = _segment_sums(sq, seg, ln, -0.0)
+    ctx.cache[key] = (n, m2)
+    return n, m2
+
+
+def _distinct(col: _Column, b: _Bounds, codes: np.ndarray) -> np.ndarray:
+    rank, _ = col.ranks()
+    valid = rank >= 0
+    card = int(rank.max(initial=-1)) + 2
+    group = codes * np.int64(card) + (rank + 1) if int(codes.max(initial=0)) < (1 << 62) // card else None
+    if group is None:
+        group = np.unique(np.stack([codes, rank]), axis=1, return_inverse=True)[1].reshape(-1).astype(np.int64)
+    order = np.argsort(group, kind="stable")
+    prev = np.full(len(rank), -1, dtype=np.int64)
+    same = group[order][1:] == group[order][:-1]
+    prev[order[1:][same]] = order[:-1][same]
+    out = np.zeros(len(b.lo), dtype=np.int64)
+    rows = np.flatnonzero(b.ok & (b.length > 0))
+    for chunk, pos, seg, ln in _gathered(b.lo, b.hi, rows):
+        new = (valid[pos] & (prev[pos] < np.repeat(b.lo[chunk], ln))).astype(np.int64)
+        out[chunk] = _segment_sums(new, seg, ln, 0)
+    return out
+
+
+def _percentile(col: _Column, b: _Bounds, p: float, ctx: _Ctx) -> pa.Array:
+    rank, by_rank = col.ranks()
+    n = _count(col, b, ctx)
+    got = b.ok & (n > 0)
+    pick = np.zeros(len(n), dtype=np.int64)
+    rows = np.flatnonzero(got)
+    card = np.int64(int(rank.max(initial=-1)) + 2)
+    for chunk, pos, _seg, ln in _gathered(b.lo, b.hi, rows):
+        r = rank[pos]
+        seg_id = np.repeat(np.arange(len(chunk), dtype=np.int64), ln)
+        keep = r >= 0
+        ordered = np.sort(seg_id[keep] * card + r[keep])
+        m = n[chunk]
+        k = np.maximum(1, np.ceil(p * m).astype(np.int64))
+        starts = np.zeros(len(chunk), dtype=np.int64)
+        np.cumsum(m[:-1], out=starts[1:])
+        pick[chunk] = ordered[starts + k - 1] - np.arange(len(chunk), dtype=np.int64) * card
+    return by_rank.take(pa.array(pick, mask=~got)) if len(by_rank) else pa.nulls(len(n), col.type)
+
+
+def output_type(operator: str, input_type: pa.DataType) -> pa.DataType:
+    """The Arrow type of ``operator``'s result over an input of ``input_type``."""
+    if operator in ("count", "approx_count_distinct"):
+        return pa.int64()
+    if operator == "sum":
+        return pa.int64() if pa.types.is_integer(input_type) else pa.float64()
+    if operator in ("avg", "stddev_pop", "stddev_samp", "var_pop", "var_samp"):
+        return pa.float64()
+    if operator in ("first_n", "last_n"):
+        return pa.list_(input_type)
+    return input_type
+
+
+def check_input_type(operator: str, input_type: pa.DataType) -> str | None:
+    """Why ``operator`` cannot take ``input_type`` (None when it can)."""
+    numeric = pa.types.is_integer(input_type) or pa.types.is_floating(input_type)
+    if operator in NUMERIC_OPERATORS and not numeric:
+        return f"{operator} needs a numeric (integer or floating-point) input, got {input_type}"
+    if operator in ("min", "max", "approx_count_distinct") and (
+            pa.types.is_nested(input_type) or pa.types.is_null(input_type)):
+        return f"{operator} needs an orderable scalar input, got {input_type}"
+    return None
+
+
+def _evaluate(agg: Aggregation, col: _Column, b: _Bounds, ctx: _Ctx, codes: np.ndarray) -> pa.Array:
+    op = agg.operator
+    q = len(b.lo)
+    if op == "count":
+        return pa.array(np.where(b.ok, _count(col, b, ctx), 0), mask=~b.ok)
+    if op in ("first", "last"):
+        got = b.ok & (b.length > 0)
+        return _positions(col, b.lo if op == "first" else b.hi - 1, got)
+    if op in ("first_n", "last_n"):
+        assert agg.n is not None
+        return _ordered_n(col, b, agg.n, op == "last_n")
+    if op in ("min", "max"):
+        return _minmax(col, b, op)
+    if op == "approx_count_distinct":
+        return pa.array(np.where(b.ok, _distinct(col, b, codes), 0), mask=~b.ok)
+    if op == "approx_percentile":
+        assert agg.percentile is not None
+        return _percentile(col, b, agg.percentile, ctx)
+    n = _count(col, b, ctx)
+    got = b.ok & (n > 0)
+    if op == "sum":
+        if col.kind in ("int", "bool"):
+            return pa.array(np.where(got, _int_sum(col, b), 0), mask=~got)
+        return pa.array(np.where(got, _float_sum(col, b, ctx), np.nan), mask=~got)
+    if op == "avg":
+        s = _float_sum(col, b, ctx) if col.kind == "float" else _int_sum(col, b).astype(np.float64)
+        return pa.array(np.where(got, s / np.maximum(n, 1), np.nan), mask=~got)
+    n, m2 = _moments(col, b, ctx)
+    samp = op.endswith("_samp")
+    denom = n - 1 if samp else n
+    has = got & (denom > 0)
+    var = m2 / np.maximum(denom, 1)
+    out = np.sqrt(var) if op.startswith("stddev") else var
+    assert len(out) == q
+    return pa.array(np.where(has, out, np.nan), mask=~has)
+
+
+def aggregate(events: pa.Table, queries: pa.Table, *, entity: Sequence[str], timestamp: str,
+              query_timestamp: str, aggregations: Sequence[Aggregation],
+              query_entity: Sequence[str] | None = None) -> pa.Table:
+    """Evaluate ``aggregations`` at every row of ``queries``.
+
+    Parameters
+    ----------
+    events : the source rows: ``entity`` columns, the ``timestamp`` column, the aggregations' inputs
+    queries : the evaluation points: ``query_entity`` columns (default: named as ``entity``) and a
+        ``query_timestamp`` column
+    aggregations : the output columns
+
+    Returns
+    -------
+    pyarrow.Table
+        One column per aggregation, named ``output``, one row per query row in order.
+
+    Examples
+    --------
+    >>> import datetime as dt
+    >>> day = 86_400_000_000
+    >>> ts = pa.array([0, day, 2 * day], pa.timestamp("us", tz="UTC"))
+    >>> ev = pa.table({"k": [1, 1, 1], "ts": ts, "x": [1.0, 2.0, 4.0]})
+    >>> q = pa.table({"k": [1, 1], "ts": pa.array([2 * day, 3 * day], pa.timestamp("us", tz="UTC"))})
+    >>> w = WindowRule(duration_us=2 * day)
+    >>> aggregate(ev, q, entity=["k"], timestamp="ts", query_timestamp="ts",
+    ...           aggregations=[Aggregation("s", "sum", "x", w)]).column("s").to_pylist()
+    [3.0, 6.0]
+    """
+    query_entity = list(query_entity or entity)
+    ts, ts_ok = epoch_us(events.column(timestamp))
+    if not ts_ok.all():
+        keep = np.flatnonzero(ts_ok)
+        events = events.take(pa.array(keep))
+        ts = ts[keep]
+    ev_codes, q_codes = _key_codes(events, queries, entity, query_entity)
+    order, sorted_keys = _sort_events(ev_codes, ts)
+    sorted_codes = ev_codes[order]
+    sorted_ts = ts[order]
+    peers = None
+    if len(order) > 1:
+        tie = sorted_keys.keys[1:] == sorted_keys.keys[:-1]
+        if tie.any():
+            starts = np.flatnonzero(np.r_[True, ~tie])
+            group_id = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(order)]))
+            in_group = np.r_[tie, False] | np.r_[False, tie]
+            peers = np.where(in_group, group_id, -1)
+    qt, qt_ok = epoch_us(queries.column(query_timestamp))
+    ctx = _Ctx()
+    take = pa.array(order)
+    bounds: dict[WindowRule, _Bounds] = {}
+    out: dict[str, pa.Array] = {}
+    for agg in aggregations:
+        if agg.input not in ctx.columns:
+            ctx.columns[agg.input] = _Column(agg.input, events.column(agg.input).combine_chunks().take(take), peers)
+        col = ctx.columns[agg.input]
+        why = check_input_type(agg.operator, col.type)
+        if why:
+            raise FeatureDefinitionError(f"Aggregation {agg.output!r}: {why}.")
+        rule = agg.window
+        if rule not in bounds:
+            ends = rule.ends(qt)
+            starts_ = rule.starts(ends)
+            ok = qt_ok.copy()
+            if rule.start_us is not None:
+                ok &= ends >= np.int64(rule.start_us)
+            lo = np.searchsorted(sorted_keys.keys, sorted_keys.bound(q_codes, starts_), side="left")
+            hi = np.searchsorted(sorted_keys.keys, sorted_keys.bound(q_codes, ends), side="left")
+            lo = np.where(ok, lo, 0).astype(np.int64)
+            hi = np.where(ok, np.maximum(hi, lo), 0).astype(np.int64)
+            bounds[rule] = _Bounds(lo, hi, ok)
+        out[agg.output] = _evaluate(agg, col, bounds[rule], ctx, sorted_codes)
+    del sorted_ts
+    return pa.table(out) if out else pa.table({"__empty": pa.nulls(queries.num_rows)}).drop(["__empty"])
+
+
+def change_times(events: pa.Table, *, entity: Sequence[str], timestamp: str, rules: Sequence[WindowRule],
+                 after_us: int) -> pa.Table:
+    """For every entity, the query times ``> after_us`` at which some rule's window gains or loses an
+    event: the points after which a precomputed value must be replaced (see :mod:`larder.declarative.online`).
+
+    Returns a table of the ``entity`` columns and ``t`` (UTC microseconds, int64), sorted and unique
+    per entity. A rule with ``start_us`` also changes (from null to a value) at the first query time
+    whose window end reaches ``start_us``.
+    """
+    ts, ok = epoch_us(events.column(timestamp))
+    keep = np.flatnonzero(ok)
+    ev = events.select(list(entity)).take(pa.array(keep))
+    ts = ts[keep]
+    parts_t: list[np.ndarray] = []
+    parts_row: list[np.ndarray] = []
+    rows = np.arange(len(ts), dtype=np.int64)
+    for rule in rules:
+        cand = [rule.first_end_after(ts)]  # the event enters: first end > ts
+        if rule.duration_us is not None:  # the event leaves: first end - duration > ts
+            cand.append(rule.first_end_after(ts + np.int64(rule.duration_us)))
+        for c in cand:
+            sel = c > after_us
+            parts_t.append(c[sel])
+            parts_row.append(rows[sel])
+    if not parts_t:
+        return pa.table({**{c: pa.array([], ev.schema.field(c).type) for c in entity}, "t": pa.array([], pa.int64())})
+    t = np.concatenate(parts_t)
+    row = np.concatenate(parts_row)
+    table = ev.take(pa.array(row)).append_column("t", pa.array(t))
+    grouped = table.group_by(list(entity), use_threads=False).aggregate([("t", "distinct")])
+    flat = grouped.column("t_distinct")
+    lengths = pc.list_value_length(flat).to_numpy(zero_copy_only=False)
+    keys = grouped.select(list(entity)).take(pa.array(np.repeat(np.arange(grouped.num_rows), lengths)))
+    out = keys.append_column("t", pc.list_flatten(flat))
+    return out.sort_by([*((c, "ascending") for c in entity), ("t", "ascending")])
+
+
+__all__ = ["Aggregation", "OPERATORS", "WindowRule", "aggregate", "change_times", "check_input_type", "epoch_us",
+           "output_type"]
