@@ -4,30 +4,87 @@ The user API is the Databricks Feature Engineering client's::
 
     from larder import FeatureEngineeringClient, FeatureFunction, FeatureLookup
 
+Declarative features (``Feature``, sources, ``AggregationFunction``, operators such as ``Sum`` and
+windows such as ``RollingWindow``) are importable from here and from ``larder.entities``.
+
 Everything else lives in submodules: ``larder.transforms``, ``larder.selection``, ``larder.quality``,
-``larder.online``, ``larder.models``, ``larder.errors``.
+``larder.online``, ``larder.models``, ``larder.declarative``, ``larder.errors``.
 """
 
 from larder._version import __version__
 from larder.client import FeatureEngineeringClient
+from larder.declarative import (
+    AggregationFunction,
+    ApproxCountDistinct,
+    ApproxPercentile,
+    Avg,
+    ColumnSelection,
+    Count,
+    DataFrameSource,
+    DeltaTableSource,
+    Feature,
+    FieldDefinition,
+    First,
+    FirstN,
+    Last,
+    LastN,
+    Max,
+    Min,
+    RequestSource,
+    RollingWindow,
+    ScalarDataType,
+    SlidingWindow,
+    StddevPop,
+    StddevSamp,
+    Sum,
+    TumblingWindow,
+    VarPop,
+    VarSamp,
+)
 from larder.errors import LarderError
-from larder.offline.tables import Feature, FeatureTable
+from larder.offline.tables import FeatureColumn, FeatureTable
 from larder.online.stores.specs import AmazonDynamoDBSpec, DynamoDBStoreSpec, RedisStoreSpec, SQLiteStoreSpec
 from larder.training import FeatureFunction, FeatureLookup, FeatureSpec, FunctionInfo, TrainingSet
 
 __all__ = [
+    "AggregationFunction",
     "AmazonDynamoDBSpec",
+    "ApproxCountDistinct",
+    "ApproxPercentile",
+    "Avg",
+    "ColumnSelection",
+    "Count",
+    "DataFrameSource",
+    "DeltaTableSource",
     "DynamoDBStoreSpec",
     "Feature",
+    "FeatureColumn",
     "FeatureEngineeringClient",
     "FeatureFunction",
     "FeatureLookup",
     "FeatureSpec",
     "FeatureTable",
+    "FieldDefinition",
+    "First",
+    "FirstN",
     "FunctionInfo",
     "LarderError",
+    "Last",
+    "LastN",
+    "Max",
+    "Min",
     "RedisStoreSpec",
+    "RequestSource",
+    "RollingWindow",
     "SQLiteStoreSpec",
+    "ScalarDataType",
+    "SlidingWindow",
+    "StddevPop",
+    "StddevSamp",
+    "Sum",
     "TrainingSet",
+    "TumblingWindow",
+    "VarPop",
+    "VarSamp",
     "__version__",
 ]

@@ -19,6 +19,8 @@ from larder.offline.tables import FeatureTable, TableService, WriteMode
 if TYPE_CHECKING:  # training sets, feature functions and specs (imported lazily: they pull in DuckDB)
     from collections.abc import Callable
 
+    from larder.declarative import AggregationFunction, ColumnSelection, DataSource, Feature
+    from larder.declarative.service import FeatureService
     from larder.online.assemble import OnlineFeatureAssembler
     from larder.online.publish import Publication, Publisher
     from larder.online.service import OnlineLookupService
@@ -32,6 +34,9 @@ if TYPE_CHECKING:  # training sets, feature functions and specs (imported lazily
         TrainingService,
         TrainingSet,
     )
+
+
+_REQUIRED: Any = object()
 
 
 class FeatureEngineeringClient:
@@ -219,17 +224,27 @@ class FeatureEngineeringClient:
     def create_training_set(
         self,
         df: Any,
-        feature_lookups: Sequence[FeatureLookup | FeatureFunction],
-        label: str | Sequence[str] | None,
+        feature_lookups: Sequence[FeatureLookup | FeatureFunction] | None = None,
+        label: Any = _REQUIRED,
         exclude_columns: str | Sequence[str] | None = None,
+        *,
+        features: Sequence[Feature] | None = None,
     ) -> TrainingSet:
         """Join point-in-time features (and feature functions) to ``df``'s rows.
 
-        Lookups and functions apply in the order given; table and function versions are pinned now, so
-        ``load_df()`` returns the same data later. Output: ``df``'s columns (minus ``exclude_columns``),
-        the features, then the ``label`` column(s); exactly ``df``'s rows in order.
+        ``feature_lookups``: lookups and functions, applied in the order given; or ``features``:
+        declarative features (see :meth:`create_feature`), each computed at the row's entity and
+        timeseries column (strictly before the row's time); one of the two, as in Databricks.
+        ``label`` is required (``None`` for an unsupervised set). Table, source and function versions
+        are pinned now, so ``load_df()`` returns the same data later. Output: ``df``'s columns (minus
+        ``exclude_columns``), the features, then the ``label`` column(s); exactly ``df``'s rows in order.
         """
-        return self._training.create_training_set(df, feature_lookups, label, exclude_columns)
+        if label is _REQUIRED:
+            from larder.errors import FeatureLookupError
+
+            raise FeatureLookupError("create_training_set: label is required; pass label=None for a training set "
+                                     "without labels.")
+        return self._training.create_training_set(df, feature_lookups, label, exclude_columns, features=features)
 
     def create_function(self, name: str, func: Callable[..., Any], description: str | None = None, *,
                         mode: str = "auto") -> FunctionInfo:
@@ -266,6 +281,53 @@ class FeatureEngineeringClient:
     def delete_feature_spec(self, name: str) -> None:
         """Delete a named feature spec (models that carry a copy are unaffected)."""
         self._training.delete_feature_spec(name)
+
+    # -- declarative features (larder.declarative) ----------------------------------------------------
+    @cached_property
+    def _features(self) -> FeatureService:
+        from larder.declarative.service import FeatureService
+
+        return FeatureService(self._ctx, self._tables)
+
+    def create_feature(self, *, source: DataSource, function: AggregationFunction | ColumnSelection,
+                       catalog_name: str, schema_name: str, entity: list[str] | None = None,
+                       timeseries_column: str | None = None, name: str | None = None,
+                       description: str | None = None) -> Feature:
+        """Define a declarative feature, validate it against its source and register it in the catalog
+        (a ``DataFrameSource`` feature is validated and returned unregistered). Raises
+        ``FeatureDefinitionError`` naming the feature and the fix; nothing is written then. See
+        docs/declarative-features.md."""
+        return self._features.create_feature(source=source, function=function, catalog_name=catalog_name,
+                                             schema_name=schema_name, entity=entity,
+                                             timeseries_column=timeseries_column, name=name, description=description)
+
+    def register_feature(self, *, feature: Feature, catalog_name: str | None = None,
+                         schema_name: str | None = None) -> Feature:
+        """Register a ``Feature(...)`` built by hand (validated first); returns the registered copy."""
+        return self._features.register_feature(feature=feature, catalog_name=catalog_name, schema_name=schema_name)
+
+    def get_feature(self, *, full_name: str) -> Feature:
+        """A registered feature (``'<catalog>.<schema>.<name>'``)."""
+        return self._features.get_feature(full_name=full_name)
+
+    def list_features(self, *, catalog_name: str, schema_name: str, max_results: int = 100) -> list[Feature]:
+        """Registered features of a catalog and schema, by name."""
+        return self._features.list_features(catalog_name=catalog_name, schema_name=schema_name,
+                                            max_results=max_results)
+
+    def delete_feature(self, *, full_name: str) -> None:
+        """Delete a feature's definition (models logged with it keep their own copy)."""
+        self._features.delete_feature(full_name=full_name)
+
+    def feature_lineage(self, full_name: str) -> dict[str, Any]:
+        """A feature's source table, the source's Delta version at registration and the models using it."""
+        return self._features.feature_lineage(full_name)
+
+    def compute_features(self, *, features: Sequence[Feature | str]) -> pd.DataFrame:
+        """Feature values for every row of the (single) source, each row at its own timestamp: the
+        features' entity and timeseries columns, then one column per feature; one row per distinct
+        entity and time, sorted."""
+        return self._features.compute_features(features=features)
 
     # -- online features: publishing and lookups ----------------------------------------------------
     @cached_property

@@ -28,6 +28,9 @@ calls them and re-raised as one of these, ``from`` the original, so callers only
     │   ├── FunctionInUseError
     │   └── FunctionExecutionError   a feature function raised on a row
     ├── FeatureSpecError             unknown or malformed feature spec
+    ├── FeatureDefinitionError       a bad declarative Feature (also a ValueError, as in Databricks)
+    │   ├── FeatureNotFoundError     no feature of that name in the catalog
+    │   └── FeatureExistsError       a feature of that name is already registered
     ├── OnlineStoreError
     │   ├── OnlineTableNotFoundError
     │   ├── ItemTooLargeError
@@ -145,6 +148,21 @@ class FeatureSpecError(LarderError):
     """A feature spec is unknown or malformed."""
 
 
+class FeatureDefinitionError(LarderError, ValueError):
+    """A declarative feature (source, function, window, entity or timeseries column) is invalid.
+
+    Also a ``ValueError``, which is what the Databricks client raises for the same mistakes, so ported
+    code that catches ``ValueError`` keeps working."""
+
+
+class FeatureNotFoundError(FeatureDefinitionError):
+    """No declarative feature of that name is registered."""
+
+
+class FeatureExistsError(FeatureDefinitionError):
+    """A declarative feature of that name is already registered."""
+
+
 class OnlineStoreError(LarderError):
     """An online store operation failed."""
 
@@ -189,7 +207,10 @@ __all__ = [
     "CatalogError",
     "ConfigError",
     "EmptyDataFrameError",
+    "FeatureDefinitionError",
+    "FeatureExistsError",
     "FeatureLookupError",
+    "FeatureNotFoundError",
     "FeatureSpecError",
     "FunctionError",
     "FunctionExecutionError",

@@ -1,7 +1,8 @@
 """The catalog's SQLAlchemy base, engine and schema versioning.
 
 Each area of larder keeps its ORM classes in its own module of this package (``tables``,
-``functions``, ``online``, ``models``, ``quality``, ``stats``, ``edits``), all on the one declarative :class:`Base`.
+``functions``, ``online``, ``models``, ``quality``, ``stats``, ``edits``, ``declarative``), all on the one
+declarative :class:`Base`.
 :class:`Catalog` imports them, creates missing tables, and applies the ordered list of upgrades in
 :data:`MIGRATIONS` to reach :data:`SCHEMA_VERSION`, recording the version in ``larder_meta``.
 """
@@ -21,7 +22,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 from larder.errors import CatalogError
 
 #: Modules (under ``larder.catalog``) that define ORM classes. Areas not yet present are skipped.
-AREAS = ("tables", "functions", "online", "models", "quality", "stats", "edits")
+AREAS = ("tables", "functions", "online", "models", "quality", "stats", "edits", "declarative")
 
 #: Bump when a migration is appended to MIGRATIONS.
 SCHEMA_VERSION = 1

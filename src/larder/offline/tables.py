@@ -51,8 +51,8 @@ WriteMode = Literal["merge", "overwrite"]
 
 
 @dataclass(frozen=True)
-class Feature:
-    """A column of a feature table."""
+class FeatureColumn:
+    """A column of a feature table (name, type, description, key flags, metadata)."""
 
     name: str
     dtype: str
@@ -70,7 +70,7 @@ class FeatureTable:
     primary_keys: list[str]
     timestamp_keys: list[str]
     partition_columns: list[str]
-    features: list[Feature]
+    features: list[FeatureColumn]
     description: str | None
     tags: dict[str, str]
     owner: str | None
@@ -469,7 +469,7 @@ class TableService:
         features = []
         for f in schema:
             r = by_name.get(f.name)
-            features.append(Feature(
+            features.append(FeatureColumn(
                 name=f.name, dtype=_dtype_name(f.type), description=r.description if r else None,
                 is_primary_key=f.name in rec.primary_keys, is_timestamp_key=f.name in rec.timestamp_keys,
                 metadata=dict(r.extra or {}) if r else {},
@@ -617,4 +617,4 @@ def _utc(ts: datetime | str | pd.Timestamp) -> datetime:
     return t.to_pydatetime()
 
 
-__all__ = ["Feature", "FeatureTable", "TableService", "WriteMode"]
+__all__ = ["FeatureColumn", "FeatureTable", "TableService", "WriteMode"]

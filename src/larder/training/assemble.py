@@ -32,7 +32,7 @@ from larder.offline.pit_gather import float_values
 from larder.offline.tables import TableService
 from larder.training.execute import series_to_arrow
 from larder.training.resolve import describe_step
-from larder.training.spec import FeatureSpec, FunctionStep, LookupStep, Step, parse_arrow_type
+from larder.training.spec import FeatureSpec, FeatureStep, FunctionStep, LookupStep, Step, parse_arrow_type
 
 _HIT = "__larder_hit_{}"
 
@@ -126,7 +126,31 @@ def _time_array(series: pd.Series, col: str, *, where: str) -> pa.Array:
 
 
 def _step_outputs(step: Step) -> list[str]:
-    return list(step.output_names) if isinstance(step, LookupStep) else [step.output_name]
+    return list(step.output_names)
+
+
+def _validate_feature_step(step: FeatureStep, df: pd.DataFrame, cols: set[str], where: str) -> None:
+    missing = [c for c in step.input_columns if c not in cols]
+    if missing:
+        what = ("the request column" if step.is_request else
+                f"its entity {step.entity} and timeseries column {step.timeseries_column!r}")
+        raise FeatureLookupError(
+            f"{where}: column(s) {missing} are not in the DataFrame (columns: {list(df.columns)}); the feature needs "
+            f"{what}. Add them (a training row's features are computed for its entity at its time)."
+        )
+    if step.is_request:
+        return
+    ts = str(step.timeseries_column)
+    if ts in df.columns:
+        _time_array(df[ts], ts, where=where)
+    for j, c in enumerate(step.entity):
+        if c in df.columns and j < len(step.key_types):
+            have, need = _family(_arrow_col(df[c]).type), _family(parse_arrow_type(step.key_types[j]))
+            if have not in (need, "null") and not (have == "floating point" and need == "integer"):
+                raise FeatureLookupError(
+                    f"{where}: entity column {c!r} of the DataFrame is {have} but the source's is {need}, so no "
+                    "row could match; convert it."
+                )
 
 
 def validate_frame(spec: FeatureSpec, df: pd.DataFrame, *, override_with_input_columns: bool = False,
@@ -157,6 +181,8 @@ def validate_frame(spec: FeatureSpec, df: pd.DataFrame, *, override_with_input_c
                     )
                 if ts in df.columns:
                     _time_array(df[ts], ts, where=where)
+        elif isinstance(step, FeatureStep):
+            _validate_feature_step(step, df, cols, where)
         else:
             missing = [c for c in step.input_bindings.values() if c not in cols and c not in produced]
             if missing:
@@ -168,7 +194,8 @@ def validate_frame(spec: FeatureSpec, df: pd.DataFrame, *, override_with_input_c
         for out in _step_outputs(step):
             if out in df.columns and not override_with_input_columns:
                 fix = (f"rename the lookup's output with rename_outputs={{{out!r}: '<new name>'}}"
-                       if isinstance(step, LookupStep) else "give the FeatureFunction another output_name")
+                       if isinstance(step, LookupStep) else "give the Feature another name"
+                       if isinstance(step, FeatureStep) else "give the FeatureFunction another output_name")
                 raise OutputCollisionError(
                     f"{where} produces column {out!r}, which the DataFrame already has. Drop or rename the "
                     f"DataFrame's column, or {fix}."
@@ -364,6 +391,10 @@ def assemble_offline(ctx: Context, spec: FeatureSpec, df: Any, *, use_pinned_ver
             frame = pd.concat([frame, features], axis=1)
             del features
         release_memory()
+    features = [s for s in spec.features if not s.is_request
+                and not (override_with_input_columns and s.output_name in frame.columns)]
+    if features:
+        frame = _with_features(ctx, tables, frame, features, use_pinned_versions)
     frame = apply_functions(spec, frame, override_with_input_columns=override_with_input_columns)
     keep = [c for c in frame.columns if c not in set(spec.exclude_columns)]
     produced = [c for c in spec.produced_columns if c in keep and c not in frame_in.columns]
@@ -371,6 +402,26 @@ def assemble_offline(ctx: Context, spec: FeatureSpec, df: Any, *, use_pinned_ver
     out = frame[ordered]
     out.index = frame_in.index
     return out
+
+
+def _with_features(ctx: Context, tables: TableService, frame: pd.DataFrame, steps: list[FeatureStep],
+                   use_pinned_versions: bool) -> pd.DataFrame:
+    """``frame`` with each declarative feature computed at its rows' entity and time."""
+    from larder.declarative.compute import evaluate_features
+
+    cols = list(dict.fromkeys(c for s in steps for c in s.input_columns))
+    points = pa.table({c: _arrow_col(frame[c]) for c in cols})
+    versions = {s.source_table: s.source_version for s in steps if s.source_table} if use_pinned_versions else None
+    values = evaluate_features(ctx.engine, tables, [s.definition for s in steps], points, versions=versions,
+                               outputs=[s.output_name for s in steps])
+    new_cols: dict[str, Any] = {}
+    for s in steps:
+        arr = values.column(s.output_name).combine_chunks()
+        if arr.type != s.arrow_type:
+            arr = arr.cast(s.arrow_type)
+        floats = float_values(arr)
+        new_cols[s.output_name] = floats if floats is not None else arr.to_pandas()
+    return pd.concat([frame, pd.DataFrame(new_cols, index=frame.index, copy=False)], axis=1)
 
 
 def lookup_outputs(spec: FeatureSpec) -> Mapping[str, LookupStep]:

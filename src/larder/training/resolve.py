@@ -29,7 +29,7 @@ from larder.offline.tables import TableService
 from larder.training._code import b64, unb64
 from larder.training.functions import FeatureFunction, FunctionService
 from larder.training.lookup import FeatureLookup
-from larder.training.spec import FeatureSpec, FunctionStep, LookupStep, Step
+from larder.training.spec import FeatureSpec, FeatureStep, FunctionStep, LookupStep, Step
 
 
 def coerce_default(value: Any, typ: pa.DataType, *, where: str) -> Any:
@@ -80,13 +80,35 @@ def coerce_default(value: Any, typ: pa.DataType, *, where: str) -> Any:
 
 
 def _outputs(step: Step) -> list[str]:
-    return list(step.output_names) if isinstance(step, LookupStep) else [step.output_name]
+    return list(step.output_names)
 
 
 def describe_step(i: int, step: Step) -> str:
     if isinstance(step, LookupStep):
         return f"FeatureLookup #{i + 1} (table {step.table!r})"
+    if isinstance(step, FeatureStep):
+        return f"Feature #{i + 1} ({step.name!r})"
     return f"FeatureFunction #{i + 1} ({step.name!r})"
+
+
+def resolve_feature(tables: TableService, feature: Any) -> FeatureStep:
+    """Validate a declarative feature against its source and pin the source's current Delta version."""
+    from larder.declarative.compute import source_schema, validate_feature
+    from larder.declarative.sources import DataFrameSource, RequestSource
+
+    value_type, table, version = validate_feature(tables, feature)
+    key_types: list[str] = []
+    if not isinstance(feature.source, RequestSource):
+        schema = source_schema(tables, feature)[0]
+        key_types = [str(schema.field(c).type) for c in feature.entity]
+    stored = None if isinstance(feature.source, DataFrameSource) else feature.to_dict()
+    if stored is None:  # an in-memory source: the step carries the object (it cannot be saved with a model)
+        stored = {"name": feature.name, "catalog_name": None, "schema_name": None,
+                  "source": {"type": "dataframe", "name": feature.source.full_name()},
+                  "function": feature.function.to_dict(), "entity": feature.entity,
+                  "timeseries_column": feature.timeseries_column, "description": feature.description}
+    return FeatureStep(feature=stored, output_type=str(value_type), source_table=table, source_version=version,
+                       key_types=key_types, instance=feature)
 
 
 def resolve_lookup(tables: TableService, lk: FeatureLookup) -> LookupStep:
@@ -219,6 +241,7 @@ def check_steps(steps: Sequence[Step]) -> None:
             if out in owner:
                 j = owner[out]
                 fix = ("rename one lookup's output with rename_outputs={...}" if isinstance(step, LookupStep)
+                       else "give the Feature another name" if isinstance(step, FeatureStep)
                        else "give the function another output_name")
                 raise OutputCollisionError(
                     f"{describe_step(j, steps[j])} and {describe_step(i, step)} both produce column {out!r}; "
@@ -237,22 +260,26 @@ def check_steps(steps: Sequence[Step]) -> None:
                     "after that step."
                 )
     for i, step in enumerate(steps):
-        if isinstance(step, LookupStep):
+        if isinstance(step, (LookupStep, FeatureStep)):
             produced = [c for c in step.input_columns if c in owner]
             if produced:
                 j = owner[produced[0]]
                 raise FeatureLookupError(
                     f"{describe_step(i, step)} uses {produced} as lookup/timestamp key, but that column is produced by "
-                    f"{describe_step(j, steps[j])}; lookup keys must be columns of the DataFrame you pass."
+                    f"{describe_step(j, steps[j])}; lookup keys, entity and timeseries columns must be columns of the "
+                    "DataFrame you pass."
                 )
 
 
 def build_spec(tables: TableService, functions: FunctionService,
-               features: Sequence[FeatureLookup | FeatureFunction] | FeatureLookup | FeatureFunction,
+               features: Sequence[Any] | FeatureLookup | FeatureFunction,
                exclude_columns: str | Sequence[str] | None = None, *, name: str | None = None,
                description: str | None = None) -> FeatureSpec:
-    """Resolve and pin ``features`` into a :class:`FeatureSpec` (no DataFrame needed)."""
-    if isinstance(features, (FeatureLookup, FeatureFunction)):
+    """Resolve and pin ``features`` (FeatureLookup, FeatureFunction and declarative Feature objects)
+    into a :class:`FeatureSpec` (no DataFrame needed)."""
+    from larder.declarative.feature import Feature
+
+    if isinstance(features, (FeatureLookup, FeatureFunction, Feature)):
         features = [features]
     steps: list[Step] = []
     for item in features or []:
@@ -260,13 +287,17 @@ def build_spec(tables: TableService, functions: FunctionService,
             steps.append(resolve_lookup(tables, item))
         elif isinstance(item, FeatureFunction):
             steps.append(resolve_function(functions, item))
+        elif isinstance(item, Feature):
+            steps.append(resolve_feature(tables, item))
         else:
             raise FeatureSpecError(
-                f"Features must be FeatureLookup or FeatureFunction objects, got {type(item).__name__} {item!r}."
+                f"Features must be FeatureLookup or FeatureFunction objects (or declarative Feature objects), got "
+                f"{type(item).__name__} {item!r}."
             )
     check_steps(steps)
     excl = [exclude_columns] if isinstance(exclude_columns, str) else list(exclude_columns or [])
     return FeatureSpec(steps=steps, exclude_columns=excl, name=name, description=description)
 
 
-__all__ = ["build_spec", "check_steps", "coerce_default", "describe_step", "resolve_function", "resolve_lookup"]
+__all__ = ["build_spec", "check_steps", "coerce_default", "describe_step", "resolve_feature", "resolve_function",
+           "resolve_lookup"]

@@ -8,6 +8,8 @@ A spec is an ordered list of steps, each pinned:
 * :class:`FunctionStep`: a feature function (full name and version), its input bindings and output
   name, and the function itself (source, normalised code, imports, base64 cloudpickle), so that a model
   carrying the spec can run it without the catalog or the module that defined it;
+* :class:`FeatureStep`: a declarative feature (its whole definition, see :mod:`larder.declarative`),
+  its value type, and the Delta version of its source table, computed at each row's entity and time;
 
 plus ``exclude_columns``. It is written by ``create_training_set`` / ``create_feature_spec``, saved as
 YAML (``to_yaml``/``save``), and executed by :mod:`larder.training.assemble` (offline) and the online
@@ -192,6 +194,10 @@ class FunctionStep:
     def input_columns(self) -> list[str]:
         return list(self.input_bindings.values())
 
+    @property
+    def output_names(self) -> list[str]:
+        return [self.output_name]
+
     @cached_property
     def runner(self) -> FunctionRunner:
         """The executable function (from the pickle, else rebuilt from the source)."""
@@ -226,7 +232,88 @@ class FunctionStep:
             ) from exc
 
 
-Step = LookupStep | FunctionStep
+@dataclass(frozen=True)
+class FeatureStep:
+    """A pinned declarative feature: computed for each row at the row's entity and time.
+
+    ``feature`` is the definition (``Feature.to_dict()``); ``source_version`` the Delta version of
+    ``source_table`` that training sets read (``score_batch`` reads the latest). ``key_types`` are the
+    Arrow types of the source's entity columns. A RequestSource feature produces no column: its value is
+    the request's (the DataFrame's) column of that name, which the spec then requires.
+    """
+
+    feature: dict[str, Any]
+    output_type: str
+    source_table: str | None = None
+    source_version: int | None = None
+    key_types: list[str] = field(default_factory=list)
+    #: The Feature object itself, when the step was built from one (a DataFrameSource feature exists only so).
+    instance: Any = field(default=None, compare=False, repr=False)
+
+    @cached_property
+    def definition(self) -> Any:
+        """The :class:`~larder.declarative.feature.Feature`."""
+        if self.instance is not None:
+            return self.instance
+        from larder.declarative.feature import Feature
+
+        return Feature.from_dict(self.feature, registered=bool(self.feature.get("catalog_name")))
+
+    @property
+    def name(self) -> str:
+        """The feature's full name when registered, else its name."""
+        d = self.feature
+        if d.get("catalog_name") and d.get("schema_name"):
+            return f"{d['catalog_name']}.{d['schema_name']}.{d['name']}"
+        return str(d["name"])
+
+    @property
+    def output_name(self) -> str:
+        return str(self.feature["name"])
+
+    @property
+    def is_request(self) -> bool:
+        return self.feature.get("source", {}).get("type") == "request"
+
+    @property
+    def entity(self) -> list[str]:
+        return list(self.feature.get("entity") or [])
+
+    @property
+    def timeseries_column(self) -> str | None:
+        return self.feature.get("timeseries_column")
+
+    @property
+    def input_columns(self) -> list[str]:
+        if self.is_request:
+            return [self.feature["function"]["column"]]
+        return [*self.entity, str(self.timeseries_column)]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [] if self.is_request else [self.output_name]
+
+    @property
+    def arrow_type(self) -> pa.DataType:
+        return parse_arrow_type(self.output_type)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"definition": self.feature, "output_type": self.output_type, "source_table": self.source_table,
+                "source_version": self.source_version, "key_types": list(self.key_types)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FeatureStep:
+        try:
+            return cls(feature=dict(d["definition"]), output_type=str(d["output_type"]),
+                       source_table=d.get("source_table"), source_version=d.get("source_version"),
+                       key_types=list(d.get("key_types") or []))
+        except (KeyError, TypeError) as exc:
+            raise FeatureSpecError(f"Feature spec: malformed feature entry ({type(exc).__name__}: {exc}): {d!r}") from exc
+
+
+Step = LookupStep | FunctionStep | FeatureStep
+
+_ENTRY = {LookupStep: "lookup", FunctionStep: "function", FeatureStep: "feature"}
 
 
 @dataclass
@@ -248,11 +335,16 @@ class FeatureSpec:
         return [s for s in self.steps if isinstance(s, FunctionStep)]
 
     @property
+    def features(self) -> list[FeatureStep]:
+        """The declarative features, in order."""
+        return [s for s in self.steps if isinstance(s, FeatureStep)]
+
+    @property
     def produced_columns(self) -> list[str]:
         """Every column the steps add, in order (including excluded ones)."""
         out: list[str] = []
         for s in self.steps:
-            out += list(s.output_names) if isinstance(s, LookupStep) else [s.output_name]
+            out += list(s.output_names)
         return out
 
     @property
@@ -265,7 +357,7 @@ class FeatureSpec:
             for c in s.input_columns:
                 if c not in produced and c not in out:
                     out.append(c)
-            produced |= set(s.output_names if isinstance(s, LookupStep) else [s.output_name])
+            produced |= set(s.output_names)
         return out
 
     @property
@@ -275,15 +367,21 @@ class FeatureSpec:
 
     @property
     def key_columns(self) -> list[str]:
-        """Lookup keys and timestamp lookup keys of every lookup (identify a row in error messages)."""
+        """Lookup keys and timestamp lookup keys of every lookup, entity and timeseries columns of every
+        declarative feature (identify a row in error messages)."""
         out: list[str] = []
-        for s in self.lookups:
+        steps: list[LookupStep | FeatureStep] = [*self.lookups, *(f for f in self.features if not f.is_request)]
+        for s in steps:
             out += [c for c in s.input_columns if c not in out]
         return out
 
     def table_versions(self) -> dict[str, int | None]:
-        """``{table full name: pinned Delta version}``."""
+        """``{table full name: pinned Delta version}`` of the lookups' tables."""
         return {s.table: s.table_version for s in self.lookups}
+
+    def feature_versions(self) -> dict[str, int | None]:
+        """``{declarative feature name: pinned Delta version of its source table}``."""
+        return {f.name: f.source_version for f in self.features if not f.is_request}
 
     def function_versions(self) -> dict[str, str]:
         """``{function full name: pinned version}``."""
@@ -295,8 +393,7 @@ class FeatureSpec:
             "format_version": FORMAT_VERSION,
             "name": self.name,
             "description": self.description,
-            "features": [{"lookup": s.to_dict()} if isinstance(s, LookupStep) else {"function": s.to_dict()}
-                         for s in self.steps],
+            "features": [{_ENTRY[type(s)]: s.to_dict()} for s in self.steps],
             "exclude_columns": list(self.exclude_columns),
             "input_columns": self.input_columns,
             "output_columns": self.output_columns,
@@ -321,9 +418,11 @@ class FeatureSpec:
                 steps.append(LookupStep.from_dict(entry["lookup"]))
             elif isinstance(entry, dict) and set(entry) == {"function"}:
                 steps.append(FunctionStep.from_dict(entry["function"]))
+            elif isinstance(entry, dict) and set(entry) == {"feature"}:
+                steps.append(FeatureStep.from_dict(entry["feature"]))
             else:
-                raise FeatureSpecError(f"Feature spec: each feature must be {{lookup: ...}} or {{function: ...}}, "
-                                       f"got {entry!r}.")
+                raise FeatureSpecError(f"Feature spec: each feature must be {{lookup: ...}}, {{function: ...}} or "
+                                       f"{{feature: ...}}, got {entry!r}.")
         return cls(steps=steps, exclude_columns=list(d.get("exclude_columns") or []), name=d.get("name"),
                    description=d.get("description"))
 
@@ -357,8 +456,9 @@ class FeatureSpec:
 
     def __repr__(self) -> str:
         name = f"name={self.name!r}, " if self.name else ""
-        return (f"FeatureSpec({name}tables={self.table_versions()}, functions={self.function_versions()}, "
+        feats = f", features={list(self.feature_versions())}" if self.features else ""
+        return (f"FeatureSpec({name}tables={self.table_versions()}, functions={self.function_versions()}{feats}, "
                 f"inputs={self.input_columns}, outputs={self.output_columns})")
 
 
-__all__ = ["FORMAT_VERSION", "FeatureSpec", "FunctionStep", "LookupStep", "Step", "parse_arrow_type"]
+__all__ = ["FORMAT_VERSION", "FeatureSpec", "FeatureStep", "FunctionStep", "LookupStep", "Step", "parse_arrow_type"]

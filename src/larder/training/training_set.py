@@ -92,12 +92,21 @@ class TrainingSet:
         return self._spec.function_versions()
 
     @property
+    def feature_versions(self) -> dict[str, int | None]:
+        """``{declarative feature: Delta version of its source table}`` read by :meth:`load_df`."""
+        return self._spec.feature_versions()
+
+    @property
     def lineage(self) -> dict[str, Any]:
         """Tables with their Delta versions and functions with their versions."""
-        return {
+        out: dict[str, Any] = {
             "tables": [{"name": t, "version": v} for t, v in self.feature_table_versions.items()],
             "functions": [{"name": f, "version": v} for f, v in self.function_versions.items()],
         }
+        if self._spec.features:
+            out["features"] = [{"name": f.name, "source_table": f.source_table, "source_version": f.source_version}
+                               for f in self._spec.features]
+        return out
 
     @property
     def columns(self) -> list[str]:
@@ -119,8 +128,9 @@ class TrainingSet:
         return out[[c for c in out.columns if c not in self._labels] + self._labels]
 
     def __repr__(self) -> str:
+        feats = f", features={self.feature_versions}" if self._spec.features else ""
         return (f"TrainingSet(rows={len(self._df)}, label={self._label!r}, tables={self.feature_table_versions}, "
-                f"functions={self.function_versions})")
+                f"functions={self.function_versions}{feats})")
 
 
 class TrainingService:
@@ -131,8 +141,28 @@ class TrainingService:
         self.tables = tables
         self.functions = functions
 
-    def create_training_set(self, df: Any, feature_lookups: Features, label: str | Sequence[str] | None,
-                            exclude_columns: str | Sequence[str] | None = None) -> TrainingSet:
+    def create_training_set(self, df: Any, feature_lookups: Features | None, label: str | Sequence[str] | None,
+                            exclude_columns: str | Sequence[str] | None = None, *,
+                            features: Sequence[Any] | None = None) -> TrainingSet:
+        """``feature_lookups`` (lookups and functions) or ``features`` (declarative features), not both,
+        as in Databricks."""
+        if (feature_lookups is None) == (features is None):
+            raise FeatureLookupError(
+                "create_training_set needs exactly one of feature_lookups (FeatureLookup / FeatureFunction) and "
+                "features (declarative Feature objects)" + (", got both." if features is not None else ", got neither.")
+            )
+        if features is not None:
+            from larder.declarative.feature import Feature
+
+            bad = [f for f in (features if isinstance(features, (list, tuple)) else [features])
+                   if not isinstance(f, Feature)]
+            if bad:
+                raise FeatureLookupError(
+                    f"features must be declarative Feature objects (FeatureLookup and FeatureFunction go in "
+                    f"feature_lookups), got {type(bad[0]).__name__} {bad[0]!r}."
+                )
+        items: Any = feature_lookups if features is None else (
+            list(features) if isinstance(features, (list, tuple)) else [features])
         frame = as_pandas(df)
         labels = _label_list(label)
         missing = [c for c in labels if c not in frame.columns]
@@ -140,7 +170,7 @@ class TrainingService:
             raise FeatureLookupError(
                 f"label column(s) {missing} are not in the DataFrame (columns: {list(frame.columns)})."
             )
-        spec = build_spec(self.tables, self.functions, feature_lookups, exclude_columns)
+        spec = build_spec(self.tables, self.functions, items, exclude_columns)
         excluded_labels = [c for c in labels if c in spec.exclude_columns]
         if excluded_labels:
             raise FeatureLookupError(
