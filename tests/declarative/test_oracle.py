@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from declarative._oracle import Rule, close, evaluate, window_values
+from declarative._strategies import BASE, HOUR, UTC, events, queries, windows
 from larder import (
     AggregationFunction,
     ApproxCountDistinct,
@@ -32,11 +33,9 @@ from larder import (
     Max,
     Min,
     RollingWindow,
-    SlidingWindow,
     StddevPop,
     StddevSamp,
     Sum,
-    TumblingWindow,
     VarPop,
     VarSamp,
 )
@@ -44,78 +43,11 @@ from larder.declarative.compute import window_rule
 from larder.offline.aggregate import Aggregation
 from larder.offline.engine import get_engine
 
-US = 1_000_000
-HOUR = 3600 * US
-BASE = int(pd.Timestamp("2024-03-01", tz="UTC").value // 1000) + 7 * HOUR  # not midnight: alignment matters
-UTC = pa.timestamp("us", tz="UTC")
 ENGINES = ["duckdb"]
 
 NUMERIC_OPS = ["sum", "count", "avg", "min", "max", "stddev_pop", "stddev_samp", "var_pop", "var_samp", "first",
                "last", "first_n", "last_n", "approx_count_distinct", "approx_percentile"]
 STRING_OPS = ["count", "min", "max", "first", "last", "first_n", "last_n", "approx_count_distinct"]
-
-
-# --------------------------------------------------------------------------- strategies
-
-hours = st.integers(0, 24)
-edge = st.sampled_from([0, 0, 0, -1, 1])  # microseconds off the grid: values exactly on and next to edges
-
-
-@st.composite
-def windows(draw: st.DrawFn) -> tuple[object, Rule]:
-    kind = draw(st.sampled_from(["rolling", "lifetime", "tumbling", "sliding", "sliding_lifetime"]))
-    delay = draw(st.sampled_from([0, 0, 1, 2])) * HOUR
-    start = draw(st.one_of(st.none(), st.integers(0, 24))) if draw(st.booleans()) else None
-    start_time = None if start is None else dt.datetime(2024, 3, 1, 7, tzinfo=dt.UTC) + dt.timedelta(hours=start)
-    start_us = None if start is None else BASE + start * HOUR
-    td = dt.timedelta
-    if kind == "rolling":
-        d = draw(st.integers(1, 8)) * HOUR
-        w = RollingWindow(window_duration=td(microseconds=d), delay=td(microseconds=delay), start_time=start_time)
-        return w, Rule(d, delay, None, 0, start_us)
-    if kind == "lifetime":
-        w = RollingWindow(window_duration=None, delay=td(microseconds=delay), start_time=start_time)
-        return w, Rule(None, delay, None, 0, start_us)
-    if kind == "tumbling":
-        d = draw(st.integers(1, 6)) * HOUR
-        off = draw(st.integers(0, 2 * d // HOUR - 1)) * HOUR // 2
-        w = TumblingWindow(window_duration=td(microseconds=d), delay=td(microseconds=delay),
-                           offset=td(microseconds=off), start_time=start_time)
-        return w, Rule(d, delay, d, off, start_us)
-    slide = draw(st.integers(1, 3)) * HOUR
-    off = draw(st.integers(0, 2 * slide // HOUR - 1)) * HOUR // 2
-    if kind == "sliding":
-        d = slide + draw(st.integers(1, 6)) * HOUR // 2
-        w = SlidingWindow(window_duration=td(microseconds=d), slide_duration=td(microseconds=slide),
-                          delay=td(microseconds=delay), offset=td(microseconds=off), start_time=start_time)
-        return w, Rule(d, delay, slide, off + d, start_us)
-    w = SlidingWindow(window_duration=None, slide_duration=td(microseconds=slide), delay=td(microseconds=delay),
-                      offset=td(microseconds=off), start_time=start_time)
-    return w, Rule(None, delay, slide, off, start_us)
-
-
-values_f = st.one_of(st.none(), st.integers(-4, 4).map(float), st.sampled_from([0.5, -2.25, 1e6]))
-values_s = st.one_of(st.none(), st.sampled_from(["a", "b", "c", "dd"]))
-keys = st.one_of(st.sampled_from([1, 2, 3]), st.none())
-
-
-@st.composite
-def events(draw: st.DrawFn, n_max: int = 40) -> list[tuple[object, int | None, object, object, int]]:
-    n = draw(st.integers(0, n_max))
-    out = []
-    for i in range(n):
-        ts = None if draw(st.integers(0, 30)) == 0 else BASE + draw(hours) * HOUR + draw(edge)
-        out.append((draw(keys), ts, draw(values_f), draw(values_s), draw(st.integers(-3, 3))))
-        del i
-    return out
-
-
-@st.composite
-def queries(draw: st.DrawFn) -> list[tuple[object, int | None]]:
-    n = draw(st.integers(1, 25))
-    return [(draw(st.one_of(keys, st.just(9))),
-             None if draw(st.integers(0, 40)) == 0 else BASE + draw(st.integers(-2, 30)) * HOUR + draw(edge))
-            for _ in range(n)]
 
 
 def _events_table(evs: list[tuple[object, int | None, object, object, int]]) -> pa.Table:
@@ -273,3 +205,25 @@ def _plain(value: object) -> object:
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+def test_partitioned_evaluation_equals_one_pass(monkeypatch):
+    """Large inputs are evaluated one key partition at a time: the same values, in the queries' order."""
+    import numpy as np
+
+    from larder.offline import aggregate as kernel
+
+    rng = np.random.default_rng(3)
+    n = 20_000
+    k = pa.array(rng.integers(0, 300, n)).cast(pa.string())  # string keys: coded, not used as numbers
+    ev = pa.table({"k": pa.array(np.where(rng.random(n) < 0.01, None, k.to_numpy(zero_copy_only=False))),
+                   "ts": pa.array(BASE + rng.integers(0, 200, n) * HOUR // 4, UTC), "x": rng.normal(size=n)})
+    q = pa.table({"k": pa.array([None, "7", "299", "nope", *k.to_pylist()[:500]]),
+                  "ts": pa.array(BASE + rng.integers(0, 210, 504) * HOUR // 4, UTC)})
+    rule = window_rule(RollingWindow(window_duration=dt.timedelta(hours=9)))
+    aggs = [Aggregation(op, op, "x", rule, n=2 if op.endswith("_n") else None, percentile=0.5)
+            for op in NUMERIC_OPS]
+    whole = get_engine().aggregate(ev, q, entity=["k"], timestamp="ts", query_timestamp="ts", aggregations=aggs)
+    monkeypatch.setattr(kernel, "PARTITION_ROWS", 1000)
+    split = get_engine().aggregate(ev, q, entity=["k"], timestamp="ts", query_timestamp="ts", aggregations=aggs)
+    assert repr(split.to_pylist()) == repr(whole.to_pylist())

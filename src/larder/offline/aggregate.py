@@ -27,21 +27,28 @@ into one array; every window becomes a half-open range ``[lo, hi)`` of positions
 searches (``np.searchsorted``) for all queries at once. Then, per operator:
 
 * ``count`` and integer ``sum``: prefix sums (exact integer arithmetic), two gathers per query;
-* float ``sum`` and ``avg``: ``np.add.reduceat`` over the window's positions (queries ordered by
-  ``lo``, so the work is the windows' lengths plus one pass over the gaps). The result is a function of
-  the values in the window only: a window computed from a subset of the events (an incremental
-  materialization, a backfilled range) has the very same bits;
+* float ``sum`` and ``avg``: the window's values added one by one in window order
+  (:func:`fold_sums`; all windows advance together, one vectorised step per position); variances and
+  standard deviations: Welford's update over the window's values in order (:func:`fold_moments`).
+  Lifetime windows read the running fold of their key instead (one pass). These results are a
+  function of the values in the window only, not of where they lie in memory or what else was read: a
+  window computed from a subset of the events (an incremental materialization, a backfilled range,
+  another key partition) has the very same bits. (numpy's pairwise ``reduce``/``reduceat`` do not
+  have that property: their rounding depends on the data's offset in memory.) The cost is the
+  windows' total length;
 * ``min`` / ``max``: the disjoint sparse table of :mod:`larder.offline.ranges` (one merge per query),
   on the values or, for non-numeric types and NaN, on their dense ranks;
 * ``first`` / ``last`` / ``first_n`` / ``last_n``: the positions ``lo`` and ``hi - 1`` themselves;
-* variances and standard deviations: two passes (the mean, then the sum of squared deviations from
-  it) over the windows' values, gathered in bounded chunks; exact zeros for constant windows;
 * ``approx_count_distinct`` (counted exactly): a value is new in a window when its previous
   occurrence for the entity lies before ``lo``;
 * ``approx_percentile`` (computed exactly): the value at rank ``max(1, ceil(p * n))`` of the window's
   sorted values.
 
 Empty windows give 0 for ``count`` and ``approx_count_distinct`` and null otherwise.
+
+Inputs of more than :data:`PARTITION_ROWS` events are split by entity key into partitions that are
+evaluated one after the other (events and queries of a key always share one), so the working memory
+stays that of one partition plus the output columns.
 """
 
 from __future__ import annotations
@@ -66,6 +73,9 @@ NUMERIC_OPERATORS = frozenset({"sum", "avg", "stddev_pop", "stddev_samp", "var_p
                                "approx_percentile"})
 #: Gathered window values per chunk for the operators that read every value of a window.
 GATHER_CHUNK = 1 << 22
+#: Events per key partition: larger inputs are split by key and evaluated one partition at a time, so
+#: the working memory is that of one partition plus the outputs.
+PARTITION_ROWS = 1 << 19
 
 
 @dataclass(frozen=True)
@@ -299,7 +309,8 @@ def _prefix(values: np.ndarray) -> np.ndarray:
 
 
 def _range_sums(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, identity: Any) -> np.ndarray:
-    """``reduce(add, values[lo:hi])`` per range (garbage where ``lo == hi``: mask it)."""
+    """``reduce(add, values[lo:hi])`` per range (garbage where ``lo == hi``: mask it). Only for
+    integers: numpy's float reductions round differently depending on the data's offset in memory."""
     if len(lo) == 0:
         return np.zeros(0, dtype=values.dtype)
     padded = np.append(values, np.array([identity], dtype=values.dtype))
@@ -313,6 +324,88 @@ def _range_sums(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, identity: An
     out = np.empty_like(sums)
     out[order] = sums
     return out
+
+
+def _by_length(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Windows ordered longest first: (order, starts, negated lengths) for :func:`_fold_steps`."""
+    length = hi - lo
+    order = np.argsort(-length, kind="stable")
+    return order, lo[order], -length[order]
+
+
+def _fold_steps(neg_lengths: np.ndarray) -> Iterator[tuple[int, int]]:
+    """``(j, m)``: at step ``j`` the first ``m`` windows (longest first) still have a ``j``-th value."""
+    longest = int(-neg_lengths[0]) if len(neg_lengths) else 0
+    for j in range(longest):
+        yield j, int(np.searchsorted(neg_lengths, -j, side="left"))
+
+
+def fold_sums(values: np.ndarray, valid: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Per range, the sum of the valid values of ``values[lo:hi]`` added one by one from ``lo`` up:
+    ``((v0 + v1) + v2) + ...``, a definition that depends on the range's values only (not on where they
+    lie in memory or what surrounds them). ``-0.0`` for empty ranges. All ranges advance together, one
+    vectorised step per position, longest ranges first."""
+    order, starts, neg = _by_length(lo, hi)
+    acc = np.full(len(lo), -0.0)
+    for j, m in _fold_steps(neg):
+        idx = starts[:m] + j
+        acc[:m] += np.where(valid[idx], values[idx], -0.0)
+    out = np.empty_like(acc)
+    out[order] = acc
+    return out
+
+
+def fold_moments(values: np.ndarray, valid: np.ndarray, lo: np.ndarray, hi: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per range, Welford's update applied to the valid values of ``values[lo:hi]`` in order: the
+    count, the mean and the sum of squared deviations ``M2`` (a function of the range's values only)."""
+    order, starts, neg = _by_length(lo, hi)
+    q = len(lo)
+    n, mean, m2 = np.zeros(q), np.zeros(q), np.zeros(q)
+    for j, m in _fold_steps(neg):
+        idx = starts[:m] + j
+        ok = valid[idx]
+        v = np.where(ok, values[idx], 0.0)
+        n_new = n[:m] + ok
+        delta = v - mean[:m]
+        mean_new = mean[:m] + np.where(ok, delta / np.maximum(n_new, 1.0), 0.0)
+        m2[:m] += np.where(ok, delta * (v - mean_new), 0.0)
+        mean[:m], n[:m] = mean_new, n_new
+    out = [np.empty(q), np.empty(q), np.empty(q)]
+    for dst, src in zip(out, (n, mean, m2), strict=True):
+        dst[order] = src
+    return out[0], out[1], out[2]
+
+
+def _prefix_states(values: np.ndarray, valid: np.ndarray, runs: np.ndarray, moments: bool
+                   ) -> list[np.ndarray]:
+    """The fold of every key's values from its first event up to each position (lifetime windows):
+    ``[sum]`` or ``[n, mean, m2]`` per position. ``runs``: the start of each key's run of positions."""
+    size = len(values)
+    lengths = np.diff(np.r_[runs, size])
+    order = np.argsort(-lengths, kind="stable")
+    starts, neg = runs[order], -lengths[order]
+    if not moments:
+        acc = np.full(len(runs), -0.0)
+        out = np.empty(size)
+        for j, m in _fold_steps(neg):
+            idx = starts[:m] + j
+            acc[:m] += np.where(valid[idx], values[idx], -0.0)
+            out[idx] = acc[:m]
+        return [out]
+    n, mean, m2 = np.zeros(len(runs)), np.zeros(len(runs)), np.zeros(len(runs))
+    res = [np.empty(size), np.empty(size), np.empty(size)]
+    for j, m in _fold_steps(neg):
+        idx = starts[:m] + j
+        ok = valid[idx]
+        v = np.where(ok, values[idx], 0.0)
+        n_new = n[:m] + ok
+        delta = v - mean[:m]
+        mean_new = mean[:m] + np.where(ok, delta / np.maximum(n_new, 1.0), 0.0)
+        m2[:m] += np.where(ok, delta * (v - mean_new), 0.0)
+        mean[:m], n[:m] = mean_new, n_new
+        res[0][idx], res[1][idx], res[2][idx] = n_new, mean_new, m2[:m]
+    return res
 
 
 def _gathered(lo: np.ndarray, hi: np.ndarray, rows: np.ndarray | None = None
@@ -354,6 +447,7 @@ class _Bounds:
     lo: np.ndarray
     hi: np.ndarray
     ok: np.ndarray  # query has a window (time not null, window end not before start_us)
+    lifetime: bool = False  # every window starts at its key's first event
 
     @property
     def length(self) -> np.ndarray:
@@ -362,6 +456,7 @@ class _Bounds:
 
 @dataclass
 class _Ctx:
+    runs: np.ndarray  # first position of every key's run of events
     columns: dict[str, _Column] = field(default_factory=dict)
     counts: dict[str, np.ndarray] = field(default_factory=dict)  # prefix counts of valid values
     cache: dict[Any, Any] = field(default_factory=dict)
@@ -375,10 +470,15 @@ def _count(col: _Column, b: _Bounds, ctx: _Ctx) -> np.ndarray:
 
 
 def _float_sum(col: _Column, b: _Bounds, ctx: _Ctx) -> np.ndarray:
+    """Sums as :func:`fold_sums` defines them (lifetime windows: the key's running fold)."""
     key = ("fsum", col.name, id(b))
     if key not in ctx.cache:
-        values = np.where(col.valid, col.numbers().astype(np.float64), -0.0)  # -0.0: the exact identity
-        ctx.cache[key] = _range_sums(values, b.lo, b.hi, -0.0)
+        values = col.numbers().astype(np.float64)
+        if b.lifetime:
+            [prefix] = _prefix_states(values, col.valid, ctx.runs, moments=False)
+            ctx.cache[key] = np.where(b.hi > b.lo, prefix[np.maximum(b.hi - 1, 0)] if len(prefix) else 0.0, -0.0)
+        else:
+            ctx.cache[key] = fold_sums(values, col.valid, b.lo, b.hi)
     return ctx.cache[key]
 
 
@@ -434,19 +534,17 @@ def _ordered_n(col: _Column, b: _Bounds, n: int, last: bool) -> pa.Array:
 
 
 def _moments(col: _Column, b: _Bounds, ctx: _Ctx) -> tuple[np.ndarray, np.ndarray]:
-    """(count, sum of squared deviations from the window mean) per query, two-pass."""
+    """(count, M2) per query: Welford's update over the window's values in order (:func:`fold_moments`)."""
     key = ("m2", col.name, id(b))
     if key in ctx.cache:
         return ctx.cache[key]
     n = _count(col, b, ctx)
-    mean = _float_sum(col, b, ctx) / np.maximum(n, 1)
-    m2 = np.zeros(len(n))
     values = col.numbers().astype(np.float64)
-    rows = np.flatnonzero(b.ok & (n > 0))
-    for chunk, pos, seg, ln in _gathered(b.lo, b.hi, rows):
-        dev = values[pos] - np.repeat(mean[chunk], ln)
-        sq = np.where(col.valid[pos], dev * dev, -0.0)
-        m2[chunk] = _segment_sums(sq, seg, ln, -0.0)
+    if b.lifetime:
+        _, _, prefix = _prefix_states(values, col.valid, ctx.runs, moments=True)
+        m2 = np.where(b.hi > b.lo, prefix[np.maximum(b.hi - 1, 0)] if len(prefix) else 0.0, 0.0)
+    else:
+        m2 = fold_moments(values, col.valid, b.lo, b.hi)[2]
     ctx.cache[key] = (n, m2)
     return n, m2
 
@@ -581,6 +679,59 @@ def aggregate(events: pa.Table, queries: pa.Table, *, entity: Sequence[str], tim
     [3.0, 6.0]
     """
     query_entity = list(query_entity or entity)
+    parts = max(1, events.num_rows // PARTITION_ROWS)
+    if parts == 1 or queries.num_rows == 0:
+        return _aggregate(events, queries, entity=entity, timestamp=timestamp, query_timestamp=query_timestamp,
+                          aggregations=aggregations, query_entity=query_entity)
+    ev_part, q_part = _partition_ids(events, queries, entity, query_entity, parts)
+    results: list[pa.Table] = []
+    rows: list[np.ndarray] = []
+    for p in range(parts):
+        qi = np.flatnonzero(q_part == p)
+        if not len(qi):
+            continue
+        ei = np.flatnonzero(ev_part == p)
+        results.append(_aggregate(events.take(pa.array(ei)), queries.take(pa.array(qi)), entity=entity,
+                                  timestamp=timestamp, query_timestamp=query_timestamp,
+                                  aggregations=aggregations, query_entity=query_entity))
+        rows.append(qi)
+        del ei
+    del ev_part, q_part
+    where = np.empty(queries.num_rows, dtype=np.int64)
+    where[np.concatenate(rows)] = np.arange(queries.num_rows, dtype=np.int64)
+    back = pa.array(where)
+    out = {}
+    for agg in aggregations:
+        col = pa.chunked_array([c for r in results for c in r.column(agg.output).chunks],
+                               type=results[0].schema.field(agg.output).type).combine_chunks()
+        out[agg.output] = col.take(back)
+    return pa.table(out)
+
+
+def _partition_ids(events: pa.Table, queries: pa.Table, entity: Sequence[str], query_entity: Sequence[str],
+                   parts: int) -> tuple[np.ndarray, np.ndarray]:
+    """A partition number per event and per query row; equal keys (null equal to null) share one."""
+    n_ev = events.num_rows
+    part = np.zeros(n_ev + queries.num_rows, dtype=np.int64)
+    for ev_name, q_name in zip(entity, query_entity, strict=True):
+        ev, q = events.column(ev_name), queries.column(q_name)
+        if ev.type != q.type:
+            q = q.cast(ev.type)
+        both = pa.chunked_array(list(ev.chunks) + list(q.chunks), type=ev.type)
+        if pa.types.is_dictionary(both.type):
+            both = both.cast(both.type.value_type)
+        enc = pc.dictionary_encode(both, null_encoding="encode")
+        codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in enc.chunks]) \
+            if enc.num_chunks else np.zeros(0, dtype=np.int32)
+        part = (part * np.int64(1_000_003) + codes) % parts
+        del enc, codes
+    small = part.astype(np.int16)
+    return small[:n_ev], small[n_ev:]
+
+
+def _aggregate(events: pa.Table, queries: pa.Table, *, entity: Sequence[str], timestamp: str,
+               query_timestamp: str, aggregations: Sequence[Aggregation], query_entity: Sequence[str]) -> pa.Table:
+    """:func:`aggregate` over one partition of the keys."""
     ts, ts_ok = epoch_us(events.column(timestamp))
     if not ts_ok.all():
         keep = np.flatnonzero(ts_ok)
@@ -589,7 +740,7 @@ def aggregate(events: pa.Table, queries: pa.Table, *, entity: Sequence[str], tim
     ev_codes, q_codes = _key_codes(events, queries, entity, query_entity)
     order, sorted_keys = _sort_events(ev_codes, ts)
     sorted_codes = ev_codes[order]
-    sorted_ts = ts[order]
+    del ts
     peers = None
     if len(order) > 1:
         tie = sorted_keys.keys[1:] == sorted_keys.keys[:-1]
@@ -599,7 +750,9 @@ def aggregate(events: pa.Table, queries: pa.Table, *, entity: Sequence[str], tim
             in_group = np.r_[tie, False] | np.r_[False, tie]
             peers = np.where(in_group, group_id, -1)
     qt, qt_ok = epoch_us(queries.column(query_timestamp))
-    ctx = _Ctx()
+    runs = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]]) if len(sorted_codes) \
+        else np.zeros(0, dtype=np.int64)
+    ctx = _Ctx(runs=runs)
     take = pa.array(order)
     bounds: dict[WindowRule, _Bounds] = {}
     out: dict[str, pa.Array] = {}
@@ -621,9 +774,8 @@ def aggregate(events: pa.Table, queries: pa.Table, *, entity: Sequence[str], tim
             hi = np.searchsorted(sorted_keys.keys, sorted_keys.bound(q_codes, ends), side="left")
             lo = np.where(ok, lo, 0).astype(np.int64)
             hi = np.where(ok, np.maximum(hi, lo), 0).astype(np.int64)
-            bounds[rule] = _Bounds(lo, hi, ok)
+            bounds[rule] = _Bounds(lo, hi, ok, lifetime=rule.duration_us is None)
         out[agg.output] = _evaluate(agg, col, bounds[rule], ctx, sorted_codes)
-    del sorted_ts
     return pa.table(out) if out else pa.table({"__empty": pa.nulls(queries.num_rows)}).drop(["__empty"])
 
 
