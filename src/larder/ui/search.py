@@ -189,7 +189,8 @@ class TableIndex:
 
     def _find(self, term: str) -> list[int]:
         """Ids of the tables whose text contains ``term``, one ``str.find`` per hit."""
-        out, i, blob, starts = [], 0, self._blob, self._starts
+        out: list[int] = []
+        i, blob, starts = 0, self._blob, self._starts
         while True:
             j = blob.find(term, i)
             if j < 0:
