@@ -15,3 +15,11 @@ def merge_writer(root: str, start: int, n: int, barrier) -> None:  # type: ignor
         ids = list(range(start + i * 10, start + i * 10 + 10))
         fe.write_table("houses", pd.DataFrame({"Id": ids, "OverallQual": [start] * 10, "GrLivArea": [1.0] * 10}))
     fe.close()
+
+
+def open_catalog(url: str, barrier) -> None:  # type: ignore[no-untyped-def]
+    """Open (creating it when the database is empty) the catalog at ``url``, all workers at once."""
+    from larder.catalog import Catalog
+
+    barrier.wait()
+    Catalog(url).close()

@@ -46,6 +46,9 @@ class LarderConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     catalog_url: str | None = None
+    #: upgrade an older catalog schema when it is opened (None: only an SQLite catalog; a shared one is
+    #: upgraded with `larder catalog upgrade`)
+    catalog_auto_upgrade: bool | None = None
     storage: str | None = None
     storage_options: dict[str, str] = Field(default_factory=dict)
     online_stores: dict[str, OnlineStoreSpec] = Field(default_factory=dict)

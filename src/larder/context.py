@@ -51,7 +51,7 @@ class Context:
 
     @cached_property
     def catalog(self) -> Catalog:
-        return Catalog(self.catalog_url)
+        return Catalog(self.catalog_url, auto_upgrade=self.config.catalog_auto_upgrade)
 
     def close(self) -> None:
         if "catalog" in self.__dict__:

@@ -48,7 +48,14 @@ from typing import Any
 
 
 class LarderError(Exception):
-    """Base class of every error larder raises on purpose."""
+    """Base class of every error larder raises on purpose.
+
+    ``retryable`` says whether the same call may succeed if simply made again (a write conflict with
+    concurrent writers, a catalog connection lost or a lock timeout): nothing was written by the failed
+    call, so retrying it is safe.
+    """
+
+    retryable: bool = False
 
 
 class ConfigError(LarderError):
@@ -83,6 +90,10 @@ class InvalidNameError(LarderError):
 class CatalogError(LarderError):
     """The metadata catalog could not be read or written."""
 
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
 
 class TableError(LarderError):
     """Base class for feature-table errors."""
@@ -114,6 +125,8 @@ class EmptyDataFrameError(TableError):
 
 class WriteConflictError(TableError):
     """Concurrent writes to a table could not be reconciled within the retry budget."""
+
+    retryable = True
 
 
 class FeatureLookupError(LarderError):

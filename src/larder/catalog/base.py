@@ -1,34 +1,27 @@
-"""The catalog's SQLAlchemy base, engine and schema versioning.
+"""The catalog's SQLAlchemy base and engine.
 
 Each area of larder keeps its ORM classes in its own module of this package (``tables``,
-``functions``, ``online``, ``models``, ``quality``, ``stats``, ``edits``, ``declarative``), all on the one
-declarative :class:`Base`.
-:class:`Catalog` imports them, creates missing tables, and applies the ordered list of upgrades in
-:data:`MIGRATIONS` to reach :data:`SCHEMA_VERSION`, recording the version in ``larder_meta``.
+``functions``, ``online``, ``models``, ``quality``, ``stats``, ``edits``, ``declarative``), all on the
+one declarative :class:`Base`. :class:`Catalog` imports them and opens the database; its schema is created and
+upgraded by Alembic revisions (:mod:`larder.catalog.migrate`, ``larder catalog upgrade``).
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, String, create_engine, event, insert, select, text, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import String, create_engine, event, text
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from larder.errors import CatalogError
 
 #: Modules (under ``larder.catalog``) that define ORM classes. Areas not yet present are skipped.
 AREAS = ("tables", "functions", "online", "models", "quality", "stats", "edits", "declarative")
-
-#: Bump when a migration is appended to MIGRATIONS.
-SCHEMA_VERSION = 1
-
-#: MIGRATIONS[i] upgrades a catalog from schema version i+1 to i+2 (create_all covers new tables).
-MIGRATIONS: list[Callable[[Connection], None]] = []
 
 
 def utcnow() -> datetime:
@@ -45,7 +38,8 @@ class Meta(Base):
     value: Mapped[str] = mapped_column(String(256))
 
 
-def _load_areas() -> None:
+def load_areas() -> None:
+    """Import every area's ORM module, so that ``Base.metadata`` holds the whole schema."""
     for area in AREAS:
         mod = f"larder.catalog.{area}"
         if importlib.util.find_spec(mod) is not None:
@@ -53,40 +47,41 @@ def _load_areas() -> None:
 
 
 class Catalog:
-    """A connection to the metadata catalog (SQLite by default, any SQLAlchemy URL)."""
+    """A connection to the metadata catalog (SQLite by default, any SQLAlchemy URL).
 
-    def __init__(self, url: str) -> None:
-        _load_areas()
+    Opening it creates the schema in an empty database and checks the schema revision of an existing
+    one (see :mod:`larder.catalog.migrate`): ``auto_upgrade`` upgrades an older catalog on open (None:
+    only SQLite, the embedded single-user case; shared servers are upgraded by ``larder catalog
+    upgrade``).
+    """
+
+    def __init__(self, url: str, *, auto_upgrade: bool | None = None) -> None:
+        from larder.catalog import migrate
+
+        load_areas()
         self.url = url
+        sqlite = url.startswith("sqlite")
         try:
-            self.engine = create_engine(url, future=True)
-            if url.startswith("sqlite"):
-                event.listen(self.engine, "connect", _sqlite_pragmas)
-            Base.metadata.create_all(self.engine)
-            self._upgrade()
+            # pre-ping: a server that restarted or dropped an idle connection costs a reconnect, not an error
+            self.engine = create_engine(url, future=True, pool_pre_ping=not sqlite)
+        except (SQLAlchemyError, ImportError) as exc:
+            raise CatalogError(f"Cannot open the larder catalog at {migrate.safe_url(url)}: {exc}. Check "
+                               "catalog_url in larder.yaml (PostgreSQL needs `pip install 'larder[postgres]'`).") from exc
+        if sqlite:
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        try:
+            self.schema = migrate.prepare(self.engine, url, auto_upgrade=sqlite if auto_upgrade is None
+                                          else auto_upgrade)
         except SQLAlchemyError as exc:
+            self.engine.dispose()
             raise CatalogError(
-                f"Cannot open the larder catalog at {url!r}: {exc}. Check catalog_url in larder.yaml."
+                f"Cannot open the larder catalog at {migrate.safe_url(url)}: {exc}. Check catalog_url in "
+                "larder.yaml (or run `larder doctor`).", retryable=is_transient(exc),
             ) from exc
+        except BaseException:
+            self.engine.dispose()
+            raise
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-
-    def _upgrade(self) -> None:
-        with self.engine.begin() as conn:
-            row = conn.execute(select(Meta.value).where(Meta.key == "schema_version")).first()
-            version = int(row[0]) if row else None
-            if version is None:
-                conn.execute(insert(Meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
-                return
-            if version > SCHEMA_VERSION:
-                raise CatalogError(
-                    f"The catalog at {self.url!r} has schema version {version}, newer than this larder "
-                    f"understands ({SCHEMA_VERSION}). Upgrade larder."
-                )
-            for step in MIGRATIONS[version - 1 :]:
-                step(conn)
-            conn.execute(
-                update(Meta).where(Meta.key == "schema_version").values(value=str(SCHEMA_VERSION))
-            )
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -97,7 +92,9 @@ class Catalog:
             session.commit()
         except SQLAlchemyError as exc:
             session.rollback()
-            raise CatalogError(f"Catalog operation failed: {exc}") from exc
+            transient = is_transient(exc)
+            hint = " It is safe to retry." if transient else ""
+            raise CatalogError(f"Catalog operation failed: {exc}.{hint}", retryable=transient) from exc
         except BaseException:
             session.rollback()
             raise
@@ -108,6 +105,14 @@ class Catalog:
         self.engine.dispose()
 
 
+def is_transient(exc: BaseException) -> bool:
+    """Whether a database error is worth retrying: a lost connection, a lock or serialization
+    conflict, a timeout (SQLAlchemy's ``OperationalError``), not a constraint or a bad statement."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError)
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
@@ -116,4 +121,4 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
     cur.close()
 
 
-__all__ = ["AREAS", "Base", "Catalog", "MIGRATIONS", "SCHEMA_VERSION", "text", "utcnow"]
+__all__ = ["AREAS", "Base", "Catalog", "is_transient", "load_areas", "text", "utcnow"]

@@ -1,11 +1,11 @@
-"""Catalog records for feature tables, their features and tags."""
+"""Catalog records for feature tables, their features and tags, and the Delta versions written."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from larder.catalog.base import Base, utcnow
@@ -61,3 +61,30 @@ class TagRecord(Base):
     value: Mapped[str] = mapped_column(Text, default="")
 
     table: Mapped[TableRecord] = relationship(back_populates="tags")
+
+
+class TableVersionRecord(Base):
+    """One Delta version of a feature table, recorded by the larder write that committed it.
+
+    ``write_id`` is also in that Delta commit's ``commitInfo`` (as ``larder.write_id``), so the catalog
+    and the Delta log can be checked against each other version by version (``larder doctor``).
+    ``attempts`` counts the commit attempts the write needed (1: no conflict with concurrent writers).
+    Rows go with the table (foreign key, ``ON DELETE CASCADE``). Versions committed before catalog
+    revision ``0002_table_versions`` (or by other Delta writers) have no row.
+    """
+
+    __tablename__ = "feature_table_versions"
+    __table_args__ = (UniqueConstraint("table_id", "delta_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    table_id: Mapped[int] = mapped_column(ForeignKey("feature_tables.id", ondelete="CASCADE"), index=True)
+    delta_version: Mapped[int] = mapped_column(Integer)
+    #: ``"create"``, ``"merge"`` or ``"overwrite"``
+    operation: Mapped[str] = mapped_column(String(16))
+    #: rows in the write (the DataFrame's, not the table's)
+    rows: Mapped[int] = mapped_column(BigInteger)
+    write_id: Mapped[str] = mapped_column(String(36), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    #: ``user@host`` of the writing process
+    writer: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    committed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from larder._version import __version__
-from larder.cli import online, tables, ui
+from larder.cli import catalog, online, tables, ui
 from larder.cli.models import models_app
 from larder.quality.cli import quality_app
 
@@ -17,6 +17,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(tables.app, name="tables")
+app.add_typer(catalog.app, name="catalog")
 app.add_typer(quality_app, name="quality")
 app.add_typer(online.online_app, name="online")
 app.add_typer(models_app, name="models")

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
-from deltalake import DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError
 from deltalake.exceptions import TableNotFoundError as DeltaTableNotFound
 
@@ -35,6 +35,30 @@ from larder.offline.storage import Location, error_text
 T = TypeVar("T")
 
 MAX_COMMIT_ATTEMPTS = 25
+
+
+#: Key of the larder write id in a Delta commit's ``commitInfo``.
+WRITE_ID_KEY = "larder.write_id"
+
+
+@dataclass
+class Commit:
+    """What a larder write asks of its Delta commit, and what the commit reports back.
+
+    ``write_id`` goes into the commit's ``commitInfo`` (:data:`WRITE_ID_KEY`), so the catalog's record of
+    the version can be matched with the Delta log. ``attempts`` is set by the committer: how many times
+    the commit was tried (1: no conflict with concurrent writers).
+    """
+
+    write_id: str
+    attempts: int = 0
+
+    def properties(self) -> CommitProperties:
+        return CommitProperties(custom_metadata={WRITE_ID_KEY: self.write_id})
+
+
+def _properties(commit: Commit | None) -> CommitProperties | None:
+    return commit.properties() if commit is not None else None
 
 
 def _q(col: str) -> str:
@@ -159,31 +183,39 @@ def version_at(table: DeltaTable, as_of: datetime, *, name: str) -> int:
 
 
 def create(location: Location, schema: pa.Schema, *, partition_by: list[str] | None, name: str,
-           description: str | None) -> int:
+           description: str | None, commit: Commit | None = None) -> int:
     try:
         DeltaTable.create(
             location.uri, schema=schema, partition_by=partition_by or None, mode="error",
             name=name, description=description, storage_options=location.storage_options,
+            commit_properties=_properties(commit),
         )
+        if commit is not None:
+            commit.attempts = 1
     except (DeltaError, ValueError, OSError) as exc:
         raise TableError(f"Cannot create the Delta table for {name!r} at {location!r}: {error_text(exc)}") from exc
     return 0
 
 
 def write_new(location: Location, data: pa.Table, *, partition_by: list[str] | None, name: str,
-              description: str | None) -> int:
+              description: str | None, commit: Commit | None = None) -> int:
     """Create a table holding ``data`` as its version 0."""
     try:
         write_deltalake(location.uri, data, mode="error", partition_by=partition_by or None, name=name,
-                        description=description, storage_options=location.storage_options)
+                        description=description, storage_options=location.storage_options,
+                        commit_properties=_properties(commit))
+        if commit is not None:
+            commit.attempts = 1
     except (DeltaError, ValueError, OSError) as exc:
         raise TableError(f"Cannot create the Delta table for {name!r} at {location!r}: {error_text(exc)}") from exc
     return 0
 
 
-def _retry(op: Callable[[], T], *, name: str) -> T:
+def _retry(op: Callable[[], T], *, name: str, commit: Commit | None = None) -> T:
     delay = 0.02
     for attempt in range(1, MAX_COMMIT_ATTEMPTS + 1):
+        if commit is not None:
+            commit.attempts = attempt
         try:
             return op()
         except CommitFailedError as exc:
@@ -198,7 +230,7 @@ def _retry(op: Callable[[], T], *, name: str) -> T:
 
 
 def merge(location: Location, data: pa.Table, *, keys: list[str], name: str, evolve: bool,
-          table: DeltaTable | None = None) -> tuple[int, dict[str, Any]]:
+          table: DeltaTable | None = None, commit: Commit | None = None) -> tuple[int, dict[str, Any]]:
     """Upsert ``data`` on ``keys``: matched rows get ``data``'s columns, new rows are inserted.
 
     Columns of the table that ``data`` lacks keep their values on update and are null on insert
@@ -212,7 +244,8 @@ def merge(location: Location, data: pa.Table, *, keys: list[str], name: str, evo
     def op() -> tuple[int, dict[str, Any]]:
         target = given.pop() if given else open_table(location)
         metrics = (
-            target.merge(data, predicate=predicate, source_alias="s", target_alias="t", merge_schema=evolve)
+            target.merge(data, predicate=predicate, source_alias="s", target_alias="t", merge_schema=evolve,
+                         commit_properties=_properties(commit))
             .when_matched_update_all()
             .when_not_matched_insert_all()
             .execute()
@@ -220,24 +253,26 @@ def merge(location: Location, data: pa.Table, *, keys: list[str], name: str, evo
         return int(target.version()), metrics
 
     try:
-        return _retry(op, name=name)
+        return _retry(op, name=name, commit=commit)
     except (DeltaError, ValueError, OSError) as exc:
         if isinstance(exc, CommitFailedError):  # pragma: no cover - handled by _retry
             raise
         raise TableError(f"Merge into feature table {name!r} failed (nothing was written): {error_text(exc)}") from exc
 
 
-def overwrite(location: Location, data: pa.Table, *, name: str, partition_by: list[str] | None) -> int:
+def overwrite(location: Location, data: pa.Table, *, name: str, partition_by: list[str] | None,
+              commit: Commit | None = None) -> int:
     """Replace the table's rows with ``data`` in one commit, keeping (and extending) its schema."""
 
     def op() -> int:
         target = open_table(location)
         # written through the loaded table, which then holds this commit's version (not a later one)
-        write_deltalake(target, data, mode="overwrite", schema_mode="merge", partition_by=partition_by or None)
+        write_deltalake(target, data, mode="overwrite", schema_mode="merge", partition_by=partition_by or None,
+                        commit_properties=_properties(commit))
         return int(target.version())
 
     try:
-        return _retry(op, name=name)
+        return _retry(op, name=name, commit=commit)
     except (DeltaError, ValueError, OSError) as exc:
         raise TableError(f"Overwrite of feature table {name!r} failed (nothing was written): {error_text(exc)}") from exc
 

@@ -36,11 +36,13 @@ class Engine(ABC):
 
     @abstractmethod
     def merge(self, location: Location, data: pa.Table, *, keys: list[str], name: str, evolve: bool,
-              snapshot: delta.Snapshot | None = None) -> int:
+              snapshot: delta.Snapshot | None = None, commit: delta.Commit | None = None) -> int:
         """Upsert ``data`` on ``keys`` in one commit into the table at ``location`` (local or object
         store, with its storage options); returns the new Delta version.
 
         ``snapshot``, when given, is the table as the caller just loaded it, for the first attempt.
+        ``commit``, when given, carries the write id into the commit's ``commitInfo``
+        (``commit.properties()``) and gets the number of commit attempts back in ``commit.attempts``.
         """
 
     @abstractmethod
@@ -82,9 +84,9 @@ class DuckDBEngine(Engine):
         return snapshot.to_arrow(columns=columns, filter=filter)
 
     def merge(self, location: Location, data: pa.Table, *, keys: list[str], name: str, evolve: bool,
-              snapshot: delta.Snapshot | None = None) -> int:
+              snapshot: delta.Snapshot | None = None, commit: delta.Commit | None = None) -> int:
         version, _ = delta.merge(location, data, keys=keys, name=name, evolve=evolve,
-                                 table=snapshot.table if snapshot is not None else None)
+                                 table=snapshot.table if snapshot is not None else None, commit=commit)
         return version
 
     def point_in_time_join(self, spine: pa.Table, sources: Sequence[PitSource]) -> pa.Table:

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import fnmatch
 import getpass
+import random
+import socket
 import time
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,14 +26,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from larder import quality
 from larder.catalog.base import utcnow
 from larder.catalog.stats import record_table_stats
-from larder.catalog.tables import FeatureRecord, TableRecord, TagRecord
+from larder.catalog.tables import FeatureRecord, TableRecord, TableVersionRecord, TagRecord
 from larder.context import Context
 from larder.errors import (
+    CatalogError,
     EmptyDataFrameError,
     PrimaryKeyError,
     SchemaMismatchError,
@@ -330,13 +335,18 @@ class TableService:
                 "what is stored there, or choose another name."
             )
         location.ensure_dir()
-        committed = False  # whether the Delta table at `location` is this call's (then a failure removes it)
+        # whether the Delta table at `location` is this call's: only then does a failure remove it and the
+        # catalog rows of this name (a client that lost a race for the name leaves the winner's alone)
+        committed = False
+        commit = delta.Commit(write_id=_write_id())
         try:
             try:
                 if data is not None:
-                    delta.write_new(location, data, partition_by=parts, name=full, description=description)
+                    delta.write_new(location, data, partition_by=parts, name=full, description=description,
+                                    commit=commit)
                 else:
-                    delta.create(location, arrow_schema, partition_by=parts, name=full, description=description)
+                    delta.create(location, arrow_schema, partition_by=parts, name=full, description=description,
+                                 commit=commit)
             except TableError:
                 if delta.is_table(location):  # another client created it first: leave its table alone
                     raise TableExistsError(
@@ -362,16 +372,18 @@ class TableService:
                 s.flush()
                 record_table_stats(s, rec.id, version=0, row_count=0 if data is None else data.num_rows,
                                    written_at=now)
+                _record_version(s, rec.id, 0, "create", 0 if data is None else data.num_rows, commit, now)
             if exps or quality_policy is not None:
                 quality.set_expectations(self.ctx.catalog, full, exps, policy=quality_policy)  # type: ignore[arg-type]
         except BaseException:
             if committed or not _is_table_or_unknown(location):
                 location.remove()
-            with self.ctx.catalog.session() as s:
-                orphan = s.scalars(select(TableRecord).where(TableRecord.full_name == full)).first()
-                if orphan is not None:
-                    s.delete(orphan)
-            quality.delete_for_table(self.ctx.catalog, full)
+            if committed:
+                with self.ctx.catalog.session() as s:
+                    orphan = s.scalars(select(TableRecord).where(TableRecord.full_name == full)).first()
+                    if orphan is not None:
+                        s.delete(orphan)
+                quality.delete_for_table(self.ctx.catalog, full)
             raise
         if data is not None:
             quality.record_after_write(self.ctx.catalog, full, 0, data, checked)
@@ -415,19 +427,21 @@ class TableService:
         try:
             pending = start_profile(self.ctx.catalog, full, data, pool)
             span("quality_check")
+            commit = delta.Commit(write_id=_write_id())
             if mode == "merge":
                 # the snapshot loaded above serves the first attempt; a conflict retry reloads the table
                 version = self.ctx.engine.merge(location, data, keys=pks, name=full, evolve=bool(new_fields),
-                                                snapshot=snap)
+                                                snapshot=snap, commit=commit)
             else:
-                version = delta.overwrite(location, data, name=full, partition_by=parts)
+                version = delta.overwrite(location, data, name=full, partition_by=parts, commit=commit)
             span("commit")
             # merge updates the loaded snapshot in place when its first attempt commits: then the row
             # count is read off the new snapshot in memory; otherwise (overwrite, a retried merge) it
             # is the written rows or the committed version's count
             rows = (snap.row_count() if mode == "merge" and snap.version == version else data.num_rows
                     if mode == "overwrite" else delta.load(location, version=version, name=full).row_count())
-            with self.ctx.catalog.session() as s:
+
+            def record(s: Session) -> None:
                 rec = self._record(s, full)
                 known = {f.name for f in rec.features}
                 pos = len(rec.features)
@@ -438,12 +452,40 @@ class TableService:
                         pos += 1
                 rec.updated_at = utcnow()
                 record_table_stats(s, rec.id, version=version, row_count=rows, written_at=rec.updated_at)
+                _record_version(s, rec.id, version, mode, data.num_rows, commit, rec.updated_at)
+
+            self._record_commit(full, version, record)
             span("catalog_update")
             quality.record_after_write(self.ctx.catalog, full, version, data, checked, pending=pending)
             span("profile")
         finally:
             pool.shutdown(wait=False, cancel_futures=True)  # a failed write does not wait for its profile
         return version
+
+    #: attempts at recording a committed version in the catalog (transient errors, concurrent writers)
+    CATALOG_RECORD_ATTEMPTS = 6
+
+    def _record_commit(self, full: str, version: int, record: Callable[[Session], None]) -> None:
+        """Run ``record`` (the catalog side of a committed write) in a catalog transaction, again on a
+        transient error or a concurrent writer's conflicting row (two writers adding one new feature),
+        so that a version in the Delta log is not left unrecorded by a passing hiccup."""
+        delay = 0.05
+        for attempt in range(1, self.CATALOG_RECORD_ATTEMPTS + 1):
+            try:
+                with self.ctx.catalog.session() as s:
+                    record(s)
+                return
+            except CatalogError as exc:
+                cause = exc.__cause__
+                if attempt < self.CATALOG_RECORD_ATTEMPTS and (exc.retryable or isinstance(cause, IntegrityError)):
+                    time.sleep(random.uniform(0, delay))
+                    delay = min(delay * 2, 2.0)
+                    continue
+                raise CatalogError(
+                    f"Table {full!r}: version {version} was committed to Delta, but recording it in the catalog "
+                    f"failed ({exc}). The data is written; `larder doctor` lists the version as unrecorded. "
+                    "Writing the same rows again is safe.", retryable=exc.retryable,
+                ) from exc
 
     # -- read --------------------------------------------------------------------------------
     def read_arrow(self, name: str, *, as_of_version: int | None = None,
@@ -594,6 +636,25 @@ class _Spans:
         now = time.perf_counter()
         self.out[label] = self.out.get(label, 0.0) + now - self.last
         self.last = now
+
+
+def _write_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _writer() -> str:
+    return f"{_owner() or '?'}@{socket.gethostname()}"[:256]
+
+
+def _record_version(session: Session, table_id: int, version: int, operation: str, rows: int,
+                    commit: delta.Commit, when: datetime) -> None:
+    """Record the Delta version a write committed (idempotent: a retried catalog step adds no second row)."""
+    exists = session.scalars(select(TableVersionRecord.id).where(
+        TableVersionRecord.table_id == table_id, TableVersionRecord.delta_version == version)).first()
+    if exists is None:
+        session.add(TableVersionRecord(table_id=table_id, delta_version=version, operation=operation, rows=rows,
+                                       write_id=commit.write_id, attempts=max(commit.attempts, 1),
+                                       writer=_writer(), committed_at=when))
 
 
 def _is_table_or_unknown(location: Location) -> bool:
