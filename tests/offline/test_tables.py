@@ -276,3 +276,26 @@ def test_two_processes_merging_lose_no_rows(fe, larder_root: Path):
     assert len(got) == 3 + 2 * 8 * 10
     assert got["Id"].is_unique
     assert fe.get_table("houses").version == 16
+
+
+def test_every_version_is_recorded_with_its_write_id(fe):
+    import sqlalchemy as sa
+    from deltalake import DeltaTable
+
+    from larder.catalog.tables import TableVersionRecord
+
+    fe.create_table("houses", primary_keys="Id", df=houses())
+    fe.write_table("houses", houses(ids=(4,), qual=(1,)))
+    fe.write_table("houses", houses(ids=(5, 6), qual=(2, 3)), mode="overwrite")
+    with fe._ctx.catalog.session() as s:
+        rows = [(r.delta_version, r.operation, r.rows, r.write_id, r.attempts)
+                for r in s.scalars(sa.select(TableVersionRecord).order_by(TableVersionRecord.delta_version))]
+    assert [r[:3] for r in rows] == [(0, "create", 3), (1, "merge", 1), (2, "overwrite", 2)]
+    assert all(r[4] == 1 for r in rows)
+    loc = fe._ctx.storage.table_location("main", "default", "houses")
+    log = {h["version"]: h.get("larder.write_id")
+           for h in DeltaTable(loc.uri, storage_options=loc.storage_options).history()}
+    assert log == {v: w for v, _, _, w, _ in rows}
+    fe.drop_table("houses")
+    with fe._ctx.catalog.session() as s:
+        assert s.scalars(sa.select(TableVersionRecord)).first() is None
