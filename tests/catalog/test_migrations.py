@@ -126,7 +126,7 @@ def test_legacy_sqlite_catalog_is_upgraded_on_open(tmp_path: Path, monkeypatch: 
     monkeypatch.setenv("LARDER_ROOT", str(root))
     url = f"sqlite:///{root / 'catalog.db'}"
     before = migrate.status_at(url)
-    assert before.state == "legacy" and before.pending == ["0001_baseline", "0002_table_versions"]
+    assert before.state == "legacy" and before.pending[:2] == ["0001_baseline", "0002_table_versions"]
     with FeatureEngineeringClient(root) as fe:
         assert fe._ctx.catalog.schema.state == "legacy"  # what it found, and upgraded
         check_every_object(fe)
@@ -195,7 +195,7 @@ def test_legacy_catalog_on_postgres_and_s3_is_upgraded_by_the_cli(tmp_path: Path
     assert status.exit_code == 0 and "legacy schema version 1" in status.output and "0001_baseline" in status.output
     result = runner.invoke(app, ["catalog", "upgrade", "--root", str(root)])
     assert result.exit_code == 0, result.output
-    assert "Upgraded the catalog" in result.output and "0002_table_versions" in result.output
+    assert "Upgraded the catalog" in result.output and migrate.head_revision() in result.output
     again = runner.invoke(app, ["catalog", "upgrade", "--root", str(root)])
     assert again.exit_code == 0 and "already at revision" in again.output
     with FeatureEngineeringClient(root) as fe:
