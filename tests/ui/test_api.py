@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 from typing import Any
 
 import pytest
-from ui_world import FUNCTION, HOUSES, MODEL_NAME, RIDERSHIP, SALES, SPEC
+from ui_world import DECLARATIVE, FUNCTION, HOUSES, MODEL_NAME, RIDERSHIP, SALES, SPEC
 
 
 def names(body: dict[str, Any]) -> list[str]:
@@ -155,6 +155,21 @@ def test_specs(http: Any) -> None:
     assert full["functions"][0]["name"] == FUNCTION and "lookup:" in full["yaml"]
     assert set(full["input_columns"]) == {"Id", "YrSold"}
     assert http.get("/api/specs/nope").status_code == 404
+
+
+# --------------------------------------------------------------------------- declarative features
+def test_declarative_features_with_source_and_function(http: Any) -> None:
+    (f,) = http.get("/api/features").json()
+    assert (f["name"], f["source_table"], f["source_version"], f["entity"], f["timeseries_column"]) == (
+        DECLARATIVE, SALES, 0, ["Id"], "sold_at")
+    assert f["function"].startswith("AggregationFunction(Sum(") and "365" in f["function"]
+    assert f["definition"]["function"]["type"] == "aggregation"
+    assert http.get(f"/api/features/{DECLARATIVE}").json()["description"] == "Sales of the house in the year before"
+    assert http.get("/api/features/main.default.nope").status_code == 404
+    g = http.get("/api/lineage", params={"focus": f"dfeature:{DECLARATIVE}"}).json()
+    assert {(e["source"], e["target"]) for e in g["edges"]} >= {(f"table:{SALES}", f"dfeature:{DECLARATIVE}")}
+    page = http.get(f"/features/{DECLARATIVE}").text
+    assert "AggregationFunction" in page and f'href="/tables/{SALES}"' in page
 
 
 # ------------------------------------------------------------------------------------ models

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ui_world import FUNCTION, HOUSES, MODEL_NAME, RIDERSHIP, SPEC, TOKEN
+from ui_world import DECLARATIVE, FUNCTION, HOUSES, MODEL_NAME, RIDERSHIP, SPEC, TOKEN
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver") or ("/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").exists()
@@ -156,6 +156,8 @@ PAGES = [
     ("table", f"/tables/{HOUSES}", HOUSES),
     ("quality", f"/tables/{HOUSES}/quality", HOUSES),
     ("drift", f"/tables/{HOUSES}/drift?baseline=0&current=2", HOUSES),
+    ("features", "/features", "Declarative features"),
+    ("feature", f"/features/{DECLARATIVE}", DECLARATIVE),
     ("functions", "/functions", "Feature functions"),
     ("function", f"/functions/{FUNCTION}", FUNCTION),
     ("specs", "/specs", "Feature specs"),

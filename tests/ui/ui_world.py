@@ -10,6 +10,8 @@ Tables:
   ``not_null`` under ``warn``); tags ``team=pricing``, ``pii=no``; published at version 1 (stale).
 * ``main.default.house_sales`` (keys ``Id`` + timestamp ``sold_at``): a time series, published current.
 * ``main.ops.ridership`` (key ``station``): an unrelated table with a description about trains.
+
+Declarative feature ``main.default.sales_365d``: the sum of ``SalePrice`` over the 365 days before.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ HOUSES = "main.default.houses"
 SALES = "main.default.house_sales"
 RIDERSHIP = "main.ops.ridership"
 SPEC = "main.default.house_features"
+DECLARATIVE = "main.default.sales_365d"
 FUNCTION = "main.default.house_age"
 NEIGHBORHOODS = ["NAmes", "CollgCr", "OldTown", "Edwards"]
 #: The token of the browser tests' server.
@@ -87,6 +90,14 @@ def build_world(fe: Any, root: Path) -> UIWorld:
     fe.create_table(RIDERSHIP, "station", df=pd.DataFrame({"station": ["a", "b", "c"], "riders": [10, 20, 30]}),
                     description="Daily train ridership per station", tags={"domain": "transit"})
     fe.create_function(FUNCTION, house_age, description="years between construction and sale")
+    from datetime import timedelta
+
+    from larder.entities import AggregationFunction, DeltaTableSource, RollingWindow, Sum
+
+    fe.create_feature(source=DeltaTableSource(catalog_name="main", schema_name="default", table_name="house_sales"),
+                      function=AggregationFunction(Sum(input="SalePrice"), RollingWindow(window_duration=timedelta(days=365))),
+                      catalog_name="main", schema_name="default", entity=["Id"], timeseries_column="sold_at",
+                      name="sales_365d", description="Sales of the house in the year before")
     rng = np.random.default_rng(3)
     labels = pd.DataFrame({"Id": np.arange(1, 61, dtype="int64"),
                            "YrSold": rng.integers(2006, 2011, 60).astype("int64")})

@@ -9,6 +9,7 @@ Pages (HTML) and their API routes (JSON, in the OpenAPI document at ``/openapi.j
     /tables/{name}/quality         /api/tables/{name}/quality?version=           profile, expectations, runs
     /tables/{name}/drift           /api/tables/{name}/drift?baseline=&current=   drift between two versions
                                    PATCH /api/tables/{name}                      edit (only with allow_edit)
+    /features, /features/{name}    /api/features, /api/features/{name}           declarative features
     /functions, /functions/{name}  /api/functions, /api/functions/{name}         versions and source
     /specs, /specs/{name}          /api/specs, /api/specs/{name}                 named feature specs
     /models, /models/{n}/versions/{v}  /api/models, /api/models/{n}/versions/{v} models and their specs
@@ -38,6 +39,8 @@ from urllib.parse import quote, urlencode
 from larder.errors import (
     CatalogError,
     ConfigError,
+    FeatureDefinitionError,
+    FeatureNotFoundError,
     FeatureSpecError,
     FunctionNotFoundError,
     InvalidNameError,
@@ -61,9 +64,9 @@ _STATIC = {"app.css": "text/css; charset=utf-8", "app.js": "text/javascript; cha
 def status_of(exc: LarderError) -> int:
     """The HTTP status of a larder error raised while answering a request."""
     if isinstance(exc, TableNotFoundError | FunctionNotFoundError | FeatureSpecError | ModelError
-                  | OnlineTableNotFoundError):
+                  | OnlineTableNotFoundError | FeatureNotFoundError):
         return 404
-    if isinstance(exc, InvalidNameError | ConfigError | TableError):
+    if isinstance(exc, InvalidNameError | ConfigError | TableError | FeatureDefinitionError):
         return 400
     if isinstance(exc, CatalogError):
         return 503
@@ -386,6 +389,28 @@ def create_app(root: str | os.PathLike[str] | None = None, *, token: str | None 
     def function_page(request: Request, name: str) -> Response:
         data = state.browser.function(name)
         return page(request, "function.html", title=data.name, data=data)
+
+    # ------------------------------------------------------------------------ declarative features
+    @app.get("/api/features", response_model=list[S.DeclarativeFeatureView], tags=["features"],
+             summary="List declarative features")
+    def api_features() -> Response:
+        """Every registered declarative feature: source, function, window, entity, models using it."""
+        return _json_list(state.browser.declarative_features())
+
+    @app.get("/features", response_class=HTMLResponse, include_in_schema=False)
+    def features_page(request: Request) -> Response:
+        return page(request, "features.html", title="Declarative features", data=state.browser.declarative_features())
+
+    @app.get("/api/features/{name}", response_model=S.DeclarativeFeatureView, tags=["features"],
+             summary="A declarative feature")
+    def api_feature(name: str) -> Response:
+        """One registered declarative feature, with its stored definition."""
+        return json(state.browser.declarative_feature(name))
+
+    @app.get("/features/{name}", response_class=HTMLResponse, include_in_schema=False)
+    def feature_page(request: Request, name: str) -> Response:
+        data = state.browser.declarative_feature(name)
+        return page(request, "feature.html", title=data.name, data=data)
 
     # ------------------------------------------------------------------------------------- specs
     @app.get("/api/specs", response_model=list[S.SpecView], tags=["specs"], summary="List feature specs")

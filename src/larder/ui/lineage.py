@@ -1,8 +1,9 @@
-"""The lineage graph of the catalog: feature table -> feature -> feature spec -> model version ->
-online store, as nodes and edges with a layered left-to-right layout.
+"""The lineage graph of the catalog: source table -> feature table / (declarative) feature -> feature
+spec -> model version -> online store, as nodes and edges with a layered left-to-right layout.
 
 Nodes come from the catalog's records, read set-based: logged models with their tables, features and
-functions (:func:`larder.ui.queries.model_rows`), named feature specs and active publications. A feature appears as a node only when a
+functions (:func:`larder.ui.queries.model_rows`), named feature specs, declarative features (their
+source tables and the models recorded as using them) and active publications. A feature appears as a node only when a
 spec or model uses it (a table's other features are on its page). Each model version's training
 spec is a node of its own between its features and the model; a table published to a store and a
 model that reads from one point at the store.
@@ -65,6 +66,11 @@ class _Builder:
         self.edge(t, f)
         return f
 
+    def declarative(self, full: str, function: str | None = None) -> str:
+        return self.node(f"dfeature:{full}", "feature", full.split(".", 2)[-1],
+                         detail=f"declarative feature {full}" + (f": {function}" if function else ""),
+                         link=f"/features/{quote(full)}" if full.count(".") == 2 else None)
+
     def function(self, name: str, version: str) -> str:
         return self.node(f"function:{name}@{version}", "function", name.split(".", 2)[-1],
                          detail=f"{name} version {version}", link=f"/functions/{quote(name)}#v-{quote(version)}")
@@ -84,6 +90,7 @@ def build_graph(browser: Any) -> tuple[dict[str, LineageNode], list[LineageEdge]
     with catalog.session() as s:
         models = queries.model_rows(s)
         specs = s.execute(select(FeatureSpecRecord.full_name, FeatureSpecRecord.yaml)).all()
+        declarative = _declarative(s)
     for m in models:
         mid = b.node(model_node(m.registered_name, m.registered_version, m.run_uri), "model",
                      f"{m.registered_name} v{m.registered_version}" if m.registered_name else m.run_uri,
@@ -102,6 +109,7 @@ def build_graph(browser: Any) -> tuple[dict[str, LineageNode], list[LineageEdge]
             if online:
                 b.edge(mid, b.store(online.get("store_type", "?"), online.get("store_name"),
                                     online.get("store_spec") or {}), table.split(".", 2)[-1])
+    spec_of_run = {m.run_uri: f"spec:model:{m.id}" for m in models}
     for full, text in specs:
         spec = FeatureSpec.from_yaml(text)
         sid = b.node(f"spec:{full}", "spec", full.split(".", 2)[-1], detail=f"feature spec {full}",
@@ -111,9 +119,29 @@ def build_graph(browser: Any) -> tuple[dict[str, LineageNode], list[LineageEdge]
                 b.edge(b.feature(step.table, feature), sid)
         for fn in spec.functions:
             b.edge(b.function(fn.name, fn.version), sid)
+        for fs in spec.features:
+            b.edge(b.declarative(fs.name), sid)
+    for full, source, function, run_uri in declarative:
+        fid = b.declarative(full, function)
+        if source:
+            b.edge(b.table(source), fid)
+        if run_uri in spec_of_run:
+            b.edge(fid, spec_of_run[run_uri])
     for p in browser.fe.list_publications():
         b.edge(b.table(p.table_name), b.store(p.store_type, p.store_name, p.store_spec), f"v{p.delta_version}")
     return b.nodes, list(b.edges.values())
+
+
+def _declarative(session: Any) -> list[tuple[str, str | None, str, str | None]]:
+    """``(feature, source table, function text, run URI of a model using it or None)`` per declarative
+    feature (one row per using model)."""
+    from larder.catalog.declarative import DeclarativeFeatureRecord, FeatureModelUsage
+    from larder.ui.service import function_text
+
+    rows = session.execute(select(DeclarativeFeatureRecord.full_name, DeclarativeFeatureRecord.source_table,
+                                  DeclarativeFeatureRecord.definition, FeatureModelUsage.run_uri)
+                           .outerjoin(FeatureModelUsage, FeatureModelUsage.feature_name == DeclarativeFeatureRecord.full_name))
+    return [(n, src, function_text((d or {}).get("function") or {}), run) for n, src, d, run in rows]
 
 
 def _reachable(start: str, edges: list[LineageEdge], forward: bool) -> set[str]:

@@ -227,6 +227,17 @@ class FunctionStepView(_Model):
     output_name: str
 
 
+class FeatureStepView(_Model):
+    """A declarative feature pinned in a spec."""
+
+    name: str
+    output_name: str
+    output_type: str
+    source_table: str | None = None
+    source_version: int | None = None
+    function: str
+
+
 class SpecView(_Model):
     """A feature spec: ordered lookups and functions with pinned versions."""
 
@@ -238,7 +249,27 @@ class SpecView(_Model):
     exclude_columns: list[str] = Field(default_factory=list)
     lookups: list[LookupView]
     functions: list[FunctionStepView]
+    features: list[FeatureStepView] = Field(default_factory=list, description="Declarative features.")
     yaml: str | None = None
+
+
+# ------------------------------------------------------------------------------- declarative features
+class DeclarativeFeatureView(_Model):
+    """A registered declarative feature: source, function over a time window, entity and time column."""
+
+    name: str
+    description: str | None = None
+    owner: str | None = None
+    source_table: str | None = Field(None, description="The source feature table (None for a request source).")
+    source_version: int | None = Field(None, description="The source's Delta version when it was registered.")
+    source: dict[str, Any]
+    entity: list[str]
+    timeseries_column: str | None = None
+    function: str = Field(description="The function, as Python would build it.")
+    output_type: str | None = None
+    created_at: datetime
+    models: list[ModelRef] = Field(default_factory=list, description="Logged models that use it.")
+    definition: dict[str, Any] = Field(description="Feature.to_dict(), as stored in the catalog.")
 
 
 # ---------------------------------------------------------------------------------------------- models

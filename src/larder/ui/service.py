@@ -30,8 +30,10 @@ from larder.names import parse_name
 from larder.ui import queries
 from larder.ui.schemas import (
     Column,
+    DeclarativeFeatureView,
     DriftView,
     EditEntry,
+    FeatureStepView,
     FunctionDetail,
     FunctionStepView,
     FunctionSummary,
@@ -357,6 +359,45 @@ class CatalogBrowser:
                                .where(FeatureSpecRecord.full_name == parse_name(name, kind="feature spec").full))
         return spec_view(spec, created_at=queries.utc(created), with_yaml=True)
 
+    # ----------------------------------------------------------------------- declarative features
+    def declarative_features(self, name: str | None = None) -> list[DeclarativeFeatureView]:
+        """Registered declarative features (only ``name`` when given), by name, with the models using them."""
+        from larder.catalog.declarative import DeclarativeFeatureRecord, FeatureModelUsage
+
+        with self.catalog.session() as s:
+            stmt = select(DeclarativeFeatureRecord).order_by(DeclarativeFeatureRecord.full_name)
+            if name is not None:
+                stmt = stmt.where(DeclarativeFeatureRecord.full_name == parse_name(name, kind="feature").full)
+            recs = list(s.scalars(stmt))
+            usage = s.execute(select(FeatureModelUsage.feature_name, FeatureModelUsage.registered_name,
+                                     FeatureModelUsage.registered_version, FeatureModelUsage.run_uri)
+                              .where(FeatureModelUsage.feature_name.in_([r.full_name for r in recs]))
+                              .order_by(FeatureModelUsage.id)).all()
+            runs = dict(s.execute(select(ModelRecord.run_uri, ModelRecord.artifact_path)).all())
+        models: dict[str, list[ModelRef]] = {}
+        for fname, rname, rversion, run_uri in usage:
+            run_id = run_uri[len("runs:/"):].split("/", 1)[0]
+            models.setdefault(fname, []).append(ModelRef(
+                name=rname or run_uri, version=rversion, table_version=None,
+                uri=f"models:/{rname}/{rversion}" if rname and rversion else run_uri,
+                link=model_link(rname, rversion, run_id, runs.get(run_uri, "model"))))
+        return [DeclarativeFeatureView(
+            name=r.full_name, description=r.description, owner=r.owner, source_table=r.source_table,
+            source_version=r.source_version, source=plain(r.definition.get("source") or {}),
+            entity=list(r.definition.get("entity") or []), timeseries_column=r.definition.get("timeseries_column"),
+            function=function_text(r.definition.get("function") or {}), output_type=r.output_type,
+            created_at=queries.utc(r.created_at) or r.created_at, models=models.get(r.full_name, []),
+            definition=plain(r.definition)) for r in recs]
+
+    def declarative_feature(self, name: str) -> DeclarativeFeatureView:
+        found = self.declarative_features(name)
+        if not found:
+            from larder.errors import FeatureNotFoundError
+
+            raise FeatureNotFoundError(f"No declarative feature {parse_name(name, kind='feature').full!r} is registered. "
+                           "See the feature list.")
+        return found[0]
+
     # ------------------------------------------------------------------------------------ models
     def models(self) -> ModelList:
         with self.catalog.session() as s:
@@ -462,10 +503,25 @@ def spec_view(spec: Any, *, created_at: datetime | None = None, with_yaml: bool 
         default_values=plain(dict(s.default_values))) for s in spec.lookups]
     functions = [FunctionStepView(name=f.name, version=f.version, input_bindings=dict(f.input_bindings),
                                   output_name=f.output_name) for f in spec.functions]
+    features = [FeatureStepView(name=f.name, output_name=f.output_name, output_type=f.output_type,
+                                source_table=f.source_table, source_version=f.source_version,
+                                function=function_text(f.feature.get("function") or {}))
+                for f in getattr(spec, "features", [])]
     return SpecView(name=spec.name, description=spec.description, created_at=created_at,
                     input_columns=spec.input_columns, output_columns=spec.output_columns,
                     exclude_columns=list(spec.exclude_columns), lookups=lookups, functions=functions,
-                    yaml=spec.to_yaml() if with_yaml else None)
+                    features=features, yaml=spec.to_yaml() if with_yaml else None)
+
+
+def function_text(definition: dict[str, Any]) -> str:
+    """A declarative feature's function as Python would build it, e.g.
+    ``AggregationFunction(Sum(input='amount'), RollingWindow(window_duration=datetime.timedelta(days=7)))``."""
+    from larder.declarative.functions import function_from_dict
+
+    try:
+        return repr(function_from_dict(definition))
+    except LarderError:
+        return str(definition)
 
 
 def backfill_stats(fe: Any, *, batch: int = 50, stop: Any = None) -> int:
