@@ -444,7 +444,7 @@ def test_many_random_rows_round_trip(store: OnlineStore, store_kind: str) -> Non
     assert_rows(out, expected)
 
 
-# -- the lean read (read_values) gives exactly what read_batch gives ------------------------------
+# -- read_values: the written rows, numbers in numpy blocks ------------------------------------------
 
 
 def _pks(t: OnlineTable, keys: pa.Table) -> list[str | None]:
@@ -453,46 +453,56 @@ def _pks(t: OnlineTable, keys: pa.Table) -> list[str | None]:
     return prepare_keys(t, keys)
 
 
-def assert_values_match_batch(store: OnlineStore, t: OnlineTable, keys: pa.Table, features=None) -> None:
-    expected, found = store.read_batch(t, keys, features)
+def assert_values_match_rows(store: OnlineStore, t: OnlineTable, data: dict[str, list], keys: pa.Table,
+                             features=None) -> None:
+    """``read_values`` of ``keys`` gives the rows of ``data`` (what was written) for those keys, in order,
+    nulls for keys not written or null, typed as the schema says; numbers in blocks of their dtype."""
+    names = t.features if features is None else features
+    stored = {tuple(data[k][i] for k in t.primary_keys): i for i in range(len(data[t.primary_keys[0]]))}
+    where = [None if None in key else stored.get(key)
+             for key in zip(*(keys.column(k).to_pylist() for k in t.primary_keys), strict=True)]
     batch = store.read_values(t, _pks(t, keys), features)
     assert batch.n == keys.num_rows
-    assert batch.found.dtype == bool and batch.found.tolist() == found.tolist()
+    assert batch.found.dtype == bool and batch.found.tolist() == [i is not None for i in where]
     got = batch.to_arrow(t)
-    assert got.schema.equals(expected.schema)
-    assert_rows(got, expected.to_pylist())
+    assert got.schema.equals(t.feature_schema(names))
+    if names:  # an Arrow table without columns has no rows
+        assert_rows(got, [{f: None if i is None else data[f][i] for f in names} for i in where])
     for block in batch.blocks:  # numbers live in numpy blocks of the type's dtype
         assert block.values.shape == (len(block.names), keys.num_rows)
         assert block.values.dtype == np.dtype(block.type.to_pandas_dtype())
         if block.nulls is not None:
             assert block.nulls.shape == block.values.shape and block.nulls.any()
+    table_out, found = store.read_batch(t, keys, features)  # the same read with Arrow keys in and out
+    assert table_out.schema.equals(got.schema) and found.tolist() == batch.found.tolist()
+    assert_rows(table_out, got.to_pylist())
 
 
-def test_read_values_matches_read_batch_every_type(store: OnlineStore) -> None:
+def test_read_values_every_type(store: OnlineStore) -> None:
     t = table(ALL_TYPES, ["id"])
     data = every_type_rows()
     n = len(data["id"])
     store.write_batch(t, rows(t, data, [1] * n))
     ids = [3, 10_000, 0, 3, None, 5, 9, 3]  # present, missing, duplicate, null keys
     keys = pa.table({"id": pa.array(ids, pa.int64())})
-    assert_values_match_batch(store, t, keys)
+    assert_values_match_rows(store, t, data, keys)
     for features in (["f64", "i8", "name", "u64"], ["flag"], ["f32", "f64"], ["i64", "i32"], []):
-        assert_values_match_batch(store, t, keys, features)
+        assert_values_match_rows(store, t, data, keys, features)
     for one in ([3], [10_000], [None]):  # the one-key (serving) case
-        assert_values_match_batch(store, t, pa.table({"id": pa.array(one, pa.int64())}))
+        assert_values_match_rows(store, t, data, pa.table({"id": pa.array(one, pa.int64())}))
     numeric = [f.name for f in ALL_TYPES if f.name != "id" and (pa.types.is_integer(f.type)
                or pa.types.is_floating(f.type) or pa.types.is_boolean(f.type))]
     for key in dict.fromkeys(ids):  # one key, numbers only: the stores' single-record fast paths
         for features in (numeric, ["f64", "i8", "u64"], ["flag"], ["i64", "i32"]):
-            assert_values_match_batch(store, t, pa.table({"id": pa.array([key], pa.int64())}), features)
-    assert_values_match_batch(store, t, pa.table({"id": pa.array([], pa.int64())}))
+            assert_values_match_rows(store, t, data, pa.table({"id": pa.array([key], pa.int64())}), features)
+    assert_values_match_rows(store, t, data, pa.table({"id": pa.array([], pa.int64())}))
     batch = store.read_values(t, ["3"], ["f64", "i16"])
     assert {name for b in batch.blocks for name in b.names} == {"f64", "i16"}
 
 
-def test_read_values_many_keys_matches_read_batch(store: OnlineStore) -> None:
+def test_read_values_many_keys(store: OnlineStore) -> None:
     """Enough keys that a store may parse a type's values in bulk (Redis parses 64 or more through
-    Arrow): still exactly read_batch's values, nulls, extremes and NaN included."""
+    Arrow): still exactly the written values, nulls, extremes and NaN included."""
     t = table(ALL_TYPES, ["id"])
     data = every_type_rows()
     n = len(data["id"])
@@ -500,9 +510,9 @@ def test_read_values_many_keys_matches_read_batch(store: OnlineStore) -> None:
     rng = random.Random(11)
     ids = [rng.choice([*data["id"], 10_000, None]) for _ in range(150)]
     keys = pa.table({"id": pa.array(ids, pa.int64())})
-    assert_values_match_batch(store, t, keys)
+    assert_values_match_rows(store, t, data, keys)
     for features in (["f64"], ["i8", "u64", "i64"], ["flag", "f64"]):
-        assert_values_match_batch(store, t, keys, features)
+        assert_values_match_rows(store, t, data, keys, features)
 
 
 def test_read_values_composite_keys_and_random_rows(store: OnlineStore) -> None:
@@ -520,9 +530,9 @@ def test_read_values_composite_keys_and_random_rows(store: OnlineStore) -> None:
     store.write_batch(t, rows(t, data, [1] * len(data["shop"])))
     keys = pa.table({"shop": [rng.choice(shops + ["zz"]) for _ in range(30)],
                      "item": pa.array([rng.randrange(7) for _ in range(30)], pa.int32())})
-    assert_values_match_batch(store, t, keys)
+    assert_values_match_rows(store, t, data, keys)
     for i in range(keys.num_rows):  # single keys, with and without nulls among the values
-        assert_values_match_batch(store, t, keys.slice(i, 1))
+        assert_values_match_rows(store, t, data, keys.slice(i, 1))
 
 
 def assert_one_key_matches_general(store: OnlineStore, t: OnlineTable, pk: str | None, others: list[str],

@@ -1,27 +1,32 @@
 """The online store contract.
 
 An :class:`OnlineStore` holds the latest row of every entity key of published feature tables and
-serves them by key. It has three abstract methods and every backend passes one shared test suite
-(``tests/online/test_store_contract.py``):
+serves them by key. A backend implements three methods, and every backend passes one shared test
+suite (``tests/online/test_store_contract.py``):
 
 ``write_batch(table, rows, order=...)``
     Merge rows in. ``rows`` holds the key columns, the feature columns and an ``int64`` ordering
     column (event time in microseconds for time-series tables, a publish sequence otherwise).
     Within the batch the row with the greatest order per key is kept (a later row wins a tie); a
     stored row is never replaced by one with a smaller order (the incoming row wins a tie).
-``read_batch(table, keys, features=None)``
-    One output row per key row, in the keys' order (duplicates kept), typed per the table's schema,
-    nulls where a key is missing, plus a boolean ``found`` array.
+``read_values(table, pks, features=None)``
+    Read by keys into typed columns: encoded keys in (:func:`~larder.online.stores.encoding.encode_keys`,
+    None for a null key), one row per key in the keys' order (duplicates kept), a :class:`ValueBatch`
+    out: numbers and booleans as numpy matrices, one per type, other features as Arrow arrays of the
+    schema's types, nulls where a key is missing, and a boolean ``found`` array. One key is the same
+    call with one key.
 ``drop_table(table)``
     Remove the table's rows (no error when there are none).
 
-``read_values(table, pks, features=None)`` is the lean read behind few-key lookups (encoded keys in,
-numbers as numpy matrices out, see :class:`ValueBatch`); the default goes through ``read_batch`` and
-the built-in stores override it.
+and ``close()`` when it holds connections or threads. Built on these:
 
-``replace_table(table, batches)`` overwrites a table with exactly the given rows. The default here
-is drop-then-write, which lets readers see an empty or partial table meanwhile; every built-in
-store overrides it with a switch that readers observe as atomic (see each store).
+``read_batch(table, keys, features=None)``
+    The same read with the keys as an Arrow table of the primary-key columns and the features as an
+    Arrow table: ``(features, found)``.
+``replace_table(table, batches)``
+    Overwrite a table with exactly the given rows. The default here is drop-then-write, which lets
+    readers see an empty or partial table meanwhile; every built-in store overrides it with a switch
+    that readers observe as atomic (see each store).
 
 A sketch of use::
 
@@ -44,7 +49,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from larder.errors import OnlineStoreError, PrimaryKeyError, SchemaMismatchError
-from larder.online.stores.encoding import check_supported, decode_key, encode_keys, from_text
+from larder.online.stores.encoding import check_supported, encode_keys
 
 #: Default name of the ordering column in the rows given to ``write_batch``.
 ORDER_COLUMN = "__larder_order__"
@@ -137,28 +142,25 @@ class OnlineStore(ABC):
         """Merge ``rows`` into the store; returns the number of keys whose stored row changed."""
 
     @abstractmethod
-    def read_batch(
-        self, table: OnlineTable, keys: pa.Table, features: list[str] | None = None
-    ) -> tuple[pa.Table, np.ndarray]:
-        """Look up ``keys`` (columns: the table's primary keys); returns ``(features, found)``."""
+    def read_values(
+        self, table: OnlineTable, pks: Sequence[str | None], features: list[str] | None = None
+    ) -> ValueBatch:
+        """Read ``features`` (None: all, in schema order) of the keys ``pks``: encoded keys
+        (:func:`~larder.online.stores.encoding.encode_keys`; a plain ``str`` of an integer or string key
+        for single-key tables), None for a null key. Raises
+        :class:`~larder.errors.OnlineTableNotFoundError` for a table that was never written."""
 
     @abstractmethod
     def drop_table(self, table: OnlineTable) -> None:
         """Remove every row of ``table`` from the store."""
 
-    def read_values(
-        self, table: OnlineTable, pks: Sequence[str | None], features: list[str] | None = None
-    ) -> ValueBatch:
-        """The lean read behind few-key lookups: encoded keys in, a :class:`ValueBatch` out.
-
-        ``pks`` are encoded keys (:func:`~larder.online.stores.encoding.encode_keys`; a plain ``str`` of an
-        integer or string key for single-key tables), None for a null key. The result holds the same
-        values, nulls and found flags as :meth:`read_batch` (``batch.to_arrow(table)`` equals its
-        table), with numbers as numpy matrices instead of one Arrow array per column. This default
-        goes through ``read_batch``; the built-in stores decode straight into the batch.
-        """
-        out, found = self.read_batch(table, keys_from_pks(table, pks), features)
-        return ValueBatch.from_arrow(out, found)
+    def read_batch(
+        self, table: OnlineTable, keys: pa.Table, features: list[str] | None = None
+    ) -> tuple[pa.Table, np.ndarray]:
+        """Look up ``keys`` (columns: the table's primary keys, cast to the schema's types); returns
+        ``(features, found)``: the typed Arrow table of :meth:`read_values`' batch and its found flags."""
+        batch = self.read_values(table, prepare_keys(table, keys), features)
+        return batch.to_arrow(table), batch.found
 
     def replace_table(
         self, table: OnlineTable, batches: Iterable[pa.Table], *, order: str = ORDER_COLUMN
@@ -340,12 +342,7 @@ def read_plan(table: OnlineTable, features: list[str] | None) -> ReadPlan:
     return plan
 
 
-def resolve_features(table: OnlineTable, features: list[str] | None) -> list[str]:
-    """The features a read returns, validated against the table."""
-    return read_plan(table, features).names
-
-
-def assemble(table: OnlineTable, features: list[str], arrays: dict[str, pa.Array], n: int) -> pa.Table:
+def typed_table(table: OnlineTable, features: list[str], arrays: dict[str, pa.Array], n: int) -> pa.Table:
     """A result table of ``features`` typed per the table schema from decoded ``arrays``.
 
     A feature absent from ``arrays`` (never stored, e.g. added after the last publish) is all null;
@@ -410,7 +407,7 @@ class ValueBatch:
 
     Numeric and boolean features come in :class:`ValueBlock` s (one numpy matrix per type, no
     per-column objects); every other feature is a typed Arrow array in ``arrays``. ``found`` says
-    which keys were in the store. :meth:`to_arrow` gives exactly what ``read_batch`` returns.
+    which keys were in the store. :meth:`to_arrow` gives the features as one Arrow table.
     """
 
     names: list[str]
@@ -437,7 +434,7 @@ class ValueBatch:
             for j, name in enumerate(block.names):
                 mask = block.nulls[j] if block.nulls is not None and block.nulls[j].any() else None
                 arrays[name] = pa.array(block.values[j], type=block.type, mask=mask)
-        return assemble(table, self.names, arrays, self.n)
+        return typed_table(table, self.names, arrays, self.n)
 
     @classmethod
     def from_arrow(cls, features: pa.Table, found: np.ndarray) -> ValueBatch:
@@ -455,22 +452,3 @@ class ValueBatch:
             values = filled.to_numpy(zero_copy_only=False).reshape(1, n)
             blocks.append(ValueBlock(arr.type, (name,), values, nulls))
         return cls(list(features.column_names), n, np.asarray(found, dtype=bool), blocks, arrays)
-
-
-def keys_from_pks(table: OnlineTable, pks: Sequence[str | None]) -> pa.Table:
-    """The key columns whose encoding (:func:`~larder.online.stores.encoding.encode_keys`) is ``pks``.
-
-    A null pk gives null key values. Used by the default :meth:`OnlineStore.read_values`.
-    """
-    n_parts = len(table.primary_keys)
-    parts: list[list[str | None]] = [[] for _ in range(n_parts)]
-    for pk in pks:
-        texts = [None] * n_parts if pk is None else decode_key(pk, n_parts)
-        for j in range(n_parts):
-            parts[j].append(texts[j])
-    return pa.table(
-        {
-            key: from_text(pa.array(parts[j], pa.string()), table.schema.field(key).type)
-            for j, key in enumerate(table.primary_keys)
-        }
-    )

@@ -76,11 +76,9 @@ from larder.online.stores.base import (
     OnlineTable,
     PreparedRows,
     ValueBatch,
-    assemble,
-    prepare_keys,
     prepare_rows,
     read_plan,
-    resolve_features,
+    typed_table,
 )
 from larder.online.stores.encoding import check_supported, from_text, kind_of, storage_type, to_text
 from larder.online.stores.specs import DynamoDBStoreSpec
@@ -617,23 +615,15 @@ class DynamoDBOnlineStore(OnlineStore):
             by_pk[item[PK]["S"]] = item
         return [by_pk.get(pk) if pk is not None else None for pk in pks]
 
-    def read_batch(
-        self, table: OnlineTable, keys: pa.Table, features: list[str] | None = None
-    ) -> tuple[pa.Table, np.ndarray]:
-        names = resolve_features(table, features)
-        ordered = self._fetch(table, prepare_keys(table, keys), names)
-        found = np.fromiter((item is not None for item in ordered), dtype=bool, count=len(ordered))
-        return assemble(table, names, self._decode(table, names, ordered), len(ordered)), found
-
     def read_values(
         self, table: OnlineTable, pks: Sequence[str | None], features: list[str] | None = None
     ) -> ValueBatch:
-        """Lean read: the items are fetched and decoded as in ``read_batch`` (the network round trip
-        dominates a DynamoDB read), without rebuilding a key table from ``pks``."""
-        names = resolve_features(table, features)
+        """``BatchGetItem`` of the distinct keys (100 per request, in parallel), each item decoded into
+        Arrow columns (the network round trip dominates a DynamoDB read), then numbers moved into blocks."""
+        names = read_plan(table, features).names
         ordered = self._fetch(table, list(pks), names)
         found = np.fromiter((item is not None for item in ordered), dtype=bool, count=len(ordered))
-        return ValueBatch.from_arrow(assemble(table, names, self._decode(table, names, ordered), len(ordered)), found)
+        return ValueBatch.from_arrow(typed_table(table, names, self._decode(table, names, ordered), len(ordered)), found)
 
     @staticmethod
     def _decode(

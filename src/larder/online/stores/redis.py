@@ -52,11 +52,9 @@ from larder.online.stores.base import (
     ReadPlan,
     ValueBatch,
     ValueBlock,
-    assemble,
-    prepare_keys,
     prepare_rows,
     read_plan,
-    resolve_features,
+    typed_table,
 )
 from larder.online.stores.encoding import check_supported, from_text, storage_type, to_text
 
@@ -403,16 +401,19 @@ class RedisOnlineStore(OnlineStore):
         except self._errors as exc:
             raise self._fail("writing", table, exc) from exc
 
-    def _delete_generation(self, table: OnlineTable, gen: bytes) -> None:
-        pattern = _glob_escape(self._item_prefix(table, gen)) + "*"
+    def _unlink(self, prefix: str) -> None:
+        """Delete every key that starts with ``prefix`` (SCAN, then UNLINK 1,000 at a time)."""
         batch: list[bytes] = []
-        for key in self._client.scan_iter(match=pattern, count=1000):
+        for key in self._client.scan_iter(match=_glob_escape(prefix) + "*", count=1000):
             batch.append(key)
             if len(batch) >= 1000:
                 self._client.unlink(*batch)
                 batch = []
         if batch:
             self._client.unlink(*batch)
+
+    def _delete_generation(self, table: OnlineTable, gen: bytes) -> None:
+        self._unlink(self._item_prefix(table, gen))
 
     def replace_table(
         self, table: OnlineTable, batches: Iterable[pa.Table], *, order: str = ORDER_COLUMN
@@ -441,15 +442,7 @@ class RedisOnlineStore(OnlineStore):
         self._open()
         try:
             self._client.delete(self._pointer(table), f"{self._base(table)}#seq")
-            pattern = _glob_escape(self._base(table) + ":") + "*"
-            batch: list[bytes] = []
-            for key in self._client.scan_iter(match=pattern, count=1000):
-                batch.append(key)
-                if len(batch) >= 1000:
-                    self._client.unlink(*batch)
-                    batch = []
-            if batch:
-                self._client.unlink(*batch)
+            self._unlink(self._base(table) + ":")
         except self._errors as exc:
             raise self._fail("dropping", table, exc) from exc
         finally:
@@ -494,17 +487,6 @@ class RedisOnlineStore(OnlineStore):
         empty = [None] * len(fields)
         position = {pk: i for i, pk in enumerate(unique)}
         return [rows[position[pk]] if pk is not None else empty for pk in pks]
-
-    def read_batch(
-        self, table: OnlineTable, keys: pa.Table, features: list[str] | None = None
-    ) -> tuple[pa.Table, np.ndarray]:
-        names = resolve_features(table, features)
-        pks = prepare_keys(table, keys)
-        n = len(pks)
-        ordered = self._fetch(table, pks, names)
-        columns = list(zip(*ordered, strict=True)) if n else [()] * (1 + len(names))
-        found = np.fromiter((v is not None for v in columns[0]), dtype=bool, count=n)
-        return assemble(table, names, self._decode(table, names, columns[1:], n), n), found
 
     def read_values(
         self, table: OnlineTable, pks: Sequence[str | None], features: list[str] | None = None
@@ -637,7 +619,7 @@ class RedisOnlineStore(OnlineStore):
             rest.sort()
             others = [names[j] for j in rest]
             decoded = self._decode(table, others, [columns[1 + j] for j in rest], n)
-            out = assemble(table, others, decoded, n)
+            out = typed_table(table, others, decoded, n)
             arrays = {name: col.combine_chunks() for name, col in zip(others, out.columns, strict=True)}
         return ValueBatch(names, n, found, blocks, arrays)
 

@@ -58,12 +58,10 @@ from larder.online.stores.base import (
     ReadPlan,
     ValueBatch,
     ValueBlock,
-    assemble,
     is_block_type,
-    prepare_keys,
     prepare_rows,
     read_plan,
-    resolve_features,
+    typed_table,
 )
 from larder.online.stores.encoding import RowCodec, TypeGroup
 from larder.online.stores.specs import SQLITE_PAGE_SIZES
@@ -260,7 +258,7 @@ class _OneKey:
             codec = self.layout.codec
             stored = [name for name in self.slow if name in codec.position]
             decoded = codec.decode(record, 1, [var], stored)
-            out = assemble(self.table, self.slow, decoded, 1)
+            out = typed_table(self.table, self.slow, decoded, 1)
             got.update((name, col.combine_chunks()) for name, col in zip(self.slow, out.columns, strict=True))
         return {name: got[name] for name in self.names_out}
 
@@ -364,22 +362,25 @@ class SQLiteOnlineStore(OnlineStore):
         return conn
 
     @contextmanager
-    def _write(self, what: str) -> Iterator[sqlite3.Connection]:
+    def _write(self, what: str, name: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction of table ``name``. On any failure it is rolled back, the table's cached
+        layout is forgotten and a sqlite3 error is raised as ``OnlineStoreError`` naming ``what``."""
         conn = self._conn()
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
+            self._layouts.pop(name, None)
             raise OnlineStoreError(f"SQLite online store {self.path}: cannot start {what}: {exc}") from exc
         try:
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        try:
             conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
-            raise OnlineStoreError(f"SQLite online store {self.path}: {what} failed: {exc}") from exc
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self._layouts.pop(name, None)
+            if isinstance(exc, sqlite3.Error):
+                raise OnlineStoreError(f"SQLite online store {self.path}: {what} failed: {exc}") from exc
+            raise
 
     def close(self) -> None:
         with self._lock:
@@ -463,7 +464,7 @@ class SQLiteOnlineStore(OnlineStore):
                 break
             keys, orders, fixed, var = zip(*rows, strict=True)
             arrays = old.codec.decode(b"".join(fixed), len(rows), var, names)
-            features = assemble(table, table.features, arrays, len(rows))
+            features = typed_table(table, table.features, arrays, len(rows))
             prepared = PreparedRows(
                 pk=pa.array(keys, pa.string()),
                 order=np.asarray(orders, dtype=np.int64),
@@ -478,24 +479,15 @@ class SQLiteOnlineStore(OnlineStore):
     def write_batch(self, table: OnlineTable, rows: pa.Table, *, order: str = ORDER_COLUMN) -> int:
         prepared = prepare_rows(table, rows, order)
         schema_bytes = table.feature_schema().serialize().to_pybytes()
-        try:
-            with self._write(f"writing {table.name!r}") as conn:
-                layout = self._load_layout(table.name)
-                if layout is None:
-                    physical, schema_bytes = self._new_physical(conn, table)
-                    self._set_layout(conn, table.name, physical, schema_bytes)
-                    layout = _Layout.create(physical, schema_bytes)
-                elif layout.schema_bytes != schema_bytes:
-                    layout = self._migrate(conn, table, layout)
-                written = self._upsert(conn, layout, prepared)
-        except sqlite3.Error as exc:
-            self._layouts.pop(table.name, None)
-            raise OnlineStoreError(
-                f"SQLite online store {self.path}: writing {table.name!r} failed: {exc}"
-            ) from exc
-        except BaseException:
-            self._layouts.pop(table.name, None)
-            raise
+        with self._write(f"writing {table.name!r}", table.name) as conn:
+            layout = self._load_layout(table.name)
+            if layout is None:
+                physical, schema_bytes = self._new_physical(conn, table)
+                self._set_layout(conn, table.name, physical, schema_bytes)
+                layout = _Layout.create(physical, schema_bytes)
+            elif layout.schema_bytes != schema_bytes:
+                layout = self._migrate(conn, table, layout)
+            written = self._upsert(conn, layout, prepared)
         self._layouts[table.name] = layout
         return written
 
@@ -503,43 +495,26 @@ class SQLiteOnlineStore(OnlineStore):
         self, table: OnlineTable, batches: Iterable[pa.Table], *, order: str = ORDER_COLUMN
     ) -> int:
         """Overwrite the table in one transaction: readers see the old rows until the commit."""
-        try:
-            with self._write(f"replacing {table.name!r}") as conn:
-                old = self._load_layout(table.name)
-                physical, schema_bytes = self._new_physical(conn, table)
-                layout = _Layout.create(physical, schema_bytes)
-                for batch in batches:
-                    self._upsert(conn, layout, prepare_rows(table, batch, order))
-                count = conn.execute(f"SELECT count(*) FROM {_quote(physical)}").fetchone()[0]
-                if old is not None:
-                    conn.execute(f"DROP TABLE IF EXISTS {_quote(old.physical)}")
-                self._set_layout(conn, table.name, physical, schema_bytes)
-        except sqlite3.Error as exc:
-            self._layouts.pop(table.name, None)
-            raise OnlineStoreError(
-                f"SQLite online store {self.path}: replacing {table.name!r} failed: {exc}"
-            ) from exc
-        except BaseException:
-            self._layouts.pop(table.name, None)
-            raise
+        with self._write(f"replacing {table.name!r}", table.name) as conn:
+            old = self._load_layout(table.name)
+            physical, schema_bytes = self._new_physical(conn, table)
+            layout = _Layout.create(physical, schema_bytes)
+            for batch in batches:
+                self._upsert(conn, layout, prepare_rows(table, batch, order))
+            count = conn.execute(f"SELECT count(*) FROM {_quote(physical)}").fetchone()[0]
+            if old is not None:
+                conn.execute(f"DROP TABLE IF EXISTS {_quote(old.physical)}")
+            self._set_layout(conn, table.name, physical, schema_bytes)
         self._layouts[table.name] = layout
         return int(count)
 
     def drop_table(self, table: OnlineTable) -> None:
-        try:
-            with self._write(f"dropping {table.name!r}") as conn:
-                row = conn.execute(
-                    "SELECT physical FROM _larder_online WHERE name = ?", (table.name,)
-                ).fetchone()
-                if row is not None:
-                    conn.execute(f"DROP TABLE IF EXISTS {_quote(row[0])}")
-                    conn.execute("DELETE FROM _larder_online WHERE name = ?", (table.name,))
-        except sqlite3.Error as exc:
-            raise OnlineStoreError(
-                f"SQLite online store {self.path}: dropping {table.name!r} failed: {exc}"
-            ) from exc
-        finally:
-            self._layouts.pop(table.name, None)
+        with self._write(f"dropping {table.name!r}", table.name) as conn:
+            row = conn.execute("SELECT physical FROM _larder_online WHERE name = ?", (table.name,)).fetchone()
+            if row is not None:
+                conn.execute(f"DROP TABLE IF EXISTS {_quote(row[0])}")
+                conn.execute("DELETE FROM _larder_online WHERE name = ?", (table.name,))
+        self._layouts.pop(table.name, None)
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -596,19 +571,6 @@ class SQLiteOnlineStore(OnlineStore):
         hits = [rows.get(k, missing) if k is not None else missing for k in pks] if rows else [missing] * len(pks)
         fixed = b"".join(h[0] for h in hits)
         return layout, fixed, [h[1] for h in hits] if layout.codec.var_names else None
-
-    def read_batch(
-        self, table: OnlineTable, keys: pa.Table, features: list[str] | None = None
-    ) -> tuple[pa.Table, np.ndarray]:
-        names = resolve_features(table, features)
-        pks = prepare_keys(table, keys)
-        n = len(pks)
-        layout, fixed, var = self._read(table, pks)
-        codec = layout.codec
-        found = np.frombuffer(fixed, np.uint8)[:: codec.width] == 1 if n else np.zeros(0, bool)
-        stored = [name for name in names if name in codec.position]
-        arrays = codec.decode(fixed, n, var, stored)
-        return assemble(table, names, arrays, n), found
 
     def read_values(
         self, table: OnlineTable, pks: Sequence[str | None], features: list[str] | None = None
@@ -679,6 +641,6 @@ class SQLiteOnlineStore(OnlineStore):
         if lean.others:
             stored = [name for name in lean.others if name in codec.position]
             decoded = codec.decode(fixed, n, var, stored)
-            out = assemble(table, lean.others, decoded, n)
+            out = typed_table(table, lean.others, decoded, n)
             arrays = {name: col.combine_chunks() for name, col in zip(lean.others, out.columns, strict=True)}
         return ValueBatch(plan.names, n, found, blocks, arrays)
