@@ -8,9 +8,12 @@ Declarative features (``Feature``, sources, ``AggregationFunction``, operators s
 windows such as ``RollingWindow``) are importable from here and from ``larder.entities``.
 
 Everything else lives in submodules: ``larder.transforms``, ``larder.selection``, ``larder.quality``,
-``larder.online``, ``larder.models``, ``larder.declarative``, ``larder.errors``.
+``larder.online``, ``larder.models``, ``larder.declarative``, ``larder.errors``; Databricks' other import
+paths are mirrored by ``larder.entities``, ``larder.online_store_spec`` and ``larder.training_set`` (and a
+notebook's ``spark`` session by ``larder.session``).
 """
 
+from larder._databricks import UNSET
 from larder._version import __version__
 from larder.client import FeatureEngineeringClient
 from larder.declarative import (
@@ -43,6 +46,7 @@ from larder.declarative import (
 )
 from larder.errors import LarderError
 from larder.offline.tables import FeatureColumn, FeatureTable
+from larder.online.managed import DatabricksOnlineStore
 from larder.online.stores.specs import AmazonDynamoDBSpec, DynamoDBStoreSpec, RedisStoreSpec, SQLiteStoreSpec
 from larder.training import FeatureFunction, FeatureLookup, FeatureSpec, FunctionInfo, TrainingSet
 
@@ -55,6 +59,7 @@ __all__ = [
     "ColumnSelection",
     "Count",
     "DataFrameSource",
+    "DatabricksOnlineStore",
     "DeltaTableSource",
     "DynamoDBStoreSpec",
     "Feature",
@@ -84,6 +89,7 @@ __all__ = [
     "Sum",
     "TrainingSet",
     "TumblingWindow",
+    "UNSET",
     "VarPop",
     "VarSamp",
     "__version__",

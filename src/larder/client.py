@@ -5,6 +5,7 @@ client so that code ports with an import change.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -13,8 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from larder._clientparts.serving import ServingMethods
+from larder._databricks import UNSET, _Unset
 from larder.context import Context
+from larder.errors import TableError
 from larder.offline.tables import FeatureTable, TableService, WriteMode
+
+_log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # training sets, feature functions and specs (imported lazily: they pull in DuckDB)
     from collections.abc import Callable
@@ -36,10 +42,7 @@ if TYPE_CHECKING:  # training sets, feature functions and specs (imported lazily
     )
 
 
-_REQUIRED: Any = object()
-
-
-class FeatureEngineeringClient:
+class FeatureEngineeringClient(ServingMethods):
     """Entry point to larder.
 
     Parameters
@@ -47,6 +50,9 @@ class FeatureEngineeringClient:
     root:
         Directory holding the catalog, Delta tables and default online store. Defaults to the
         ``LARDER_ROOT`` environment variable, else ``./.larder``.
+    model_registry_uri:
+        The MLflow model registry ``log_model`` registers in and ``score_batch`` loads from (Databricks'
+        parameter). ``"databricks-uc"`` maps to larder's configured registry.
 
     Examples
     --------
@@ -58,9 +64,18 @@ class FeatureEngineeringClient:
     >>> fe.close()
     """
 
-    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, root: str | os.PathLike[str] | None = None, *, model_registry_uri: str | None = None
+                 ) -> None:
         self._ctx = Context(root)
         from larder.models.tracking import claim_default_uris
+
+        #: Databricks' ``model_registry_uri``: the registry this client's models are registered in and
+        #: loaded from (``databricks-uc`` means larder's own registry). None: MLflow's current one.
+        self._model_registry_uri = model_registry_uri
+        self._closed = False
+        from larder.session import register_client
+
+        register_client(self)  # the notebook ``spark`` stand-in (larder.session) acts through it
 
         # With no tracking URI set by the user, MLflow runs land in <root>/mlflow.db (cheap: no import).
         claim_default_uris(self._ctx)
@@ -75,12 +90,13 @@ class FeatureEngineeringClient:
 
     def close(self) -> None:
         """Release the catalog connection (and any cached online-store clients)."""
-        for cached in ("_online", "_publisher"):
+        for cached in ("_online", "_publisher", "_endpoints", "_managed_stores"):
             self.__dict__.pop(cached, None)
         stores = self.__dict__.pop("_online_stores", None)
         if stores is not None:
             stores.close()
         self._ctx.close()
+        self._closed = True
 
     def __enter__(self) -> FeatureEngineeringClient:
         return self
@@ -98,34 +114,68 @@ class FeatureEngineeringClient:
         primary_keys: str | Sequence[str],
         df: Any = None,
         *,
-        schema: Any = None,
-        timestamp_keys: str | Sequence[str] | None = None,
+        timeseries_column: str | None = None,
         partition_columns: str | Sequence[str] | None = None,
+        schema: Any = None,
         description: str | None = None,
         tags: Mapping[str, str] | None = None,
+        timestamp_keys: str | Sequence[str] | None = None,
+        timeseries_columns: str | Sequence[str] | None = None,
+        features_df: Any = None,
+        path: str | os.PathLike[str] | None = None,
         feature_descriptions: Mapping[str, str] | None = None,
         expectations: Sequence[Any] | None = None,
         quality_policy: str | None = None,
     ) -> FeatureTable:
         """Create a feature table (and write ``df`` into it, if given) in one all-or-nothing step.
 
-        ``expectations`` (see :mod:`larder.quality`) are checked on this and every later write under
-        ``quality_policy`` (default ``"strict"``)."""
+        ``timeseries_column`` (Databricks' name; ``timestamp_keys`` and ``timeseries_columns`` are
+        accepted as aliases) makes the table a time series: the column is part of the key and lookups
+        match on it point in time. ``schema``: a pyarrow schema, a Spark ``StructType`` or
+        ``{column: type}``. ``path``: where to keep the Delta table (default: under the storage
+        location). ``features_df`` is Databricks' deprecated name of ``df``. ``expectations`` (see
+        :mod:`larder.quality`) are checked on this and every later write under ``quality_policy``
+        (default ``"strict"``)."""
+        from larder._databricks import one_timeseries_column
+
+        ts = one_timeseries_column(name, timeseries_column, timestamp_keys, timeseries_columns)
+        if features_df is not None:
+            if df is not None:
+                raise TableError(f"create_table({name!r}): give either df or the deprecated features_df, not both.")
+            _log.warning("create_table(%r): the features_df parameter is deprecated; use df.", name)
+            df = features_df
         return self._tables.create_table(
-            name, primary_keys, df, schema=schema, timestamp_keys=timestamp_keys,
+            name, primary_keys, df, schema=schema, timestamp_keys=ts,
             partition_columns=partition_columns, description=description, tags=tags,
             feature_descriptions=feature_descriptions, expectations=expectations,
-            quality_policy=quality_policy,
+            quality_policy=quality_policy, path=None if path is None else os.fspath(path),
         )
 
-    def write_table(self, name: str, df: Any, mode: WriteMode = "merge") -> int:
+    def write_table(self, name: str, df: Any, mode: WriteMode = "merge", *, checkpoint_location: str | None = None,
+                    trigger: Mapping[str, Any] | None = None) -> int:
         """Upsert ``df`` on the primary key (``mode="merge"``) or replace the contents
-        (``mode="overwrite"``). New columns become new features. Returns the new Delta version."""
+        (``mode="overwrite"``). New columns become new features. Returns the new Delta version.
+
+        ``checkpoint_location`` and ``trigger`` configure Databricks' streaming writes; ``df`` here is
+        never a stream, so (as Databricks does for a batch ``df``) they are ignored with a warning.
+        Continuous ingestion is :meth:`push` and :meth:`create_stream`."""
+        from larder._databricks import reject_streaming_df
+
+        reject_streaming_df(df, "write_table", name)
+        if checkpoint_location is not None or trigger is not None:
+            _log.warning("write_table(%r): ignoring checkpoint_location/trigger, since df is not streaming.", name)
         return self._tables.write_table(name, df, mode=mode)
 
     def read_table(self, name: str, as_of_version: int | None = None,
-                   as_of_timestamp: datetime | str | None = None) -> pd.DataFrame:
-        """Read a feature table, optionally as of a Delta version or a point in time."""
+                   as_of_timestamp: datetime | str | None = None, *,
+                   as_of_delta_timestamp: datetime | str | None = None) -> pd.DataFrame:
+        """Read a feature table, optionally as of a Delta version or a point in time
+        (``as_of_delta_timestamp`` is Databricks' name of ``as_of_timestamp``: the version current at
+        that time)."""
+        if as_of_delta_timestamp is not None:
+            if as_of_timestamp is not None:
+                raise TableError(f"read_table({name!r}): give as_of_timestamp or as_of_delta_timestamp, not both.")
+            as_of_timestamp = as_of_delta_timestamp
         return self._tables.read_table(name, as_of_version=as_of_version, as_of_timestamp=as_of_timestamp)
 
     def get_table(self, name: str) -> FeatureTable:
@@ -145,6 +195,11 @@ class FeatureEngineeringClient:
         self._tables.set_tag(name, key, value)
 
     def delete_feature_table_tag(self, *, name: str, key: str) -> None:
+        """Delete a tag; a tag the table does not have is skipped with a warning (as on Databricks)."""
+        if key not in self.get_table(name).tags:
+            _log.warning('The tag "%s" for feature table "%s" was not found, so the delete operation has been '
+                         "skipped.", key, name)
+            return
         self._tables.delete_tag(name, key)
 
     def set_feature_description(self, name: str, feature: str, description: str) -> None:
@@ -225,32 +280,52 @@ class FeatureEngineeringClient:
         self,
         df: Any,
         feature_lookups: Sequence[FeatureLookup | FeatureFunction] | None = None,
-        label: Any = _REQUIRED,
+        label: str | Sequence[str] | None | _Unset = UNSET,
         exclude_columns: str | Sequence[str] | None = None,
         *,
+        feature_spec: str | FeatureSpec | None = None,
         features: Sequence[Feature] | None = None,
+        use_spark_native_join: bool = False,
+        use_timeseries_filtering: bool = False,
+        use_scalable_native_join: bool = False,
     ) -> TrainingSet:
         """Join point-in-time features (and feature functions) to ``df``'s rows.
 
-        ``feature_lookups``: lookups and functions, applied in the order given; or ``features``:
-        declarative features (see :meth:`create_feature`), each computed at the row's entity and
-        timeseries column (strictly before the row's time); one of the two, as in Databricks.
-        ``label`` is required (``None`` for an unsupervised set). Table, source and function versions
-        are pinned now, so ``load_df()`` returns the same data later. Output: ``df``'s columns (minus
-        ``exclude_columns``), the features, then the ``label`` column(s); exactly ``df``'s rows in order.
+        The features come from exactly one of ``feature_lookups`` (``FeatureLookup``/``FeatureFunction``
+        objects, applied in the order given), ``feature_spec`` (the name of a feature spec in the catalog,
+        or a ``FeatureSpec``; its tables are read at their current versions) or ``features`` (declarative
+        features, see :meth:`create_feature`, each computed at the row's entity and timeseries column,
+        strictly before the row's time). ``label`` is required (``None`` for an unsupervised set), as on
+        Databricks. Table, source and function versions are pinned now, so ``load_df()`` returns the same
+        data later. Output: ``df``'s columns (minus ``exclude_columns``), the features, then the ``label``
+        column(s); exactly ``df``'s rows in order.
+
+        ``use_timeseries_filtering=True`` reads only the part of each time-series table that can match
+        ``df``'s times (up to the latest, and back to the earliest minus the lookback window when one is
+        set): less to read, the same result. ``use_spark_native_join`` and ``use_scalable_native_join``
+        tune Photon's joins on Databricks; they are checked and have no effect on larder's engines.
         """
-        if label is _REQUIRED:
-            from larder.errors import FeatureLookupError
+        from larder._databricks import check_native_join_flags, required_label
 
-            raise FeatureLookupError("create_training_set: label is required; pass label=None for a training set "
-                                     "without labels.")
-        return self._training.create_training_set(df, feature_lookups, label, exclude_columns, features=features)
+        check_native_join_flags(use_spark_native_join, use_scalable_native_join)
+        labels = required_label(label)
+        return self._training.create_training_set(df, feature_lookups, labels, exclude_columns, features=features,
+                                                  feature_spec=feature_spec,
+                                                  use_timeseries_filtering=use_timeseries_filtering)
 
-    def create_function(self, name: str, func: Callable[..., Any], description: str | None = None, *,
-                        mode: str = "auto") -> FunctionInfo:
-        """Register a Python feature function (source, signature, cloudpickle) under ``name``. New code
-        makes a new version (a content hash); the same code returns the existing version. ``mode``:
-        ``"auto"`` (vectorised when it agrees with row-by-row), ``"vectorized"`` or ``"row"``."""
+
+    def create_function(self, name: str, func: Callable[..., Any] | str | None = None,
+                        description: str | None = None, *, mode: str = "auto") -> FunctionInfo:
+        """Register a feature function under ``name``. New code makes a new version (a content hash);
+        the same code returns the existing version.
+
+        ``func`` is a Python callable (its source, signature and a cloudpickle are stored), or a
+        Databricks ``CREATE FUNCTION name(p TYPE, ...) RETURNS TYPE LANGUAGE PYTHON AS $$ ... $$``
+        statement (or a SQL-language one, ``... RETURNS TYPE RETURN expr``): its parameters and return
+        type are read from it, a Python body runs as the function, a SQL expression is evaluated by
+        DuckDB. The statement may also come alone, ``fe.create_function("CREATE FUNCTION ...")``: it
+        names the function (a ``name`` given beside it must be the same). ``mode``: ``"auto"``
+        (vectorised when it agrees with row-by-row), ``"vectorized"`` or ``"row"``."""
         return self._functions.create_function(name, func, description, mode=mode)
 
     def get_function(self, name: str, version: str | None = None) -> FunctionInfo:
@@ -266,9 +341,20 @@ class FeatureEngineeringClient:
         self._functions.drop_function(name, version)
 
     def create_feature_spec(self, name: str, features: Sequence[FeatureLookup | FeatureFunction],
-                            exclude_columns: str | Sequence[str] | None = None) -> FeatureSpec:
-        """Pin ``features`` into a named :class:`~larder.training.FeatureSpec` stored in the catalog."""
-        return self._training.create_feature_spec(name, features, exclude_columns)
+                            exclude_columns: str | Sequence[str] | None = None, *,
+                            extra_pip_requirements: Sequence[str] | None = None,
+                            description: str | None = None) -> FeatureSpec:
+        """Pin ``features`` into a named :class:`~larder.training.FeatureSpec` stored in the catalog
+        (also a ``FeatureSpecInfo``: ``name``, ``creator``, ``creation_timestamp_ms``).
+
+        ``extra_pip_requirements`` (pip requirement strings the spec's functions need) are kept with the
+        spec and added to the environment of every model logged from a training set built on it."""
+        return self._training.create_feature_spec(name, features, exclude_columns, description=description,
+                                                  extra_pip_requirements=extra_pip_requirements)
+
+    def update_feature_spec(self, *, name: str, owner: str) -> None:
+        """Change the recorded owner of a feature spec."""
+        self._training.update_feature_spec(name, owner=owner)
 
     def get_feature_spec(self, name: str) -> FeatureSpec:
         """A named feature spec."""
@@ -348,21 +434,35 @@ class FeatureEngineeringClient:
 
         return OnlineLookupService(self._publisher, self._online_stores, self._training)
 
-    def publish_table(self, name: str, online_store: Any = None, filter_condition: Any = None,
+    def publish_table(self, name: str | None = None, online_store: Any = None, filter_condition: Any = None,
                       mode: str = "merge", features: str | Sequence[str] | None = None, *,
+                      source_table_name: str | None = None, online_table_name: str | None = None,
+                      publish_mode: str = "TRIGGERED", streaming: bool = False,
+                      checkpoint_location: str | None = None, trigger: Mapping[str, Any] | None = None,
                       version: int | None = None) -> Publication:
         """Publish the newest row per key of a feature table to an online store.
 
+        ``source_table_name`` is Databricks' name of the table argument (``name`` is kept as an alias).
         ``online_store``: a spec object (``SQLiteStoreSpec``, ``AmazonDynamoDBSpec(...)``,
-        ``RedisStoreSpec``), a name from larder.yaml's ``online_stores``, or None (the configured default,
-        else the embedded SQLite store ``<root>/online.db``). ``filter_condition``: a SQL predicate (or a
-        pyarrow expression) applied before the latest row per key is taken. ``mode="merge"`` never
-        replaces a newer stored row with an older one; ``"overwrite"`` replaces the online table's
-        contents atomically. ``features``: publish only these. ``version``: a Delta version (default
-        latest). The publication is recorded in the catalog. See docs/online-features.md.
+        ``RedisStoreSpec``), an online store from :meth:`create_online_store` / :meth:`get_online_store`
+        (or its name), a name from larder.yaml's ``online_stores``, or None (the configured default, else
+        the embedded SQLite store ``<root>/online.db``). ``online_table_name``: the table's name inside the
+        store (default: the feature table's full name). ``filter_condition``: a SQL predicate (or a pyarrow
+        expression) applied before the latest row per key is taken. ``mode="merge"`` never replaces a
+        newer stored row with an older one; ``"overwrite"`` replaces the online table's contents
+        atomically. ``publish_mode``: ``"TRIGGERED"`` (default: this one publish, merged),
+        ``"SNAPSHOT"`` (the online table becomes exactly this snapshot: ``mode="overwrite"``) or
+        ``"CONTINUOUS"`` (keep publishing new Delta versions, as ``streaming=True``). ``features``: publish
+        only these. ``version``: a Delta version (default latest). The publication is recorded in the
+        catalog. See docs/online-features.md.
         """
-        pub = self._publisher.publish_table(name, online_store, filter_condition=filter_condition,
-                                            mode=mode, features=features, version=version)  # type: ignore[arg-type]
+        from larder._databricks import publish_arguments
+
+        table, store, mode = publish_arguments(self, name, source_table_name, online_store, mode, publish_mode,
+                                               streaming, checkpoint_location, trigger)
+        pub = self._publisher.publish_table(table, store, filter_condition=filter_condition,
+                                            mode=mode, features=features, version=version,  # type: ignore[arg-type]
+                                            online_table_name=online_table_name)
         self._online.invalidate()
         return pub
 
@@ -399,31 +499,57 @@ class FeatureEngineeringClient:
         return self._online.assembler(features, on_missing)  # type: ignore[arg-type]
 
     # -- models that fetch their own features (larder.models) -------------------------------------
-    def log_model(self, model: Any, artifact_path: str, flavor: Any, training_set: TrainingSet, *,
-                  registered_model_name: str | None = None, signature: Any = None, input_example: Any = None,
+    def log_model(self, model: Any, artifact_path: str, flavor: Any, training_set: TrainingSet | None = None, *,
+                  registered_model_name: str | None = None, await_registration_for: int | None = 300,
                   infer_input_example: bool = False, extra_pip_requirements: Sequence[str] | None = None,
+                  signature: Any = None, input_example: Any = None, output_schema: Any = None,
                   **flavor_kwargs: Any) -> Any:
         """Log ``model`` (saved with ``flavor``, e.g. ``mlflow.sklearn``) inside an MLflow pyfunc model that
         carries ``training_set``'s feature spec and looks its features up online when it predicts; register
-        it as ``registered_model_name`` if given. Its input signature is the keys, timestamps and
+        it as ``registered_model_name`` if given, waiting up to ``await_registration_for`` seconds for the
+        version to be ready (0 or None: do not wait). Its input signature is the keys, timestamps and
         request-time columns. Lineage goes into the catalog. Logs into the active MLflow run, else starts
-        one. ``flavor_kwargs`` go to ``flavor.save_model``. Returns MLflow's ``ModelInfo``. See docs/models.md.
+        one. ``extra_pip_requirements`` are added to those of the training set's feature spec.
+        ``output_schema`` (an ``mlflow.types.Schema``) declares the model's outputs instead of inferring
+        them. Other keyword arguments go to ``flavor.save_model``. Returns MLflow's ``ModelInfo``.
+        See docs/models.md.
         """
         from larder.models.log_model import log_model
 
         return log_model(self._ctx, model, artifact_path, flavor=flavor, training_set=training_set,
                          registered_model_name=registered_model_name, signature=signature,
                          input_example=input_example, infer_input_example=infer_input_example,
-                         extra_pip_requirements=extra_pip_requirements, flavor_kwargs=flavor_kwargs)
+                         extra_pip_requirements=extra_pip_requirements, flavor_kwargs=flavor_kwargs,
+                         await_registration_for=await_registration_for, output_schema=output_schema,
+                         registry_uri=self._model_registry_uri)
 
-    def score_batch(self, model_uri: str, df: Any, result_type: str = "double") -> pd.DataFrame:
+    def score_batch(self, model_uri: str, df: Any, result_type: str = "double", *, env_manager: str = "local",
+                    params: Mapping[str, Any] | None = None, use_spark_native_join: bool = False,
+                    prebuilt_env_uri: str | None = None) -> pd.DataFrame:
         """Score ``df`` offline: point-in-time features from the latest Delta versions, the model's
         functions, then predict. Returns ``df``'s columns, the features and a ``prediction`` column. A
         feature column present in ``df`` overrides the looked-up value. ``model_uri``: ``runs:/...``,
-        ``models:/name/version`` or ``models:/name@alias``."""
+        ``models:/name/version`` or ``models:/name@alias``.
+
+        ``params`` go to the model's ``predict`` (for models whose signature declares them).
+        ``env_manager``: ``"local"`` runs the model in this process (larder's only way, and Databricks'
+        default); the other managers Databricks accepts raise :class:`~larder.errors.ModelError` saying
+        how to score in a restored environment. ``use_spark_native_join`` has no effect here.
+        """
+        from larder._databricks import check_env_manager
         from larder.models.score import score_batch
 
-        return score_batch(self._ctx, model_uri, df, result_type)
+        check_env_manager(env_manager, prebuilt_env_uri)
+        return score_batch(self._ctx, model_uri, df, result_type, params=params,
+                           registry_uri=self._model_registry_uri)
+
+    def build_model_env(self, model_uri: str, save_path: str | os.PathLike[str]) -> str:
+        """Build the Python environment of a logged model's raw model (MLflow's
+        ``mlflow.pyfunc.build_model_env``) into an archive under ``save_path``; returns its path. It
+        installs the model's requirements, so it needs access to a package index."""
+        from larder.models.score import build_model_env
+
+        return build_model_env(self._ctx, model_uri, os.fspath(save_path), registry_uri=self._model_registry_uri)
 
     def check_skew(self, model_uri: str, keys_df: Any, *, rtol: float = 1e-9, atol: float = 1e-9) -> Any:
         """Compare, for the rows of ``keys_df``, the online- and offline-assembled features and predictions

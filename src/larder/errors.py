@@ -36,7 +36,10 @@ calls them and re-raised as one of these, ``from`` the original, so callers only
     │   ├── ItemTooLargeError
     │   ├── RetryBudgetExceededError
     │   ├── MissingKeysError         keys not found online and no default defined
-    │   └── PublishError             bad publish_table input (mode, features, filter_condition)
+    │   ├── PublishError             bad publish_table input (mode, features, filter_condition)
+    │   └── OnlineStoreNotFoundError no managed online store of that name (get/update_online_store)
+    ├── ServingEndpointError         unknown, duplicate or misconfigured feature serving endpoint
+    ├── StreamError                  bad stream definition, unreachable stream source, push errors
     ├── ModelError                   log_model / score_batch / pyfunc problems
     ├── TransformError               feature-engineering input problems
     └── ValidationError              expectations failed under the strict policy
@@ -200,6 +203,18 @@ class PublishError(OnlineStoreError):
     """``publish_table`` was given an invalid mode, feature list or filter condition."""
 
 
+class OnlineStoreNotFoundError(OnlineStoreError):
+    """No online store of that name (``get_online_store`` and friends)."""
+
+
+class ServingEndpointError(LarderError):
+    """A feature serving endpoint that does not exist, exists already, or is misconfigured."""
+
+
+class StreamError(LarderError):
+    """A stream definition, source or consumer problem, or a rejected push."""
+
+
 class ModelError(LarderError):
     """log_model, score_batch or the feature-aware pyfunc failed."""
 
@@ -237,12 +252,15 @@ __all__ = [
     "MissingKeysError",
     "ModelError",
     "OnlineStoreError",
+    "OnlineStoreNotFoundError",
     "OnlineTableNotFoundError",
     "OutputCollisionError",
     "PrimaryKeyError",
     "PublishError",
     "RetryBudgetExceededError",
     "SchemaMismatchError",
+    "ServingEndpointError",
+    "StreamError",
     "TableError",
     "TableExistsError",
     "TableNotFoundError",

@@ -60,25 +60,6 @@ def test_databricks_page_covers_every_client_method():
     assert not missing, f"coming-from-databricks.md does not mention {missing}"
 
 
-def test_databricks_page_signatures_match_the_client():
-    """Parameters the mapping table claims for larder exist on the client."""
-    import inspect
-
-    from larder import FeatureEngineeringClient, FeatureLookup
-
-    params = {name: set(inspect.signature(getattr(FeatureEngineeringClient, name)).parameters)
-              for name in ("create_table", "write_table", "read_table", "publish_table", "log_model", "score_batch",
-                           "create_training_set", "create_function", "drop_online_table")}
-    assert {"feature_descriptions", "expectations", "quality_policy", "timestamp_keys", "partition_columns"} <= \
-        params["create_table"]
-    assert {"as_of_version", "as_of_timestamp"} <= params["read_table"]
-    assert {"filter_condition", "mode", "features", "version"} <= params["publish_table"]
-    assert {"signature", "input_example", "infer_input_example", "extra_pip_requirements"} <= params["log_model"]
-    assert "await_registration_for" not in params["log_model"]
-    assert params["score_batch"] == {"self", "model_uri", "df", "result_type"}
-    assert "allow_latest_value" in inspect.signature(FeatureLookup).parameters
-
-
 @pytest.mark.slow
 def test_quickstart_runs_as_written(cli_env, work: Path, tmp_path: Path):
     """Every Python block of the quick start, concatenated, runs; printed values match the comments."""

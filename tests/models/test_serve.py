@@ -64,3 +64,36 @@ def test_single_row_and_records_orientation(world, served):
         pred = json.loads(resp.read())["predictions"]
     expect = world.fe.score_batch(world.model_uri, pd.DataFrame({"Id": [3], "YrSold": [2009]}))["prediction"]
     assert pred == pytest.approx(expect.tolist(), abs=1e-9)
+
+
+def _post(served, body: dict) -> tuple[int, dict]:
+    import json
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(f"{served.url}/invocations", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+@pytest.mark.parametrize("fmt", ["dataframe_records", "dataframe_split", "inputs_columns", "inputs_records"])
+def test_every_mlflow_payload_format(world, served, fmt):
+    """The served model answers each of MLflow's request formats with score_batch's predictions
+    (the same formats ``larder serve`` takes: tests/serving/test_server.py)."""
+    rows = requests_frame().head(5)
+    records = [{"Id": int(i), "YrSold": int(y)} for i, y in zip(rows["Id"], rows["YrSold"], strict=True)]
+    body = {
+        "dataframe_records": {"dataframe_records": records},
+        "dataframe_split": {"dataframe_split": {"columns": ["Id", "YrSold"],
+                                                "data": [[r["Id"], r["YrSold"]] for r in records]}},
+        "inputs_columns": {"inputs": {"Id": [r["Id"] for r in records], "YrSold": [r["YrSold"] for r in records]}},
+        "inputs_records": {"inputs": records},
+    }[fmt]
+    status, out = _post(served, body)
+    assert status == 200, out
+    expect = world.fe.score_batch(world.model_uri, rows)["prediction"]
+    assert out["predictions"] == pytest.approx(expect.tolist(), abs=1e-9)

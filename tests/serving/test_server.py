@@ -57,6 +57,70 @@ def test_features_records_and_columns(served) -> None:
         assert [row["q2"] for row in body["features"]] == expected["q2"].tolist()
 
 
+#: The same three rows in every request format the server accepts (MLflow's and larder's own).
+PAYLOADS = {
+    "dataframe_records": {"dataframe_records": [{"Id": 3}, {"Id": 42}, {"Id": 1}]},
+    "dataframe_split": {"dataframe_split": {"index": [7, 8, 9], "columns": ["Id"], "data": [[3], [42], [1]]}},
+    "inputs_columns": {"inputs": {"Id": [3, 42, 1]}},
+    "inputs_records": {"inputs": [{"Id": 3}, {"Id": 42}, {"Id": 1}], "params": {"unused": True}},
+    "instances": {"instances": [{"Id": 3}, {"Id": 42}, {"Id": 1}]},
+    "keys": {"keys": [{"Id": 3}, {"Id": 42}, {"Id": 1}]},
+}
+
+
+@pytest.mark.parametrize("fmt", sorted(PAYLOADS))
+def test_every_payload_format_gives_the_same_features(served, fmt) -> None:
+    expected = served.get_online_features("price", pd.DataFrame({"Id": [3, 42, 1]}), output="dict")
+    with TestClient(create_app(served.root)) as http:
+        r = http.post("/features/price", json=PAYLOADS[fmt])
+        assert r.status_code == 200, r.text
+        rows = r.json()["features"]
+        assert [row["Id"] for row in rows] == [3, 42, 1]
+        assert [row["quality"] for row in rows] == expected["quality"] == [8, 0, 7]
+        assert [row["q2"] for row in rows] == expected["q2"]
+        assert r.json()["found"] == {"houses": [True, False, True]}
+    single = {"inputs": {"Id": 3}}  # one row as an object of scalars
+    with TestClient(create_app(served.root)) as http:
+        assert http.post("/features/price", json=single).json()["features"][0]["quality"] == 8
+
+
+def test_feature_serving_endpoint(served) -> None:
+    from larder.entities import EndpointCoreConfig, ServedEntity
+    from larder.errors import ServingEndpointError
+
+    ep = served.create_feature_serving_endpoint(
+        name="price-features", config=EndpointCoreConfig(served_entities=ServedEntity(
+            feature_spec_name="price", workload_size="Medium")))
+    assert ep.state["ready"] == "READY" and ep.workers == 2
+    assert ep.url == "http://127.0.0.1:8000/serving-endpoints/price-features/invocations"
+    with pytest.raises(ServingEndpointError, match="already exists"):
+        served.create_feature_serving_endpoint(name="price-features", config=EndpointCoreConfig(
+            served_entities=ServedEntity(feature_spec_name="price")))
+    with pytest.raises(ServingEndpointError, match="alphanumeric and dashes"):
+        served.create_feature_serving_endpoint(name="-bad", config=EndpointCoreConfig(
+            served_entities=ServedEntity(feature_spec_name="price")))
+    with TestClient(create_app(served.root)) as http:
+        for fmt in sorted(PAYLOADS):
+            r = http.post("/serving-endpoints/price-features/invocations", json=PAYLOADS[fmt])
+            assert r.status_code == 200, (fmt, r.text)
+            outputs = r.json()["outputs"]  # Databricks' response shape
+            assert [o["quality"] for o in outputs] == [8, 0, 7] and [o["q2"] for o in outputs] == [16, 0, 14]
+        assert http.get("/serving-endpoints").json()["endpoints"][0]["name"] == "price-features"
+        assert http.get("/serving-endpoints/price-features").json()["workload_size"] == "Medium"
+        missing = http.post("/serving-endpoints/nope/invocations", json=PAYLOADS["keys"])
+        assert missing.status_code == 404 and "does not exist" in missing.json()["detail"]
+        assert http.get("/serving-endpoints/nope").status_code == 404
+    served.delete_feature_serving_endpoint(name="price-features")
+    with pytest.raises(ServingEndpointError, match="does not exist"):
+        served.get_feature_serving_endpoint(name="price-features")
+    # an endpoint over a spec whose table is not published is not ready, and says why
+    served.create_table("other", "k", df=pd.DataFrame({"k": [1], "v": [2.0]}))
+    served.create_feature_spec("unpublished", [FeatureLookup("other", "k")])
+    ep = served.create_feature_serving_endpoint(
+        name="later", config=EndpointCoreConfig(served_entities=ServedEntity(feature_spec_name="unpublished")))
+    assert ep.state["ready"] == "NOT_READY" and "main.default.other" in ep.state["message"]
+
+
 def test_health_and_specs(served) -> None:
     with TestClient(create_app(served.root)) as http:
         assert http.get("/health").json()["status"] == "ok"
@@ -69,7 +133,13 @@ def test_health_and_specs(served) -> None:
     ({"keys": [{"house": 1}]}, 400, "lookup key column(s) ['Id'] are not in the DataFrame"),
     ({"keys": [{"Id": "one"}]}, 400, "'Id' of the DataFrame has type"),
     ({"keys": [{"Id": 1}, {"Id": "x"}]}, 400, "mix"),
-    ({"rows": [{"Id": 1}]}, 400, 'must be a JSON object with "keys"'),
+    ({"rows": [{"Id": 1}]}, 400, "must be a JSON object with the rows under one of"),
+    ({"dataframe_split": {"columns": ["Id"], "data": [[1, 2]]}}, 400, "does not have one value per column"),
+    ({"dataframe_split": {"data": [[1]]}}, 400, '"columns" (names) and "data"'),
+    ({"dataframe_records": {"Id": 1}}, 400, "must be a list of JSON objects"),
+    ({"inputs": "Id"}, 400, "rows (a list of objects) or columns"),
+    ({"inputs": {"Id": [1]}, "keys": [{"Id": 1}]}, 400, "use one of them"),
+    ({"inputs": {"Id": [1]}, "extra": 1}, 400, "unknown field(s) ['extra']"),
     ({"keys": {"Id": [1, 2], "x": [1]}}, 400, "all of one length"),
     ({"keys": [1, 2]}, 400, "one JSON object per row"),
     ({"keys": "Id=1"}, 400, "list of records or a mapping of columns"),
@@ -96,6 +166,10 @@ def test_invalid_json_unknown_spec_and_unpublished_table(served) -> None:
 
 
 def test_real_uvicorn_process(served) -> None:
+    from larder.entities import EndpointCoreConfig, ServedEntity
+
+    served.create_feature_serving_endpoint(
+        name="price-ep", config=EndpointCoreConfig(served_entities=ServedEntity(feature_spec_name="price")))
     port = free_port()
     env = {**os.environ, "LARDER_DISABLE_PROGRESS": "1"}
     src = Path(__file__).resolve().parents[2] / "src"
@@ -122,6 +196,12 @@ def test_real_uvicorn_process(served) -> None:
             assert r.status_code == 200
             assert [row["quality"] for row in r.json()["features"]] == [7, 0]
             assert r.json()["found"] == {"houses": [True, False]}
+            for fmt, body in PAYLOADS.items():  # MLflow's formats, through the fast lane of a real server
+                got = http.post("/features/price", json=body)
+                assert got.status_code == 200, (fmt, got.text)
+                assert [row["quality"] for row in got.json()["features"]] == [8, 0, 7], fmt
+            r = http.post("/serving-endpoints/price-ep/invocations", json=PAYLOADS["dataframe_split"])
+            assert r.status_code == 200 and [o["quality"] for o in r.json()["outputs"]] == [8, 0, 7]
             # a republish is served by the running server (the same online table is read)
             served.write_table("houses", pd.DataFrame({"Id": [1], "q": [70]}))
             served.publish_table("houses")

@@ -1,7 +1,8 @@
 """The catalog's SQLAlchemy base and engine.
 
 Each area of larder keeps its ORM classes in its own module of this package (``tables``,
-``functions``, ``online``, ``models``, ``quality``, ``stats``, ``edits``, ``declarative``), all on the
+``functions``, ``online``, ``models``, ``quality``, ``stats``, ``edits``, ``declarative``, ``serving``,
+``stores``), all on the
 one declarative :class:`Base`. :class:`Catalog` imports them and opens the database; its schema is created and
 upgraded by Alembic revisions (:mod:`larder.catalog.migrate`, ``larder catalog upgrade``).
 """
@@ -21,7 +22,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 from larder.errors import CatalogError
 
 #: Modules (under ``larder.catalog``) that define ORM classes. Areas not yet present are skipped.
-AREAS = ("tables", "functions", "online", "models", "quality", "stats", "edits", "declarative")
+AREAS = ("tables", "functions", "online", "models", "quality", "stats", "edits", "declarative", "serving",
+         "stores")
 
 
 def utcnow() -> datetime:

@@ -89,6 +89,8 @@ class FeatureSpecRecord(Base):
     yaml: Mapped[str] = mapped_column(Text)
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    #: Who owns the spec: its creator, until ``update_feature_spec(owner=...)`` (schema version 2).
+    owner: Mapped[str | None] = mapped_column(String(256), nullable=True)
 
 
 class FunctionUsage(Base):

@@ -112,26 +112,37 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
     port: int = typer.Option(8000, "--port", help="TCP port."),
     root: str = ROOT_OPTION,
-    workers: int = typer.Option(1, "--workers", help="uvicorn worker processes."),
+    workers: int = typer.Option(None, "--workers", help="uvicorn worker processes (default 1, or the endpoint's "
+                                "workload size: Small 1, Medium 2, Large 4)."),
     log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level."),
     with_ui: bool = typer.Option(False, "--ui", help="Also serve the web catalog at /ui (see `larder ui`)."),
     token: str = typer.Option(None, "--token", envvar="LARDER_UI_TOKEN",
                               help="With --ui: require this token on the catalog's pages and API."),
     allow_edit: bool = typer.Option(False, "--allow-edit", help="With --ui: allow edits of descriptions, tags, owners."),
+    endpoint: str = typer.Option(None, "--endpoint", help="Size the server for this feature serving endpoint "
+                                 "(fe.create_feature_serving_endpoint) and print its URL."),
 ) -> None:
-    """Serve online features over HTTP: POST /features/{spec_name}, GET /specs, GET /health.
+    """Serve online features over HTTP: POST /features/{spec_name}, POST /serving-endpoints/{name}/invocations,
+    GET /specs, GET /serving-endpoints, GET /health.
 
     Example: larder serve --root ./.larder --host 127.0.0.1 --port 8000 --ui
+    Example: larder serve --root ./.larder --port 8000 --endpoint house-features
     """
+    if endpoint is not None:
+        with client(root) as fe:
+            ep = fe.get_feature_serving_endpoint(name=endpoint)
+        workers = workers or ep.workers
+        console.print(f"serving endpoint {ep.name} ({ep.feature_spec_name}, {ep.workload_size}: {workers} "
+                      f"worker(s)) at http://{host}:{port}/serving-endpoints/{ep.name}/invocations")
     if with_ui:
         from larder.ui.app import run_with_feature_server
 
-        run_with_feature_server(root=root, host=host, port=port, workers=workers, token=token,
+        run_with_feature_server(root=root, host=host, port=port, workers=workers or 1, token=token,
                                 allow_edit=allow_edit, log_level=log_level)
         return
     from larder.serving.app import run
 
-    run(root=root, host=host, port=port, workers=workers, log_level=log_level)
+    run(root=root, host=host, port=port, workers=workers or 1, log_level=log_level)
 
 
 __all__ = ["online_app", "serve"]

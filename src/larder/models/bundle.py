@@ -114,8 +114,17 @@ class RawModel:
         with mlflow_errors(f"Loading the raw model at {str(path)!r}"):
             return cls(mlflow.pyfunc.load_model(str(path)))
 
-    def predict(self, features: Any) -> Any:
-        return self._predict(features)
+    def predict(self, features: Any, params: Any = None) -> Any:
+        if not params:
+            return self._predict(features)
+        try:
+            return self._predict(features, params=dict(params))
+        except TypeError as exc:
+            if "params" not in str(exc):
+                raise
+            raise ModelError(
+                f"The model's predict() takes no params (got {sorted(params)}); call it without params."
+            ) from exc
 
 
 # -- finding a model's bundle from a model URI ------------------------------------------------------

@@ -204,6 +204,16 @@ def _signature(user: Any, inputs: pd.DataFrame, outputs: Any, feature_columns: l
     return ModelSignature(inputs=user.inputs, outputs=user.outputs or inferred.outputs, params=merged)
 
 
+def _with_outputs(signature: Any, output_schema: Any) -> Any:
+    """``signature`` with ``output_schema`` (an ``mlflow.types.Schema``) as its outputs."""
+    from mlflow.models.signature import ModelSignature
+    from mlflow.types.schema import Schema
+
+    if not isinstance(output_schema, Schema):
+        raise ModelError(f"output_schema must be an mlflow.types.Schema, got {type(output_schema).__name__}.")
+    return ModelSignature(inputs=signature.inputs, outputs=output_schema, params=signature.params)
+
+
 def log_model(
     ctx: Context,
     model: Any,
@@ -217,13 +227,25 @@ def log_model(
     infer_input_example: bool = False,
     extra_pip_requirements: Sequence[str] | None = None,
     flavor_kwargs: dict[str, Any] | None = None,
+    await_registration_for: int | None = 300,
+    output_schema: Any = None,
+    registry_uri: str | None = None,
 ) -> Any:
     """Log ``model`` with its feature spec; see ``FeatureEngineeringClient.log_model``. Returns MLflow's
     ``ModelInfo`` (``model_uri``, ``run_id``, ``registered_model_version``)."""
     import mlflow
 
     flavor_name = _check_flavor(flavor)
+    if training_set is None:
+        raise ModelError(
+            "log_model needs training_set=: the TrainingSet the model was trained on (from create_training_set()), "
+            "whose feature spec the model carries."
+        )
     spec, feature_columns, labels = _check_training_set(training_set)
+    if await_registration_for is not None and (not isinstance(await_registration_for, int)
+                                               or isinstance(await_registration_for, bool)
+                                               or await_registration_for < 0):
+        raise ModelError(f"await_registration_for must be a number of seconds (or None), got {await_registration_for!r}.")
     if not isinstance(artifact_path, str) or not artifact_path or "/" in artifact_path:
         raise ModelError(f"artifact_path must be a non-empty name without '/', such as 'model', got {artifact_path!r}.")
     caller = _caller_frame(training_set)
@@ -233,7 +255,7 @@ def log_model(
         raise ModelError(f"The training set's DataFrame lacks the model input column(s) {absent}.")
     tables = list(spec.table_versions())
     online = catalog_publications(ctx.catalog, ctx.root, tables)
-    tracking_uri = ensure_tracking(ctx)
+    tracking_uri = ensure_tracking(ctx, registry_uri=registry_uri)
 
     tmp = Path(tempfile.mkdtemp(prefix="larder-model-"))
     try:
@@ -264,8 +286,10 @@ def log_model(
         # online, a timestamp lookup key only anchors a lookback window: callers may leave it out
         optional = [s.timestamp_lookup_key for s in spec.lookups if s.timestamp_lookup_key]
         sig = _signature(signature, inputs, outputs, feature_columns, optional)
+        if output_schema is not None:
+            sig = _with_outputs(sig, output_schema)
         example = input_example if input_example is not None else (inputs if infer_input_example else None)
-        reqs = _requirements(raw_dir, extra_pip_requirements)
+        reqs = _requirements(raw_dir, [*spec.extra_pip_requirements, *(extra_pip_requirements or [])])
 
         started = None
         if mlflow.active_run() is None:
@@ -277,6 +301,7 @@ def log_model(
                     name=artifact_path, python_model=str(_ENTRY), artifacts={ARTIFACT_KEY: str(bundle)},
                     signature=sig, input_example=example, pip_requirements=reqs,
                     registered_model_name=registered_model_name,
+                    await_registration_for=0 if await_registration_for is None else await_registration_for,
                 )
         except BaseException:
             if started is not None:

@@ -119,8 +119,8 @@ class OnlineModel:
         """The assembled frame (caller's columns plus features) for each row of ``df``."""
         return self.assembler(missing_keys_policy(missing_keys)).assemble(df)
 
-    def predict(self, df: Any, *, missing_keys: str | None = None) -> Any:
-        """Look the features up online and call the raw model."""
+    def predict(self, df: Any, *, missing_keys: str | None = None, params: dict[str, Any] | None = None) -> Any:
+        """Look the features up online and call the raw model (with ``params``, when given)."""
         frame = self.features(df, missing_keys=missing_keys)
         if len(frame) == 0:
             return np.empty(0)
@@ -130,7 +130,7 @@ class OnlineModel:
                 self._ordered_columns = columns
             else:  # selecting costs a copy; most requests need none
                 frame = frame[self._feature_columns]
-        return self.raw.predict(frame)
+        return self.raw.predict(frame, params) if params else self.raw.predict(frame)
 
     def close(self) -> None:
         self._assemblers.clear()
@@ -158,10 +158,11 @@ class FeatureAwareModel(PythonModel):
     # A pandas DataFrame hint is one MLflow does not turn into an input schema (the signature
     # log_model writes is the schema).
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> Any:
-        policy = (params or {}).get(MISSING_KEYS_PARAM)
+        rest = dict(params or {})
+        policy = rest.pop(MISSING_KEYS_PARAM, None)
         if isinstance(model_input, dict):
             model_input = pd.DataFrame(model_input)
-        return self.online_model.predict(model_input, missing_keys=policy)
+        return self.online_model.predict(model_input, missing_keys=policy, params=rest or None)
 
     # MLflow's pyfunc wrapper calls inspect.signature() on this method on every predict (to see whether
     # it takes ``params``); a stored signature (kept by the wrapper MLflow puts around predict) turns

@@ -8,6 +8,7 @@ value, as in Databricks. The result is ``df``'s columns, the features and a ``pr
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -73,32 +74,35 @@ def offline_features(ctx: Context, bundle: ModelBundle, df: Any, *, override: bo
                             override_with_input_columns=override)
 
 
-def predict_frame(bundle: ModelBundle, frame: pd.DataFrame) -> Any:
+def predict_frame(bundle: ModelBundle, frame: pd.DataFrame, params: Mapping[str, Any] | None = None) -> Any:
     absent = [c for c in bundle.feature_columns if c not in frame.columns]
     if absent:
         raise ModelError(f"The assembled features lack the model's column(s) {absent}.")
     if len(frame) == 0:
         return np.empty(0)
     try:
-        return bundle.raw_model.predict(frame[bundle.feature_columns])
+        return bundle.raw_model.predict(frame[bundle.feature_columns], params=params)
     except LarderError:
         raise
     except Exception as exc:
         raise ModelError(f"The model's predict() failed: {type(exc).__name__}: {exc}") from exc
 
 
-def score_batch(ctx: Context, model_uri: str, df: Any, result_type: str = "double") -> pd.DataFrame:
+def score_batch(ctx: Context, model_uri: str, df: Any, result_type: str = "double", *,
+                params: Mapping[str, Any] | None = None, registry_uri: str | None = None) -> pd.DataFrame:
     """See ``FeatureEngineeringClient.score_batch``."""
     _as_dtype(result_type)
+    if params is not None and not isinstance(params, Mapping):
+        raise ModelError(f"params must be a mapping of parameter names to values, got {type(params).__name__}.")
     if isinstance(df, pd.DataFrame) and PREDICTION in df.columns:
         raise ModelError(f"df already has a {PREDICTION!r} column; drop or rename it before score_batch().")
-    ensure_tracking(ctx)
+    ensure_tracking(ctx, registry_uri=registry_uri)
     bundle = load_bundle(model_uri)
     from larder.training.assemble import as_pandas
 
     frame_in = as_pandas(df)
     frame = offline_features(ctx, bundle, frame_in)
-    preds = predict_frame(bundle, frame)
+    preds = predict_frame(bundle, frame, params)
     # every column of df (excluded ones too), then the features, then the prediction
     out = frame_in.copy(deep=False)
     for col in frame.columns:
@@ -108,4 +112,17 @@ def score_batch(ctx: Context, model_uri: str, df: Any, result_type: str = "doubl
     return out
 
 
-__all__ = ["PREDICTION", "RESULT_TYPES", "offline_features", "predict_frame", "prediction_column", "score_batch"]
+def build_model_env(ctx: Context, model_uri: str, save_path: str, *, registry_uri: str | None = None) -> str:
+    """Build the environment of the raw model inside a larder model (``mlflow.pyfunc.build_model_env``)."""
+    import mlflow
+
+    from larder.models.bundle import RAW_DIR, bundle_dir, local_model_dir
+    from larder.models.tracking import mlflow_errors
+
+    ensure_tracking(ctx, registry_uri=registry_uri)
+    raw = bundle_dir(local_model_dir(model_uri), model_uri) / RAW_DIR
+    with mlflow_errors(f"Building the environment of model {model_uri!r}"):
+        return str(mlflow.pyfunc.build_model_env(str(raw), save_path))
+
+
+__all__ = ["PREDICTION", "build_model_env", "RESULT_TYPES", "offline_features", "predict_frame", "prediction_column", "score_batch"]

@@ -60,25 +60,56 @@ def _registry_module() -> Any:
     return utils
 
 
+def is_databricks_uri(uri: Any) -> bool:
+    """``databricks``, ``databricks-uc`` (Unity Catalog) or a ``databricks://profile`` form of them."""
+    if not isinstance(uri, str):
+        return False
+    scheme = uri.split("://", 1)[0].strip().lower()
+    return scheme in ("databricks", "databricks-uc")
+
+
+#: Databricks URIs already reported as mapped (one log line each per process).
+_mapped: set[str] = set()
+
+
+def _mapped_away(uri: str, what: str) -> None:
+    if uri not in _mapped:
+        _mapped.add(uri)
+        _log.warning("larder: MLflow %s URI %r (Databricks) is mapped to larder's own %s: %s is not reachable "
+                     "here, so models are logged and registered where larder keeps them (larder.yaml's "
+                     "mlflow_tracking_uri, else <root>/mlflow.db).", what, uri, what, uri)
+
+
 def user_tracking_uri() -> str | None:
-    """The tracking URI the user set (environment or ``mlflow.set_tracking_uri``), else None."""
+    """The tracking URI the user set (environment or ``mlflow.set_tracking_uri``), else None. A
+    Databricks URI counts as not set: it is mapped to larder's own (logged once)."""
     explicit = _tracking_module()._tracking_uri
     if explicit is not None and explicit not in _ours:
-        return str(explicit)
+        if not is_databricks_uri(explicit):
+            return str(explicit)
+        _mapped_away(str(explicit), "tracking")
     env = os.environ.get(TRACKING_ENV)
     if env and env not in _ours:
-        return env
+        if not is_databricks_uri(env):
+            return env
+        _mapped_away(env, "tracking")
     return None
 
 
 def user_registry_uri() -> str | None:
-    """The registry URI the user set (environment or ``mlflow.set_registry_uri``), else None."""
+    """The registry URI the user set (environment or ``mlflow.set_registry_uri``), else None. A
+    Databricks URI (``databricks-uc``, the first line of Databricks notebooks) counts as not set: it is
+    mapped to larder's registry (logged once)."""
     explicit = _registry_module()._registry_uri
     if explicit and explicit not in _ours:
-        return str(explicit)
+        if not is_databricks_uri(explicit):
+            return str(explicit)
+        _mapped_away(str(explicit), "registry")
     env = os.environ.get(REGISTRY_ENV)
     if env and env not in _ours:
-        return env
+        if not is_databricks_uri(env):
+            return env
+        _mapped_away(env, "registry")
     return None
 
 
@@ -92,11 +123,17 @@ def _initialise_sqlite(uri: str, artifact_root: Path) -> None:
     store.engine.dispose()
 
 
-def ensure_tracking(ctx: Context) -> str:
+def ensure_tracking(ctx: Context, registry_uri: str | None = None) -> str:
     """Point MLflow at larder's tracking server unless the user chose one; return the tracking URI
-    in effect. See the module docstring for the rules."""
+    in effect. See the module docstring for the rules. ``registry_uri`` (the client's
+    ``model_registry_uri``) sets the registry, as Databricks does; a Databricks one means larder's."""
     import mlflow
 
+    if registry_uri is not None:
+        if is_databricks_uri(registry_uri):
+            _mapped_away(registry_uri, "registry")
+        else:
+            mlflow.set_registry_uri(registry_uri)
     with _lock:
         user = user_tracking_uri()
         if user is not None:
@@ -146,19 +183,23 @@ def claim_default_uris(ctx: Context) -> None:
                 mlflow.set_registry_uri(target)
             return
         env = os.environ.get(TRACKING_ENV)
-        if env and env not in _ours:
+        if env and env not in _ours and not is_databricks_uri(env):
             return
         _ours.add(target)
         os.environ[TRACKING_ENV] = target
         registry = os.environ.get(REGISTRY_ENV)
-        if not registry or registry in _ours:
+        if not registry or registry in _ours or is_databricks_uri(registry):
             os.environ[REGISTRY_ENV] = target
 
 
 def _clear_our_registry() -> None:
-    if _registry_module()._registry_uri in _ours:
+    """Let the registry follow the tracking URI again: drop a registry URI larder set, or a Databricks
+    one (which is mapped, see :func:`user_registry_uri`)."""
+    current = _registry_module()._registry_uri
+    if current in _ours or is_databricks_uri(current):
         _registry_module()._registry_uri = None
-    if os.environ.get(REGISTRY_ENV) in _ours:
+    env = os.environ.get(REGISTRY_ENV)
+    if env in _ours or is_databricks_uri(env):
         os.environ.pop(REGISTRY_ENV, None)
 
 
@@ -197,6 +238,7 @@ __all__ = [
     "claim_default_uris",
     "default_tracking_uri",
     "ensure_tracking",
+    "is_databricks_uri",
     "mlflow_errors",
     "release_tracking",
     "user_registry_uri",

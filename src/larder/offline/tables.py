@@ -55,23 +55,69 @@ from larder.quality.store import check_columns, check_policy
 WriteMode = Literal["merge", "overwrite"]
 
 
-@dataclass(frozen=True)
-class FeatureColumn:
-    """A column of a feature table (name, type, description, key flags, metadata)."""
+class FeatureColumn(str):
+    """A column of a feature table: its name (this object *is* the name, as Databricks'
+    ``FeatureTable.features`` lists column names) with its type, description, key flags and metadata."""
 
-    name: str
     dtype: str
-    description: str | None = None
-    is_primary_key: bool = False
-    is_timestamp_key: bool = False
-    metadata: dict[str, Any] = field(default_factory=dict)
+    description: str | None
+    is_primary_key: bool
+    is_timestamp_key: bool
+    metadata: dict[str, Any]
+
+    def __new__(cls, name: str, dtype: str, description: str | None = None, is_primary_key: bool = False,
+                is_timestamp_key: bool = False, metadata: Mapping[str, Any] | None = None) -> FeatureColumn:
+        self = super().__new__(cls, name)
+        self.dtype = dtype
+        self.description = description
+        self.is_primary_key = is_primary_key
+        self.is_timestamp_key = is_timestamp_key
+        self.metadata = dict(metadata or {})
+        return self
+
+    @property
+    def name(self) -> str:
+        return str.__str__(self)
+
+    def __repr__(self) -> str:
+        flags = (", primary key" if self.is_primary_key else "") + (", timestamp key" if self.is_timestamp_key else "")
+        return f"FeatureColumn({self.name!r}, {self.dtype}{flags})"
+
+    def __reduce__(self) -> Any:
+        return (FeatureColumn, (self.name, self.dtype, self.description, self.is_primary_key, self.is_timestamp_key,
+                          self.metadata))
+
+
+@dataclass(frozen=True)
+class OnlineStoreInfo:
+    """An online store a feature table is published to (``FeatureTable.online_stores``)."""
+
+    #: The store's name (in larder.yaml or ``create_online_store``), else its type.
+    name: str
+    store_type: str
+    online_table_name: str
+    #: Delta version of the latest publication to this store.
+    delta_version: int
+    #: First and latest publication to this store, in milliseconds since the epoch (UTC).
+    creation_timestamp: int
+    last_updated_timestamp: int
 
 
 @dataclass(frozen=True)
 class FeatureTable:
-    """Metadata of a feature table, as returned by ``create_table`` and ``get_table``."""
+    """Metadata of a feature table, as returned by ``create_table`` and ``get_table``.
+
+    The attributes are Databricks' (``name``, ``table_id``, ``description``, ``primary_keys``,
+    ``partition_columns``, ``features``, ``creation_timestamp``, ``online_stores``, ``timestamp_keys``,
+    ``tags``, and the deprecated ``keys``), with Databricks' meaning: ``primary_keys`` are the entity
+    keys *without* the timestamp key (the time-series column), ``features`` lists every column of the
+    table, keys included (each a :class:`FeatureColumn`, a ``str`` that also carries its type). larder adds
+    the owner, creation and update times, the Delta ``version``, ``row_count`` and ``path``.
+    """
 
     name: str
+    #: The Delta table's id (a UUID written in its metadata when the table was created).
+    table_id: str
     primary_keys: list[str]
     timestamp_keys: list[str]
     partition_columns: list[str]
@@ -84,16 +130,61 @@ class FeatureTable:
     version: int
     row_count: int
     path: str
+    online_stores: list[OnlineStoreInfo] = field(default_factory=list)
+
+    @property
+    def keys(self) -> list[str]:
+        """Deprecated Databricks name of :attr:`primary_keys`."""
+        return self.primary_keys
+
+    # Databricks records the workspace notebooks and jobs that wrote a table, and the Spark sources
+    # (tables, paths) its DataFrames were read from. larder runs outside any workspace and is handed
+    # in-memory frames, which carry no source: these are empty, truthfully, as they are on Databricks
+    # for a table written from a pandas-built DataFrame outside a notebook or job.
+    @property
+    def notebook_producers(self) -> list[Any]:
+        return []
+
+    @property
+    def job_producers(self) -> list[Any]:
+        return []
+
+    @property
+    def table_data_sources(self) -> list[str]:
+        return []
+
+    @property
+    def path_data_sources(self) -> list[str]:
+        return []
+
+    @property
+    def custom_data_sources(self) -> list[str]:
+        return []
 
     @property
     def entity_keys(self) -> list[str]:
-        """Primary keys without the timestamp key: what a lookup matches on."""
-        return [k for k in self.primary_keys if k not in self.timestamp_keys]
+        """The primary keys without the timestamp key: what a lookup matches on (= ``primary_keys``)."""
+        return list(self.primary_keys)
+
+    @property
+    def all_keys(self) -> list[str]:
+        """Every column of the table's key: the primary keys, then the timestamp key."""
+        return self.primary_keys + [t for t in self.timestamp_keys if t not in self.primary_keys]
+
+    @property
+    def timeseries_column(self) -> str | None:
+        """The time-series column (Databricks' ``timeseries_column``), or None for a snapshot table."""
+        return self.timestamp_keys[0] if self.timestamp_keys else None
+
+    @property
+    def creation_timestamp(self) -> int:
+        """When the table was created, in milliseconds since the epoch (Databricks' unit)."""
+        return int(self.created_at.timestamp() * 1000)
 
     @property
     def feature_names(self) -> list[str]:
-        """Columns that are not primary keys (timestamp key excluded)."""
-        return [f.name for f in self.features if not f.is_primary_key]
+        """Columns that are not keys (the timestamp key excluded)."""
+        return [f.name for f in self.features if not f.is_primary_key and not f.is_timestamp_key]
 
     @property
     def is_time_series(self) -> bool:
@@ -109,9 +200,33 @@ _TYPE_ALIASES: dict[str, pa.DataType] = {
 }
 
 
+def _spark_type(dtype: Any, *, table: str, col: str) -> pa.DataType:
+    """The Arrow type of a Spark SQL data type (by its ``simpleString()``: ``int``, ``array<double>``...)."""
+    text = dtype.simpleString() if hasattr(dtype, "simpleString") else str(dtype)
+    text = text.strip().lower()
+    if text in _TYPE_ALIASES:
+        return _TYPE_ALIASES[text]
+    if text.startswith("array<") and text.endswith(">"):
+        return pa.list_(_spark_type(text[6:-1], table=table, col=col))
+    if text.startswith("decimal(") and text.endswith(")"):
+        precision, scale = (int(p) for p in text[8:-1].split(","))
+        return pa.decimal128(precision, scale)
+    if text == "timestamp_ntz":
+        return UTC_US  # naive timestamps are read as UTC
+    raise SchemaMismatchError(
+        f"Table {table!r}: column {col!r} has Spark type {text!r}, which larder has no Arrow equivalent for; "
+        f"use a pyarrow schema, or one of {sorted(_TYPE_ALIASES)}."
+    )
+
+
 def _as_schema(schema: Any, *, table: str) -> pa.Schema:
     if isinstance(schema, pa.Schema):
         return schema
+    fields = getattr(schema, "fields", None)
+    if isinstance(fields, list) and all(hasattr(f, "dataType") and hasattr(f, "name") for f in fields):
+        # a pyspark StructType (Databricks' schema= argument), read without importing pyspark
+        return pa.schema([pa.field(f.name, _spark_type(f.dataType, table=table, col=f.name),
+                                   nullable=bool(getattr(f, "nullable", True))) for f in fields])
     if isinstance(schema, Mapping):
         fields = []
         for col, typ in schema.items():
@@ -126,7 +241,7 @@ def _as_schema(schema: Any, *, table: str) -> pa.Schema:
                 )
         return pa.schema(fields)
     raise SchemaMismatchError(
-        f"Table {table!r}: schema must be a pyarrow.Schema or a mapping of column name to type, "
+        f"Table {table!r}: schema must be a pyarrow.Schema, a Spark StructType or a mapping of column name to type, "
         f"got {type(schema).__name__}."
     )
 
@@ -264,6 +379,7 @@ class TableService:
         feature_descriptions: Mapping[str, str] | None = None,
         expectations: Sequence[Any] | None = None,
         quality_policy: str | None = None,
+        path: str | None = None,
     ) -> FeatureTable:
         qn = parse_name(name)
         full = qn.full
@@ -327,7 +443,8 @@ class TableService:
             result = quality.validate(data, exps, table=full, keys=pks)
             quality.enforce(result, quality_policy or "strict", full)  # type: ignore[arg-type]
             checked = result
-        location = self.ctx.storage.table_location(qn.catalog, qn.schema, qn.name)
+        location = (Location.parse(str(path), self.ctx.storage.root.options) if path is not None
+                    else self.ctx.storage.table_location(qn.catalog, qn.schema, qn.name))
         if location.has_files():
             raise TableExistsError(
                 f"Feature table {full!r} is not in the catalog but its storage {location.uri!r} is not empty "
@@ -508,20 +625,23 @@ class TableService:
         snap = snap or delta.load(self._location(rec), name=rec.full_name)
         schema = snap.schema
         by_name = {f.name: f for f in rec.features}
+        ts_keys = list(rec.timestamp_keys)
+        entity = [k for k in rec.primary_keys if k not in ts_keys]
         features = []
         for f in schema:
             r = by_name.get(f.name)
             features.append(FeatureColumn(
-                name=f.name, dtype=_dtype_name(f.type), description=r.description if r else None,
-                is_primary_key=f.name in rec.primary_keys, is_timestamp_key=f.name in rec.timestamp_keys,
+                f.name, _dtype_name(f.type), description=r.description if r else None,
+                is_primary_key=f.name in entity, is_timestamp_key=f.name in ts_keys,
                 metadata=dict(r.extra or {}) if r else {},
             ))
         return FeatureTable(
-            name=rec.full_name, primary_keys=list(rec.primary_keys), timestamp_keys=list(rec.timestamp_keys),
-            partition_columns=list(rec.partition_columns), features=features, description=rec.description,
-            tags={t.key: t.value for t in rec.tags}, owner=rec.owner,
+            name=rec.full_name, table_id=str(snap.table.metadata().id), primary_keys=entity,
+            timestamp_keys=ts_keys, partition_columns=list(rec.partition_columns), features=features,
+            description=rec.description, tags={t.key: t.value for t in rec.tags}, owner=rec.owner,
             created_at=rec.created_at.replace(tzinfo=UTC), updated_at=rec.updated_at.replace(tzinfo=UTC),
             version=snap.version, row_count=snap.row_count(), path=self._location(rec).uri,
+            online_stores=_online_stores(self.ctx, rec.full_name),
         )
 
     def get_table(self, name: str) -> FeatureTable:
@@ -665,6 +785,25 @@ def _is_table_or_unknown(location: Location) -> bool:
         return True
 
 
+def _online_stores(ctx: Context, full_name: str) -> list[OnlineStoreInfo]:
+    """The stores ``full_name`` is published to (its active publications, one entry per store)."""
+    from larder.catalog.online import PublicationRecord
+
+    stores: dict[str, OnlineStoreInfo] = {}
+    with ctx.catalog.session() as s:
+        recs = s.scalars(select(PublicationRecord).where(PublicationRecord.table_name == full_name,
+                                                         PublicationRecord.dropped_at.is_(None))
+                         .order_by(PublicationRecord.id))
+        for r in recs:
+            ms = int(r.published_at.replace(tzinfo=UTC).timestamp() * 1000)
+            first = stores.get(r.store_key)
+            stores[r.store_key] = OnlineStoreInfo(
+                name=r.store_name or r.store_type, store_type=r.store_type, online_table_name=r.online_table_name,
+                delta_version=r.delta_version, creation_timestamp=first.creation_timestamp if first else ms,
+                last_updated_timestamp=ms)
+    return list(stores.values())
+
+
 def _owner() -> str | None:
     try:
         return getpass.getuser()
@@ -678,4 +817,4 @@ def _utc(ts: datetime | str | pd.Timestamp) -> datetime:
     return t.to_pydatetime()
 
 
-__all__ = ["FeatureColumn", "FeatureTable", "TableService", "WriteMode"]
+__all__ = ["FeatureColumn", "FeatureTable", "OnlineStoreInfo", "TableService", "WriteMode"]

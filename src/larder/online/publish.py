@@ -82,14 +82,22 @@ def resolve_store(ctx: Context, online_store: StoreArg) -> tuple[str | None, Any
             name = config.default_online_store
             return name, config.online_stores[name]
         return None, SQLiteStoreSpec()
+    from larder.online.managed import DatabricksOnlineStore, OnlineStoreService
+
+    if isinstance(online_store, DatabricksOnlineStore):  # from get_online_store / create_online_store
+        online_store = online_store.name
     if isinstance(online_store, str):
-        if online_store not in config.online_stores:
-            known = sorted(config.online_stores)
-            raise ConfigError(
-                f"No online store named {online_store!r} in larder.yaml (online_stores: {known or 'none'}). "
-                "Add it under online_stores, or pass a spec object such as RedisStoreSpec(url=...)."
-            )
-        return online_store, config.online_stores[online_store]
+        if online_store in config.online_stores:
+            return online_store, config.online_stores[online_store]
+        created = OnlineStoreService(ctx, None).spec_of(online_store)
+        if created is not None:
+            return online_store, created
+        known = sorted(config.online_stores)
+        raise ConfigError(
+            f"No online store named {online_store!r} in larder.yaml (online_stores: {known or 'none'}) or "
+            "created with create_online_store(). Add it under online_stores, create it, or pass a spec object "
+            "such as RedisStoreSpec(url=...)."
+        )
     return None, parse_spec(online_store)
 
 
@@ -113,6 +121,12 @@ class Publication:
     published_at: datetime
     duration_s: float | None
     active: bool
+
+    @property
+    def pipeline_id(self) -> str:
+        """Databricks' ``PublishedTable.pipeline_id`` (the sync pipeline of a published table): larder
+        publishes without a pipeline, so this identifies the publication."""
+        return f"publication-{self.id}"
 
     def spec(self) -> Any:
         """The store spec (as recorded, without credentials)."""
@@ -269,8 +283,10 @@ class Publisher:
         features: str | Sequence[str] | None = None,
         version: int | None = None,
         batch_rows: int = BATCH_ROWS,
+        online_table_name: str | None = None,
     ) -> Publication:
-        """Publish the newest row per key of feature table ``name``; see the module docstring."""
+        """Publish the newest row per key of feature table ``name``; see the module docstring.
+        ``online_table_name`` names the table inside the store (default: the feature table's full name)."""
         if mode not in ("merge", "overwrite"):
             raise PublishError(f"publish_table mode must be 'merge' or 'overwrite', got {mode!r}.")
         if batch_rows < 1:
@@ -285,7 +301,8 @@ class Publisher:
         published = _choose_features(ft, schema, features)
         columns = keys + ([ts] if ts else []) + published
         target = pa.schema([schema.field(c) for c in columns])
-        online = OnlineTable(name=ft.name, primary_keys=list(keys), timestamp_key=ts, schema=target)
+        online = OnlineTable(name=self._online_name(ft.name, spec, online_table_name), primary_keys=list(keys),
+                             timestamp_key=ts, schema=target)
         order_value = None if ts else snapshot_order(ft.created_at, snap.version)
         source_rows = snap.row_count()
         store = self.stores.get(spec)
@@ -328,6 +345,27 @@ class Publisher:
             s.add(rec)
             s.flush()
             return _publication(rec)
+
+    def _online_name(self, table: str, spec: Any, online_table_name: str | None) -> str:
+        """The online table's name: ``online_table_name`` (not used by another feature table in the same
+        store), else the name of this table's active publication to the store, else its full name."""
+        key = store_key(spec, self.ctx.root)
+        with self.ctx.catalog.session() as s:
+            active = list(s.scalars(select(PublicationRecord).where(
+                PublicationRecord.store_key == key, PublicationRecord.dropped_at.is_(None))))
+        if online_table_name is None:
+            mine = [r for r in active if r.table_name == table]
+            return str(mine[-1].online_table["name"]) if mine else table
+        if not isinstance(online_table_name, str) or not online_table_name.strip():
+            raise PublishError(f"Table {table!r}: online_table_name must be a non-empty string.")
+        taken = sorted({r.table_name for r in active
+                        if r.online_table.get("name") == online_table_name and r.table_name != table})
+        if taken:
+            raise PublishError(
+                f"Table {table!r}: the online table {online_table_name!r} in this store holds feature table "
+                f"{taken[0]!r}. Choose another online_table_name, or drop that online table first."
+            )
+        return online_table_name
 
     # -- drop -----------------------------------------------------------------------------------
     def drop_online_table(self, name: str, online_store: StoreArg = None) -> list[Publication]:
@@ -416,7 +454,7 @@ def snapshot_order(created_at: datetime, version: int) -> int:
 
 
 def _choose_features(ft: FeatureTable, schema: pa.Schema, features: str | Sequence[str] | None) -> list[str]:
-    keys = set(ft.primary_keys)
+    keys = set(ft.all_keys)
     available = [f.name for f in schema if f.name not in keys]
     if features is None:
         return available

@@ -149,7 +149,7 @@ def validate_table(fe: FeatureClient, name: str, *, version: int | None = None) 
     if not settings.expectations:
         return None
     df = fe.read_table(name) if version is None else fe.read_table(name, as_of_version=version)
-    return validate(df, settings.expectations, table=info.name, keys=list(info.primary_keys or []))
+    return validate(df, settings.expectations, table=info.name, keys=list(info.primary_keys or []) + list(info.timestamp_keys or []))
 
 
 def check_table(fe: FeatureClient, name: str, *, version: int | None = None) -> bool:

@@ -3,10 +3,16 @@
 Endpoints:
 
 ``POST /features/{spec_name}``
-    Body ``{"keys": [{"Id": 1}, {"Id": 2}]}`` (records) or ``{"keys": {"Id": [1, 2]}}`` (columns), with
-    the spec's input columns. Returns ``{"spec", "rows", "features": [records in the keys' order],
-    "found": {lookup label: [bool per row]}}``. Missing keys get the lookup's defaults, else null, and
-    ``found`` says which keys were in the store.
+    Body: the rows with the spec's input columns, in any of MLflow's formats (``dataframe_records``,
+    ``dataframe_split``, ``inputs``/``instances``, see :mod:`larder.serving.payloads`) or larder's
+    ``{"keys": [{"Id": 1}, {"Id": 2}]}`` (records) / ``{"keys": {"Id": [1, 2]}}`` (columns). Returns
+    ``{"spec", "rows", "features": [records in the keys' order], "found": {lookup label: [bool per
+    row]}}``. Missing keys get the lookup's defaults, else null, and ``found`` says which keys were in
+    the store.
+``POST /serving-endpoints/{name}/invocations``
+    A feature serving endpoint (``fe.create_feature_serving_endpoint``): the same request bodies, and
+    Databricks' response ``{"outputs": [one object per row]}``. ``GET /serving-endpoints`` lists the
+    endpoints, ``GET /serving-endpoints/{name}`` describes one.
 ``GET /specs``
     The named feature specs in the catalog, with their input and output columns.
 ``GET /health``
@@ -37,8 +43,10 @@ from larder.errors import (
     MissingKeysError,
     OnlineStoreError,
     OnlineTableNotFoundError,
+    ServingEndpointError,
     require,
 )
+from larder.serving.payloads import parse_request
 
 
 class _State:
@@ -52,42 +60,30 @@ class _State:
     def assembler(self, spec_name: str) -> Any:
         return self.fe.online_feature_assembler(spec_name, on_missing="null")
 
+    def endpoint_assembler(self, endpoint: str) -> Any:
+        return self.assembler(self.fe._endpoints.spec_name(endpoint))
+
     def close(self) -> None:
         self.fe.close()
 
 
-def _keys(body: Any) -> list[dict[str, Any]] | dict[str, list[Any]]:
-    """The request's keys (records or columns), checked for shape; value types are checked by the lookup."""
-    if not isinstance(body, dict) or "keys" not in body:
-        raise FeatureLookupError(
-            'The request body must be a JSON object with "keys": a list of records such as '
-            '{"keys": [{"Id": 1}]} or columns such as {"keys": {"Id": [1, 2]}}.'
-        )
-    keys = body["keys"]
-    if isinstance(keys, list):
-        if not all(isinstance(r, dict) for r in keys):
-            raise FeatureLookupError('"keys" as a list must hold one JSON object per row, e.g. [{"Id": 1}].')
-        if not keys:
-            raise FeatureLookupError('"keys" is empty; send at least one row, e.g. [{"Id": 1}].')
-        return keys
-    if isinstance(keys, dict):
-        lengths = {k: len(v) if isinstance(v, list) else -1 for k, v in keys.items()}
-        if any(n < 0 for n in lengths.values()) or len(set(lengths.values())) > 1:
-            raise FeatureLookupError(
-                f'"keys" as columns must map each column to a list, all of one length; got lengths {lengths}.'
-            )
-        return keys
-    raise FeatureLookupError(f'"keys" must be a list of records or a mapping of columns, got {type(keys).__name__}.')
+def _rows(columns: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    names = list(columns)
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)] if names else []
 
 
 def lookup_payload(asm: Any, spec_name: str, keys: Any) -> dict[str, Any]:
     """The response of ``POST /features/{spec_name}`` for ``keys`` (records or columns)."""
     columns = asm.assemble(keys, include_found=True, output="dict")
     found = {label: columns.pop("_found_" + label) for label in asm.labels}
-    names = list(columns)
-    rows = [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)] if names else []
+    rows = _rows(columns)
     return {"spec": asm.spec.name or spec_name, "rows": len(next(iter(found.values()), rows)),
             "features": rows, "found": found}
+
+
+def endpoint_payload(asm: Any, keys: Any) -> dict[str, Any]:
+    """The response of ``POST /serving-endpoints/{name}/invocations``: Databricks' ``{"outputs": [...]}``."""
+    return {"outputs": _rows(asm.assemble(keys, output="dict"))}
 
 
 def _default(value: Any) -> Any:
@@ -216,20 +212,21 @@ def create_app(root: str | os.PathLike[str] | None = None) -> Any:
                         "output_columns": spec.output_columns, "tables": sorted(spec.table_versions())})
         return Response(_dumps({"specs": out}), media_type="application/json")
 
-    def answer(spec_name: str, raw: bytes) -> tuple[int, bytes]:
-        """Status and JSON body of ``POST /features/{spec_name}`` (shared by the route and the fast lane)."""
-        st = state()
+    def respond(raw: bytes, assembler: Any, payload: Any) -> tuple[int, bytes]:
+        """Status and JSON body of a lookup request: parse, assemble with ``assembler()``, render with
+        ``payload(asm, rows)``; LarderErrors become 4xx/5xx with the error's message."""
         try:
             body = json.loads(raw)
         except ValueError as exc:
             return 400, _dumps({"error": "InvalidJSON", "detail": f"The request body is not valid JSON: {exc}"})
         try:
-            asm = st.assembler(spec_name)
+            asm = assembler()
             try:
-                return 200, _dumps(lookup_payload(asm, spec_name, _keys(body)))
+                rows, _params = parse_request(body)
+                return 200, _dumps(payload(asm, rows))
             except (FeatureLookupError, MissingKeysError) as exc:
                 return 400, _error_body(exc)
-        except (FeatureSpecError, OnlineTableNotFoundError) as exc:
+        except (FeatureSpecError, OnlineTableNotFoundError, ServingEndpointError) as exc:
             return 404, _error_body(exc)
         except InvalidNameError as exc:
             return 400, _error_body(exc)
@@ -237,6 +234,30 @@ def create_app(root: str | os.PathLike[str] | None = None) -> Any:
             return 503, _error_body(exc)
         except LarderError as exc:
             return 500, _error_body(exc)
+
+    def answer(spec_name: str, raw: bytes) -> tuple[int, bytes]:
+        """Status and JSON body of ``POST /features/{spec_name}`` (shared by the route and the fast lane)."""
+        st = state()
+        return respond(raw, lambda: st.assembler(spec_name), lambda asm, rows: lookup_payload(asm, spec_name, rows))
+
+    @app.post("/serving-endpoints/{name}/invocations")
+    async def invocations(name: str, request: Request) -> Response:
+        st = state()
+        status, payload = respond(await request.body(), lambda: st.endpoint_assembler(name), endpoint_payload)
+        return Response(payload, status_code=status, media_type="application/json")
+
+    @app.get("/serving-endpoints")
+    async def endpoints() -> Response:
+        return Response(_dumps({"endpoints": [e.to_dict() for e in state().fe._endpoints.list()]}),
+                        media_type="application/json")
+
+    @app.get("/serving-endpoints/{name}")
+    async def endpoint(name: str) -> Response:
+        try:
+            return Response(_dumps(state().fe.get_feature_serving_endpoint(name=name).to_dict()),
+                            media_type="application/json")
+        except ServingEndpointError as exc:
+            return error(404, exc)
 
     @app.post("/features/{spec_name}")
     async def features(spec_name: str, request: Request) -> Response:

@@ -259,6 +259,30 @@ def capture(func: Callable[..., Any], *, mode: str) -> CapturedFunction:
     )
 
 
+def capture_code(*, python_name: str, code: str, source: str, environment: dict[str, Any], mode: str,
+                 where: str) -> CapturedFunction:
+    """Capture a function given as code (``def python_name(...)``) rather than as a live object, such
+    as one generated from a SQL ``CREATE FUNCTION`` statement; ``source`` is what people read."""
+    digest = hashlib.sha256(json.dumps(
+        {"code": code, "env": {k: environment.get(k, {}) for k in ("imports", "objects", "constants")},
+         "mode": mode}, sort_keys=True, default=repr,
+    ).encode()).hexdigest()[:16]
+    func = exec_source(name=where, version=digest, python_name=python_name, code=code, environment=environment)
+    parameters = _parameters(func, where)  # type: ignore[arg-type]
+    try:
+        hints = typing.get_type_hints(func)
+    except Exception:  # noqa: BLE001 - an annotation that does not resolve: keep the text
+        hints = {}
+    ret = hints.get("return", inspect.signature(func).return_annotation)
+    return_type = None if ret is inspect.Signature.empty else _annotation_str(ret)
+    out_type = arrow_type_for(ret) if ret is not inspect.Signature.empty else None
+    return CapturedFunction(
+        python_name=python_name, source=source, code=code, parameters=parameters, return_type=return_type,
+        output_type=str(out_type) if out_type is not None else None, environment=environment,
+        pickle=_pickle(func), version=digest,  # type: ignore[arg-type]
+    )
+
+
 def load_callable(*, name: str, version: str, python_name: str, code: str, environment: dict[str, Any],
                   pickle: bytes | None) -> Callable[..., Any]:
     """Rebuild a stored function: from the cloudpickle when it loads, else by ``exec`` of its code."""
@@ -317,4 +341,5 @@ def unb64(text: str | None) -> bytes | None:
     return base64.b64decode(text) if text else None
 
 
-__all__ = ["CapturedFunction", "arrow_type_for", "b64", "capture", "exec_source", "load_callable", "unb64"]
+__all__ = ["CapturedFunction", "arrow_type_for", "b64", "capture", "capture_code", "exec_source", "load_callable",
+           "unb64"]

@@ -190,6 +190,8 @@ class FunctionRunner:
                 result = self.func(**inputs)
                 arr = _column_result(result, n, self.output_type)
             except Exception as exc:
+                if self.mode == "vectorized" and isinstance(exc, FunctionExecutionError):
+                    raise  # the function's own report (a SQL function's DuckDB error, say)
                 if self.mode == "vectorized":
                     what = ("did not return one value per row" if isinstance(exc, _NotAColumn)
                             else f"raised {type(exc).__name__}: {exc}")

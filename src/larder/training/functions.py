@@ -35,8 +35,9 @@ from larder.catalog.functions import FunctionRecord, FunctionVersionRecord, func
 from larder.context import Context
 from larder.errors import FunctionError, FunctionInUseError, FunctionNotFoundError
 from larder.names import parse_name
-from larder.training._code import capture, load_callable
+from larder.training._code import capture, capture_code, load_callable
 from larder.training.execute import MODES
+from larder.training.sql_functions import looks_like_create_function
 
 
 class FeatureFunction:
@@ -158,14 +159,28 @@ class FunctionService:
             )
         return rec
 
-    def create_function(self, name: str, func: Callable[..., Any], description: str | None = None, *,
-                        mode: str = "auto") -> FunctionInfo:
-        """Register ``func`` under ``name``; new code makes a new version, the same code returns the
-        existing version."""
+    def create_function(self, name: str | None, func: Callable[..., Any] | str | None = None,
+                        description: str | None = None, *, mode: str = "auto") -> FunctionInfo:
+        """Register ``func`` (a Python function, or a ``CREATE FUNCTION`` statement) under ``name``; new
+        code makes a new version, the same code returns the existing version."""
+        if func is None and looks_like_create_function(name):
+            name, func = None, name
+        if isinstance(func, str):
+            name, cap, sql_comment, mode = _capture_sql(name, func, mode)
+            if description is None:
+                description = sql_comment
+        else:
+            if name is None or func is None:
+                raise FunctionError(
+                    "create_function(name, func): give a name and a Python function, or a CREATE FUNCTION "
+                    "statement."
+                )
+            cap = None
         qn = parse_name(name, kind="function")
         if mode not in MODES:
             raise FunctionError(f"create_function({qn.full!r}): mode must be one of {list(MODES)}, got {mode!r}.")
-        cap = capture(func, mode=mode)
+        if cap is None:
+            cap = capture(func, mode=mode)  # type: ignore[arg-type]
         with self.ctx.catalog.session() as s:
             rec = s.scalars(select(FunctionRecord).where(FunctionRecord.full_name == qn.full)).first()
             now = utcnow()
@@ -253,6 +268,24 @@ class FunctionService:
                 for v in targets:
                     rec.versions.remove(v)
                 rec.updated_at = utcnow()
+
+
+def _capture_sql(name: str | None, statement: str, mode: str) -> tuple[str, Any, str | None, str]:
+    """``(name, captured function, the statement's COMMENT, mode)`` of a ``CREATE FUNCTION`` statement."""
+    from larder.training.sql_functions import environment, parse_create_function, python_code
+
+    fn = parse_create_function(statement)
+    if name is not None and parse_name(name, kind="function").full != parse_name(fn.name, kind="function").full:
+        raise FunctionError(
+            f"create_function({name!r}): the statement creates {fn.name!r}; give the same name (or only the "
+            "statement)."
+        )
+    python_name, code = python_code(fn)
+    if fn.language == "SQL" and mode == "auto":
+        mode = "vectorized"  # DuckDB evaluates the expression on whole columns; that is its meaning
+    cap = capture_code(python_name=python_name, code=code, source=fn.statement, environment=environment(fn),
+                       mode=mode, where=fn.name)
+    return fn.name, cap, fn.comment, mode
 
 
 def _owner() -> str | None:

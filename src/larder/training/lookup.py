@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
@@ -10,6 +11,8 @@ import pandas as pd
 
 from larder.errors import FeatureLookupError
 from larder.names import parse_name
+
+_log = logging.getLogger(__name__)
 
 
 def _names(value: str | Sequence[str] | None, *, what: str, table: str) -> list[str] | None:
@@ -52,13 +55,16 @@ class FeatureLookup:
     allow_latest_value:
         Look up a time-series table *without* ``timestamp_lookup_key``, taking each key's latest row. Off
         by default, because for training this usually leaks future values into past rows.
+    feature_name, output_name:
+        Databricks' deprecated single-feature form: ``feature_name="q"`` is ``feature_names=["q"]`` and
+        ``output_name="quality"`` is ``rename_outputs={"q": "quality"}``. Accepted with a warning.
 
     Examples
     --------
     >>> from datetime import timedelta
     >>> lk = FeatureLookup("houses", "Id", feature_names=["OverallQual"],
     ...                    rename_outputs={"OverallQual": "quality"}, default_values={"quality": 5})
-    >>> lk.lookup_key, lk.output_name("OverallQual")
+    >>> lk.lookup_key, lk.get_output_name("OverallQual")
     (['Id'], 'quality')
     """
 
@@ -73,8 +79,36 @@ class FeatureLookup:
         default_values: Mapping[str, Any] | None = None,
         *,
         allow_latest_value: bool = False,
+        feature_name: str | None = None,
+        output_name: str | None = None,
     ) -> None:
         self.table_name = table_name
+        self._feature_name_deprecated = feature_name
+        self._output_name_deprecated = output_name
+        if feature_name is not None:
+            if feature_names is not None:
+                raise FeatureLookupError(
+                    f"FeatureLookup({table_name!r}): use either feature_names or the deprecated feature_name, "
+                    "not both."
+                )
+            _log.warning("FeatureLookup(%r): the feature_name parameter is deprecated; use feature_names=[%r].",
+                         table_name, feature_name)
+            feature_names = [feature_name]
+        if output_name is not None:
+            names = [feature_names] if isinstance(feature_names, str) else list(feature_names or [])
+            if len(names) != 1:
+                raise FeatureLookupError(
+                    f"FeatureLookup({table_name!r}): output_name renames a single feature; give exactly one "
+                    f"feature (feature_name= or feature_names=[...]), or use rename_outputs={{feature: name}}."
+                )
+            if rename_outputs:
+                raise FeatureLookupError(
+                    f"FeatureLookup({table_name!r}): use either rename_outputs or the deprecated output_name, "
+                    "not both."
+                )
+            _log.warning("FeatureLookup(%r): the output_name parameter is deprecated; use "
+                         "rename_outputs={%r: %r}.", table_name, names[0], output_name)
+            rename_outputs = {names[0]: output_name}
         parse_name(table_name)
         keys = _names(lookup_key, what="lookup_key", table=table_name)
         if not keys:
@@ -125,9 +159,20 @@ class FeatureLookup:
     def full_table_name(self) -> str:
         return parse_name(self.table_name).full
 
-    def output_name(self, feature: str) -> str:
+    def get_output_name(self, feature: str) -> str:
         """The output column of ``feature`` (its renamed name, or its own)."""
         return self.rename_outputs.get(feature, feature)
+
+    @property
+    def feature_name(self) -> str | None:
+        """The deprecated single feature name, when the lookup was made with ``feature_name=``."""
+        return self._feature_name_deprecated
+
+    @property
+    def output_name(self) -> str | None:
+        """Databricks' deprecated ``output_name``: the one output's name when the lookup was made with
+        ``output_name=`` (else its ``feature_name``). Use :meth:`get_output_name` for any feature."""
+        return self._output_name_deprecated or self._feature_name_deprecated
 
     def __repr__(self) -> str:
         parts = [f"table_name={self.table_name!r}", f"lookup_key={self.lookup_key!r}"]

@@ -125,11 +125,12 @@ def resolve_lookup(tables: TableService, lk: FeatureLookup) -> LookupStep:
             f"{where}: the table's primary key is {entity}{tail}, so lookup_key needs {len(entity)} column(s) "
             f"in that order; got {len(lk.lookup_key)}: {lk.lookup_key}."
         )
-    non_keys = [f for f in schema.names if f not in meta.primary_keys]
+    all_keys = meta.all_keys
+    non_keys = [f for f in schema.names if f not in all_keys]
     if lk.feature_names is None:
         features = non_keys
     else:
-        keys = [f for f in lk.feature_names if f in meta.primary_keys]
+        keys = [f for f in lk.feature_names if f in all_keys]
         if keys:
             raise FeatureLookupError(
                 f"{where}: {keys} are primary keys of the table, not features; their values are the lookup key "
@@ -143,14 +144,14 @@ def resolve_lookup(tables: TableService, lk: FeatureLookup) -> LookupStep:
             )
         features = list(lk.feature_names)
     if not features:
-        raise FeatureLookupError(f"{where}: the table has no features besides its keys {meta.primary_keys}.")
+        raise FeatureLookupError(f"{where}: the table has no features besides its keys {all_keys}.")
     bad_renames = [k for k in lk.rename_outputs if k not in features]
     if bad_renames:
         raise FeatureLookupError(
             f"{where}: rename_outputs renames {bad_renames}, which this lookup does not select; it selects "
             f"{features}."
         )
-    outputs = [lk.output_name(f) for f in features]
+    outputs = [lk.get_output_name(f) for f in features]
     dupes = sorted({o for o in outputs if outputs.count(o) > 1})
     if dupes:
         raise OutputCollisionError(

@@ -324,6 +324,12 @@ class FeatureSpec:
     exclude_columns: list[str] = field(default_factory=list)
     name: str | None = None
     description: str | None = None
+    #: pip requirements the spec's functions need; added to the environment of models logged with it.
+    extra_pip_requirements: list[str] = field(default_factory=list)
+    #: Databricks' FeatureSpecInfo, for a spec read from the catalog: who created it (its recorded
+    #: owner) and when (milliseconds since the epoch). Not part of the spec's content.
+    creator: str | None = field(default=None, compare=False, repr=False)
+    creation_timestamp_ms: int | None = field(default=None, compare=False, repr=False)
 
     # -- derived views -------------------------------------------------------------------------
     @property
@@ -395,6 +401,7 @@ class FeatureSpec:
             "description": self.description,
             "features": [{_ENTRY[type(s)]: s.to_dict()} for s in self.steps],
             "exclude_columns": list(self.exclude_columns),
+            **({"extra_pip_requirements": list(self.extra_pip_requirements)} if self.extra_pip_requirements else {}),
             "input_columns": self.input_columns,
             "output_columns": self.output_columns,
         }
@@ -424,7 +431,8 @@ class FeatureSpec:
                 raise FeatureSpecError(f"Feature spec: each feature must be {{lookup: ...}}, {{function: ...}} or "
                                        f"{{feature: ...}}, got {entry!r}.")
         return cls(steps=steps, exclude_columns=list(d.get("exclude_columns") or []), name=d.get("name"),
-                   description=d.get("description"))
+                   description=d.get("description"),
+                   extra_pip_requirements=[str(r) for r in d.get("extra_pip_requirements") or []])
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True, width=110)

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC
 from typing import Any
 
 import pandas as pd
@@ -33,7 +35,7 @@ from larder.training.assemble import as_pandas, assemble_offline, validate_frame
 from larder.training.functions import FeatureFunction, FunctionService
 from larder.training.lookup import FeatureLookup
 from larder.training.resolve import build_spec
-from larder.training.spec import FeatureSpec
+from larder.training.spec import FeatureSpec, LookupStep
 
 Features = Sequence[FeatureLookup | FeatureFunction] | FeatureLookup | FeatureFunction
 
@@ -59,13 +61,14 @@ class TrainingSet:
     """
 
     def __init__(self, ctx: Context, tables: TableService, spec: FeatureSpec, df: pd.DataFrame,
-                 label: str | list[str] | None) -> None:
+                 label: str | list[str] | None, *, use_timeseries_filtering: bool = False) -> None:
         self._ctx = ctx
         self._tables = tables
         self._spec = spec
         self._df = df
         self._label = label
         self._labels = _label_list(label)
+        self._use_timeseries_filtering = bool(use_timeseries_filtering)
 
     @property
     def feature_spec(self) -> FeatureSpec:
@@ -121,10 +124,15 @@ class TrainingSet:
         """The model's input columns: :attr:`columns` without the labels."""
         return [c for c in self.columns if c not in self._labels]
 
+    def get_output_columns(self) -> list[str]:
+        """Databricks' name of :attr:`columns`: every column :meth:`load_df` returns."""
+        return self.columns
+
     def load_df(self) -> pd.DataFrame:
         """The training data: the caller's columns (minus excluded ones), then the features, then the
         label column(s); exactly the caller's rows, in order, duplicates kept, with the caller's index."""
-        out = assemble_offline(self._ctx, self._spec, self._df, use_pinned_versions=True, tables=self._tables)
+        out = assemble_offline(self._ctx, self._spec, self._df, use_pinned_versions=True, tables=self._tables,
+                               time_filter=self._use_timeseries_filtering)
         return out[[c for c in out.columns if c not in self._labels] + self._labels]
 
     def __repr__(self) -> str:
@@ -143,13 +151,18 @@ class TrainingService:
 
     def create_training_set(self, df: Any, feature_lookups: Features | None, label: str | Sequence[str] | None,
                             exclude_columns: str | Sequence[str] | None = None, *,
-                            features: Sequence[Any] | None = None) -> TrainingSet:
-        """``feature_lookups`` (lookups and functions) or ``features`` (declarative features), not both,
-        as in Databricks."""
-        if (feature_lookups is None) == (features is None):
+                            features: Sequence[Any] | None = None,
+                            feature_spec: str | FeatureSpec | None = None,
+                            use_timeseries_filtering: bool = False) -> TrainingSet:
+        """The features come from exactly one of ``feature_lookups`` (lookups and functions), ``features``
+        (declarative features) or ``feature_spec`` (a named spec), as in Databricks."""
+        given = [n for n, v in (("feature_lookups", feature_lookups), ("features", features),
+                                ("feature_spec", feature_spec)) if v is not None]
+        if len(given) != 1:
             raise FeatureLookupError(
-                "create_training_set needs exactly one of feature_lookups (FeatureLookup / FeatureFunction) and "
-                "features (declarative Feature objects)" + (", got both." if features is not None else ", got neither.")
+                "create_training_set needs exactly one of feature_lookups (FeatureLookup / FeatureFunction), "
+                "features (declarative Feature objects) and feature_spec (the name of a feature spec)"
+                + (f", got {given}." if given else ", got none.")
             )
         if features is not None:
             from larder.declarative.feature import Feature
@@ -170,7 +183,10 @@ class TrainingService:
             raise FeatureLookupError(
                 f"label column(s) {missing} are not in the DataFrame (columns: {list(frame.columns)})."
             )
-        spec = build_spec(self.tables, self.functions, items, exclude_columns)
+        if feature_spec is not None:
+            spec = self._spec_for_training(feature_spec, exclude_columns)
+        else:
+            spec = build_spec(self.tables, self.functions, items, exclude_columns)
         excluded_labels = [c for c in labels if c in spec.exclude_columns]
         if excluded_labels:
             raise FeatureLookupError(
@@ -180,15 +196,39 @@ class TrainingService:
         validate_frame(spec, frame)
         snapshot = frame.copy(deep=False)  # copy-on-write: later edits of df do not reach the training set
         label_out: str | list[str] | None = label if label is None or isinstance(label, str) else list(labels)
-        return TrainingSet(self.ctx, self.tables, spec, snapshot, label_out)
+        return TrainingSet(self.ctx, self.tables, spec, snapshot, label_out,
+                           use_timeseries_filtering=use_timeseries_filtering)
+
+    def _spec_for_training(self, feature_spec: str | FeatureSpec,
+                           exclude_columns: str | Sequence[str] | None) -> FeatureSpec:
+        """A named spec (or a spec object) re-pinned to its tables' current Delta versions, with the
+        training set's own ``exclude_columns`` added to the spec's."""
+        if isinstance(feature_spec, str):
+            stored = self.get_feature_spec(feature_spec)
+        elif isinstance(feature_spec, FeatureSpec):
+            stored = feature_spec
+        else:
+            raise FeatureSpecError(
+                f"feature_spec must be the name of a feature spec (or a FeatureSpec), got "
+                f"{type(feature_spec).__name__}."
+            )
+        steps = [replace(step, table_version=self.tables.snapshot(step.table).version)
+                 if isinstance(step, LookupStep) else step for step in stored.steps]
+        extra = [exclude_columns] if isinstance(exclude_columns, str) else list(exclude_columns or [])
+        excluded = list(stored.exclude_columns) + [c for c in extra if c not in stored.exclude_columns]
+        return FeatureSpec(steps=steps, exclude_columns=excluded, name=stored.name, description=stored.description,
+                           extra_pip_requirements=list(stored.extra_pip_requirements))
 
     # -- named feature specs ------------------------------------------------------------------
     def create_feature_spec(self, name: str, features: Features,
                             exclude_columns: str | Sequence[str] | None = None,
-                            description: str | None = None) -> FeatureSpec:
+                            description: str | None = None, *,
+                            extra_pip_requirements: Sequence[str] | None = None) -> FeatureSpec:
         qn = parse_name(name, kind="feature spec")
+        reqs = _requirements(qn.full, extra_pip_requirements)
         spec = build_spec(self.tables, self.functions, features, exclude_columns, name=qn.full,
                           description=description)
+        spec.extra_pip_requirements = reqs
         allowed = set(spec.input_columns) | set(spec.produced_columns)
         unknown = [c for c in spec.exclude_columns if c not in allowed]
         if unknown:
@@ -202,10 +242,18 @@ class TrainingService:
                     f"Feature spec {qn.full!r} already exists. Delete it with delete_feature_spec() first, or "
                     "choose another name."
                 )
-            s.add(FeatureSpecRecord(full_name=qn.full, catalog_name=qn.catalog, schema_name=qn.schema,
+            rec = FeatureSpecRecord(full_name=qn.full, catalog_name=qn.catalog, schema_name=qn.schema,
                                     spec_name=qn.name, yaml=spec.to_yaml(), description=description,
-                                    created_at=utcnow()))
-        return spec
+                                    created_at=utcnow(), owner=_owner())
+            s.add(rec)
+            s.flush()
+            return _with_info(spec, rec)
+
+    def update_feature_spec(self, name: str, *, owner: str) -> None:
+        if not isinstance(owner, str) or not owner.strip():
+            raise FeatureSpecError(f"update_feature_spec({name!r}): owner must be a non-empty string.")
+        with self.ctx.catalog.session() as s:
+            self._spec_record(s, name).owner = owner.strip()
 
     def _spec_record(self, session: Any, name: str) -> FeatureSpecRecord:
         full = parse_name(name, kind="feature spec").full
@@ -220,20 +268,48 @@ class TrainingService:
 
     def get_feature_spec(self, name: str) -> FeatureSpec:
         with self.ctx.catalog.session() as s:
-            text = self._spec_record(s, name).yaml
-        return FeatureSpec.from_yaml(text)
+            rec = self._spec_record(s, name)
+            return _with_info(FeatureSpec.from_yaml(rec.yaml), rec)
 
     def list_feature_specs(self, name_pattern: str | None = None) -> list[FeatureSpec]:
         with self.ctx.catalog.session() as s:
-            rows = [(r.full_name, r.spec_name, r.yaml) for r in
-                    s.scalars(select(FeatureSpecRecord).order_by(FeatureSpecRecord.full_name))]
-        return [FeatureSpec.from_yaml(text) for full, short, text in rows
-                if not name_pattern or fnmatch.fnmatchcase(full, name_pattern)
-                or fnmatch.fnmatchcase(short, name_pattern)]
+            return [_with_info(FeatureSpec.from_yaml(r.yaml), r)
+                    for r in s.scalars(select(FeatureSpecRecord).order_by(FeatureSpecRecord.full_name))
+                    if not name_pattern or fnmatch.fnmatchcase(r.full_name, name_pattern)
+                    or fnmatch.fnmatchcase(r.spec_name, name_pattern)]
 
     def delete_feature_spec(self, name: str) -> None:
         with self.ctx.catalog.session() as s:
             s.delete(self._spec_record(s, name))
+
+
+def _with_info(spec: FeatureSpec, rec: FeatureSpecRecord) -> FeatureSpec:
+    """``spec`` with the catalog's record of it (creator and creation time: Databricks' FeatureSpecInfo)."""
+    spec.creator = rec.owner
+    spec.creation_timestamp_ms = int(rec.created_at.replace(tzinfo=UTC).timestamp() * 1000)
+    return spec
+
+
+def _requirements(name: str, reqs: Sequence[str] | None) -> list[str]:
+    if reqs is None:
+        return []
+    items = [reqs] if isinstance(reqs, str) else list(reqs)
+    bad = [r for r in items if not isinstance(r, str) or not r.strip()]
+    if bad:
+        raise FeatureSpecError(
+            f"Feature spec {name!r}: extra_pip_requirements must be pip requirement strings such as "
+            f"'requests>=2.28', got {bad}."
+        )
+    return list(dict.fromkeys(r.strip() for r in items))
+
+
+def _owner() -> str | None:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user database in some containers
+        return None
 
 
 __all__ = ["TrainingService", "TrainingSet"]

@@ -23,6 +23,11 @@ from larder.errors import ConfigError
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    @property
+    def store_type(self) -> str:
+        """Databricks' name of ``type`` (``"sqlite"``, ``"dynamodb"``, ``"redis"``)."""
+        return str(getattr(self, "type", ""))
+
 
 #: The page sizes SQLite accepts (512 .. 65536 bytes).
 SQLITE_PAGE_SIZES = tuple(1 << b for b in range(9, 17))
@@ -82,19 +87,25 @@ OnlineStoreSpec = Annotated[
 def AmazonDynamoDBSpec(  # noqa: N802 - mirrors the Databricks class name
     *,
     region: str | None = None,
+    access_key_id: str | None = None,
+    secret_access_key: str | None = None,
+    session_token: str | None = None,
     table_name: str | None = None,
-    endpoint_url: str | None = None,
+    read_secret_prefix: str | None = None,
+    write_secret_prefix: str | None = None,
     ttl: timedelta | None = None,
+    endpoint_url: str | None = None,
     **options: Any,
 ) -> DynamoDBStoreSpec:
     """The Databricks-style constructor: ``AmazonDynamoDBSpec(region=..., table_name=..., ttl=...)``.
 
     Databricks' secret-scope options (``read_secret_prefix``, ``write_secret_prefix``) are accepted
-    and ignored: larder takes credentials from boto3's default chain.
+    and ignored: larder takes credentials from boto3's default chain, and refuses explicit keys
+    (``access_key_id``, ``secret_access_key``, ``session_token``) with a :class:`ConfigError`. Other
+    keyword arguments are :class:`DynamoDBStoreSpec` options (``table_prefix``, ``consistent_reads``...).
     """
-    options.pop("read_secret_prefix", None)
-    options.pop("write_secret_prefix", None)
-    secrets = sorted(k for k in options if k in ("access_key_id", "secret_access_key", "session_token"))
+    given = {"access_key_id": access_key_id, "secret_access_key": secret_access_key, "session_token": session_token}
+    secrets = sorted(k for k, v in given.items() if v is not None)
     if secrets:
         raise ConfigError(
             f"AmazonDynamoDBSpec: larder does not take credentials ({secrets}); they come from boto3's default "
