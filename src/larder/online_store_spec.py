@@ -20,7 +20,7 @@ from larder.online.stores.specs import (
     RedisStoreSpec,
     SQLiteStoreSpec,
 )
-from larder.online.stores.specs import _Spec as OnlineStoreSpec
+from larder.online.stores.specs import StoreSpecBase as OnlineStoreSpec
 
 
 def _unsupported(kind: str) -> NoReturn:

@@ -480,7 +480,12 @@ def test_grant_feature_serving_access_reports(fe, caplog) -> None:
 
 
 def test_online_store_spec_import_path() -> None:
-    from larder.online_store_spec import AmazonDynamoDBSpec, AmazonRdsMySqlSpec, AzureCosmosDBSpec, OnlineStoreSpec
+    from larder.online_store_spec import (
+        AmazonDynamoDBSpec,
+        AmazonRdsMySqlSpec,
+        AzureCosmosDBSpec,
+        OnlineStoreSpec,
+    )
 
     spec = AmazonDynamoDBSpec(region="eu-west-1", table_name="t", ttl=timedelta(days=3),
                               read_secret_prefix="scope/prefix", write_secret_prefix="scope/prefix")

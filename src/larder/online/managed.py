@@ -28,7 +28,8 @@ from larder.catalog.online import PublicationRecord
 from larder.catalog.stores import OnlineStoreRecord
 from larder.context import Context
 from larder.errors import ConfigError, OnlineStoreError, OnlineStoreNotFoundError
-from larder.online.stores.specs import SQLiteStoreSpec
+from larder.online.stores.base import online_table_from_info
+from larder.online.stores.specs import SQLiteStoreSpec, parse_spec, redacted_spec, store_key
 
 CAPACITIES = ("CU_1", "CU_2", "CU_4", "CU_8")
 #: Where a created store without a spec keeps its data, under the larder root.
@@ -103,8 +104,6 @@ class OnlineStoreService:
 
     @staticmethod
     def _entity(rec: OnlineStoreRecord) -> DatabricksOnlineStore:
-        from larder.online.publish import parse_spec
-
         return DatabricksOnlineStore(
             name=rec.name, capacity=rec.capacity, read_replica_count=rec.read_replica_count,
             usage_policy_id=rec.usage_policy_id, creator=rec.creator, creation_time=_rfc3339(rec.created_at),
@@ -133,8 +132,6 @@ class OnlineStoreService:
     # -- writing ----------------------------------------------------------------------------------
     def create(self, name: str, capacity: str, read_replica_count: int | None = None,
                usage_policy_id: str | None = None, spec: Any = None) -> DatabricksOnlineStore:
-        from larder.online.publish import parse_spec, redacted_spec
-
         name = _check_name(name)
         _check_fields(capacity, read_replica_count, usage_policy_id)
         if self.get(name) is not None:
@@ -189,8 +186,6 @@ class OnlineStoreService:
     def delete(self, name: str) -> None:
         """Delete a created store: drop the online tables published to it, mark those publications
         dropped, remove the record, and (for the default SQLite store) its file."""
-        from larder.online.publish import online_table_from_info, parse_spec, store_key
-
         with self.ctx.catalog.session() as s:
             rec = self._created_record(s, name, "delete")
             spec = parse_spec(rec.spec)

@@ -29,6 +29,9 @@ class _Spec(BaseModel):
         return str(getattr(self, "type", ""))
 
 
+#: The base class of every store spec (``isinstance(spec, StoreSpecBase)``; Databricks' ``OnlineStoreSpec``).
+StoreSpecBase = _Spec
+
 #: The page sizes SQLite accepts (512 .. 65536 bytes).
 SQLITE_PAGE_SIZES = tuple(1 << b for b in range(9, 17))
 
