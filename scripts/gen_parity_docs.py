@@ -185,7 +185,7 @@ def build() -> tuple[str, list[str]]:
     for method, entry in client["methods"].items():
         key = f"FeatureEngineeringClient.{method}"
         note = notes["methods"].get(key)
-        pending_params = {"features"} if method == "create_training_set" else set()
+        pending_params: set[str] = set()
         func = larder_callable(targets["FeatureEngineeringClient"], method)
         problems = signature_problems(entry, func, pending_params)
         errors += _check("method", key, note, problems, func is not None)
@@ -196,7 +196,7 @@ def build() -> tuple[str, list[str]]:
         dbx = _render_signature(shown, entry)
         mine = note.get("larder") or ("—" if note["status"] in ("pending", "absent") else "same name")
         label = STATUS_LABEL[note["status"]] + (f": issue {note['issue']}" if note.get("issue") else "")
-        extra = " `features=` (declarative) is pending, issue 14." if pending_params else ""
+        extra = ""
         lines.append(f"| `{_cell(dbx)}` | {_cell(mine)} | {label} | {_cell(note.get('note', '') + extra)} | "
                      f"{_tests_cell(note)} |")
     lines += ["", f"{sum(counts.values())} methods: " + ", ".join(f"{n} {STATUS_LABEL[k]}" for k, n in counts.items()) + ".",

@@ -46,18 +46,14 @@ GEN = _load_generator()
 PENDING: dict[str, set[str]] = {
     "FeatureEngineeringClient": {
         # issue 14 (declarative features)
-        "create_feature", "register_feature", "get_feature", "list_features", "purge_feature_entities",
-        "delete_feature", "list_materialized_features", "delete_materialized_feature", "backfill_features",
-        "get_backfill", "wait_for_backfill", "cancel_backfill", "get_operation", "cancel_operation",
-        "feature_spec_from_batch_declarative_features", "compute_features", "materialize_features",
+        "purge_feature_entities", "list_materialized_features", "delete_materialized_feature",
+        "backfill_features", "get_backfill", "wait_for_backfill", "cancel_backfill", "get_operation",
+        "cancel_operation", "feature_spec_from_batch_declarative_features", "materialize_features",
         # issue 17, second part (push and streams): create_stream & co. land with the stream consumer
         "create_stream", "update_stream", "get_stream", "list_streams", "delete_stream",
     },
 }
-PENDING_PARAMETERS: dict[tuple[str, str], set[str]] = {
-    # issue 14: declarative Feature objects in a training set
-    ("FeatureEngineeringClient", "create_training_set"): {"features"},
-}
+PENDING_PARAMETERS: dict[tuple[str, str], set[str]] = {}
 PENDING_CLASSES: set[str] = {
     # issue 17, second part (streams): the stream sources of declarative features
     "StreamSource", "KafkaSource",
