@@ -62,7 +62,13 @@ def _properties(commit: Commit | None) -> CommitProperties | None:
 
 
 def _q(col: str) -> str:
-    return f"`{col}`"
+    """``col`` as a DataFusion (SQL) identifier: double-quoted, inner double quotes doubled.
+
+    delta-rs re-quotes column names with backticks inside a merge, so a name holding a backtick can
+    never be merged on; :func:`larder.names.validate_column_names` refuses those at creation.
+    """
+    return '"' + col.replace('"', '""') + '"'
+
 
 
 @dataclass(frozen=True)
@@ -133,11 +139,16 @@ def is_table(location: Location) -> bool:
 
 def load(location: Location, *, version: int | None = None, as_of: datetime | None = None,
          name: str) -> Snapshot:
-    """Load a table at its latest version, a given version, or the version current at ``as_of``."""
+    """Load a table at its latest version, a given version (``0`` to the latest), or the version
+    current at ``as_of``."""
     path = location.uri
     try:
         table = open_table(location)
         if version is not None:
+            latest = int(table.version())
+            if not 0 <= version <= latest:
+                raise TableError(f"Feature table {name!r} has no version {version} (as_of_version): its versions "
+                                 f"are 0 to {latest}.")
             table.load_as_version(version)
         elif as_of is not None:
             table.load_as_version(version_at(table, as_of, name=name))

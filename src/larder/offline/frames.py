@@ -22,6 +22,20 @@ from larder.errors import SchemaMismatchError, TableError
 UTC_US = pa.timestamp("us", tz="UTC")
 
 
+def column_names(df: Any) -> list[Any] | None:
+    """The column names of a pandas, pyarrow, polars or Spark frame as given (before any conversion),
+    or None for another kind of object."""
+    if isinstance(df, (pa.Table, pa.RecordBatch)):
+        return list(df.schema.names)
+    columns = getattr(df, "columns", None)
+    if columns is None or isinstance(columns, str):
+        return None
+    try:
+        return list(columns)
+    except TypeError:
+        return None
+
+
 def to_arrow(df: Any, *, table: str = "<input>") -> pa.Table:
     """Convert a pandas DataFrame, pyarrow Table/RecordBatch or polars DataFrame to a pa.Table."""
     if isinstance(df, pa.Table):
@@ -49,12 +63,29 @@ def to_arrow(df: Any, *, table: str = "<input>") -> pa.Table:
                 # the values it gets are the UTC instants, which is what larder stores.
                 warnings.filterwarnings("ignore", message="Series.values returning an ndarray that drops")
                 out = pa.Table.from_pandas(df, preserve_index=False)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
+            culprit = _unconvertible_column(df)
+            where = f"column {culprit!r}" if culprit is not None else "a column"
             raise SchemaMismatchError(
-                f"Table {table!r}: cannot convert the DataFrame to Arrow ({exc}). A column probably mixes "
-                "types (for example numbers and strings); give each column one type."
+                f"Table {table!r}: cannot convert {where} of the DataFrame to Arrow ({exc}). Give each "
+                "column one type (not numbers mixed with strings), with integers within the signed "
+                "64-bit range (store larger ones as strings or decimals)."
             ) from exc
+    names = out.schema.names
+    if len(set(names)) != len(names):
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        raise SchemaMismatchError(f"Table {table!r}: the data has duplicate column names {dupes}.")
     return normalise(out.replace_schema_metadata(None), table=table)
+
+
+def _unconvertible_column(df: Any) -> Any:
+    """The first column of a pandas DataFrame that Arrow cannot convert on its own, or None."""
+    for name in df.columns:
+        try:
+            pa.Array.from_pandas(df[name])
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            return name
+    return None
 
 
 def _normalise_type(t: pa.DataType) -> pa.DataType:

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 import numpy as np
@@ -44,9 +44,9 @@ from larder.errors import (
     TableNotFoundError,
     TimestampKeyError,
 )
-from larder.names import parse_name
+from larder.names import parse_name, validate_column_names
 from larder.offline import delta
-from larder.offline.frames import UTC_US, conform, normalise, to_arrow
+from larder.offline.frames import UTC_US, column_names, conform, normalise, to_arrow
 from larder.offline.storage import Location
 from larder.quality.expectations import coerce_expectations
 from larder.quality.hooks import start_profile
@@ -286,6 +286,34 @@ def _has_duplicate_keys_general(data: pa.Table, keys: list[str]) -> bool:
     return counts.num_rows != data.num_rows
 
 
+#: Longest directory name most file systems and object stores accept.
+_MAX_DIR_NAME = 255
+
+
+def _check_partition_values(data: pa.Table, parts: list[str], *, table: str) -> None:
+    """Refuse partition values whose ``column=value`` directory name no file system would accept."""
+    from urllib.parse import quote
+
+    for p in parts:
+        col = data.column(p)
+        if not (pa.types.is_string(col.type) or pa.types.is_binary(col.type)):
+            continue
+        longest = pc.max(pc.binary_length(col)).as_py() or 0
+        if len(p) + 1 + longest <= _MAX_DIR_NAME // 3:  # even if every byte were percent-encoded
+            continue
+        for value in pc.unique(col).to_pylist():
+            if value is None:
+                continue
+            text = value if isinstance(value, str) else value.hex()
+            if len(f"{quote(p, safe='')}={quote(text, safe='')}".encode()) > _MAX_DIR_NAME:
+                raise SchemaMismatchError(
+                    f"Table {table!r}: partition column {p!r} holds a value of {len(text)} characters "
+                    f"({text[:30]!r}...); each partition is a directory named '{p}=<value>', which may have at "
+                    f"most {_MAX_DIR_NAME} bytes. Partition by a shorter column (for example a hash or a "
+                    "prefix of it)."
+                )
+
+
 def _dtype_name(t: pa.DataType) -> str:
     return str(t)
 
@@ -321,7 +349,14 @@ class TableService:
         with self.ctx.catalog.session() as s:
             rec = self._record(s, name)
             location, full = self._location(rec), rec.full_name
-        return delta.load(location, version=version, as_of=_utc(as_of) if as_of else None, name=full)
+        if version is not None and (isinstance(version, bool) or not isinstance(version, (int, np.integer))
+                                    or version < 0):
+            raise TableError(
+                f"Feature table {full!r}: as_of_version must be a Delta version number (an integer >= 0), "
+                f"got {version!r}."
+            )
+        when = _as_of_time(as_of, table=full) if as_of is not None else None
+        return delta.load(location, version=None if version is None else int(version), as_of=when, name=full)
 
     # -- validation --------------------------------------------------------------------------
     def _validate_rows(self, data: pa.Table, *, table: str, primary_keys: list[str],
@@ -345,7 +380,15 @@ class TableService:
                     f"example `df[{ts!r}] = pd.to_datetime(df[{ts!r}], utc=True)`."
                 )
         for k in primary_keys:
-            nulls = data.column(k).null_count
+            col = data.column(k)
+            if pa.types.is_floating(col.type) and pc.any(pc.is_nan(col)).as_py():
+                first = pc.index(pc.is_nan(col), True).as_py()
+                raise PrimaryKeyError(
+                    f"Table {table!r}: primary-key column {k!r} holds NaN (first: row {first}); NaN equals "
+                    "nothing, so the row could never be found or updated. Drop or fill those rows, or use "
+                    "an integer or string key."
+                )
+            nulls = col.null_count
             if nulls:
                 first = pc.index(pc.is_null(data.column(k)), True).as_py()
                 raise PrimaryKeyError(
@@ -405,6 +448,7 @@ class TableService:
             raise SchemaMismatchError(f"Table {full!r}: give df= or schema= to create_table().")
         data: pa.Table | None = None
         if df is not None:
+            validate_column_names(full, column_names(df) or [])
             data = to_arrow(df, table=full)
             if schema is not None:
                 target = normalise(_as_schema(schema, table=full).empty_table(), table=full).schema
@@ -415,9 +459,11 @@ class TableService:
                     )
                 data, _ = conform(data, target, table=full)
             self._validate_rows(data, table=full, primary_keys=pks, timestamp_keys=tss)
+            _check_partition_values(data, parts, table=full)
             arrow_schema = data.schema
         else:
             arrow_schema = normalise(_as_schema(schema, table=full).empty_table(), table=full).schema
+        validate_column_names(full, arrow_schema.names)
         for col in pks + parts:
             if col not in arrow_schema.names:
                 raise PrimaryKeyError(
@@ -523,13 +569,18 @@ class TableService:
             rec = self._record(s, name)
             full, location = rec.full_name, self._location(rec)
             pks, tss, parts = list(rec.primary_keys), list(rec.timestamp_keys), list(rec.partition_columns)
+            known = [f.name for f in rec.features]
         span("catalog_read")
+        validate_column_names(full, column_names(df) or [], existing=known)
         data = to_arrow(df, table=full)
         span("to_arrow")
         snap = delta.load(location, name=full)
         span("open_delta")
         self._validate_rows(data, table=full, primary_keys=pks, timestamp_keys=tss)
         data, new_fields = conform(data, snap.schema, table=full)
+        if new_fields:
+            validate_column_names(full, [f.name for f in new_fields], existing=snap.schema.names)
+        _check_partition_values(data, parts, table=full)
         if mode == "overwrite" or parts:
             missing_parts = [p for p in parts if p not in data.column_names]
             if missing_parts:
@@ -811,8 +862,22 @@ def _owner() -> str | None:
         return None
 
 
-def _utc(ts: datetime | str | pd.Timestamp) -> datetime:
-    t = pd.Timestamp(ts)
+def _as_of_time(ts: Any, *, table: str) -> datetime:
+    """``as_of_timestamp`` as a UTC datetime (naive means UTC); unparseable values are a TableError."""
+    if not isinstance(ts, (str, date, np.datetime64)):
+        raise TableError(
+            f"Feature table {table!r}: as_of_timestamp must be a datetime, a pandas Timestamp or an ISO "
+            f"8601 string such as '2024-05-01T12:00:00Z', got {type(ts).__name__} {ts!r}."
+        )
+    try:
+        t = pd.Timestamp(ts)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise TableError(
+            f"Feature table {table!r}: as_of_timestamp {ts!r} is not a point in time pandas can parse; give "
+            "a datetime or an ISO 8601 string such as '2024-05-01T12:00:00Z'."
+        ) from exc
+    if pd.isna(t):
+        raise TableError(f"Feature table {table!r}: as_of_timestamp is NaT; give a point in time.")
     t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
     return t.to_pydatetime()
 

@@ -63,6 +63,11 @@ class FeatureFunction:
                  output_name: str | None = None) -> None:
         self.udf_name = udf_name
         qn = parse_name(udf_name, kind="function")
+        if input_bindings is not None and not isinstance(input_bindings, Mapping):
+            raise FunctionError(
+                f"FeatureFunction({udf_name!r}): input_bindings must be a dict of parameter name to column "
+                f"name, such as {{'x': 'price'}}, got {type(input_bindings).__name__} {input_bindings!r}."
+            )
         bindings = dict(input_bindings or {})
         for param, column in bindings.items():
             if not isinstance(param, str) or not isinstance(column, str) or not param or not column:

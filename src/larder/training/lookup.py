@@ -18,6 +18,11 @@ _log = logging.getLogger(__name__)
 def _names(value: str | Sequence[str] | None, *, what: str, table: str) -> list[str] | None:
     if value is None:
         return None
+    if not isinstance(value, (str, Sequence)):
+        raise FeatureLookupError(
+            f"FeatureLookup({table!r}): {what} must be a column name or a list of column names, got "
+            f"{type(value).__name__} {value!r}."
+        )
     items = [value] if isinstance(value, str) else list(value)
     for v in items:
         if not isinstance(v, str) or not v:
@@ -27,6 +32,17 @@ def _names(value: str | Sequence[str] | None, *, what: str, table: str) -> list[
     if len(set(items)) != len(items):
         raise FeatureLookupError(f"FeatureLookup({table!r}): {what} {items} lists a column twice.")
     return items
+
+
+def _mapping(value: Mapping[str, Any] | None, *, what: str, table: str, example: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise FeatureLookupError(
+            f"FeatureLookup({table!r}): {what} must be a dict such as {example}, got {type(value).__name__} "
+            f"{value!r}."
+        )
+    return dict(value)
 
 
 class FeatureLookup:
@@ -82,6 +98,11 @@ class FeatureLookup:
         feature_name: str | None = None,
         output_name: str | None = None,
     ) -> None:
+        if not isinstance(table_name, str):
+            raise FeatureLookupError(
+                f"FeatureLookup: table_name must be a table name such as 'main.default.houses', got "
+                f"{type(table_name).__name__} {table_name!r}."
+            )
         self.table_name = table_name
         self._feature_name_deprecated = feature_name
         self._output_name_deprecated = output_name
@@ -119,7 +140,8 @@ class FeatureLookup:
             raise FeatureLookupError(
                 f"FeatureLookup({table_name!r}): feature_names is empty; pass None to take every feature."
             )
-        renames = dict(rename_outputs or {})
+        renames = _mapping(rename_outputs, what="rename_outputs", table=table_name,
+                           example="{'feature': 'output_name'}")
         for k, v in renames.items():
             if not isinstance(k, str) or not isinstance(v, str) or not v:
                 raise FeatureLookupError(
@@ -146,7 +168,8 @@ class FeatureLookup:
                     f"FeatureLookup({table_name!r}): lookback_window must not be negative, got {lookback_window}."
                 )
         self.lookback_window: timedelta | None = lookback_window
-        defaults = dict(default_values or {})
+        defaults = _mapping(default_values, what="default_values", table=table_name,
+                            example="{'output_name': 0}")
         for k in defaults:
             if not isinstance(k, str):
                 raise FeatureLookupError(
