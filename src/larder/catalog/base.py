@@ -15,11 +15,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from sqlalchemy import String, create_engine, event, text
+from sqlalchemy import String, create_engine, event, make_url, text
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from larder.errors import CatalogError
+from larder.redaction import redact_text
 
 #: Modules (under ``larder.catalog``) that define ORM classes. Areas not yet present are skipped.
 AREAS = ("tables", "functions", "online", "models", "quality", "stats", "edits", "declarative", "serving",
@@ -67,8 +68,8 @@ class Catalog:
             # pre-ping: a server that restarted or dropped an idle connection costs a reconnect, not an error
             self.engine = create_engine(url, future=True, pool_pre_ping=not sqlite)
         except (SQLAlchemyError, ImportError) as exc:
-            raise CatalogError(f"Cannot open the larder catalog at {migrate.safe_url(url)}: {exc}. Check "
-                               "catalog_url in larder.yaml (PostgreSQL needs `pip install 'larder[postgres]'`).") from exc
+            raise CatalogError(f"Cannot open the larder catalog at {migrate.safe_url(url)}: {_redacted(exc, url)}. "
+                               "Check catalog_url in larder.yaml (PostgreSQL needs `pip install 'larder[postgres]'`).") from exc
         if sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         try:
@@ -77,8 +78,8 @@ class Catalog:
         except SQLAlchemyError as exc:
             self.engine.dispose()
             raise CatalogError(
-                f"Cannot open the larder catalog at {migrate.safe_url(url)}: {exc}. Check catalog_url in "
-                "larder.yaml (or run `larder doctor`).", retryable=is_transient(exc),
+                f"Cannot open the larder catalog at {migrate.safe_url(url)}: {_redacted(exc, url)}. Check "
+                "catalog_url in larder.yaml (or run `larder doctor`).", retryable=is_transient(exc),
             ) from exc
         except BaseException:
             self.engine.dispose()
@@ -96,7 +97,8 @@ class Catalog:
             session.rollback()
             transient = is_transient(exc)
             hint = " It is safe to retry." if transient else ""
-            raise CatalogError(f"Catalog operation failed: {exc}.{hint}", retryable=transient) from exc
+            raise CatalogError(f"Catalog operation failed: {_redacted(exc, self.url)}.{hint}",
+                               retryable=transient) from exc
         except BaseException:
             session.rollback()
             raise
@@ -113,6 +115,15 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
     return isinstance(exc, OperationalError)
+
+
+def _redacted(exc: Exception, url: str) -> str:
+    """A driver's error message without the catalog URL's credentials (nor any URL's)."""
+    try:
+        password = make_url(url).password
+    except Exception:  # noqa: BLE001 - an unparseable URL has no password to hide
+        password = None
+    return redact_text(str(exc), secrets=(str(password),) if password else ())
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]

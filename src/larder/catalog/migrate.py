@@ -234,7 +234,7 @@ def _apply(engine: Engine, url: str, *, upgrade_older: bool) -> tuple[SchemaStat
                 _upgrade(conn)
             after = _status(conn)
     except SQLAlchemyError as exc:
-        raise CatalogError(f"Upgrading the catalog at {safe_url(url)} failed (nothing was changed): {exc}",
+        raise CatalogError(f"Upgrading the catalog at {safe_url(url)} failed (nothing was changed): {_redact_text(str(exc))}",
                            retryable=_transient(exc)) from exc
     return before, after
 
@@ -245,7 +245,7 @@ def _engine(url: str) -> Engine:
     try:
         return create_engine(url, future=True)
     except (SQLAlchemyError, ImportError) as exc:
-        raise CatalogError(f"Cannot open the larder catalog at {safe_url(url)}: {exc}. Check catalog_url in "
+        raise CatalogError(f"Cannot open the larder catalog at {safe_url(url)}: {_redact_text(str(exc))}. Check catalog_url in "
                            "larder.yaml (PostgreSQL needs `pip install 'larder[postgres]'`).") from exc
 
 
@@ -255,7 +255,7 @@ def status_at(url: str) -> SchemaStatus:
     try:
         return status(engine)
     except SQLAlchemyError as exc:
-        raise CatalogError(f"Cannot read the catalog at {safe_url(url)}: {exc}. Check catalog_url in larder.yaml.",
+        raise CatalogError(f"Cannot read the catalog at {safe_url(url)}: {_redact_text(str(exc))}. Check catalog_url in larder.yaml.",
                            retryable=_transient(exc)) from exc
     finally:
         engine.dispose()
@@ -283,14 +283,17 @@ def _ahead_error(url: str, st: SchemaStatus) -> CatalogError:
     )
 
 
-def safe_url(url: str) -> str:
-    """``url`` without its password, quoted."""
-    from sqlalchemy.engine import make_url
+def _redact_text(text: str) -> str:
+    from larder.redaction import redact_text
 
-    try:
-        return repr(make_url(url).render_as_string(hide_password=True))
-    except Exception:  # noqa: BLE001 - not a parseable URL: show nothing of it
-        return "(unparseable catalog URL)"
+    return redact_text(text)
+
+
+def safe_url(url: str) -> str:
+    """``url`` without its credentials (userinfo, and secret query parameters such as ``password``), quoted."""
+    from larder.redaction import redact_url
+
+    return repr(redact_url(url))
 
 
 __all__ = [

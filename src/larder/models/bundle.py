@@ -30,6 +30,7 @@ import yaml
 from larder.errors import ConfigError, ModelError, OnlineStoreError
 from larder.models.tracking import mlflow_errors
 from larder.names import parse_name
+from larder.redaction import redact_text, redact_url
 from larder.training.spec import FeatureSpec, LookupStep
 
 FORMAT_VERSION = 1
@@ -318,7 +319,8 @@ def reachable_catalog_publications(bundle: ModelBundle, tables: list[str]) -> di
         try:
             pubs = _publications_at(url, cat_root, [t for t in tables if t not in (found or {})])
         except Exception as exc:  # noqa: BLE001 - an unreachable catalog is not an error here
-            _log.info("larder: catalog %s not reachable (%s); trying the next source.", url, exc)
+            _log.info("larder: catalog %s not reachable (%s); trying the next source.", redact_url(url),
+                      redact_text(str(exc)))
             continue
         found = {**(found or {}), **pubs}
         if len(found) == len(tables):

@@ -40,6 +40,7 @@ from larder.models.bundle import (
 )
 from larder.models.pyfunc import MISSING_KEYS_PARAM
 from larder.models.tracking import ensure_tracking, mlflow_errors
+from larder.redaction import redact_url
 from larder.training.spec import FeatureSpec
 
 _log = logging.getLogger(__name__)
@@ -267,7 +268,9 @@ def log_model(
         meta = {
             "format_version": FORMAT_VERSION, "larder_version": __version__, "flavor": flavor_name,
             "input_columns": input_columns, "feature_columns": feature_columns, "labels": labels,
-            "catalog_url": ctx.catalog_url, "root": str(ctx.root), "online": online,
+            # the catalog's identity, not its credentials: a model loaded elsewhere gets those from its
+            # environment (PGPASSWORD / ~/.pgpass for PostgreSQL; see docs/models.md)
+            "catalog_url": redact_url(ctx.catalog_url, remove=True), "root": str(ctx.root), "online": online,
             "table_versions": spec.table_versions(), "function_versions": spec.function_versions(),
         }
         (bundle / META_FILE).write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
@@ -316,8 +319,8 @@ def log_model(
     version = str(info.registered_model_version) if registered_model_name and info.registered_model_version else None
     try:
         _record_lineage(ctx, spec, info=info, run_uri=run_uri, artifact_path=artifact_path, flavor=flavor_name,
-                        tracking_uri=tracking_uri, registered_name=registered_model_name, version=version,
-                        input_columns=input_columns, feature_columns=feature_columns, labels=labels, online=online)
+                        tracking_uri=redact_url(tracking_uri, remove=True), registered_name=registered_model_name,
+                        version=version, input_columns=input_columns, feature_columns=feature_columns, labels=labels, online=online)
     except BaseException:
         if registered_model_name and version is not None:
             _forget_version(registered_model_name, version)

@@ -44,13 +44,15 @@ from larder.errors import (
     TableNotFoundError,
     TimestampKeyError,
 )
+from larder.failpoints import failpoint
 from larder.names import parse_name, validate_column_names
-from larder.offline import delta
+from larder.offline import delta, locations
 from larder.offline.frames import UTC_US, column_names, conform, normalise, to_arrow
+from larder.offline.reconcile import sync_features
 from larder.offline.storage import Location
 from larder.quality.expectations import coerce_expectations
 from larder.quality.hooks import start_profile
-from larder.quality.store import check_columns, check_policy
+from larder.quality.store import check_columns, check_policy, delete_rows_for_table, store_expectations
 
 WriteMode = Literal["merge", "overwrite"]
 
@@ -439,11 +441,14 @@ class TableService:
         if len(set(pks)) != len(pks):
             raise PrimaryKeyError(f"Table {full!r}: primary_keys {pks} lists a column twice.")
         with self.ctx.catalog.session() as s:
-            if s.scalars(select(TableRecord.id).where(TableRecord.full_name == full)).first() is not None:
-                raise TableExistsError(
-                    f"Feature table {full!r} already exists. Write to it with write_table(), or drop it first "
-                    "with drop_table()."
-                )
+            existing = s.scalars(select(TableRecord).where(TableRecord.full_name == full)).first()
+            if existing is not None:
+                if not locations.drop_interrupted(self._location(existing)):
+                    raise TableExistsError(
+                        f"Feature table {full!r} already exists. Write to it with write_table(), or drop it "
+                        "first with drop_table()."
+                    )
+                self._finish_drop(s, existing)
         if df is None and schema is None:
             raise SchemaMismatchError(f"Table {full!r}: give df= or schema= to create_table().")
         data: pa.Table | None = None
@@ -489,20 +494,29 @@ class TableService:
             result = quality.validate(data, exps, table=full, keys=pks)
             quality.enforce(result, quality_policy or "strict", full)  # type: ignore[arg-type]
             checked = result
-        location = (Location.parse(str(path), self.ctx.storage.root.options) if path is not None
-                    else self.ctx.storage.table_location(qn.catalog, qn.schema, qn.name))
-        if location.has_files():
-            raise TableExistsError(
-                f"Feature table {full!r} is not in the catalog but its storage {location.uri!r} is not empty "
-                "(left over from an earlier table, or being created by another client right now?). Remove "
-                "what is stored there, or choose another name."
-            )
-        location.ensure_dir()
-        # whether the Delta table at `location` is this call's: only then does a failure remove it and the
-        # catalog rows of this name (a client that lost a race for the name leaves the winner's alone)
-        committed = False
+        # Crash consistency: the Delta table is committed into a location this call claimed, then registered
+        # in one catalog transaction (row, features, tags, stats, version, quality settings). A kill before
+        # the registration leaves an unreferenced location that blocks nothing (the next create claims
+        # another) and that `larder doctor --repair` removes; see larder.offline.locations.
+        if path is not None:  # the caller's own location: used as given, so it must be empty
+            location = Location.parse(str(path), self.ctx.storage.root.options)
+            if location.has_files():
+                raise TableExistsError(
+                    f"Feature table {full!r}: the storage path {location.uri!r} is not empty. Give an empty "
+                    "location, or omit path= to let larder choose one."
+                )
+            location.ensure_dir()
+            claimed = False
+        else:
+            base = self.ctx.storage.table_location(qn.catalog, qn.schema, qn.name)
+            for stone in locations.tombstones(base):
+                stone.remove()
+            location = locations.claim(base)
+            claimed = location.is_local  # an exclusive mkdir: nobody else writes there
+        committed = registered = False  # whether the Delta table at `location` is this call's; in the catalog
         commit = delta.Commit(write_id=_write_id())
         try:
+            failpoint("create_table:before_commit")
             try:
                 if data is not None:
                     delta.write_new(location, data, partition_by=parts, name=full, description=description,
@@ -518,12 +532,19 @@ class TableService:
                     ) from None
                 raise
             committed = True
+            failpoint("create_table:after_commit")
             now = utcnow()
             with self.ctx.catalog.session() as s:
+                if s.scalars(select(TableRecord.id).where(TableRecord.full_name == full)).first() is not None:
+                    raise TableExistsError(
+                        f"Feature table {full!r} was created by another process while this create_table ran; "
+                        "this call wrote nothing. Write to the table with write_table()."
+                    )
                 rec = TableRecord(
                     full_name=full, catalog_name=qn.catalog, schema_name=qn.schema, table_name=qn.name,
-                    path=self.ctx.storage.recorded_path(location), primary_keys=pks, timestamp_keys=tss, partition_columns=parts,
-                    description=description, owner=_owner(), created_at=now, updated_at=now,
+                    path=self.ctx.storage.recorded_path(location), primary_keys=pks, timestamp_keys=tss,
+                    partition_columns=parts, description=description, owner=_owner(), created_at=now,
+                    updated_at=now,
                 )
                 rec.features = [
                     FeatureRecord(name=f.name, dtype=_dtype_name(f.type), position=i,
@@ -531,22 +552,26 @@ class TableService:
                     for i, f in enumerate(arrow_schema)
                 ]
                 rec.tags = [TagRecord(key=k, value=str(v)) for k, v in (tags or {}).items()]
+                delete_rows_for_table(s, full)  # quality rows of an earlier table of this name, if any
                 s.add(rec)
                 s.flush()
                 record_table_stats(s, rec.id, version=0, row_count=0 if data is None else data.num_rows,
                                    written_at=now)
                 _record_version(s, rec.id, 0, "create", 0 if data is None else data.num_rows, commit, now)
-            if exps or quality_policy is not None:
-                quality.set_expectations(self.ctx.catalog, full, exps, policy=quality_policy)  # type: ignore[arg-type]
-        except BaseException:
-            if committed or not _is_table_or_unknown(location):
-                location.remove()
-            if committed:
-                with self.ctx.catalog.session() as s:
-                    orphan = s.scalars(select(TableRecord).where(TableRecord.full_name == full)).first()
-                    if orphan is not None:
-                        s.delete(orphan)
-                quality.delete_for_table(self.ctx.catalog, full)
+                if exps or quality_policy is not None:
+                    store_expectations(s, full, exps, policy=quality_policy)  # type: ignore[arg-type]
+            registered = True
+            failpoint("create_table:after_catalog")
+        except BaseException as exc:
+            if not registered:
+                # this call's own location only: claimed exclusively (local), or holding this call's table
+                if claimed or committed or not _is_table_or_unknown(location):
+                    location.remove()
+                if isinstance(exc, CatalogError) and self._exists(full):
+                    raise TableExistsError(
+                        f"Feature table {full!r} was created by another process while this create_table ran; "
+                        "this call wrote nothing. Write to the table with write_table()."
+                    ) from exc
             raise
         if data is not None:
             quality.record_after_write(self.ctx.catalog, full, 0, data, checked)
@@ -608,16 +633,16 @@ class TableService:
             # is the written rows or the committed version's count
             rows = (snap.row_count() if mode == "merge" and snap.version == version else data.num_rows
                     if mode == "overwrite" else delta.load(location, version=version, name=full).row_count())
+            failpoint("write_table:after_commit")
+            # Every column of the committed schema gets a feature record: this write's new ones, and any
+            # that a write killed after its commit never registered (larder.offline.reconcile).
+            # (the merge may have advanced `snap` to the new version: its schema can hold new_fields)
+            columns = list({f.name: (f.name, _dtype_name(f.type)) for f in [*snap.schema, *new_fields]}.values())
 
             def record(s: Session) -> None:
                 rec = self._record(s, full)
-                known = {f.name for f in rec.features}
-                pos = len(rec.features)
-                for f in new_fields:
-                    if f.name not in known:
-                        rec.features.append(FeatureRecord(name=f.name, dtype=_dtype_name(f.type), position=pos,
-                                                          added_in_version=version))
-                        pos += 1
+                sync_features(rec, columns, location=location, version=version,
+                              added_now={f.name: version for f in new_fields})
                 rec.updated_at = utcnow()
                 record_table_stats(s, rec.id, version=version, row_count=rows, written_at=rec.updated_at)
                 _record_version(s, rec.id, version, mode, data.num_rows, commit, rec.updated_at)
@@ -723,12 +748,43 @@ class TableService:
         return out
 
     def drop_table(self, name: str) -> None:
+        """Delete the table's data, catalog entry and quality records.
+
+        On local disk the data is first renamed aside (one atomic step), then the catalog entry and
+        quality records are deleted in one transaction, then the renamed data is removed: a kill at
+        any point leaves the whole table, or a drop that the next ``drop_table``/``create_table`` of
+        the name finishes, or only a tombstone directory (see :mod:`larder.offline.locations`). On
+        an object store the catalog entry goes first, then the files.
+        """
         with self.ctx.catalog.session() as s:
             rec = self._record(s, name)
             location, full = self._location(rec), rec.full_name
+            if locations.drop_interrupted(location):  # a drop killed after its rename: finish it
+                self._finish_drop(s, rec)
+                return
+        stone = locations.tombstone(location)
+        failpoint("drop_table:after_rename")
+        with self.ctx.catalog.session() as s:
+            rec = self._record(s, full)
+            delete_rows_for_table(s, full)
             s.delete(rec)
-        quality.delete_for_table(self.ctx.catalog, full)
-        location.remove()
+        failpoint("drop_table:after_catalog")
+        if stone is None:
+            location.remove()
+        for leftover in [*([stone] if stone is not None else []), *locations.tombstones(location)]:
+            leftover.remove()
+
+    def _finish_drop(self, session: Session, rec: TableRecord) -> None:
+        location = self._location(rec)
+        delete_rows_for_table(session, rec.full_name)
+        session.delete(rec)
+        session.flush()
+        for stone in locations.tombstones(location):
+            stone.remove()
+
+    def _exists(self, full: str) -> bool:
+        with self.ctx.catalog.session() as s:
+            return s.scalars(select(TableRecord.id).where(TableRecord.full_name == full)).first() is not None
 
     def set_tag(self, name: str, key: str, value: str) -> None:
         if not isinstance(key, str) or not key:
@@ -763,6 +819,12 @@ class TableService:
         with self.ctx.catalog.session() as s:
             rec = self._record(s, name)
             match = [f for f in rec.features if f.name == feature]
+            if not match:  # perhaps a column a killed write committed but never registered
+                location = self._location(rec)
+                snap = delta.load(location, name=rec.full_name)
+                sync_features(rec, [(f.name, _dtype_name(f.type)) for f in snap.schema], location=location,
+                              version=snap.version)
+                match = [f for f in rec.features if f.name == feature]
             if not match:
                 raise SchemaMismatchError(
                     f"Table {rec.full_name!r} has no feature {feature!r}; its columns are "

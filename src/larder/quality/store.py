@@ -99,13 +99,19 @@ def set_expectations(
         check_policy(policy, full_name)
     if columns is not None:
         check_columns(exps, columns, full_name)
-    data = dump_expectations(exps)
     with catalog.session() as s:
-        rec = _settings_record(s, full_name)
-        rec.expectations = data
-        if policy is not None:
-            rec.policy = policy
+        store_expectations(s, full_name, exps, policy=policy)
     return get_settings(catalog, full_name)
+
+
+def store_expectations(session: Any, full_name: str, expectations: Sequence[Any], *,
+                       policy: Policy | None = None) -> None:
+    """Write checked expectations (and the policy, when given) in the caller's catalog transaction,
+    so that a table and its settings are created together or not at all."""
+    rec = _settings_record(session, full_name)
+    rec.expectations = dump_expectations(coerce_expectations(expectations))
+    if policy is not None:
+        rec.policy = policy
 
 
 def set_policy(catalog: Catalog, full_name: str, policy: Policy) -> QualitySettings:
@@ -244,23 +250,35 @@ def list_profiles(catalog: Catalog, full_name: str) -> list[tuple[int, Profile]]
 # -------------------------------------------------------------------------------------------- cleanup
 def delete_for_table(catalog: Catalog, full_name: str) -> int:
     """Delete the table's settings, validation runs and profiles; returns the number of rows deleted."""
-    total = 0
     with catalog.session() as s:
-        for model in (QualitySettingsRecord, ValidationRunRecord, ProfileRecord):
-            res = s.execute(delete(model).where(model.table_full_name == full_name))
-            total += int(getattr(res, "rowcount", 0) or 0)
+        return delete_rows_for_table(s, full_name)
+
+
+def delete_rows_for_table(session: Any, full_name: str) -> int:
+    """:func:`delete_for_table` in the caller's catalog transaction (a drop deletes the table's row and
+    its quality rows together)."""
+    total = 0
+    for model in QUALITY_RECORDS:
+        res = session.execute(delete(model).where(model.table_full_name == full_name))
+        total += int(getattr(res, "rowcount", 0) or 0)
     return total
+
+
+#: The catalog records of this package, each keyed by ``table_full_name``.
+QUALITY_RECORDS = (QualitySettingsRecord, ValidationRunRecord, ProfileRecord)
 
 
 __all__ = [
     "DEFAULT_POLICY",
     "DEFAULT_PROFILE_SAMPLE_ROWS",
+    "QUALITY_RECORDS",
     "UNSET",
     "QualitySettings",
     "check_columns",
     "check_policy",
     "configure_profiling",
     "delete_for_table",
+    "delete_rows_for_table",
     "get_profile",
     "get_settings",
     "get_validation",
@@ -270,4 +288,5 @@ __all__ = [
     "save_validation",
     "set_expectations",
     "set_policy",
+    "store_expectations",
 ]

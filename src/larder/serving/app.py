@@ -16,7 +16,8 @@ Endpoints:
 ``GET /specs``
     The named feature specs in the catalog, with their input and output columns.
 ``GET /health``
-    ``{"status": "ok"}`` once the catalog can be read.
+    ``{"status": "ok"}`` once the catalog can be read, else a 503 ``{"status": "unavailable"}`` (the
+    reason is logged, not returned: no paths, URLs or errors to whoever can reach the port).
 
 Errors: a malformed body, a missing key column or a key of the wrong type is a 400 with a message
 saying what to fix; an unknown spec is a 404; an online store that cannot be reached is a 503.
@@ -31,6 +32,7 @@ avoids a thread hop; run several ``--workers`` for concurrency.
 # No ``from __future__ import annotations`` here: FastAPI reads the endpoints' annotations at runtime,
 # and ``Request`` is imported inside create_app() (fastapi is an optional dependency).
 import json
+import logging
 import math
 import os
 from typing import Any
@@ -46,7 +48,10 @@ from larder.errors import (
     ServingEndpointError,
     require,
 )
+from larder.redaction import redact_text
 from larder.serving.payloads import parse_request
+
+_log = logging.getLogger(__name__)
 
 
 class _State:
@@ -197,11 +202,11 @@ def create_app(root: str | os.PathLike[str] | None = None) -> Any:
     async def health() -> Response:
         st = state()
         try:
-            specs = st.fe.list_feature_specs()
-        except LarderError as exc:
-            return error(503, exc)
-        return Response(_dumps({"status": "ok", "root": st.fe.root, "specs": len(specs)}),
-                        media_type="application/json")
+            st.fe.list_feature_specs()
+        except LarderError as exc:  # the reason goes to the log, not to whoever can reach the port
+            _log.warning("larder serve: health check failed: %s", redact_text(str(exc)))
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        return Response(b'{"status":"ok"}', media_type="application/json")
 
     @app.get("/specs")
     async def specs() -> Response:
