@@ -4,7 +4,9 @@ The test suite starts it once (``python tests/_crash_worker.py``); it imports la
 once, then for each JSON request on stdin forks a child that runs one operation with
 ``LARDER_FAILPOINT`` set (so the child kills itself with SIGKILL at that point), or kills the child
 itself after ``kill_after`` seconds. It answers one JSON line per request:
-``{"signal": 9}`` (killed) or ``{"exit": 0}`` (the operation finished). Forking a warm process makes a
+``{"signal": 9}`` (killed) or ``{"exit": 0}`` (the operation finished; 3: it raised a LarderError, 4:
+another exception). ``{"parallel": [op, ...]}`` forks every operation at once (each may wait
+``delay`` seconds first) and answers ``{"parallel": [outcome, ...]}``. Forking a warm process makes a
 kill -9 trial cost the operation's time, not an interpreter start and a pandas import.
 
 Nothing here may start a thread before forking (deltalake, pyarrow and SQLite are only imported).
@@ -39,39 +41,73 @@ def run(op: dict) -> None:
         fe.drop_table(op["name"])
     elif kind == "write":
         fe.write_table(op["name"], _frame(op["df"]), mode=op.get("mode", "merge"))
+    elif kind == "publish":
+        from larder.online.stores.specs import parse_spec
+
+        fe._publisher.publish_table(op["name"], parse_spec(op["spec"]), mode=op.get("mode", "merge"),
+                                    version=op.get("version"), batch_rows=op.get("batch_rows", 50_000))
     else:
         raise ValueError(kind)
     fe.close()
 
 
+def _child(op: dict) -> int:
+    """Run ``op`` in this (forked) process; returns the exit code (3: a LarderError, 4: another)."""
+    os.environ.update(op.get("env") or {})
+    if op.get("delay"):
+        time.sleep(op["delay"])
+    if op.get("failpoint"):
+        os.environ["LARDER_FAILPOINT"] = op["failpoint"]
+    try:
+        run(op)
+    except BaseException as exc:  # reported, the test decides
+        from larder.errors import LarderError
+
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        if op.get("result"):
+            with open(op["result"], "w") as f:
+                json.dump({"error": type(exc).__name__, "message": str(exc)}, f)
+        return 3 if isinstance(exc, LarderError) else 4
+    return 0
+
+
+def _outcome(status: int) -> dict:
+    return {"signal": os.WTERMSIG(status)} if os.WIFSIGNALED(status) else {"exit": os.WEXITSTATUS(status)}
+
+
 def serve() -> None:
+    """One JSON request per line: an operation, or ``{"parallel": [op, ...]}`` (forked together)."""
     for line in sys.stdin:
-        op = json.loads(line)
-        pid = os.fork()
-        if pid == 0:  # child
-            code = 0
-            try:
-                if op.get("failpoint"):
-                    os.environ["LARDER_FAILPOINT"] = op["failpoint"]
-                run(op)
-            except BaseException as exc:  # reported, the test decides
-                print(f"{type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-                code = 3
-            os._exit(code)
-        if op.get("kill_after") is not None:
-            time.sleep(op["kill_after"])
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        _, status = os.waitpid(pid, 0)
-        out = {"signal": os.WTERMSIG(status)} if os.WIFSIGNALED(status) else {"exit": os.WEXITSTATUS(status)}
+        request = json.loads(line)
+        ops = request["parallel"] if "parallel" in request else [request]
+        pids = []
+        for op in ops:
+            pid = os.fork()
+            if pid == 0:
+                os._exit(_child(op))
+            pids.append(pid)
+        if request.get("kill_after") is not None:
+            time.sleep(request["kill_after"])
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        outcomes = [_outcome(os.waitpid(pid, 0)[1]) for pid in pids]
+        out = {"parallel": outcomes} if "parallel" in request else outcomes[0]
         sys.stdout.write(json.dumps(out) + "\n")
         sys.stdout.flush()
 
 
 if __name__ == "__main__":
-    import larder.client  # noqa: F401  (the heavy imports, once)
+    # the heavy imports, once (none of them starts a thread)
+    import duckdb  # noqa: F401
+    import redis  # noqa: F401
+
+    import larder.client  # noqa: F401
+    import larder.online.publish  # noqa: F401
+    import larder.online.stores.redis  # noqa: F401
+    import larder.online.stores.sqlite  # noqa: F401
 
     sys.stdout.write(json.dumps({"ready": True}) + "\n")
     sys.stdout.flush()

@@ -21,17 +21,18 @@ SECRET = "hunter2"
 
 
 @pytest.mark.parametrize(("url", "masked", "removed"), [
-    ("redis://:hunter2@cache:6379/0", "redis://:***@cache:6379/0", "redis://cache:6379/0"),
+    ("redis://:hunter2@cache:6379/0", "redis://***@cache:6379/0", "redis://cache:6379/0"),
     ("redis://127.0.0.1:6379/0?password=hunter2", "redis://127.0.0.1:6379/0?password=***",
      "redis://127.0.0.1:6379/0"),
     ("rediss://default:hunter2@h:6380/1?ssl_cert_reqs=none&token=hunter2",
-     "rediss://default:***@h:6380/1?ssl_cert_reqs=none&token=***", "rediss://default@h:6380/1?ssl_cert_reqs=none"),
+     "rediss://***@h:6380/1?ssl_cert_reqs=none&token=***", "rediss://h:6380/1?ssl_cert_reqs=none"),
     ("postgresql+psycopg://larder:hunter2@db:5432/larder?sslmode=require",
-     "postgresql+psycopg://larder:***@db:5432/larder?sslmode=require",
-     "postgresql+psycopg://larder@db:5432/larder?sslmode=require"),
+     "postgresql+psycopg://***@db:5432/larder?sslmode=require",
+     "postgresql+psycopg://db:5432/larder?sslmode=require"),
     ("s3://b/k?X-Amz-Signature=hunter2&X-Amz-Credential=hunter2&x=1", "s3://b/k?X-Amz-Signature=***&X-Amz-Credential=***&x=1",
      "s3://b/k?x=1"),
-    ("https://u:hunter2@[::1]:8443/p?api_key=hunter2", "https://u:***@[::1]:8443/p?api_key=***", "https://u@[::1]:8443/p"),
+    ("https://u:hunter2@[::1]:8443/p?api_key=hunter2", "https://***@[::1]:8443/p?api_key=***", "https://[::1]:8443/p"),
+    ("redis://alice@cache:6379/0", "redis://***@cache:6379/0", "redis://cache:6379/0"),
     ("sqlite:////srv/larder/catalog.db", "sqlite:////srv/larder/catalog.db", "sqlite:////srv/larder/catalog.db"),
     ("redis://h:notaport:hunter2/0", "redis://***", "redis://***"),
 ])

@@ -37,6 +37,7 @@ calls them and re-raised as one of these, ``from`` the original, so callers only
     │   ├── RetryBudgetExceededError
     │   ├── MissingKeysError         keys not found online and no default defined
     │   ├── PublishError             bad publish_table input (mode, features, filter_condition)
+    │   │   └── StalePublishError    the store serves a newer Delta version than the one published
     │   └── OnlineStoreNotFoundError no managed online store of that name (get/update_online_store)
     ├── ServingEndpointError         unknown, duplicate or misconfigured feature serving endpoint
     ├── StreamError                  bad stream definition, unreachable stream source, push errors
@@ -203,6 +204,11 @@ class PublishError(OnlineStoreError):
     """``publish_table`` was given an invalid mode, feature list or filter condition."""
 
 
+class StalePublishError(PublishError):
+    """A publish of an older Delta version than the one the online store serves was refused (serving
+    never moves back in time); nothing was changed."""
+
+
 class OnlineStoreNotFoundError(OnlineStoreError):
     """No online store of that name (``get_online_store`` and friends)."""
 
@@ -260,6 +266,7 @@ __all__ = [
     "RetryBudgetExceededError",
     "SchemaMismatchError",
     "ServingEndpointError",
+    "StalePublishError",
     "StreamError",
     "TableError",
     "TableExistsError",

@@ -4,21 +4,22 @@ A URL may carry credentials in its userinfo (``redis://:pw@host/0``, ``postgresq
 or in its query string (``?password=...``, ``?token=...``, ``?sig=...``). larder records, embeds in
 models, prints and logs URLs only after :func:`redact_url`:
 
-* ``redact_url(url)`` replaces each secret with ``***`` (for messages and logs: the reader sees that
-  there was one);
+* ``redact_url(url)`` replaces the userinfo (``user:password@``) and each secret parameter with
+  ``***`` (for messages and logs: the reader sees that there was one);
 * ``redact_url(url, remove=True)`` drops them (for what is persisted, so that the URL stays usable
-  and the credentials come from the environment where it is used: ``PGPASSWORD`` or ``~/.pgpass``
-  for PostgreSQL, ``REDIS_PASSWORD`` for Redis, boto3's chain for AWS).
+  and the credentials come from the environment where it is used: ``PGUSER``/``PGPASSWORD`` or
+  ``~/.pgpass`` for PostgreSQL, ``REDIS_USERNAME``/``REDIS_PASSWORD`` for Redis, boto3's chain for
+  AWS).
 
 :func:`redact_text` does the same for every URL inside a free-text message (an exception from a
 driver, say).
 
 >>> redact_url("redis://:hunter2@cache:6379/0?password=hunter2&ssl_cert_reqs=none")
-'redis://:***@cache:6379/0?password=***&ssl_cert_reqs=none'
+'redis://***@cache:6379/0?password=***&ssl_cert_reqs=none'
 >>> redact_url("postgresql+psycopg://larder:hunter2@db/larder", remove=True)
-'postgresql+psycopg://larder@db/larder'
+'postgresql+psycopg://db/larder'
 >>> redact_text("cannot connect to redis://u:pw@h:1/0: refused")
-'cannot connect to redis://u:***@h:1/0: refused'
+'cannot connect to redis://***@h:1/0: refused'
 """
 
 from __future__ import annotations
@@ -56,12 +57,10 @@ def redact_url(url: str, *, remove: bool = False) -> str:
     except ValueError:  # an unparseable URL: keep only the scheme, nothing that could be a secret
         return url.split("://", 1)[0] + "://" + MASK
     netloc = parts.netloc
-    if password is not None or (username is not None and "@" in netloc):
-        userinfo = quote(username or "", safe="")
-        if password is not None and not remove:
-            userinfo += f":{MASK}"
-        host_port = netloc.rsplit("@", 1)[1] if "@" in netloc else host + (f":{port}" if port else "")
-        netloc = f"{userinfo}@{host_port}" if userinfo else host_port
+    if "@" in netloc:  # userinfo (user, password): masked as a whole, or removed
+        host_port = netloc.rsplit("@", 1)[1]
+        netloc = host_port if remove else f"{MASK}@{host_port}"
+    del password, username, host, port
     query = parts.query
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)

@@ -10,14 +10,9 @@ a kill may leave is garbage nobody references (a directory, a tombstone), which
 
 from __future__ import annotations
 
-import json
 import random
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from larder.errors import TableExistsError
 from larder.offline.reconcile import find_problems, repair
@@ -28,30 +23,6 @@ EXPECT = [{"kind": "not_null", "column": "Qual"}]
 #: What a kill may leave before the next call: garbage, or work the next call finishes.
 AFTER_KILL = {"orphan_directory", "tombstone", "interrupted_drop", "unregistered_features"}
 GARBAGE = {"orphan_directory", "tombstone"}
-
-
-class Crasher:
-    def __init__(self) -> None:
-        worker = Path(__file__).resolve().parents[1] / "_crash_worker.py"
-        self.proc = subprocess.Popen([sys.executable, str(worker)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True, bufsize=1)
-        assert json.loads(self.proc.stdout.readline()) == {"ready": True}  # type: ignore[union-attr]
-
-    def __call__(self, **op: object) -> dict:
-        self.proc.stdin.write(json.dumps(op) + "\n")  # type: ignore[union-attr]
-        self.proc.stdin.flush()  # type: ignore[union-attr]
-        return json.loads(self.proc.stdout.readline())  # type: ignore[union-attr]
-
-    def close(self) -> None:
-        self.proc.stdin.close()  # type: ignore[union-attr]
-        self.proc.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def crasher():
-    c = Crasher()
-    yield c
-    c.close()
 
 
 def kinds(fe) -> set[str]:

@@ -149,8 +149,7 @@ def test_sqlite_file_layout_and_open_store(tmp_path: Path) -> None:
 def test_sqlite_page_size(tmp_path: Path) -> None:
     """A new file gets 16 KB pages (or the size asked for); an existing file keeps its own, and asking
     it for another one fails without touching it; a wide record stays on its leaf page."""
-    from pydantic import ValidationError
-
+    from larder.errors import ConfigError
     from larder.online.stores.sqlite import DEFAULT_PAGE_SIZE
 
     assert DEFAULT_PAGE_SIZE == 16384
@@ -179,7 +178,7 @@ def test_sqlite_page_size(tmp_path: Path) -> None:
     for bad in (1000, 256, 131072):
         with pytest.raises(OnlineStoreError, match="power of two"):
             SQLiteOnlineStore(tmp_path / f"bad{bad}.db", page_size=bad)
-        with pytest.raises(ValidationError, match="power of two"):
+        with pytest.raises(ConfigError, match="power of two"):  # a LarderError, not pydantic's
             SQLiteStoreSpec(page_size=bad)
         assert not (tmp_path / f"bad{bad}.db").exists()
     # 400 float features (a 3.6 KB record) fit a 16 KB page's leaf: no overflow page per record

@@ -12,6 +12,7 @@ from larder.errors import (
     ConfigError,
     OnlineTableNotFoundError,
     PublishError,
+    StalePublishError,
     TableNotFoundError,
 )
 from larder.online.publish import snapshot_order
@@ -69,8 +70,9 @@ def test_merge_never_regresses_snapshot_table(fe, store_spec) -> None:
     fe.publish_table("houses", store_spec)
     v1 = fe.write_table("houses", houses(q=(17, 15, 18)))
     fe.publish_table("houses", store_spec)
-    old = fe.publish_table("houses", store_spec, version=0)  # an older Delta version, published later
-    assert old.delta_version == 0 and v1 == 1
+    with pytest.raises(StalePublishError, match="version 0 was not published"):
+        fe.publish_table("houses", store_spec, version=0)  # an older Delta version, published later
+    assert v1 == 1
     got = online(fe, "houses", pd.DataFrame({"Id": [1, 2, 3]}))
     assert got["q"].tolist() == [17, 15, 18]
 
@@ -189,7 +191,7 @@ def test_publication_records_list_and_drop(fe) -> None:
     pubs = fe.list_publications("houses")
     assert [p.id for p in pubs] == [second.id, first.id]
     assert (pubs[0].delta_version, pubs[0].mode, pubs[0].features) == (1, "overwrite", ["q", "nb"])
-    assert pubs[0].store_spec == {"type": "sqlite", "path": None, "page_size": None} and pubs[0].store_name is None
+    assert pubs[0].store_spec == {"type": "sqlite", "path": None} and pubs[0].store_name is None
     info = pubs[0].to_dict()
     assert info["online_table"]["primary_keys"] == ["Id"] and info["online_table"]["columns"]["q"] == "int64"
     assert {p.table_name for p in fe.list_publications()} == {"main.default.houses", "main.default.ev"}
@@ -232,7 +234,7 @@ def test_redacted_spec_has_no_credentials() -> None:
     red = redacted_spec(spec)
     assert "s3cret" not in str(red) and "alice" not in str(red)
     assert red["url"] == "redis://cache.internal:6380/2"
-    assert redacted_spec(SQLiteStoreSpec(path="x.db")) == {"type": "sqlite", "path": "x.db", "page_size": None}
+    assert redacted_spec(SQLiteStoreSpec(path="x.db", page_size=4096)) == {"type": "sqlite", "path": "x.db"}
 
 
 def test_snapshot_order_grows_with_version_and_recreation() -> None:

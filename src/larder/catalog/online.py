@@ -41,8 +41,10 @@ class PublicationRecord(Base):
     mode: Mapped[str] = mapped_column(String(16))
     filter_condition: Mapped[str | None] = mapped_column(Text, nullable=True)
     rows: Mapped[int] = mapped_column(BigInteger)
-    #: The ordering value written with every row of a snapshot table (None for a time series, whose
-    #: order is each row's event time).
+    #: The publication order (``snapshot_order(table created, Delta version)``): what stores compare to
+    #: refuse an older publication, and the ordering value written with every row of a snapshot table
+    #: (a time series' rows are ordered by event time). None in records of larder before 0.2 for time
+    #: series.
     order_value: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     published_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)

@@ -24,6 +24,13 @@ records the publication in the catalog. How it works:
      finishes after a newer one) changes nothing; and a table that is dropped and recreated (its
      versions restart at 0) still orders above everything the old table published.
 
+   * every publication: the same ``created_ms * 2**20 + delta_version`` is its *publication order*.
+     A store that can compare (SQLite, Redis) keeps the greatest it serves per table and refuses an
+     overwrite of an older one atomically with its switch, so two racing overwrites of versions 1
+     and 2 always end serving version 2; ``publish_table`` also refuses, before writing anything, a
+     publish older than the store serves or than the catalog's newest active publication to that
+     store (:class:`~larder.errors.StalePublishError`).
+
 4. **Modes.** ``merge`` writes batch by batch with the conditional write; a failure part-way leaves
    the keys written so far at their (newer) values and nothing older. ``overwrite`` hands all batches
    to the store's ``replace_table``, which swaps the new contents in only when complete (keys absent
@@ -50,7 +57,8 @@ from sqlalchemy import select
 from larder.catalog.base import utcnow
 from larder.catalog.online import PublicationRecord
 from larder.context import Context
-from larder.errors import ConfigError, OnlineTableNotFoundError, PublishError
+from larder.errors import ConfigError, OnlineTableNotFoundError, PublishError, StalePublishError
+from larder.failpoints import failpoint
 from larder.names import parse_name
 from larder.offline.tables import FeatureTable, TableService
 from larder.online.stores import StoreCache
@@ -303,9 +311,13 @@ class Publisher:
         target = pa.schema([schema.field(c) for c in columns])
         online = OnlineTable(name=self._online_name(ft.name, spec, online_table_name), primary_keys=list(keys),
                              timestamp_key=ts, schema=target)
-        order_value = None if ts else snapshot_order(ft.created_at, snap.version)
+        # One order for every publication of the table (growing with the Delta version and with the
+        # table's re-creation): snapshot rows carry it, and stores refuse to serve an older one.
+        publication = snapshot_order(ft.created_at, snap.version)
+        order_value = None if ts else publication
         source_rows = snap.row_count()
         store = self.stores.get(spec)
+        self._refuse_stale(ft.name, spec, store, online, publication, snap.version)
         rows = _LatestRows(ft, snap.dataset(), columns=columns, target=target,
                            filter_condition=filter_condition, order_value=order_value, batch_rows=batch_rows)
         total = source_rows if ts is None and filter_condition is None else None
@@ -318,16 +330,22 @@ class Publisher:
                         yield batch
                         sent += batch.num_rows
                         bar.advance(batch.num_rows)
+                        failpoint("publish_table:after_batch")
 
                 if mode == "overwrite":
-                    store.replace_table(online, counted(), order=ORDER_COLUMN)
+                    try:
+                        store.replace_table(online, counted(), order=ORDER_COLUMN, publication=publication)
+                    except StalePublishError as exc:
+                        raise self._stale(ft.name, spec, snap.version) from exc
                 else:
                     wrote_any = False
                     for batch in counted():
-                        store.write_batch(online, batch, order=ORDER_COLUMN)
+                        store.write_batch(online, batch, order=ORDER_COLUMN, publication=publication)
                         wrote_any = True
                     if not wrote_any:  # still create the online table, so lookups find it (empty)
-                        store.write_batch(online, rows.target.empty_table(), order=ORDER_COLUMN)
+                        store.write_batch(online, rows.target.empty_table(), order=ORDER_COLUMN,
+                                          publication=publication)
+                    store.reclaim(online)
         finally:
             rows.close()
         with self.ctx.catalog.session() as s:
@@ -339,7 +357,7 @@ class Publisher:
                 delta_version=snap.version, mode=mode,
                 filter_condition=filter_condition if isinstance(filter_condition, str) else (
                     None if filter_condition is None else str(filter_condition)),
-                rows=sent, order_value=order_value, published_at=utcnow(),
+                rows=sent, order_value=publication, published_at=utcnow(),
                 duration_s=time.perf_counter() - started,
             )
             s.add(rec)
@@ -366,6 +384,29 @@ class Publisher:
                 f"{taken[0]!r}. Choose another online_table_name, or drop that online table first."
             )
         return online_table_name
+
+    def _refuse_stale(self, full: str, spec: Any, store: OnlineStore, online: OnlineTable, publication: int,
+                      version: int) -> None:
+        """Refuse, before writing anything, a publish older than what the store serves (stores that
+        compare publications) or than the newest active publication the catalog records there."""
+        served = store.served_publication(online)
+        key = store_key(spec, self.ctx.root)
+        recorded = [r.order_value for r in self._active(full) if r.store_key == key and r.order_value is not None]
+        newest = max([v for v in (served, *recorded) if v is not None], default=None)
+        if newest is not None and newest > publication:
+            raise self._stale(full, spec, version)
+
+    def _stale(self, full: str, spec: Any, version: int) -> StalePublishError:
+        key = store_key(spec, self.ctx.root)
+        newer = [r for r in self._active(full) if r.store_key == key]
+        served = max(newer, key=lambda r: (r.order_value or 0, r.id)) if newer else None
+        what = f"version {served.delta_version} (published {served.published_at:%Y-%m-%d %H:%M:%S} UTC)" \
+            if served is not None else "a newer version"
+        return StalePublishError(
+            f"Table {full!r}: version {version} was not published to the {spec.type} store: it serves {what}, and "
+            "publishing an older version would move serving back in time (nothing was changed). Publish the "
+            "latest version; to serve old values again, write them to the table as a new version first."
+        )
 
     # -- drop -----------------------------------------------------------------------------------
     def drop_online_table(self, name: str, online_store: StoreArg = None) -> list[Publication]:
@@ -404,12 +445,22 @@ class Publisher:
 
     # -- catalog --------------------------------------------------------------------------------
     def _active(self, full: str) -> list[PublicationRecord]:
+        """Active publications of ``full``, newest first: by id, except that within one store the one of
+        the greatest publication order comes first (two racing publishes may record in either order,
+        and the store serves the newer version)."""
         with self.ctx.catalog.session() as s:
-            return list(s.scalars(
+            recs = list(s.scalars(
                 select(PublicationRecord)
                 .where(PublicationRecord.table_name == full, PublicationRecord.dropped_at.is_(None))
                 .order_by(PublicationRecord.id.desc())
             ))
+        if recs:
+            same = [r for r in recs if r.store_key == recs[0].store_key]
+            best = max(same, key=lambda r: (r.order_value if r.order_value is not None else -1, r.id))
+            if best is not recs[0]:
+                recs.remove(best)
+                recs.insert(0, best)
+        return recs
 
     def _spec_of(self, rec: PublicationRecord) -> Any:
         """The spec to open a recorded store with: the configured one for a named store (it may hold

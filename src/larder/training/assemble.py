@@ -63,6 +63,11 @@ def as_pandas(df: Any, *, what: str = "df") -> pd.DataFrame:
 def _arrow_col(series: pd.Series) -> pa.Array:
     try:
         arr = series_to_arrow(series)
+    except OverflowError as exc:
+        raise FeatureLookupError(
+            f"Column {series.name!r} holds an integer outside the signed 64-bit range ({exc}); no feature "
+            "table can store such a key. Check the value, or use a string key."
+        ) from exc
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise FeatureLookupError(
             f"Column {series.name!r} mixes value types ({exc}); give it one type."
@@ -225,7 +230,7 @@ def apply_defaults(step: LookupStep, df: pd.DataFrame, matched: Any) -> pd.DataF
         typ = types[name]
         try:
             arr = series_to_arrow(df[name], typ)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
             raise FeatureLookupError(
                 f"Column {name!r} (from table {step.table!r}) does not hold {typ} values: {exc}"
             ) from exc

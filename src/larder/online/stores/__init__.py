@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from larder.errors import ConfigError
+from larder.errors import ConfigError, OnlineStoreError
 from larder.online.stores.base import OnlineStore
 from larder.online.stores.specs import DynamoDBStoreSpec, RedisStoreSpec, SQLiteStoreSpec, store_key
 
@@ -47,7 +47,7 @@ def open_store(spec: SQLiteStoreSpec | DynamoDBStoreSpec | RedisStoreSpec, root:
     if isinstance(spec, RedisStoreSpec):
         from larder.online.stores.redis import RedisOnlineStore
 
-        return RedisOnlineStore(spec.url, key_prefix=spec.key_prefix, ttl=spec.ttl)
+        return RedisOnlineStore(spec.url, key_prefix=spec.key_prefix, ttl=spec.ttl, password_env=spec.password_env)
     raise ConfigError(
         f"Unknown online store spec {spec!r}: use SQLiteStoreSpec, DynamoDBStoreSpec or RedisStoreSpec."
     )
@@ -66,6 +66,15 @@ class StoreCache:
         if store is None:
             store = open_store(spec, self.root)
             self._stores[key] = store
+        else:  # a cached client: check what opening would have checked
+            wanted = getattr(spec, "page_size", None)
+            have = getattr(store, "page_size", wanted)
+            if wanted is not None and have != wanted:
+                raise OnlineStoreError(
+                    f"SQLite online store {getattr(store, 'path', key)} has {have}-byte pages, not the {wanted} "
+                    "asked for: the page size is fixed when the file is created. Publish without page_size "
+                    f"(or with page_size={have}), or to a new file."
+                )
         return store
 
     def close(self) -> None:

@@ -28,6 +28,16 @@ and ``close()`` when it holds connections or threads. Built on these:
     readers see an empty or partial table meanwhile; every built-in store overrides it with a switch
     that readers observe as atomic (see each store).
 
+Publications are ordered: ``publish_table`` passes ``publication=`` (an integer that grows with the
+Delta version, and with the table's re-creation) to ``replace_table`` and ``write_batch``. A store
+that can compare (SQLite, Redis) keeps the greatest publication it serves per table
+(``served_publication``) and refuses, in the same atomic step as the switch, a ``replace_table`` of a
+smaller one with :class:`~larder.errors.StalePublishError`, so two racing overwrites always end
+serving the newer version. ``reclaim(table)`` deletes what killed or refused overwrites left behind
+(Redis staging generations older than the served one). Stores that cannot compare (the default
+here, DynamoDB) ignore ``publication``; ``publish_table`` still refuses an older version that the
+catalog shows to be superseded.
+
 A sketch of use::
 
     with open_store(SQLiteStoreSpec(), root) as store:
@@ -138,8 +148,10 @@ class OnlineStore(ABC):
     """Base class of online stores; see the module docstring for the contract."""
 
     @abstractmethod
-    def write_batch(self, table: OnlineTable, rows: pa.Table, *, order: str = ORDER_COLUMN) -> int:
-        """Merge ``rows`` into the store; returns the number of keys whose stored row changed."""
+    def write_batch(self, table: OnlineTable, rows: pa.Table, *, order: str = ORDER_COLUMN,
+                    publication: int | None = None) -> int:
+        """Merge ``rows`` into the store; returns the number of keys whose stored row changed.
+        ``publication`` (when the store compares publications) raises the served one to at least it."""
 
     @abstractmethod
     def read_values(
@@ -154,6 +166,11 @@ class OnlineStore(ABC):
     def drop_table(self, table: OnlineTable) -> None:
         """Remove every row of ``table`` from the store."""
 
+    def to_spec(self) -> Any:
+        """The spec that opens this store again (a ``SQLiteStoreSpec``, ...), so that a store object can
+        be given wherever a spec is; None for a store that has none."""
+        return None
+
     def read_batch(
         self, table: OnlineTable, keys: pa.Table, features: list[str] | None = None
     ) -> tuple[pa.Table, np.ndarray]:
@@ -163,15 +180,26 @@ class OnlineStore(ABC):
         return batch.to_arrow(table), batch.found
 
     def replace_table(
-        self, table: OnlineTable, batches: Iterable[pa.Table], *, order: str = ORDER_COLUMN
+        self, table: OnlineTable, batches: Iterable[pa.Table], *, order: str = ORDER_COLUMN,
+        publication: int | None = None,
     ) -> int:
         """Make the table's contents exactly ``batches`` (newest row per key across all batches).
 
-        This default drops and rewrites, so readers may see an empty or partial table meanwhile;
-        the built-in stores override it with an atomic switch.
+        This default drops and rewrites, so readers may see an empty or partial table meanwhile,
+        and ignores ``publication``; the built-in stores override it with an atomic switch that
+        refuses a publication older than the served one (see the module docstring).
         """
         self.drop_table(table)
         return sum(self.write_batch(table, batch, order=order) for batch in batches)
+
+    def served_publication(self, table: OnlineTable) -> int | None:
+        """The publication order of the table's served contents, None if unknown (or unpublished)."""
+        return None
+
+    def reclaim(self, table: OnlineTable) -> int:
+        """Delete leftovers of killed or refused overwrites of ``table``; returns how many went (Redis:
+        generations). Nothing for stores that leave none."""
+        return 0
 
     def close(self) -> None:  # noqa: B027 - concrete default, stores override when they hold resources
         """Release connections and threads. Safe to call twice."""

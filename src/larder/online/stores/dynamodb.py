@@ -176,6 +176,9 @@ class DynamoDBOnlineStore(OnlineStore):
 
     # -- names and plumbing -----------------------------------------------------------------
 
+
+    def to_spec(self) -> DynamoDBStoreSpec:
+        return self.spec
     def physical_name(self, table: OnlineTable) -> str:
         """The DynamoDB table that holds ``table``."""
         if self._closed:
@@ -525,7 +528,8 @@ class DynamoDBOnlineStore(OnlineStore):
                     stored[item[PK]["S"]] = int(item[ORDER]["N"])
         return stored
 
-    def write_batch(self, table: OnlineTable, rows: pa.Table, *, order: str = ORDER_COLUMN) -> int:
+    def write_batch(self, table: OnlineTable, rows: pa.Table, *, order: str = ORDER_COLUMN,
+                    publication: int | None = None) -> int:
         self._check(table)
         physical = self.physical_name(table)
         prepared = prepare_rows(table, rows, order)
@@ -544,9 +548,13 @@ class DynamoDBOnlineStore(OnlineStore):
         return self._write_batched(table, physical, winners)
 
     def replace_table(
-        self, table: OnlineTable, batches: Iterable[pa.Table], *, order: str = ORDER_COLUMN
+        self, table: OnlineTable, batches: Iterable[pa.Table], *, order: str = ORDER_COLUMN,
+        publication: int | None = None,
     ) -> int:
-        """Write every row stamped with a new ``_gen``, then delete the items without it."""
+        """Write every row stamped with a new ``_gen``, then delete the items without it.
+
+        Not atomic (see the module docstring), so ``publication`` is not compared here: publish_table
+        refuses an older version from the catalog's records."""
         self._check(table)
         physical = self.physical_name(table)
         gen = uuid.uuid4().hex

@@ -4,6 +4,8 @@ Layout (``P`` = ``key_prefix``, ``T`` = the full feature-table name)::
 
     P:T#gen              string: the table's current generation (a decimal number)
     P:T#seq              counter that hands out generations
+    P:T#pub              hash: generation -> publication order of its contents
+    P:T#gens             set: the generations created and not yet deleted
     P:T:<gen>:<pk>       hash: _order -> the row's order, <feature> -> value
 
 ``<pk>`` is the encoded entity key (:func:`larder.online.stores.encoding.encode_keys`). Values are the
@@ -23,8 +25,12 @@ between, otherwise the read is repeated. A one-key ``read_values`` (the serving 
 ``HMGET`` and ``GET gen`` pre-encoded on a connection the thread keeps: generations are never
 reused, so the pointer still naming the generation after the ``HMGET`` proves it was current (and
 its keys not yet deleted) when the ``HMGET`` ran; otherwise the general read answers. ``replace_table`` writes a new generation, switches
-``P:T#gen`` with one ``SET`` and then deletes the old generation's keys, so a reader sees either
-the old or the new contents, never a mix.
+``P:T#gen`` in one Lua script and then deletes the old generation's keys, so a reader sees either
+the old or the new contents, never a mix. The script refuses the switch when the served generation
+holds a newer publication (a racing overwrite of a newer Delta version won), and it returns the
+generation it replaced, so two racing overwrites never orphan one. Every publish then reclaims the
+generations that can never be served again (staging generations of killed or refused overwrites:
+those of an older publication, or of the same one created earlier).
 """
 
 from __future__ import annotations
@@ -37,13 +43,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from larder.errors import OnlineStoreError, OnlineTableNotFoundError, require
+from larder.errors import OnlineStoreError, OnlineTableNotFoundError, StalePublishError, require
 from larder.online.stores.base import (
     ORDER_COLUMN,
     OnlineStore,
@@ -57,6 +63,8 @@ from larder.online.stores.base import (
     typed_table,
 )
 from larder.online.stores.encoding import check_supported, from_text, storage_type, to_text
+from larder.online.stores.redis_lua import RAISE_SCRIPT, SWITCH_SCRIPT, WRITE_SCRIPT
+from larder.redaction import redact_text, redact_url
 
 ORDER_FIELD = "_order"
 RESERVED = (ORDER_FIELD,)
@@ -73,60 +81,17 @@ _PARSERS: dict[pa.DataType, Callable[[bytes], Any]] = {
 #: From this many values of one type in a many-key read, numbers are parsed by Arrow (see _values).
 _ARROW_PARSE_MIN = 64
 
-_WRITE_SCRIPT = """
-local expected = ARGV[1]
-if expected ~= '' then
-  local current = redis.call('GET', KEYS[1])
-  if current ~= expected then return {-1, current or ''} end
-end
-local ttl = tonumber(ARGV[2])
-local m = tonumber(ARGV[3])
-local complete = string.rep('0', m)
-local function ge(a, b)  -- a >= b for canonical decimal integers
-  local na, nb = string.byte(a, 1) == 45, string.byte(b, 1) == 45
-  if na ~= nb then return nb end
-  if #a ~= #b then
-    if na then return #a < #b end
-    return #a > #b
-  end
-  if na then return a <= b end
-  return a >= b
-end
-local written, created = 0, 0
-local pos = 4
-for i = 2, #KEYS do
-  local key, order, mask = KEYS[i], ARGV[pos], ARGV[pos + 1]
-  local cur = redis.call('HGET', key, '_order')
-  if (not cur) or ge(order, cur) then
-    if cur then redis.call('DEL', key) else created = created + 1 end
-    if mask == complete then
-      redis.call('HSET', key, '_order', order, unpack(ARGV, pos + 2, pos + 1 + 2 * m))
-    else
-      local args = {'_order', order}
-      for j = 1, m do
-        if string.byte(mask, j) == 48 then
-          args[#args + 1] = ARGV[pos + 2 * j]
-          args[#args + 1] = ARGV[pos + 2 * j + 1]
-        end
-      end
-      redis.call('HSET', key, unpack(args))
-    end
-    if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
-    written = written + 1
-  end
-  pos = pos + 2 + 2 * m
-end
-return {written, created}
-"""
-
-
-def _redact(url: str) -> str:
+def with_credentials(url: str, *, password_env: str = "REDIS_PASSWORD") -> str:
+    """``url`` with the password (and user) from the environment when it carries none: the spec a
+    catalog or a model records has no credentials, the process that opens the store supplies them."""
     parts = urlsplit(url)
-    if parts.password is None:
+    password = os.environ.get(password_env) if password_env else None
+    if "@" in parts.netloc or not password or "password=" in parts.query:
         return url
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit(parts._replace(netloc=user + netloc))
+    user = os.environ.get("REDIS_USERNAME", "")
+    host = parts.netloc.rsplit("@", 1)[-1]
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _glob_escape(text: str) -> str:
@@ -201,10 +166,14 @@ class RedisOnlineStore(OnlineStore):
         ttl: timedelta | float | None = None,
         rows_per_script: int = 256,
         scripts_per_round_trip: int = 8,
+        password_env: str = "REDIS_PASSWORD",
     ) -> None:
         redis = require("redis", extra="redis", feature="The Redis online store")
         self._errors = redis.exceptions.RedisError
-        self.url = _redact(url)
+        self._given_url, self._password_env = url, password_env
+        url = with_credentials(url, password_env=password_env)
+        self.url = redact_url(url)  # what messages show
+        self._secrets = tuple(p for p in (urlsplit(url).password, os.environ.get(password_env or "")) if p)
         self.key_prefix = key_prefix
         seconds = ttl.total_seconds() if isinstance(ttl, timedelta) else ttl
         if seconds is not None and seconds <= 0:
@@ -215,7 +184,7 @@ class RedisOnlineStore(OnlineStore):
         try:
             self._client = redis.Redis.from_url(url)
         except (ValueError, self._errors) as exc:
-            raise OnlineStoreError(f"Invalid Redis URL {self.url!r}: {exc}") from exc
+            raise OnlineStoreError(f"Invalid Redis URL {self.url!r}: {redact_text(str(exc), secrets=self._secrets)}") from exc
         self._sha: str | None = None
         self._noscript = redis.exceptions.NoScriptError
         self._response_error = redis.exceptions.ResponseError
@@ -232,11 +201,27 @@ class RedisOnlineStore(OnlineStore):
     def _pointer(self, table: OnlineTable) -> str:
         return f"{self._base(table)}#gen"
 
+    def _publications(self, table: OnlineTable) -> str:
+        """Hash: generation -> the publication order of its contents."""
+        return f"{self._base(table)}#pub"
+
+    def _generations(self, table: OnlineTable) -> str:
+        """Set: every generation created and not yet deleted (what :meth:`reclaim` looks at)."""
+        return f"{self._base(table)}#gens"
+
     def _item_prefix(self, table: OnlineTable, gen: bytes) -> str:
         return f"{self._base(table)}:{gen.decode()}:"
 
     def _fail(self, what: str, table: OnlineTable, exc: Exception) -> OnlineStoreError:
-        return OnlineStoreError(f"Redis online store {self.url}: {what} {table.name!r} failed: {exc}")
+        detail = redact_text(str(exc), secrets=self._secrets)
+        return OnlineStoreError(f"Redis online store {self.url}: {what} {table.name!r} failed: {detail}")
+
+    def to_spec(self) -> Any:
+        from larder.online.stores.specs import RedisStoreSpec
+
+        ttl = timedelta(milliseconds=self.ttl_ms) if self.ttl_ms else None
+        return RedisStoreSpec(url=self._given_url, key_prefix=self.key_prefix, ttl=ttl,
+                              password_env=self._password_env)
 
     def _open(self) -> None:
         if self._closed:
@@ -256,6 +241,7 @@ class RedisOnlineStore(OnlineStore):
         if gen is None and create:
             new = str(self._client.incr(f"{self._base(table)}#seq")).encode()
             if self._client.set(self._pointer(table), new, nx=True):
+                self._client.sadd(self._generations(table), new)
                 gen = new
             else:
                 gen = self._client.get(self._pointer(table))
@@ -308,7 +294,7 @@ class RedisOnlineStore(OnlineStore):
 
     def _script_sha(self) -> str:
         if self._sha is None:
-            self._sha = self._client.script_load(_WRITE_SCRIPT)
+            self._sha = self._client.script_load(WRITE_SCRIPT)
         return self._sha
 
     def _write(
@@ -381,7 +367,8 @@ class RedisOnlineStore(OnlineStore):
                 raise reply
         return replies
 
-    def write_batch(self, table: OnlineTable, rows: pa.Table, *, order: str = ORDER_COLUMN) -> int:
+    def write_batch(self, table: OnlineTable, rows: pa.Table, *, order: str = ORDER_COLUMN,
+                    publication: int | None = None) -> int:
         self._check(table)
         prepared = prepare_rows(table, rows, order)
         try:
@@ -389,7 +376,11 @@ class RedisOnlineStore(OnlineStore):
             for _ in range(5):
                 assert gen is not None
                 try:
-                    return self._write(table, prepared, gen, staging=False)[0]
+                    written = self._write(table, prepared, gen, staging=False)[0]
+                    if publication is not None:
+                        self._client.eval(RAISE_SCRIPT, 2, self._pointer(table), self._publications(table),
+                                          str(int(publication)))
+                    return written
                 except _GenerationMoved as moved:
                     gen = moved.current or self._current(table, create=True)
                     if gen is not None:
@@ -415,33 +406,86 @@ class RedisOnlineStore(OnlineStore):
     def _delete_generation(self, table: OnlineTable, gen: bytes) -> None:
         self._unlink(self._item_prefix(table, gen))
 
+    def _forget_generation(self, table: OnlineTable, gen: bytes) -> None:
+        self._delete_generation(table, gen)
+        self._client.srem(self._generations(table), gen)
+        self._client.hdel(self._publications(table), gen)
+
     def replace_table(
-        self, table: OnlineTable, batches: Iterable[pa.Table], *, order: str = ORDER_COLUMN
+        self, table: OnlineTable, batches: Iterable[pa.Table], *, order: str = ORDER_COLUMN,
+        publication: int | None = None,
     ) -> int:
-        """Write a new generation, switch the pointer with one SET, delete the old generation."""
+        """Write a new generation, switch the pointer to it in one atomic script (which refuses a
+        ``publication`` older than the served one), delete the old generation and reclaim dead ones."""
         self._check(table)
+        pub = "" if publication is None else str(int(publication))
         try:
             new = str(self._client.incr(f"{self._base(table)}#seq")).encode()
+            pipe = self._client.pipeline(transaction=False)
+            pipe.sadd(self._generations(table), new)
+            if pub:
+                pipe.hset(self._publications(table), new, pub)
+            pipe.execute()
             created = 0
             try:
                 for batch in batches:
                     created += self._write(table, prepare_rows(table, batch, order), new, staging=True)[1]
-                old = self._client.get(self._pointer(table))
-                self._client.set(self._pointer(table), new)
+                status, previous = self._client.eval(
+                    SWITCH_SCRIPT, 3, self._pointer(table), self._publications(table), self._generations(table),
+                    new, pub)
             except BaseException:
-                self._delete_generation(table, new)
+                self._forget_generation(table, new)
                 raise
+            if int(status) != 1:
+                self._forget_generation(table, new)
+                if int(status) == 0:
+                    served = self._client.hget(self._publications(table), previous)
+                    raise StalePublishError(
+                        f"Redis online store {self.url}: table {table.name!r} serves publication "
+                        f"{(served or b'?').decode()}, newer than {pub}; nothing was replaced."
+                    )
+                return created  # the same publication, switched by a replace that started later
             self._gens[table.name] = new
-            if old is not None and old != new:
-                self._delete_generation(table, old)
+            if previous and previous != new:
+                self._forget_generation(table, previous)
+            self.reclaim(table)
             return created
         except self._errors as exc:
             raise self._fail("replacing", table, exc) from exc
 
+    def served_publication(self, table: OnlineTable) -> int | None:
+        self._open()
+        try:
+            gen = self._client.get(self._pointer(table))
+            served = self._client.hget(self._publications(table), gen) if gen is not None else None
+        except self._errors as exc:
+            raise self._fail("reading", table, exc) from exc
+        return None if served is None else int(served)
+
+    def reclaim(self, table: OnlineTable) -> int:
+        """Delete generations that can never be served again: those of a publication older than the
+        served one, or of the same publication and created earlier (left by killed or refused
+        overwrites). A staging generation of a newer publication may still switch, so it stays."""
+        self._open()
+        try:
+            cur = self._client.get(self._pointer(table))
+            if cur is None:
+                return 0
+            pubs = self._client.hgetall(self._publications(table))
+            served = (int(pubs.get(cur, b"0")), int(cur))
+            dead = [g for g in self._client.smembers(self._generations(table))
+                    if g != cur and (int(pubs.get(g, b"0")), int(g)) < served]
+            for gen in dead:
+                self._forget_generation(table, gen)
+            return len(dead)
+        except self._errors as exc:
+            raise self._fail("reclaiming", table, exc) from exc
+
     def drop_table(self, table: OnlineTable) -> None:
         self._open()
         try:
-            self._client.delete(self._pointer(table), f"{self._base(table)}#seq")
+            self._client.delete(self._pointer(table), f"{self._base(table)}#seq", self._publications(table),
+                                self._generations(table))
             self._unlink(self._base(table) + ":")
         except self._errors as exc:
             raise self._fail("dropping", table, exc) from exc

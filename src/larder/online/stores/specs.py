@@ -13,11 +13,12 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from larder.errors import ConfigError
+from larder.redaction import redact_mapping, redact_text, redact_url
 
 
 class _Spec(BaseModel):
@@ -28,9 +29,34 @@ class _Spec(BaseModel):
         """Databricks' name of ``type`` (``"sqlite"``, ``"dynamodb"``, ``"redis"``)."""
         return str(getattr(self, "type", ""))
 
+    def __init__(self, /, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise ConfigError(f"{type(self).__name__}: {_problems(exc)}. See docs/online-stores.md for the "
+                              "accepted options.") from exc
+
 
 #: The base class of every store spec (``isinstance(spec, StoreSpecBase)``; Databricks' ``OnlineStoreSpec``).
 StoreSpecBase = _Spec
+
+
+def _problems(exc: ValidationError) -> str:
+    """Pydantic's errors as one line naming each field: ``page_size: must be ...; ttl: ...``."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "spec"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if "input" in err:
+            given = err["input"]
+            shown = redact_url(given) if isinstance(given, str) else (
+                redact_mapping(given, remove=False) if isinstance(given, dict) else given)
+            got = "" if str(given) in msg else f" (got {shown!r})"
+            parts.append(f"{where}: {redact_text(msg)}{got}")
+        else:
+            parts.append(f"{where}: {redact_text(msg)}")
+    return "; ".join(parts)
+
 
 #: The page sizes SQLite accepts (512 .. 65536 bytes).
 SQLITE_PAGE_SIZES = tuple(1 << b for b in range(9, 17))
@@ -72,14 +98,52 @@ class DynamoDBStoreSpec(_Spec):
     #: BatchWriteItem of the rows newer than the stored ones, exact with one writer per table.
     write_mode: Literal["conditional", "batch"] = "conditional"
 
+    @field_validator("endpoint_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError as exc:
+            raise ValueError(f"endpoint_url {value!r} is not a URL: {exc}") from exc
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"endpoint_url must be an http:// or https:// URL with a host, such as "
+                f"'http://127.0.0.1:5000', got {value!r}"
+            )
+        return value
+
 
 class RedisStoreSpec(_Spec):
-    """Redis: one hash per entity key, under ``key_prefix``."""
+    """Redis: one hash per entity key, under ``key_prefix``.
+
+    Credentials: a user and password in ``url`` (``redis://user:pw@host:6379/0`` or ``?password=pw``)
+    are used by this process but never recorded: the catalog and logged models keep the URL without
+    them, and whoever opens the store from a record (a model being served, another process) reads the
+    password from the environment variable named by ``password_env`` (``REDIS_PASSWORD`` by default)
+    and the user name, if any, from ``REDIS_USERNAME``.
+    """
 
     type: Literal["redis"] = "redis"
     url: str = "redis://127.0.0.1:6379/0"
     key_prefix: str = "larder"
     ttl: timedelta | None = None
+    #: environment variable holding the password when ``url`` carries none
+    password_env: str = "REDIS_PASSWORD"
+
+    @field_validator("url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError as exc:
+            raise ValueError(f"url {redact_url(value)!r} is not a URL: {exc}") from exc
+        if parts.scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(f"url must start with redis://, rediss:// or unix://, got {redact_url(value)!r}")
+        return value
 
 
 OnlineStoreSpec = Annotated[
@@ -114,13 +178,7 @@ def AmazonDynamoDBSpec(  # noqa: N802 - mirrors the Databricks class name
             f"AmazonDynamoDBSpec: larder does not take credentials ({secrets}); they come from boto3's default "
             "chain (environment, shared config, instance role). Remove them from the spec."
         )
-    try:
-        return DynamoDBStoreSpec(
-            region=region, table_name=table_name, endpoint_url=endpoint_url, ttl=ttl, **options
-        )
-    except ValidationError as exc:
-        raise ConfigError(f"AmazonDynamoDBSpec: invalid options: {exc.errors()[0]['loc']}: "
-                          f"{exc.errors()[0]['msg']}. See DynamoDBStoreSpec for the accepted options.") from exc
+    return DynamoDBStoreSpec(region=region, table_name=table_name, endpoint_url=endpoint_url, ttl=ttl, **options)
 
 
 
@@ -128,33 +186,44 @@ _SPEC_ADAPTER: TypeAdapter[Any] = TypeAdapter(OnlineStoreSpec)
 
 
 def parse_spec(value: Any) -> Any:
-    """Validate a spec given as a spec object or a mapping (``{"type": "redis", ...}``)."""
+    """Validate a spec given as a spec object, a mapping (``{"type": "redis", ...}``) or an open store
+    (``SQLiteOnlineStore(path)``, ...: its :attr:`~larder.online.stores.base.OnlineStore.spec`)."""
     if isinstance(value, (SQLiteStoreSpec, DynamoDBStoreSpec, RedisStoreSpec)):
         return value
+    from larder.online.stores.base import OnlineStore
+
+    if isinstance(value, OnlineStore):
+        spec = value.to_spec()
+        if spec is None:
+            raise ConfigError(
+                f"The online store {type(value).__name__} cannot describe itself as a spec, so larder cannot "
+                "record where it publishes. Give a SQLiteStoreSpec, DynamoDBStoreSpec or RedisStoreSpec."
+            )
+        return spec
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"Invalid online store {value!r} ({type(value).__name__}): give a SQLiteStoreSpec, DynamoDBStoreSpec "
+            "or RedisStoreSpec, an online store object, the name of a store in larder.yaml, or a mapping with "
+            "a 'type' of sqlite, dynamodb or redis."
+        )
     try:
         return _SPEC_ADAPTER.validate_python(value)
     except ValidationError as exc:
         raise ConfigError(
-            f"Invalid online store spec {value!r}: {exc.errors()[0]['msg']}. Give a SQLiteStoreSpec, "
-            "DynamoDBStoreSpec or RedisStoreSpec, or a mapping with a 'type' of sqlite, dynamodb or redis."
+            f"Invalid online store spec {redact_mapping(value, remove=False)!r}: {_problems(exc)}. Give a "
+            "SQLiteStoreSpec, DynamoDBStoreSpec or RedisStoreSpec, or a mapping with a 'type' of sqlite, "
+            "dynamodb or redis."
         ) from exc
 
 
-def _redact_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None and parts.username is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-
-
 def redacted_spec(spec: Any) -> dict[str, Any]:
-    """The spec as JSON-able dict, without credentials (a Redis URL loses its user and password)."""
-    data: dict[str, Any] = spec.model_dump(mode="json")
-    if "url" in data and isinstance(data["url"], str):
-        data["url"] = _redact_url(data["url"])
+    """The spec as a JSON-able dict to record (in the catalog, in a logged model): without credentials
+    (a URL loses its password and secret query parameters, see :mod:`larder.redaction`) and without
+    creation-only options (a SQLite file's ``page_size``: the file has the page size it was created
+    with, and a reader must not ask for another)."""
+    data: dict[str, Any] = redact_mapping(spec.model_dump(mode="json"))
+    if data.get("type") == "sqlite":
+        data.pop("page_size", None)
     return data
 
 
@@ -174,5 +243,5 @@ def store_key(spec: Any, root: Path) -> str:
         return (f"dynamodb:{spec.endpoint_url or ''}|{spec.region or ''}|"
                 f"{spec.table_name or ''}|{spec.table_prefix}")
     if spec.type == "redis":
-        return f"redis:{_redact_url(spec.url)}|{spec.key_prefix}"
+        return f"redis:{redact_url(spec.url, remove=True)}|{spec.key_prefix}"
     raise ConfigError(f"Unknown online store type {spec.type!r}.")  # pragma: no cover - pydantic forbids

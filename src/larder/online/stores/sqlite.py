@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from larder.errors import OnlineStoreError, OnlineTableNotFoundError
+from larder.errors import OnlineStoreError, OnlineTableNotFoundError, StalePublishError
 from larder.online.stores.base import (
     ORDER_COLUMN,
     OnlineStore,
@@ -81,6 +81,12 @@ _CATALOG_DDL = (
     "CREATE TABLE IF NOT EXISTS _larder_online ("
     " name TEXT PRIMARY KEY, physical TEXT NOT NULL, schema BLOB NOT NULL, codec INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS _larder_online_seq (id INTEGER PRIMARY KEY AUTOINCREMENT)",
+    # the publication order of each table's served contents (see OnlineStore: publications)
+    "CREATE TABLE IF NOT EXISTS _larder_online_pub (name TEXT PRIMARY KEY, publication INTEGER NOT NULL)",
+)
+_RAISE_PUBLICATION = (
+    "INSERT INTO _larder_online_pub (name, publication) VALUES (?, ?) ON CONFLICT(name) DO UPDATE "
+    "SET publication = max(publication, excluded.publication)"
 )
 
 
@@ -332,6 +338,11 @@ class SQLiteOnlineStore(OnlineStore):
                 f"page_size={have}), or publish to a new file."
             )
 
+    def to_spec(self) -> Any:
+        from larder.online.stores.specs import SQLiteStoreSpec
+
+        return SQLiteStoreSpec(path=str(self.path.resolve()))
+
     @property
     def page_size(self) -> int:
         """Bytes per page of the store's file."""
@@ -476,7 +487,8 @@ class SQLiteOnlineStore(OnlineStore):
         self._set_layout(conn, table.name, physical, schema_bytes)
         return new
 
-    def write_batch(self, table: OnlineTable, rows: pa.Table, *, order: str = ORDER_COLUMN) -> int:
+    def write_batch(self, table: OnlineTable, rows: pa.Table, *, order: str = ORDER_COLUMN,
+                    publication: int | None = None) -> int:
         prepared = prepare_rows(table, rows, order)
         schema_bytes = table.feature_schema().serialize().to_pybytes()
         with self._write(f"writing {table.name!r}", table.name) as conn:
@@ -488,14 +500,25 @@ class SQLiteOnlineStore(OnlineStore):
             elif layout.schema_bytes != schema_bytes:
                 layout = self._migrate(conn, table, layout)
             written = self._upsert(conn, layout, prepared)
+            if publication is not None:
+                conn.execute(_RAISE_PUBLICATION, (table.name, int(publication)))
         self._layouts[table.name] = layout
         return written
 
     def replace_table(
-        self, table: OnlineTable, batches: Iterable[pa.Table], *, order: str = ORDER_COLUMN
+        self, table: OnlineTable, batches: Iterable[pa.Table], *, order: str = ORDER_COLUMN,
+        publication: int | None = None,
     ) -> int:
-        """Overwrite the table in one transaction: readers see the old rows until the commit."""
+        """Overwrite the table in one transaction: readers see the old rows until the commit. Write
+        transactions are serialised, so comparing ``publication`` with the served one at the start is
+        atomic with the switch at the commit."""
         with self._write(f"replacing {table.name!r}", table.name) as conn:
+            served = self._served(conn, table)
+            if publication is not None and served is not None and served > publication:
+                raise StalePublishError(
+                    f"SQLite online store {self.path}: table {table.name!r} serves publication {served}, "
+                    f"newer than {publication}; nothing was replaced."
+                )
             old = self._load_layout(table.name)
             physical, schema_bytes = self._new_physical(conn, table)
             layout = _Layout.create(physical, schema_bytes)
@@ -505,8 +528,22 @@ class SQLiteOnlineStore(OnlineStore):
             if old is not None:
                 conn.execute(f"DROP TABLE IF EXISTS {_quote(old.physical)}")
             self._set_layout(conn, table.name, physical, schema_bytes)
+            if publication is not None:
+                conn.execute("INSERT OR REPLACE INTO _larder_online_pub (name, publication) VALUES (?, ?)",
+                             (table.name, int(publication)))
         self._layouts[table.name] = layout
         return int(count)
+
+    @staticmethod
+    def _served(conn: sqlite3.Connection, table: OnlineTable) -> int | None:
+        row = conn.execute("SELECT publication FROM _larder_online_pub WHERE name = ?", (table.name,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def served_publication(self, table: OnlineTable) -> int | None:
+        try:
+            return self._served(self._conn(), table)
+        except sqlite3.Error as exc:
+            raise OnlineStoreError(f"SQLite online store {self.path}: reading {table.name!r} failed: {exc}") from exc
 
     def drop_table(self, table: OnlineTable) -> None:
         with self._write(f"dropping {table.name!r}", table.name) as conn:
@@ -514,6 +551,7 @@ class SQLiteOnlineStore(OnlineStore):
             if row is not None:
                 conn.execute(f"DROP TABLE IF EXISTS {_quote(row[0])}")
                 conn.execute("DELETE FROM _larder_online WHERE name = ?", (table.name,))
+            conn.execute("DELETE FROM _larder_online_pub WHERE name = ?", (table.name,))
         self._layouts.pop(table.name, None)
 
     # -- reads ------------------------------------------------------------------------------
