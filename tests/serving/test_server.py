@@ -130,7 +130,7 @@ def test_health_and_specs(served) -> None:
 
 
 @pytest.mark.parametrize(("body", "status", "message"), [
-    ({"keys": [{"house": 1}]}, 400, "lookup key column(s) ['Id'] are not in the DataFrame"),
+    ({"keys": [{"house": 1}]}, 400, "Row 0 of \"keys\" lacks ['Id']"),
     ({"keys": [{"Id": "one"}]}, 400, "'Id' of the DataFrame has type"),
     ({"keys": [{"Id": 1}, {"Id": "x"}]}, 400, "mix"),
     ({"rows": [{"Id": 1}]}, 400, "must be a JSON object with the rows under one of"),

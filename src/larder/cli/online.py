@@ -121,6 +121,8 @@ def serve(
     allow_edit: bool = typer.Option(False, "--allow-edit", help="With --ui: allow edits of descriptions, tags, owners."),
     endpoint: str = typer.Option(None, "--endpoint", help="Size the server for this feature serving endpoint "
                                  "(fe.create_feature_serving_endpoint) and print its URL."),
+    max_body_bytes: int = typer.Option(None, "--max-body-bytes", help="Largest request body (default 1 MiB)."),
+    max_json_depth: int = typer.Option(None, "--max-json-depth", help="Deepest JSON nesting (default 32)."),
 ) -> None:
     """Serve online features over HTTP: POST /features/{spec_name}, POST /serving-endpoints/{name}/invocations,
     GET /specs, GET /serving-endpoints, GET /health.
@@ -134,6 +136,9 @@ def serve(
         workers = workers or ep.workers
         console.print(f"serving endpoint {ep.name} ({ep.feature_spec_name}, {ep.workload_size}: {workers} "
                       f"worker(s)) at http://{host}:{port}/serving-endpoints/{ep.name}/invocations")
+    from larder.serving.guard import export_limits
+
+    export_limits(max_body_bytes, max_json_depth)
     if with_ui:
         from larder.ui.app import run_with_feature_server
 

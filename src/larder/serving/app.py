@@ -19,8 +19,11 @@ Endpoints:
     ``{"status": "ok"}`` once the catalog can be read, else a 503 ``{"status": "unavailable"}`` (the
     reason is logged, not returned: no paths, URLs or errors to whoever can reach the port).
 
-Errors: a malformed body, a missing key column or a key of the wrong type is a 400 with a message
-saying what to fix; an unknown spec is a 404; an online store that cannot be reached is a 503.
+Errors are JSON ``{"error", "detail"}`` on every route: a malformed body, a row without a key column,
+a null, non-finite or over-64-bit key, or a key of the wrong type is a 400 with a message saying what
+to fix; a body over the size limit a 413; an unknown spec or route a 404; an online store that cannot
+be reached a 503; anything unexpected a 500 that tells nothing of the server's internals. Limits and
+checks: :mod:`larder.serving.guard`.
 
 Assemblers (and their store clients) are built once per spec and reused; a spec re-created under
 the same name, or a table republished elsewhere, is picked up within
@@ -49,6 +52,16 @@ from larder.errors import (
     require,
 )
 from larder.redaction import redact_text
+from larder.serving.guard import (
+    INTERNAL_DETAIL,
+    BadRequest,
+    Limits,
+    check_keys,
+    error_body,
+    export_limits,
+    install_error_handlers,
+    parse_body,
+)
 from larder.serving.payloads import parse_request
 
 _log = logging.getLogger(__name__)
@@ -134,9 +147,10 @@ class _FeaturesFastLane:
     objects would add about as much again. The route stays registered (same handler, for the OpenAPI
     docs and any request this lane passes on)."""
 
-    def __init__(self, app: Any, answer: Any) -> None:
+    def __init__(self, app: Any, answer: Any, limits: Limits) -> None:
         self.app = app
         self.answer = answer
+        self.limits = limits
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
@@ -144,23 +158,42 @@ class _FeaturesFastLane:
         if not name or "/" in name or scope.get("method") != "POST" or scope.get("root_path"):
             await self.app(scope, receive, send)
             return
-        chunks = []
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        status, payload = self.answer(name, b"".join(chunks))
+        status, payload = await _read_body(scope, receive, self.limits)
+        if status == 200:
+            status, payload = self.answer(name, payload)
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(payload)).encode("ascii"))]})
         await send({"type": "http.response.body", "body": payload})
 
 
-def create_app(root: str | os.PathLike[str] | None = None) -> Any:
+async def _read_body(scope: Any, receive: Any, limits: Limits) -> tuple[int, bytes]:
+    """(200, the body), or (413, an error) as soon as the declared or received size passes the limit."""
+    for name, value in scope.get("headers") or ():
+        if name == b"content-length" and value.isdigit() and int(value) > limits.max_body_bytes:
+            exc = limits.too_large(int(value))
+            return exc.status, error_body(exc.error, str(exc))
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return 400, error_body("InvalidRequest", "The client disconnected before sending the whole body.")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limits.max_body_bytes:
+            exc = limits.too_large(size)
+            return exc.status, error_body(exc.error, str(exc))
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return 200, b"".join(chunks)
+
+
+def create_app(root: str | os.PathLike[str] | None = None, *, max_body_bytes: int | None = None,
+               max_json_depth: int | None = None) -> Any:
     """The FastAPI application serving the feature specs of the larder at ``root``.
+
+    ``max_body_bytes`` and ``max_json_depth`` bound each request (default 1 MiB and 32 levels, or
+    ``LARDER_SERVE_MAX_BODY_BYTES`` / ``LARDER_SERVE_MAX_JSON_DEPTH``; see :mod:`larder.serving.guard`).
 
     Examples
     --------
@@ -193,7 +226,9 @@ def create_app(root: str | os.PathLike[str] | None = None) -> Any:
             if st is not None:
                 st.close()
 
+    limits = Limits.resolve(max_body_bytes, max_json_depth)
     app = fastapi.FastAPI(title="larder feature server", lifespan=lifespan)
+    install_error_handlers(app)
 
     def error(status: int, exc: Exception) -> Response:
         return JSONResponse({"error": type(exc).__name__, "detail": str(exc)}, status_code=status)
@@ -218,19 +253,21 @@ def create_app(root: str | os.PathLike[str] | None = None) -> Any:
         return Response(_dumps({"specs": out}), media_type="application/json")
 
     def respond(raw: bytes, assembler: Any, payload: Any) -> tuple[int, bytes]:
-        """Status and JSON body of a lookup request: parse, assemble with ``assembler()``, render with
-        ``payload(asm, rows)``; LarderErrors become 4xx/5xx with the error's message."""
+        """Status and JSON body of a lookup request: parse (under the limits), assemble with ``assembler()``,
+        check the rows, render with ``payload(asm, rows)``; errors become larder's JSON 4xx/5xx."""
         try:
-            body = json.loads(raw)
-        except ValueError as exc:
-            return 400, _dumps({"error": "InvalidJSON", "detail": f"The request body is not valid JSON: {exc}"})
-        try:
+            body = parse_body(raw, limits)
             asm = assembler()
             try:
                 rows, _params = parse_request(body)
+                check_keys(rows, required=asm.spec.input_columns, key_columns=asm.spec.key_columns)
                 return 200, _dumps(payload(asm, rows))
+            except BadRequest:
+                raise
             except (FeatureLookupError, MissingKeysError) as exc:
                 return 400, _error_body(exc)
+        except BadRequest as exc:
+            return exc.status, error_body(exc.error, str(exc))
         except (FeatureSpecError, OnlineTableNotFoundError, ServingEndpointError) as exc:
             return 404, _error_body(exc)
         except InvalidNameError as exc:
@@ -239,6 +276,9 @@ def create_app(root: str | os.PathLike[str] | None = None) -> Any:
             return 503, _error_body(exc)
         except LarderError as exc:
             return 500, _error_body(exc)
+        except Exception:  # a bug: logged, answered without internals
+            _log.exception("larder serve: unexpected error answering a lookup request")
+            return 500, error_body("InternalError", INTERNAL_DETAIL)
 
     def answer(spec_name: str, raw: bytes) -> tuple[int, bytes]:
         """Status and JSON body of ``POST /features/{spec_name}`` (shared by the route and the fast lane)."""
@@ -248,7 +288,9 @@ def create_app(root: str | os.PathLike[str] | None = None) -> Any:
     @app.post("/serving-endpoints/{name}/invocations")
     async def invocations(name: str, request: Request) -> Response:
         st = state()
-        status, payload = respond(await request.body(), lambda: st.endpoint_assembler(name), endpoint_payload)
+        status, payload = await _read_body(request.scope, request.receive, limits)
+        if status == 200:
+            status, payload = respond(payload, lambda: st.endpoint_assembler(name), endpoint_payload)
         return Response(payload, status_code=status, media_type="application/json")
 
     @app.get("/serving-endpoints")
@@ -266,20 +308,25 @@ def create_app(root: str | os.PathLike[str] | None = None) -> Any:
 
     @app.post("/features/{spec_name}")
     async def features(spec_name: str, request: Request) -> Response:
-        status, payload = answer(spec_name, await request.body())
+        status, payload = await _read_body(request.scope, request.receive, limits)
+        if status == 200:
+            status, payload = answer(spec_name, payload)
         return Response(payload, status_code=status, media_type="application/json")
 
-    app.add_middleware(_FeaturesFastLane, answer=answer)
+    app.add_middleware(_FeaturesFastLane, answer=answer, limits=limits)
     return app
 
 
 def run(*, root: str | os.PathLike[str] | None = None, host: str = "127.0.0.1", port: int = 8000,
-        workers: int = 1, log_level: str = "warning") -> None:
-    """Run the feature server with uvicorn (blocks until stopped)."""
+        workers: int = 1, log_level: str = "warning", max_body_bytes: int | None = None,
+        max_json_depth: int | None = None) -> None:
+    """Run the feature server with uvicorn (blocks until stopped). The limits reach every worker
+    through the environment (``LARDER_SERVE_MAX_BODY_BYTES``, ``LARDER_SERVE_MAX_JSON_DEPTH``)."""
     uvicorn = require("uvicorn", extra="serve", feature="The feature server")
     require("fastapi", extra="serve", feature="The feature server")
     if root is not None:
         os.environ["LARDER_ROOT"] = str(root)
+    export_limits(max_body_bytes, max_json_depth)
     uvicorn.run("larder.serving.app:create_app", factory=True, host=host, port=port, workers=workers,
                 log_level=log_level, access_log=False)
 
