@@ -88,9 +88,18 @@ def _unconvertible_column(df: Any) -> Any:
     return None
 
 
+#: Unsigned integers are stored in the next wider signed type (Delta Lake has no unsigned types, and
+#: delta-rs would cast a uint8 200 into an int8); uint64 goes to int64 when its values fit.
+_UNSIGNED = {pa.uint8(): pa.int16(), pa.uint16(): pa.int32(), pa.uint32(): pa.int64(), pa.uint64(): pa.int64()}
+
+
 def _normalise_type(t: pa.DataType) -> pa.DataType:
     if pa.types.is_timestamp(t):
         return UTC_US
+    if t in _UNSIGNED:
+        return _UNSIGNED[t]
+    if pa.types.is_date64(t):
+        return pa.date32()
     if pa.types.is_large_string(t) or pa.types.is_string_view(t):
         return pa.string()
     if pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
@@ -122,8 +131,48 @@ def normalise_column(col: pa.ChunkedArray, *, table: str, name: str) -> pa.Chunk
         return col.cast(UTC_US)
     target = _normalise_type(t)
     if target != t:
+        if t == pa.uint64() and (pc.max(col).as_py() or 0) > 2**63 - 1:
+            raise SchemaMismatchError(
+                f"Table {table!r}: column {name!r} (uint64) holds {pc.max(col).as_py()}, beyond the signed 64-bit "
+                "range Delta Lake stores. Store it as a string or a decimal."
+            )
         return col.cast(target)
     return col
+
+
+def _delta_type_problem(t: pa.DataType) -> str | None:
+    """Why Delta Lake cannot store Arrow type ``t`` (after normalisation), or None."""
+    if (pa.types.is_integer(t) or pa.types.is_boolean(t) or pa.types.is_string(t) or pa.types.is_binary(t)
+            or pa.types.is_fixed_size_binary(t) or pa.types.is_date32(t) or pa.types.is_timestamp(t)
+            or pa.types.is_null(t) or t in (pa.float32(), pa.float64())):
+        return None
+    if pa.types.is_decimal(t):
+        return None if pa.types.is_decimal128(t) else f"{t} (Delta Lake decimals hold at most 38 digits)"
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        return _delta_type_problem(t.value_type)
+    if pa.types.is_struct(t):
+        for i in range(t.num_fields):
+            inner = _delta_type_problem(t.field(i).type)
+            if inner:
+                return inner
+        return None
+    if pa.types.is_map(t):
+        return _delta_type_problem(t.key_type) or _delta_type_problem(t.item_type)
+    return str(t)
+
+
+def check_storable(schema: pa.Schema, *, table: str, columns: list[str] | None = None) -> None:
+    """Refuse columns (all, or ``columns``) whose type Delta Lake cannot store, naming the column."""
+    for f in schema:
+        if columns is not None and f.name not in columns:
+            continue
+        problem = _delta_type_problem(f.type)
+        if problem:
+            raise SchemaMismatchError(
+                f"Table {table!r}: column {f.name!r} has type {f.type}, which Delta Lake cannot store ({problem}). "
+                "Convert it: durations and times of day to integers (for example microseconds), float16 to "
+                "float32, wide decimals to strings."
+            )
 
 
 def normalise(tbl: pa.Table, *, table: str = "<input>") -> pa.Table:

@@ -47,7 +47,7 @@ from larder.errors import (
 from larder.failpoints import failpoint
 from larder.names import parse_name, validate_column_names
 from larder.offline import delta, locations
-from larder.offline.frames import UTC_US, column_names, conform, normalise, to_arrow
+from larder.offline.frames import UTC_US, check_storable, column_names, conform, normalise, to_arrow
 from larder.offline.reconcile import sync_features
 from larder.offline.storage import Location
 from larder.quality.expectations import coerce_expectations
@@ -288,6 +288,19 @@ def _has_duplicate_keys_general(data: pa.Table, keys: list[str]) -> bool:
     return counts.num_rows != data.num_rows
 
 
+def _check_key_type(table: str, column: str, t: pa.DataType, *, partition: bool) -> None:
+    """Keys (and partition columns) must be scalars that compare and hash exactly."""
+    if (pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_binary(t) or pa.types.is_date(t)
+            or pa.types.is_timestamp(t) or pa.types.is_boolean(t) or pa.types.is_floating(t)
+            or pa.types.is_decimal(t)):
+        return
+    what = "partition column" if partition else "primary-key column"
+    raise PrimaryKeyError(
+        f"Table {table!r}: {what} {column!r} has type {t}; keys must be scalars (integers, strings, dates, "
+        "timestamps, booleans, decimals or floats). Use another column, or derive a scalar key from this one."
+    )
+
+
 #: Longest directory name most file systems and object stores accept.
 _MAX_DIR_NAME = 255
 
@@ -383,6 +396,7 @@ class TableService:
                 )
         for k in primary_keys:
             col = data.column(k)
+            _check_key_type(table, k, col.type, partition=False)
             if pa.types.is_floating(col.type) and pc.any(pc.is_nan(col)).as_py():
                 first = pc.index(pc.is_nan(col), True).as_py()
                 raise PrimaryKeyError(
@@ -463,17 +477,23 @@ class TableService:
                         f"Table {full!r}: the DataFrame has columns {extra} that the schema does not declare."
                     )
                 data, _ = conform(data, target, table=full)
+            check_storable(data.schema, table=full)
+            for col in pks + parts:
+                if col in data.column_names:
+                    _check_key_type(full, col, data.schema.field(col).type, partition=col not in pks)
             self._validate_rows(data, table=full, primary_keys=pks, timestamp_keys=tss)
             _check_partition_values(data, parts, table=full)
             arrow_schema = data.schema
         else:
             arrow_schema = normalise(_as_schema(schema, table=full).empty_table(), table=full).schema
         validate_column_names(full, arrow_schema.names)
+        check_storable(arrow_schema, table=full)
         for col in pks + parts:
             if col not in arrow_schema.names:
                 raise PrimaryKeyError(
                     f"Table {full!r}: key or partition column {col!r} is not in the schema {arrow_schema.names}."
                 )
+            _check_key_type(full, col, arrow_schema.field(col).type, partition=col not in pks)
         for ts in tss:
             if not pa.types.is_timestamp(arrow_schema.field(ts).type):
                 raise TimestampKeyError(
@@ -605,6 +625,7 @@ class TableService:
         data, new_fields = conform(data, snap.schema, table=full)
         if new_fields:
             validate_column_names(full, [f.name for f in new_fields], existing=snap.schema.names)
+            check_storable(pa.schema(new_fields), table=full)
         _check_partition_values(data, parts, table=full)
         if mode == "overwrite" or parts:
             missing_parts = [p for p in parts if p not in data.column_names]

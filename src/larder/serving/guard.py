@@ -27,6 +27,7 @@ import json
 import logging
 import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -113,20 +114,30 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number (JSON has no NaN or Infinity); send null or a finite number")
 
 
-def _depth_over(value: Any, limit: int) -> bool:
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_structure(value: Any, limit: int) -> None:
+    """Refuse nesting deeper than ``limit`` and strings that are not Unicode text (a lone surrogate
+    escape such as ``"\\ud800"`` is valid JSON but no text encoding can hold it)."""
     stack = [(value, 1)]
     while stack:
         node, depth = stack.pop()
+        if isinstance(node, str):
+            if _SURROGATE.search(node):
+                raise BadRequest(f"The request body holds the string {node[:20]!r}, with a lone UTF-16 surrogate "
+                                 "escape: it is not text. Send valid Unicode.", error="InvalidJSON")
+            continue
         if isinstance(node, dict):
-            children: Any = node.values()
+            children: Any = [*node.keys(), *node.values()]
         elif isinstance(node, list):
             children = node
         else:
             continue
         if depth > limit:
-            return True
-        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
-    return False
+            raise BadRequest(f"The request body is nested more than {limit} levels deep "
+                             f"({MAX_DEPTH_ENV} or `larder serve --max-json-depth`).", error="InvalidJSON")
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list, str)))
 
 
 def parse_body(raw: bytes, limits: Limits) -> Any:
@@ -140,9 +151,7 @@ def parse_body(raw: bytes, limits: Limits) -> Any:
                          error="InvalidJSON") from None
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise BadRequest(f"The request body is not valid JSON: {exc}.", error="InvalidJSON") from None
-    if _depth_over(body, limits.max_json_depth):
-        raise BadRequest(f"The request body is nested more than {limits.max_json_depth} levels deep "
-                         f"({MAX_DEPTH_ENV} or `larder serve --max-json-depth`).", error="InvalidJSON")
+    _check_structure(body, limits.max_json_depth)
     return body
 
 
