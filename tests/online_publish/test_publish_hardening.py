@@ -165,3 +165,17 @@ def test_redis_spec_and_bad_specs_are_config_errors():
     with pytest.raises(ConfigError, match="not a URL") as err:
         RedisStoreSpec(url="redis://h:hunter2@h:notaport/0")
     assert "hunter2" not in str(err.value)
+
+
+def test_online_lookup_of_a_time_series_without_timestamp_takes_the_latest_value(fe, store_spec):
+    from larder.errors import LeakageError
+
+    df = pd.DataFrame({"Id": [1, 1, 2], "ts": pd.to_datetime(["2024-01-01", "2024-02-01", "2024-01-15"], utc=True),
+                       "v": [1.0, 2.0, 3.0]})
+    fe.create_table("ev", "Id", df=df, timestamp_keys="ts")
+    fe.publish_table("ev", store_spec)
+    got = fe.get_online_features([FeatureLookup("ev", "Id")], pd.DataFrame({"Id": [2, 1, 9]}))
+    assert got["v"].tolist()[:2] == [3.0, 2.0] and pd.isna(got["v"].tolist()[2])
+    # the leakage guard stays where rows have a past: training sets (and so score_batch's specs)
+    with pytest.raises(LeakageError):
+        fe.create_training_set(pd.DataFrame({"Id": [1], "y": [0]}), [FeatureLookup("ev", "Id")], label="y")

@@ -112,7 +112,8 @@ class OnlineLookupService:
         else:
             from larder.training.resolve import build_spec
 
-            spec = build_spec(self.training.tables, self.training.functions, _as_steps(features))
+            # online, a time series looked up without a timestamp means each key's latest row
+            spec = build_spec(self.training.tables, self.training.functions, _as_steps(features), online=True)
             asm = self._build(spec, on_missing)
         return asm.assemble(keys_df, include_found=include_found, output=output)
 

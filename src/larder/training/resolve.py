@@ -111,7 +111,10 @@ def resolve_feature(tables: TableService, feature: Any) -> FeatureStep:
                        key_types=key_types, instance=feature)
 
 
-def resolve_lookup(tables: TableService, lk: FeatureLookup) -> LookupStep:
+def resolve_lookup(tables: TableService, lk: FeatureLookup, *, online: bool = False) -> LookupStep:
+    """Pin ``lk`` against its table. ``online``: for an online lookup, where a time-series table's only
+    meaning without ``timestamp_lookup_key`` is each key's latest row (what the store holds), so the
+    leakage guard of training sets does not apply."""
     meta = tables.get_table(lk.table_name)
     full = meta.name
     snap = tables.snapshot(full)
@@ -187,7 +190,7 @@ def resolve_lookup(tables: TableService, lk: FeatureLookup) -> LookupStep:
             raise FeatureLookupError(
                 f"{where}: lookback_window needs timestamp_lookup_key (the point in time it counts back from)."
             )
-        if not lk.allow_latest_value:
+        if not (lk.allow_latest_value or online):
             raise LeakageError(
                 f"{where}: the table is a time series (timestamp key {ts_key!r}) and no timestamp_lookup_key was "
                 "given, so every row would get each key's latest value, including values from after that row's "
@@ -204,7 +207,8 @@ def resolve_lookup(tables: TableService, lk: FeatureLookup) -> LookupStep:
         key_types=[str(schema.field(k).type) for k in entity], features=features, output_names=outputs,
         feature_types=[str(types[o]) for o in outputs], timestamp_key=ts_key,
         timestamp_lookup_key=lk.timestamp_lookup_key, lookback_window=lk.lookback_window,
-        default_values=defaults, allow_latest_value=lk.allow_latest_value,
+        default_values=defaults,
+        allow_latest_value=lk.allow_latest_value or (online and ts_key is not None and lk.timestamp_lookup_key is None),
     )
 
 
@@ -275,9 +279,10 @@ def check_steps(steps: Sequence[Step]) -> None:
 def build_spec(tables: TableService, functions: FunctionService,
                features: Sequence[Any] | FeatureLookup | FeatureFunction,
                exclude_columns: str | Sequence[str] | None = None, *, name: str | None = None,
-               description: str | None = None) -> FeatureSpec:
+               description: str | None = None, online: bool = False) -> FeatureSpec:
     """Resolve and pin ``features`` (FeatureLookup, FeatureFunction and declarative Feature objects)
-    into a :class:`FeatureSpec` (no DataFrame needed)."""
+    into a :class:`FeatureSpec` (no DataFrame needed); ``online`` for a spec only ever looked up online
+    (see :func:`resolve_lookup`)."""
     from larder.declarative.feature import Feature
 
     if isinstance(features, (FeatureLookup, FeatureFunction, Feature)):
@@ -285,7 +290,7 @@ def build_spec(tables: TableService, functions: FunctionService,
     steps: list[Step] = []
     for item in features or []:
         if isinstance(item, FeatureLookup):
-            steps.append(resolve_lookup(tables, item))
+            steps.append(resolve_lookup(tables, item, online=online))
         elif isinstance(item, FeatureFunction):
             steps.append(resolve_function(functions, item))
         elif isinstance(item, Feature):
