@@ -252,6 +252,18 @@ def create_app(root: str | os.PathLike[str] | None = None, *, max_body_bytes: in
                         "output_columns": spec.output_columns, "tables": sorted(spec.table_versions())})
         return Response(_dumps({"specs": out}), media_type="application/json")
 
+    columns_of: dict[int, tuple[Any, dict[str, list[str]]]] = {}
+
+    def spec_columns(asm: Any) -> dict[str, list[str]]:
+        """The input and key columns of an assembler's spec, computed once per assembler."""
+        hit = columns_of.get(id(asm))
+        if hit is None or hit[0] is not asm:
+            if len(columns_of) > 256:
+                columns_of.clear()
+            hit = (asm, {"required": list(asm.spec.input_columns), "key_columns": list(asm.spec.key_columns)})
+            columns_of[id(asm)] = hit
+        return hit[1]
+
     def respond(raw: bytes, assembler: Any, payload: Any) -> tuple[int, bytes]:
         """Status and JSON body of a lookup request: parse (under the limits), assemble with ``assembler()``,
         check the rows, render with ``payload(asm, rows)``; errors become larder's JSON 4xx/5xx."""
@@ -260,7 +272,7 @@ def create_app(root: str | os.PathLike[str] | None = None, *, max_body_bytes: in
             asm = assembler()
             try:
                 rows, _params = parse_request(body)
-                check_keys(rows, required=asm.spec.input_columns, key_columns=asm.spec.key_columns)
+                check_keys(rows, **spec_columns(asm))
                 return 200, _dumps(payload(asm, rows))
             except BadRequest:
                 raise

@@ -151,7 +151,9 @@ def parse_body(raw: bytes, limits: Limits) -> Any:
                          error="InvalidJSON") from None
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise BadRequest(f"The request body is not valid JSON: {exc}.", error="InvalidJSON") from None
-    _check_structure(body, limits.max_json_depth)
+    # the walk only when it could find something: more brackets than the depth limit, or a \u escape
+    if raw.count(b"[") + raw.count(b"{") > limits.max_json_depth or b"\\u" in raw:
+        _check_structure(body, limits.max_json_depth)
     return body
 
 
