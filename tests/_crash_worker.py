@@ -102,12 +102,14 @@ def serve() -> None:
 if __name__ == "__main__":
     # the heavy imports, once (none of them starts a thread)
     import duckdb  # noqa: F401
+    import pandera.pandas  # noqa: F401  (expectations are checked with it)
     import redis  # noqa: F401
 
     import larder.client  # noqa: F401
     import larder.online.publish  # noqa: F401
     import larder.online.stores.redis  # noqa: F401
     import larder.online.stores.sqlite  # noqa: F401
+    import larder.quality.validation  # noqa: F401
 
     sys.stdout.write(json.dumps({"ready": True}) + "\n")
     sys.stdout.flush()
