@@ -94,3 +94,11 @@ def test_unexpected_errors_are_json_500_without_internals(served, monkeypatch) -
         monkeypatch.setattr(server, "lookup_payload", boom)
         body = larder_error(post(http, b'{"keys": [{"Id": 1}]}'), 500, "InternalError")
         assert "secret" not in body["detail"]
+
+
+def test_extra_columns_are_checked_too(served) -> None:
+    with TestClient(create_app(served.root)) as http:
+        larder_error(post(http, b'{"keys": [{"Id": 1, "id": %d}]}' % 2**70), 400, detail="'id'")
+        larder_error(post(http, b'{"keys": {"Id": [1], "x": [%d]}}' % 2**70), 400, detail="'x'")
+        r = post(http, b'{"keys": [{"Id": 1, "note": null}]}')
+        assert r.status_code == 200 and r.json()["features"][0]["note"] is None

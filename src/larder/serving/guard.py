@@ -169,27 +169,31 @@ def _check_value(column: str, value: Any, where: str, *, key: bool) -> None:
                          "and features are stored in.")
     if isinstance(value, float) and not math.isfinite(value):
         raise BadRequest(f"{where}: {column!r} is not a finite number ({value}).")
+    if isinstance(value, (list, dict)):  # a list or struct value: every number inside it too
+        for inner in value.values() if isinstance(value, dict) else value:
+            _check_value(column, inner, where, key=False)
 
 
 def check_keys(keys: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]], *, required: Sequence[str],
                key_columns: Sequence[str]) -> None:
     """Check the request's keys (records or columns, as the server's body parser returns them): every
-    row has every ``required`` column, ``key_columns`` are never null, numbers fit their storage."""
+    row has every ``required`` column, ``key_columns`` are never null, and every number (extra columns
+    included: they come back in the answer) is finite and fits in 64 bits."""
     keyset = set(key_columns)
     if isinstance(keys, Mapping):
         missing = [c for c in required if c not in keys]
         if missing:
             raise BadRequest(f'"keys" lacks the column(s) {missing}; this spec needs {list(required)}.')
-        for column in required:
-            for i, value in enumerate(keys[column]):
+        for column, values in keys.items():  # extra columns pass through to the answer: checked too
+            for i, value in enumerate(values):
                 _check_value(column, value, f"Row {i} of \"keys\"", key=column in keyset)
         return
     for i, record in enumerate(keys):
         missing = [c for c in required if c not in record]
         if missing:
             raise BadRequest(f'Row {i} of "keys" lacks {missing}; every row needs {list(required)}.')
-        for column in required:
-            _check_value(column, record[column], f'Row {i} of "keys"', key=column in keyset)
+        for column, value in record.items():
+            _check_value(column, value, f'Row {i} of "keys"', key=column in keyset)
 
 
 def error_body(error: str, detail: str) -> bytes:

@@ -109,7 +109,13 @@ def _key_array(series: pd.Series, step: LookupStep, j: int, *, where: str) -> pa
         # pandas turns an integer column with missing values into float64: accept whole numbers
         finite = pc.drop_null(arr)
         if pc.all(pc.equal(pc.floor(finite), finite)).as_py() in (True, None):
-            return pc.cast(arr, pa.int64())
+            try:
+                return pc.cast(arr, pa.int64())
+            except pa.ArrowInvalid as exc:  # whole numbers beyond the 64-bit range
+                raise FeatureLookupError(
+                    f"{where}: lookup key column {col!r} holds a number outside the signed 64-bit range of the "
+                    f"table's key {key!r} ({exc}); no row could match. Check the value."
+                ) from exc
     pandas_type = {"integer": "int64", "string": "str", "floating point": "float64", "boolean": "bool"}.get(need)
     fix = f" Convert it, e.g. `df[{col!r}] = df[{col!r}].astype({pandas_type!r})`." if pandas_type else ""
     raise FeatureLookupError(
