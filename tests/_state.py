@@ -23,7 +23,7 @@ def catalog_rows(root: Path) -> dict[str, list[tuple[Any, ...]]]:
         tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
         rows = {t: sorted(map(tuple, con.execute(f'SELECT * FROM "{t}"')), key=repr) for t in tables}
         # a catalog opened for the first time holds empty tables and its schema version: not a write
-        return {t: r for t, r in rows.items() if r and t not in ("larder_meta", "alembic_version")}
+        return {t: r for t, r in rows.items() if r and t not in ("larder_meta", "alembic_version", "larder_alembic_version")}
     finally:
         con.close()
 
