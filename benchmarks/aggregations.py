@@ -19,8 +19,12 @@ times; medians are reported. ``peak+`` is the peak RSS during a run above the RS
 for the pandas outputs). Before timing, larder's values are checked against DuckDB's on every row
 (sums to 1e-9 relative) and pandas' on a sample.
 
-``--online`` adds the online read: ``get_online_features`` of 10 aggregation features for one key
-beside 10 plain features of a published table, on SQLite (needs the online slice).
+``--online`` adds the online read on SQLite: ``fe.get_online_features(spec, {"k": [key]}, output="dict")``
+of 10 aggregation features of one key (published as timelines by ``publish_features``; over 7 different
+windows, and 5 operators over 2 windows) beside the same
+call for 10 plain float features of a published feature table, in alternation, random keys, medians
+of ``--online-calls`` calls; the aggregation read both at "now" (no time column) and with a request
+time.
 
     python benchmarks/aggregations.py --events 2000000 --labels 200000
     python benchmarks/aggregations.py                                   # 10M events, 1M labels
@@ -271,6 +275,99 @@ def _compare(a: dict[str, list[float]], b: dict[str, list[float]], *, sample: in
     return out
 
 
+def online_read(calls: int, seed: int) -> dict[str, Any]:
+    """Median latency of 1-key online reads: 10 aggregation features beside 10 plain features."""
+    import datetime as dt
+    import random
+
+    import pandas as pd
+
+    from larder import (
+        DeltaTableSource,
+        FeatureEngineeringClient,
+        RollingWindow,
+        SlidingWindow,
+        TumblingWindow,
+    )
+    from larder.declarative.publish import publish_features
+    from larder.entities import AggregationFunction, Avg, Count, Last, Max, Min, StddevSamp, Sum
+    from larder.online.stores.specs import SQLiteStoreSpec
+
+    rng = np.random.default_rng(seed)
+    n, keys = 200_000, 2_000
+    # events up to now, materialized now: a request "now" sees live windows, as in serving
+    as_of = pd.Timestamp.now(tz="UTC").floor("s")
+    start = as_of - pd.Timedelta(days=60)
+    events = pd.DataFrame({"event_id": np.arange(n), "k": rng.integers(0, keys, n),
+                           "ts": start + pd.to_timedelta(rng.integers(0, 60 * 86_400, n), unit="s"),
+                           "x": rng.normal(100, 15, n)})
+    plain = pd.DataFrame({"k": np.arange(keys), **{f"p{i}": rng.normal(size=keys) for i in range(10)}})
+    root = Path(tempfile.mkdtemp(prefix="larder-aggonline-"))
+    with FeatureEngineeringClient(root=root) as fe:
+        fe.create_table("events", "event_id", df=events)
+        fe.create_table("plain", "k", df=plain)
+        src = DeltaTableSource(catalog_name="main", schema_name="default", table_name="events")
+        D = dt.timedelta
+        functions = [
+            AggregationFunction(Sum("x"), RollingWindow(window_duration=D(days=7))),
+            AggregationFunction(Avg("x"), RollingWindow(window_duration=D(days=30))),
+            AggregationFunction(Count("x"), RollingWindow(window_duration=D(days=1))),
+            AggregationFunction(Max("x"), RollingWindow(window_duration=D(days=7))),
+            AggregationFunction(Min("x"), RollingWindow(window_duration=D(days=7))),
+            AggregationFunction(StddevSamp("x"), RollingWindow(window_duration=D(days=30))),
+            AggregationFunction(Last("x"), RollingWindow(window_duration=None)),
+            AggregationFunction(Sum("x"), TumblingWindow(window_duration=D(days=1))),
+            AggregationFunction(Avg("x"), SlidingWindow(window_duration=D(days=7), slide_duration=D(days=1))),
+            AggregationFunction(Count("x"), RollingWindow(window_duration=D(days=90), delay=D(days=1))),
+        ]
+        feats = [fe.create_feature(source=src, function=f, catalog_name="main", schema_name="default",
+                                   entity=["k"], timeseries_column="ts", name=f"a{i}") for i, f in enumerate(functions)]
+        # the same ten operators' kind over two windows only (7 and 30 days)
+        two = [fe.create_feature(source=src, function=AggregationFunction(op, RollingWindow(window_duration=w)),
+                                 catalog_name="main", schema_name="default", entity=["k"], timeseries_column="ts",
+                                 name=f"b{i}_{j}")
+               for i, op in enumerate([Sum("x"), Avg("x"), Count("x"), Max("x"), StddevSamp("x")])
+               for j, w in enumerate([D(days=7), D(days=30)])]
+        t0 = time.perf_counter()
+        pubs = publish_features(fe, feats, SQLiteStoreSpec(), as_of=as_of.to_pydatetime())
+        publish_s = time.perf_counter() - t0
+        publish_features(fe, two, SQLiteStoreSpec(), as_of=as_of.to_pydatetime())
+        fe.publish_table("plain", SQLiteStoreSpec())
+        from larder import FeatureLookup
+
+        agg_spec = fe.create_training_set(pd.DataFrame({"k": [0], "ts": [as_of]}), label=None, features=feats).feature_spec
+        two_spec = fe.create_training_set(pd.DataFrame({"k": [0], "ts": [as_of]}), label=None, features=two).feature_spec
+        plain_spec = fe.create_training_set(pd.DataFrame({"k": [0]}), [FeatureLookup("plain", "k")],
+                                            label=None).feature_spec
+        when = (as_of + pd.Timedelta(minutes=5)).to_pydatetime()
+        contenders = {
+            "plain_10": lambda k: fe.get_online_features(plain_spec, {"k": [k]}, output="dict"),
+            "aggregations_10_now": lambda k: fe.get_online_features(agg_spec, {"k": [k]}, output="dict"),
+            "aggregations_10_two_windows_now": lambda k: fe.get_online_features(two_spec, {"k": [k]}, output="dict"),
+            "aggregations_10_at_t": lambda k: fe.get_online_features(agg_spec, {"k": [k], "ts": [when]}, output="dict"),
+        }
+        for f in contenders.values():  # warm: assemblers, store connections, statements
+            for _ in range(50):
+                f(int(rng.integers(0, keys)))
+        times: dict[str, list[float]] = {c: [] for c in contenders}
+        order = list(contenders)
+        for _ in range(calls):
+            random.shuffle(order)
+            for c in order:
+                key = int(rng.integers(0, keys))
+                t = time.perf_counter()
+                contenders[c](key)
+                times[c].append(time.perf_counter() - t)
+        timeline_bytes = int(pubs[0].rows)
+    med = {c: statistics.median(v) * 1e6 for c, v in times.items()}
+    return {"calls": calls, "events": n, "keys": keys, "publish_s": publish_s, "published_keys": timeline_bytes,
+            "median_us": med, "p99_us": {c: float(np.percentile(v, 99) * 1e6) for c, v in times.items()},
+            "ratio_now": med["aggregations_10_now"] / med["plain_10"],
+            "ratio_two_windows_now": med["aggregations_10_two_windows_now"] / med["plain_10"],
+            "ratio_at_t": med["aggregations_10_at_t"] / med["plain_10"],
+            "target_at_most_1.3x": med["aggregations_10_now"] / med["plain_10"] <= 1.3}
+
+
 def _machine() -> str:
     try:
         import psutil
@@ -292,12 +389,20 @@ def main() -> None:
     ap.add_argument("--pandas-entities", type=int, default=None,
                     help="time pandas on the entities below this id only and scale to the full size")
     ap.add_argument("--seed", type=int, default=14)
+    ap.add_argument("--online", action="store_true", help="also measure the 1-key online read")
+    ap.add_argument("--online-only", action="store_true", help="only the online read")
+    ap.add_argument("--online-calls", type=int, default=2000)
     ap.add_argument("--child")
     ap.add_argument("--data")
     ap.add_argument("--check", action="store_true")
     a = ap.parse_args()
     if a.child:
         print(json.dumps(_child(a.child, Path(a.data), a.repeats, a.check, a.pandas_entities)))
+        return
+    if a.online_only:
+        res = online_read(a.online_calls, a.seed)
+        print(json.dumps({"machine": _machine(), "online": res}, indent=1))
+        _print_online(res)
         return
     entities = a.entities or max(1, a.events // 100)
     modes = a.modes.split(",")
@@ -328,7 +433,7 @@ def main() -> None:
                          "scaled_from_subset": runs[0]["scaled"]}
     raw = summary.get("duckdb_raw", {}).get("median_s")
     pandas_s = summary.get("pandas", {}).get("median_s")
-    for mode, s in summary.items():
+    for s in summary.values():
         if raw:
             s["vs_raw"] = s["median_s"] / raw
         if pandas_s:
@@ -341,6 +446,8 @@ def main() -> None:
                              "peak_at_most_3x_output": summary[mode]["peak_over_output"] <= 3}
     report = {"events": a.events, "labels": a.labels, "entities": entities, "repeats": a.repeats,
               "rounds": a.rounds, "machine": _machine(), "checks": checks, "summary": summary, "targets": targets}
+    if a.online:
+        report["online"] = online_read(a.online_calls, a.seed)
     print(json.dumps(report, indent=1))
     print(f"\n{a.events:,} events, {a.labels:,} labels, {entities:,} entities; median of {a.repeats} x {a.rounds}")
     print(f"{'contender':<17} {'median s':>9} {'cpu s':>8} {'vs raw':>7} {'pandas/x':>9} {'peak+ MB':>9} "
@@ -349,6 +456,17 @@ def main() -> None:
         print(f"{mode:<17} {s['median_s']:>9.2f} {s['cpu_s']:>8.2f} {s.get('vs_raw', float('nan')):>7.2f} "
               f"{s.get('pandas_over_this', float('nan')):>9.1f} {s['peak_over_before_mb']:>9.0f} "
               f"{s['peak_over_output']:>8.2f}{'  (scaled)' if s['scaled_from_subset'] else ''}")
+    if a.online:
+        _print_online(report["online"])
+
+
+def _print_online(res: dict[str, Any]) -> None:
+    print(f"\nonline read, 1 key, SQLite, median of {res['calls']} calls (us): " + ", ".join(
+        f"{c} {v:.0f} (p99 {res['p99_us'][c]:.0f})" for c, v in res["median_us"].items()))
+    print(f"aggregations / plain: {res['ratio_now']:.2f}x at now (10 features, 7 windows), "
+          f"{res['ratio_two_windows_now']:.2f}x at now (10 features, 2 windows), "
+          f"{res['ratio_at_t']:.2f}x with a request time; "
+          f"publish of 10 features for {res['published_keys']} keys: {res['publish_s']:.1f} s")
 
 
 if __name__ == "__main__":

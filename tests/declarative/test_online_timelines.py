@@ -33,8 +33,32 @@ from larder.declarative import (
     VarSamp,
 )
 from larder.declarative.compute import aggregation_for, evaluate_features
-from larder.declarative.online import empty_value, encode_timeline, from_plain, online_rows, timeline_value
+from larder.declarative.online import (
+    KIND_BOOL,
+    KIND_FLOAT,
+    KIND_INT,
+    KIND_JSON,
+    TIMELINES,
+    _kind,
+    empty_value,
+    encode_group,
+    encode_section,
+    feature_value,
+    from_plain,
+    group_bounds,
+    online_rows,
+    section_matrix,
+    section_values,
+    timelines_of,
+)
 from larder.offline.engine import get_engine
+
+
+def _value(rows: pa.Table, row: int, feature: str, t: int) -> tuple[object, bool]:
+    """A feature's value at ``t`` in row ``row`` of ``online_rows``' output."""
+    blob = rows.column(TIMELINES)[row].as_py()
+    return feature_value(blob, timelines_of(rows.schema)[feature], t)
+
 
 OPS = [lambda c: Sum(c), lambda c: Count(c), lambda c: Avg(c), lambda c: Min(c), lambda c: Max(c),
        lambda c: StddevPop(c), lambda c: StddevSamp(c), lambda c: VarPop(c), lambda c: VarSamp(c),
@@ -74,13 +98,13 @@ def test_timelines_equal_offline_values_at_every_later_time(evs, win, data):
     qk = [k for k in [1, 2, 3, 9] for _ in times]
     qt = [t for _ in [1, 2, 3, 9] for t in times]
     offline = evaluate_features(engine, None, feats, pa.table({"k": qk, "ts": pa.array(qt, UTC)}))
+    assert sorted(timelines_of(rows.schema)) == sorted(f.name for f in feats)
     for f in feats:
-        col = rows.column(f.name).to_pylist()
         typ = offline.column(f.name).type
         expected = offline.column(f.name).to_pylist()
         for i, (k, t) in enumerate(zip(qk, qt, strict=True)):
             if k in key_row:
-                value, known = timeline_value(col[key_row[k]], t)
+                value, known = _value(rows, key_row[k], f.name, t)
                 assert known
                 got = from_plain([value], typ).to_pylist()[0]
             else:
@@ -96,23 +120,31 @@ def test_requests_older_than_the_state_are_unknown():
     f = Feature(source=src, function=AggregationFunction(Sum("x"), RollingWindow(window_duration=dt.timedelta(hours=2))),
                 entity=["k"], timeseries_column="ts", name="s")
     rows, _ = online_rows(get_engine(), None, [f], as_of=BASE + 6 * HOUR)
-    blob = rows.column("s")[0].as_py()
-    assert timeline_value(blob, BASE + 6 * HOUR) == (2.0, True)
-    assert timeline_value(blob, BASE + 5 * HOUR + 1) == (2.0, True)  # the value at T has held since then
-    assert timeline_value(blob, BASE + 5 * HOUR) == (None, False)  # before: not what the store knows
-    assert timeline_value(blob, BASE + 7 * HOUR) == (2.0, True)
-    assert timeline_value(blob, BASE + 7 * HOUR + 1) == (None, True)  # the event left the window
-    assert timeline_value(None, BASE) == (None, False)
+    assert _value(rows, 0, "s", BASE + 6 * HOUR) == (2.0, True)
+    assert _value(rows, 0, "s", BASE + 5 * HOUR + 1) == (2.0, True)  # the value at T has held since then
+    assert _value(rows, 0, "s", BASE + 5 * HOUR) == (None, False)  # before: not what the store knows
+    assert _value(rows, 0, "s", BASE + 7 * HOUR) == (2.0, True)
+    assert _value(rows, 0, "s", BASE + 7 * HOUR + 1) == (None, True)  # the event left the window
+    assert timelines_of(pa.schema([("k", pa.int64())])) == {}
 
 
-def test_timeline_encoding_round_trips_every_kind():
+def test_section_encoding_round_trips_every_kind():
+    """A section of each kind, as the second of a key's sections: values before the first change and
+    after each, nulls kept, the value's own type back."""
     pts = np.array([10, 20], dtype=np.int64)
-    for arr in (pa.array([1.5, None, float("nan")]), pa.array([1, None, -(2**62)]), pa.array([True, None, False]),
-                pa.array(["a", None, "ü"]), pa.array([[1.0, None], None, []], pa.list_(pa.float64())),
-                pa.array([0, None, 1_700_000_000_000_000], pa.timestamp("us", tz="UTC")),
-                pa.array([dt.date(2024, 1, 1), None, dt.date(1970, 1, 2)], pa.date32())):
-        blob = encode_timeline(pts, arr, -5)
-        got = [timeline_value(blob, t)[0] for t in (-5, 15, 25)]
-        back = from_plain(got, arr.type)
-        assert back.type == arr.type
-        assert repr(back.to_pylist()) == repr(arr.to_pylist())
+    arrays = [pa.array([1.5, None, float("nan")]), pa.array([1, None, -(2**62)]), pa.array([True, None, False]),
+              pa.array(["a", None, "ü"]), pa.array([[1.0, None], None, []], pa.list_(pa.float64())),
+              pa.array([0, None, 1_700_000_000_000_000], pa.timestamp("us", tz="UTC")),
+              pa.array([dt.date(2024, 1, 1), None, dt.date(1970, 1, 2)], pa.date32())]
+    assert {_kind(a.type) for a in arrays} == {KIND_FLOAT, KIND_INT, KIND_BOOL, KIND_JSON}
+    for arr in arrays:
+        kind = _kind(arr.type)
+        pair = [arr, arr]  # two features of the section
+        blob = encode_group([b"", encode_section(kind, pts, section_matrix(kind, pair), -5, 2)])
+        start, end = group_bounds(blob)[1]
+        assert section_values(blob, start, end, -6) is None  # before the first value holds
+        got = [section_values(blob, start, end, t) for t in (-5, 15, 25)]
+        for column in (0, 1):
+            back = from_plain([row[column] for row in got], arr.type)  # type: ignore[index]
+            assert back.type == arr.type
+            assert repr(back.to_pylist()) == repr(arr.to_pylist())

@@ -24,8 +24,10 @@ merging tiles (Chronon, sawtooth windows) or re-aggregating an event tail on eve
 every microsecond where tiles are exact only at tile boundaries. Values reflect the events materialized:
 rows that arrive later appear online at the next materialization (as with any representation).
 
-:func:`online_rows` computes the rows (what a materialization publishes); :func:`timeline_value` and
-:func:`timeline_values` read them.
+:func:`online_rows` computes the rows (what a materialization publishes); :func:`section_values` and
+:func:`feature_value` read them. A key's value groups the timelines by window rule and kind of value
+(one *section* each, holding every feature's value at each change), so a read does one binary search
+and one unpack per section.
 """
 
 from __future__ import annotations
@@ -54,14 +56,27 @@ if TYPE_CHECKING:
 
 #: Name of the ordering column of the rows (the materialization time, UTC microseconds).
 ORDER = "__larder_order__"
+#: The online table's one value column: every feature's timeline of the key (:func:`encode_group`).
+TIMELINES = "__larder_timelines"
+#: Field metadata of :data:`TIMELINES`: ``[[feature, section, column], ...]``, where each feature's
+#: values are in a key's value.
+FEATURES_KEY = b"larder.features"
 
-_HEAD = struct.Struct("<2sBBIq")  # magic, format, kind, change count, valid_from
+_HEAD = struct.Struct("<2sBBHIq")  # magic, format, kind, features m, change count n, valid_from
 _MAGIC = b"LT"
-_FORMAT = 1
+_FORMAT = 2
 KIND_FLOAT, KIND_INT, KIND_BOOL, KIND_JSON = 0, 1, 2, 3
+_NUMBER = {KIND_FLOAT: "d", KIND_INT: "q", KIND_BOOL: "q"}
 
 
 # --------------------------------------------------------------------------- encoding
+#
+# A key's value is a group of *sections* (:func:`encode_group`), one per window rule and kind of value.
+# A section holds the instants its window changes at (``points``, n of them) and, for every feature of
+# the section (m of them), its value before the first point (held since ``valid_from``) and after each
+# point: an (n + 1) x m matrix, row-major, so the values of every feature at one instant are adjacent
+# and one read gives them all. Numbers are little-endian float64 / int64 with one validity byte per
+# value; other values (strings, lists) are one JSON array of n + 1 rows.
 
 
 def _kind(t: pa.DataType) -> int:
@@ -89,61 +104,91 @@ def from_plain(values: list[Any], typ: pa.DataType) -> pa.Array:
     if _kind(typ) == KIND_INT and not pa.types.is_integer(typ):
         ints = pa.array(values, pa.int64())
         return ints.cast(pa.int32()).view(pa.date32()) if pa.types.is_date32(typ) else ints.view(typ)
+    if pa.types.is_boolean(typ):
+        return pa.array([None if v is None else bool(v) for v in values], typ)
     return pa.array(values, typ)
 
 
-def encode_timeline(points: np.ndarray, values: pa.Array, valid_from: int) -> bytes:
-    """One timeline: ``values[0]`` holds from ``valid_from``, ``values[i + 1]`` from ``points[i]``."""
+def section_matrix(kind: int, columns: Sequence[pa.Array]) -> tuple[np.ndarray, np.ndarray] | list[list[Any]]:
+    """The values of a section's features (one Arrow array each, all of one length): a row-major
+    (length x m) numeric matrix and its validity, or (JSON sections) rows of Python values."""
+    if kind == KIND_JSON:
+        return [list(row) for row in zip(*(c.to_pylist() for c in columns), strict=True)]
+    plain = [_plain(c) for c in columns]
+    valid = np.stack([p.is_valid().to_numpy(zero_copy_only=False) for p in plain], axis=1).astype(np.uint8)
+    if kind == KIND_FLOAT:
+        data = np.stack([p.cast(pa.float64()).fill_null(0.0).to_numpy(zero_copy_only=False) for p in plain], axis=1)
+        return np.ascontiguousarray(data, dtype="<f8"), valid
+    data = np.stack([p.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False) for p in plain], axis=1)
+    return np.ascontiguousarray(data, dtype="<i8"), valid
+
+
+def encode_section(kind: int, points: np.ndarray, values: Any, valid_from: int, m: int) -> bytes:
+    """One section: ``points`` (n int64) and the rows of :func:`section_matrix` for this key
+    (n + 1 of them: before the first point, then after each)."""
     n = len(points)
-    if len(values) != n + 1:
-        raise ValueError("a timeline needs one value more than change points")
-    kind = _kind(values.type)
-    head = _HEAD.pack(_MAGIC, _FORMAT, kind, n, valid_from)
+    head = _HEAD.pack(_MAGIC, _FORMAT, kind, m, n, valid_from)
     pts = np.ascontiguousarray(points, dtype="<i8").tobytes()
     if kind == KIND_JSON:
-        body = json.dumps(values.to_pylist(), separators=(",", ":"), default=str).encode()
-        return head + pts + body
-    plain = _plain(values)
-    valid = plain.is_valid().to_numpy(zero_copy_only=False).astype(np.uint8)
-    if kind == KIND_FLOAT:
-        data = plain.cast(pa.float64()).fill_null(0.0).to_numpy(zero_copy_only=False).astype("<f8")
-    else:
-        data = plain.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False).astype("<i8")
+        return head + pts + json.dumps(values, separators=(",", ":"), default=str).encode()
+    data, valid = values
     return head + pts + data.tobytes() + valid.tobytes()
 
 
-def timeline_value(blob: bytes | None, t_us: int) -> tuple[Any, bool]:
-    """The value a timeline holds at ``t_us``: ``(value, known)``. ``known`` is False for no timeline
-    (the key has no row) and for times before the timeline's first value holds."""
-    if blob is None:
-        return None, False
-    magic, fmt, kind, n, valid_from = _HEAD.unpack_from(blob, 0)
+def section_values(blob: bytes, start: int, end: int, t_us: int) -> list[Any] | None:
+    """The values of a section's features at ``t_us`` (None for each null), or None when ``t_us`` is
+    before the section's first value holds (older than the published state)."""
+    magic, fmt, kind, m, n, valid_from = _HEAD.unpack_from(blob, start)
     if magic != _MAGIC or fmt != _FORMAT:
-        raise FeatureDefinitionError("An online value is not a larder feature timeline (wrong format).")
+        raise FeatureDefinitionError("An online value is not a larder feature timeline (wrong format); publish "
+                                     "the features again.")
     if t_us < valid_from:
-        return None, False
-    start = _HEAD.size
-    mv = memoryview(blob)
-    i = bisect.bisect_right(mv[start:start + 8 * n].cast("q"), t_us) if n else 0
-    base = start + 8 * n
+        return None
+    at = start + _HEAD_SIZE
+    i = bisect.bisect_right(memoryview(blob)[at:at + 8 * n].cast("q"), t_us) if n else 0
+    base = at + 8 * n
     if kind == KIND_JSON:
-        return json.loads(bytes(mv[base:]))[i], True
-    if not mv[base + 8 * (n + 1) + i]:
-        return None, True
-    if kind == KIND_FLOAT:
-        return struct.unpack_from("<d", blob, base + 8 * i)[0], True
-    value = struct.unpack_from("<q", blob, base + 8 * i)[0]
-    return (bool(value) if kind == KIND_BOOL else value), True
+        return list(json.loads(blob[base:end])[i])
+    row = _ROW.get((kind, m))
+    if row is None:
+        row = _ROW[(kind, m)] = struct.Struct(f"<{m}{_NUMBER[kind]}")
+    values = list(row.unpack_from(blob, base + 8 * m * i))
+    flags_at = base + 8 * m * (n + 1) + m * i
+    flags = blob[flags_at:flags_at + m]
+    if flags.count(1) != m:
+        values = [v if f else None for v, f in zip(values, flags, strict=True)]
+    return values
 
 
-def timeline_values(blobs: Sequence[bytes | None], times: Sequence[int]) -> tuple[list[Any], list[bool]]:
-    """:func:`timeline_value` for many (blob, time) pairs."""
-    out, known = [], []
-    for blob, t in zip(blobs, times, strict=True):
-        v, k = timeline_value(blob, t)
-        out.append(v)
-        known.append(k)
-    return out, known
+_HEAD_SIZE = _HEAD.size
+#: (kind, m) -> the Struct of one row of m numbers
+_ROW: dict[tuple[int, int], struct.Struct] = {}
+
+
+_COUNT = struct.Struct("<H")
+
+
+def encode_group(sections: Sequence[bytes]) -> bytes:
+    """A key's sections as one value: a count, the end offset of each, the sections."""
+    ends, at = [], _COUNT.size + 4 * len(sections)
+    for t in sections:
+        at += len(t)
+        ends.append(at)
+    return _COUNT.pack(len(sections)) + struct.pack(f"<{len(ends)}I", *ends) + b"".join(sections)
+
+
+def group_bounds(blob: bytes) -> list[tuple[int, int]]:
+    """``(start, end)`` of each section in a value made by :func:`encode_group`."""
+    (m,) = _COUNT.unpack_from(blob, 0)
+    ends = _ENDS.get(m)
+    if ends is None:
+        ends = _ENDS[m] = struct.Struct(f"<{m}I")
+    stops = ends.unpack_from(blob, _COUNT.size)
+    return list(zip((_COUNT.size + 4 * m, *stops[:-1]), stops, strict=True))
+
+
+#: m -> the Struct of m section end offsets
+_ENDS: dict[int, struct.Struct] = {}
 
 
 def empty_value(feature_function: Any, rule: WindowRule, t_us: int) -> Any:
@@ -153,6 +198,22 @@ def empty_value(feature_function: Any, rule: WindowRule, t_us: int) -> Any:
     if isinstance(feature_function, AggregationFunction) and feature_function.name in COUNTING:
         return 0
     return None
+
+
+def timelines_of(schema: pa.Schema) -> dict[str, tuple[int, int]]:
+    """``{feature: (section, column)}``: where an online table's :data:`TIMELINES` values hold each
+    feature (from the column's field metadata)."""
+    if TIMELINES not in schema.names:
+        return {}
+    meta = schema.field(TIMELINES).metadata or {}
+    return {name: (int(sec), int(col)) for name, sec, col in json.loads(meta.get(FEATURES_KEY, b"[]"))}
+
+
+def feature_value(blob: bytes, feature: tuple[int, int], t_us: int) -> tuple[Any, bool]:
+    """One feature's value at ``t_us`` in a key's value: ``(value, known)``."""
+    start, end = group_bounds(blob)[feature[0]]
+    got = section_values(blob, start, end, t_us)
+    return (None, False) if got is None else (got[feature[1]], True)
 
 
 # --------------------------------------------------------------------------- change points
@@ -183,10 +244,11 @@ def online_rows(engine: Engine, tables: TableService | None, features: Sequence[
     """The rows an online store holds for ``features`` materialized as of ``as_of``.
 
     All features must share one source, entity and timeseries column (one online table). Returns
-    ``(rows, info)``: ``rows`` has the entity columns, one binary timeline column per feature (named
-    after the feature) and the ordering column :data:`ORDER` (``as_of`` in UTC microseconds), one row per
-    entity key of the source; ``info`` has the source table, its Delta version, the value types and the
-    number of timeline entries.
+    ``(rows, info)``: ``rows`` has the entity columns, the binary column :data:`TIMELINES` (per key, every
+    feature's timeline, :func:`encode_group`; its field metadata :data:`FEATURES_KEY` says which section
+    and column holds each feature) and the ordering column :data:`ORDER` (``as_of`` in UTC microseconds), one row per entity
+    key of the source (keys with a null part are left out: they cannot be looked up); ``info`` has the
+    source table, its Delta version, the value types and the number of timeline entries.
     """
     if not features:
         raise FeatureDefinitionError("online_rows needs at least one feature.")
@@ -213,7 +275,8 @@ def online_rows(engine: Engine, tables: TableService | None, features: Sequence[
     ev_keys = rows.select(entity)
     ev_key_ids = _key_ids(ev_keys, keys, entity)
     ok &= ev_key_ids >= 0
-    blobs: dict[str, list[bytes | None]] = {f.name: [None] * keys.num_rows for f in features}
+    sections: list[list[bytes]] = []  # per section, one value per key
+    placement: list[list[Any]] = []  # [feature, section, column]
     entries = 0
     by_rule: dict[WindowRule, list[Feature]] = {}
     for f in features:
@@ -240,19 +303,28 @@ def online_rows(engine: Engine, tables: TableService | None, features: Sequence[
         aggs: list[Aggregation] = [aggregation_for(f) for f in group_features]
         values = engine.aggregate(rows, queries, entity=entity, timestamp=ts_col, query_timestamp=ts_col,
                                   aggregations=aggs)
-        starts = np.searchsorted(q_key, np.arange(keys.num_rows + 1), side="left")
+        starts = np.searchsorted(q_key, np.arange(keys.num_rows + 1), side="left").tolist()
+        entries += len(q_t)
+        by_kind: dict[int, list[tuple[Feature, pa.Array]]] = {}
         for f in group_features:
             col = values.column(f.name).combine_chunks()
             if col.type != types[f.name]:
                 col = col.cast(types[f.name])
-            out = blobs[f.name]
+            by_kind.setdefault(_kind(col.type), []).append((f, col))
+        for kind, members in sorted(by_kind.items()):
+            section = len(sections)
+            placement += [[f.name, section, j] for j, (f, _) in enumerate(members)]
+            matrix = section_matrix(kind, [c for _, c in members])
+            m = len(members)
+            out = []
             for k in range(keys.num_rows):
-                a, b = int(starts[k]), int(starts[k + 1])
-                out[k] = encode_timeline(q_t[a + 1:b], col.slice(a, b - a), int(valid_from[k]))
-            entries += len(q_t)
-    table = keys
-    for f in features:
-        table = table.append_column(f.name, pa.array(blobs[f.name], pa.binary()))
+                a, b = starts[k], starts[k + 1]
+                rows_k = matrix[a:b] if kind == KIND_JSON else (matrix[0][a:b], matrix[1][a:b])  # type: ignore[index]
+                out.append(encode_section(kind, q_t[a + 1:b], rows_k, int(valid_from[k]), m))
+            sections.append(out)
+    per_key = [encode_group([sec[k] for sec in sections]) for k in range(keys.num_rows)]
+    field = pa.field(TIMELINES, pa.binary(), metadata={FEATURES_KEY: json.dumps(placement).encode()})
+    table = keys.append_column(field, pa.array(per_key, pa.binary()))
     table = table.append_column(ORDER, pa.array(np.full(keys.num_rows, t_us, dtype=np.int64)))
     info = {"source_table": src.table, "source_version": src.version, "as_of_us": t_us, "keys": keys.num_rows,
             "timeline_entries": entries, "value_types": {n: str(t) for n, t in types.items()}}
@@ -282,5 +354,6 @@ def _key_ids(ev_keys: pa.Table, keys: pa.Table, entity: list[str]) -> np.ndarray
     return out
 
 
-__all__ = ["KIND_BOOL", "KIND_FLOAT", "KIND_INT", "KIND_JSON", "ORDER", "change_points", "empty_value",
-           "encode_timeline", "from_plain", "online_rows", "timeline_value", "timeline_values"]
+__all__ = ["FEATURES_KEY", "KIND_BOOL", "KIND_FLOAT", "KIND_INT", "KIND_JSON", "ORDER", "TIMELINES", "change_points",
+           "empty_value", "encode_group", "encode_section", "feature_value", "from_plain", "group_bounds",
+           "online_rows", "section_matrix", "section_values", "timelines_of"]

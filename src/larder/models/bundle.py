@@ -354,10 +354,12 @@ def resolve_online(bundle: ModelBundle, *, config: Any = None, use_catalog: bool
     record, else from the feature spec. Raises :class:`~larder.errors.OnlineStoreError` naming the
     tables that have no source.
     """
+    from larder.online.features import feature_locations
     from larder.online.stores.base import online_table_from_info
     from larder.online.stores.specs import parse_spec
 
-    tables = list(dict.fromkeys(s.table for s in bundle.spec.lookups))
+    features = feature_locations(bundle.spec)  # declarative features: published under their own names
+    tables = list(dict.fromkeys([*(s.table for s in bundle.spec.lookups), *features]))
     per_table, everywhere = env_overrides(config)
     embedded: dict[str, dict[str, Any]] = bundle.meta.get("online") or {}
     live = publications
@@ -365,11 +367,16 @@ def resolve_online(bundle: ModelBundle, *, config: Any = None, use_catalog: bool
         live = reachable_catalog_publications(bundle, tables)
     out: dict[str, TableSource] = {}
     missing: list[str] = []
-    for step in bundle.spec.lookups:
-        table = step.table
+    steps: list[Any] = [*bundle.spec.lookups, *features]
+    for step in steps:
+        table = step if isinstance(step, str) else step.table
         if table in out:
             continue
         recorded = (live or {}).get(table) or embedded.get(table)
+        if recorded is None and isinstance(step, str):  # a feature's layout is only in its publication
+            if table not in missing:
+                missing.append(table)
+            continue
         layout = online_table_from_info(recorded["online_table"]) if recorded else _online_table_from_step(step)
         if table in per_table or "*" in per_table:
             spec, name = per_table.get(table) or per_table["*"]

@@ -254,8 +254,16 @@ def log_model(
     absent = [c for c in input_columns if c not in caller.columns]
     if absent:
         raise ModelError(f"The training set's DataFrame lacks the model input column(s) {absent}.")
+    in_memory = [f.output_name for f in spec.features if f.feature.get("source", {}).get("type") == "dataframe"]
+    if in_memory:
+        raise ModelError(
+            f"The training set's features {in_memory} read a DataFrameSource, which a model cannot carry. Write "
+            "the DataFrame to a feature table and define the features on a DeltaTableSource."
+        )
+    from larder.online.features import feature_locations
+
     tables = list(spec.table_versions())
-    online = catalog_publications(ctx.catalog, ctx.root, tables)
+    online = catalog_publications(ctx.catalog, ctx.root, [*tables, *feature_locations(spec)])
     tracking_uri = ensure_tracking(ctx, registry_uri=registry_uri)
 
     tmp = Path(tempfile.mkdtemp(prefix="larder-model-"))
@@ -288,6 +296,7 @@ def log_model(
         inputs = caller[input_columns].head(SAMPLE_ROWS).reset_index(drop=True)
         # online, a timestamp lookup key only anchors a lookback window: callers may leave it out
         optional = [s.timestamp_lookup_key for s in spec.lookups if s.timestamp_lookup_key]
+        optional += [str(f.timeseries_column) for f in spec.features if not f.is_request]  # default: now
         sig = _signature(signature, inputs, outputs, feature_columns, optional)
         if output_schema is not None:
             sig = _with_outputs(sig, output_schema)
@@ -377,6 +386,12 @@ def _record_lineage(ctx: Context, spec: FeatureSpec, *, info: Any, run_uri: str,
     with ctx.catalog.session() as s:
         s.add(rec)
         record_function_usage(s, registered_name or run_uri, version or "run", spec.function_versions().items())
+        if spec.features:
+            from larder.catalog.declarative import record_feature_usage
+
+            record_feature_usage(s, [(f.name, f.source_version) for f in spec.features
+                                     if not f.is_request and f.feature.get("catalog_name")],
+                                 run_uri=run_uri, registered_name=registered_name, registered_version=version)
 
 
 __all__ = ["SAMPLE_ROWS", "log_model", "model_input_columns"]

@@ -244,6 +244,10 @@ def look_up(plan: AssemblyPlan, caller: Caller, on_missing: OnMissing) -> Looked
                     if mask is not None and default is not None:
                         got = pc.if_else(mask, got, pa.scalar(default, type=typ))
                     arrays[out] = got
+    if plan.features:  # declarative features: timelines read by key, evaluated at the request time
+        from larder.online.features import read_features
+
+        read_features(plan.features, caller, blocks, arrays, encoded_keys)
     return Looked(n, blocks, arrays, found)
 
 

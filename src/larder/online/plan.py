@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from larder.errors import FeatureLookupError, FeatureSpecError
 from larder.names import parse_name
+from larder.online.features import FeatureGroupPlan, feature_reads, missing_feature, timeline_lookup_step
 from larder.online.stores import StoreCache
 from larder.online.stores.base import OnlineStore, OnlineTable, online_table_from_info
 from larder.online.stores.specs import DynamoDBStoreSpec, RedisStoreSpec, SQLiteStoreSpec, parse_spec
@@ -153,8 +154,10 @@ class AssemblyPlan:
     functions: list[tuple[int, FunctionStep]]  # (position in the spec, step), in spec order
     key_columns: list[str]  # the caller's columns naming a row in a function's error messages
     optional_columns: list[str]  # timestamp lookup keys: the caller may leave them out online
-    #: table -> (store spec, online table), for stores_info
+    #: table (or declarative feature) -> (store spec, online table), for stores_info
     locations: dict[str, tuple[Any, OnlineTable]]
+    #: declarative features, one group per online table (see :mod:`larder.online.features`)
+    features: list[FeatureGroupPlan] = field(default_factory=list)
     _ordered: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
     #: output layouts per (output columns, looked-up block names), filled by the output builders
     layouts: dict[tuple[Any, ...], Any] = field(default_factory=dict)
@@ -195,7 +198,7 @@ def _outputs(step: LookupStep, where: str) -> dict[str, tuple[Output, ...]]:
     return outputs
 
 
-def _simple_key(step: LookupStep, table: OnlineTable) -> tuple[str, str, np.dtype[Any] | None] | None:
+def simple_key(step: LookupStep, table: OnlineTable) -> tuple[str, str, np.dtype[Any] | None] | None:
     """A single integer or string key: encoded straight from the caller's values."""
     if len(step.table_keys) != 1:
         return None
@@ -248,12 +251,46 @@ def build_plan(spec: FeatureSpec, stores: Mapping[str, Any], cache: StoreCache) 
             step=step, label=label, store=cache.get(store_spec), table=online, position=position, where=where,
             outputs=outputs, read=read,
             no_default=[o for o in step.output_names if step.default_values.get(o) is None],
-            simple_key=_simple_key(step, online),
+            simple_key=simple_key(step, online),
             key_id=(tuple(step.lookup_key), tuple(step.key_types), key_types), lookback=lookback))
+    feature_groups: list[FeatureGroupPlan] = []
+    if spec.features:
+        feature_groups = _feature_groups(spec, given, cache, locations)
     return AssemblyPlan(
         spec=spec, lookups=lookups, functions=functions, key_columns=list(dict.fromkeys(spec.key_columns)),
-        optional_columns=[s.timestamp_lookup_key for s in spec.lookups if s.timestamp_lookup_key],
-        locations=locations)
+        optional_columns=[s.timestamp_lookup_key for s in spec.lookups if s.timestamp_lookup_key]
+        + [str(s.timeseries_column) for s in spec.features if not s.is_request],
+        locations=locations, features=feature_groups)
+
+
+def _feature_groups(spec: FeatureSpec, given: Mapping[str, Any], cache: StoreCache,
+                    locations: dict[str, tuple[Any, OnlineTable]]) -> list[FeatureGroupPlan]:
+    """One plan per online table the spec's declarative features are read from (see
+    :mod:`larder.online.features`); their locations go into ``locations``."""
+
+    def locate(name: str) -> tuple[Any, OnlineTable | None]:
+        key = parse_name(name).full if "." in name else name
+        if key not in given:
+            raise missing_feature(name, given)
+        found = location(given[key], name)
+        if found[1] is not None:
+            locations[name] = (found[0], found[1])
+        return found
+
+    plans = []
+    for store_spec, online, reads in feature_reads(spec, locate):
+        step = reads[0].step
+        lookup = timeline_lookup_step(step, online)
+        position = spec.steps.index(step)
+        lk = LookupPlan(
+            step=lookup, label=f"__features_{online.name}", store=cache.get(store_spec), table=online,
+            position=position, where=f"Feature #{position + 1} ({step.name!r})",
+            outputs={c: ((c, pa.binary(), None),) for c in lookup.features}, read=list(lookup.features),
+            no_default=[], simple_key=simple_key(lookup, online),
+            key_id=(tuple(lookup.lookup_key), tuple(lookup.key_types),
+                    tuple(online.schema.field(k).type for k in lookup.table_keys)), lookback=None)
+        plans.append(FeatureGroupPlan(lk, reads, str(step.timeseries_column)))
+    return plans
 
 
 def check_on_missing(on_missing: str) -> OnMissing:
@@ -263,4 +300,4 @@ def check_on_missing(on_missing: str) -> OnMissing:
 
 
 __all__ = ["FOUND_PREFIX", "AssemblyPlan", "BlockMap", "LookupPlan", "OnMissing", "build_plan", "found_labels",
-           "location", "table_from_step"]
+           "location", "simple_key", "table_from_step"]

@@ -58,16 +58,16 @@ class OnlineLookupService:
 
     def _build(self, spec: FeatureSpec, on_missing: OnMissing) -> OnlineFeatureAssembler:
         stores = {}
-        for step in spec.lookups:
-            pub, store_spec = self._location(step.table)
-            stores[step.table] = (store_spec, pub.online_table)
+        for table in _sources(spec):  # tables, and declarative features (published under their names)
+            pub, store_spec = self._location(table)
+            stores[table] = (store_spec, pub.online_table)
         return OnlineFeatureAssembler(spec, stores, root=self.stores.root, on_missing=on_missing,
                                       store_cache=self.stores)
 
     def _pubs_key(self, spec: FeatureSpec) -> tuple[tuple[str, ...], float]:
         """``spec``'s tables with the ids of their publications, and when (monotonic) the oldest of
         those cached publications was read from the catalog."""
-        tables = dict.fromkeys(s.table for s in spec.lookups)
+        tables = dict.fromkeys(_sources(spec))
         pubs = tuple(f"{t}:{self._location(t)[0].id}" for t in tables)
         resolved = self._resolved
         return pubs, min((resolved[t][0] for t in tables), default=time.monotonic())
@@ -116,6 +116,13 @@ class OnlineLookupService:
             spec = build_spec(self.training.tables, self.training.functions, _as_steps(features), online=True)
             asm = self._build(spec, on_missing)
         return asm.assemble(keys_df, include_found=include_found, output=output)
+
+
+def _sources(spec: FeatureSpec) -> list[str]:
+    """What ``spec`` reads online: its lookups' tables, then its declarative features."""
+    from larder.online.features import feature_locations
+
+    return list(dict.fromkeys([*(s.table for s in spec.lookups), *feature_locations(spec)]))
 
 
 def _as_steps(features: Any) -> Sequence[Any]:
