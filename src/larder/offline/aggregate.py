@@ -75,7 +75,7 @@ NUMERIC_OPERATORS = frozenset({"sum", "avg", "stddev_pop", "stddev_samp", "var_p
 GATHER_CHUNK = 1 << 22
 #: Events per key partition: larger inputs are split by key and evaluated one partition at a time, so
 #: the working memory is that of one partition plus the outputs.
-PARTITION_ROWS = 1 << 19
+PARTITION_ROWS = 1 << 18
 
 
 @dataclass(frozen=True)
@@ -712,7 +712,7 @@ def _partition_ids(events: pa.Table, queries: pa.Table, entity: Sequence[str], q
                    parts: int) -> tuple[np.ndarray, np.ndarray]:
     """A partition number per event and per query row; equal keys (null equal to null) share one."""
     n_ev = events.num_rows
-    part = np.zeros(n_ev + queries.num_rows, dtype=np.int64)
+    part: np.ndarray | None = None
     for ev_name, q_name in zip(entity, query_entity, strict=True):
         ev, q = events.column(ev_name), queries.column(q_name)
         if ev.type != q.type:
@@ -723,9 +723,15 @@ def _partition_ids(events: pa.Table, queries: pa.Table, entity: Sequence[str], q
         enc = pc.dictionary_encode(both, null_encoding="encode")
         codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in enc.chunks]) \
             if enc.num_chunks else np.zeros(0, dtype=np.int32)
-        part = (part * np.int64(1_000_003) + codes) % parts
-        del enc, codes
+        del enc
+        if part is None:  # one key column (the usual case): int32 codes, no int64 copy
+            part = codes % np.int32(parts)
+        else:
+            part = (part.astype(np.int64) * np.int64(1_000_003) + codes) % parts
+        del codes
+    assert part is not None
     small = part.astype(np.int16)
+    del part
     return small[:n_ev], small[n_ev:]
 
 
