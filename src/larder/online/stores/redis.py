@@ -535,8 +535,9 @@ class RedisOnlineStore(OnlineStore):
     def read_values(
         self, table: OnlineTable, pks: Sequence[str | None], features: list[str] | None = None
     ) -> ValueBatch:
-        """Lean read: 64-bit floats, integers and booleans are parsed from their text straight into
-        numpy (Python's ``float``/``int`` read the canonical text exactly); the rest as in ``read_batch``.
+        """64-bit floats, integers and booleans are parsed from their text straight into numpy (Python's
+        ``float``/``int`` read the canonical text exactly; Arrow's cast from 64 values of a type); the rest
+        through Arrow's cast of the canonical text.
 
         One key (the serving case) sends pre-encoded commands prepared once per (table, feature list)
         on a connection the thread keeps (see the module docstring)."""

@@ -95,7 +95,7 @@ def _quote(identifier: str) -> str:
 
 
 @dataclass(frozen=True)
-class _LeanPlan:
+class _DecodePlan:
     """How ``read_values`` decodes a feature list from one layout (cached per layout)."""
 
     #: per type group: (group, positions of the wanted features in it or None for all, names, dtype,
@@ -110,17 +110,17 @@ class _Layout:
     codec: RowCodec
     schema_bytes: bytes
     select: dict[int, str]  # bucket size -> SELECT statement
-    lean: dict[Any, Any] = field(default_factory=dict)  # feature names (or id of a read plan) -> _LeanPlan
+    decodes: dict[Any, Any] = field(default_factory=dict)  # feature names (or id of a read plan) -> _DecodePlan
 
-    def lean_plan(self, table: OnlineTable, plan: ReadPlan) -> _LeanPlan:
-        by_id = self.lean.get(id(plan))  # read plans are cached per table: usually the same object
+    def decode_plan(self, table: OnlineTable, plan: ReadPlan) -> _DecodePlan:
+        by_id = self.decodes.get(id(plan))  # read plans are cached per table: usually the same object
         if by_id is not None and by_id[0] is plan:
             return by_id[1]  # type: ignore[no-any-return]
         key = tuple(plan.names)
-        cached = self.lean.get(key)
+        cached = self.decodes.get(key)
         if cached is not None:
-            if len(self.lean) < 128:
-                self.lean[id(plan)] = (plan, cached)
+            if len(self.decodes) < 128:
+                self.decodes[id(plan)] = (plan, cached)
             return cached
         wanted = dict(zip(plan.names, plan.types, strict=True))
         blocks = []
@@ -138,10 +138,10 @@ class _Layout:
                 flags = slice(positions[0], positions[0] + len(positions))  # a view, no copy
             blocks.append((group, None if len(sel) == len(group.names) else sel, names, dtype, flags))
             in_blocks.update(names)
-        lean = _LeanPlan(blocks, [name for name in plan.names if name not in in_blocks])
-        if len(self.lean) < 64:
-            self.lean[key] = lean
-        return lean
+        decode = _DecodePlan(blocks, [name for name in plan.names if name not in in_blocks])
+        if len(self.decodes) < 64:
+            self.decodes[key] = decode
+        return decode
 
     @classmethod
     def create(cls, physical: str, schema_bytes: bytes) -> _Layout:
@@ -189,17 +189,17 @@ class _OneKey:
     @classmethod
     def create(cls, table: OnlineTable, features: list[str] | None, layout: _Layout, plan: ReadPlan) -> _OneKey:
         codec = layout.codec
-        lean = layout.lean_plan(table, plan)
+        decode = layout.decode_plan(table, plan)
         blocks = tuple(
             (group.type, names, dtype, len(group.names), group.start, sel, flags)
-            for group, sel, names, dtype, flags in lean.blocks
+            for group, sel, names, dtype, flags in decode.blocks
         )
         wanted = dict(zip(plan.names, plan.types, strict=True))
         fixed, var, slow = [], [], []
         var_index = {name: v for v, name in enumerate(codec.var_names)}
         starts = {name: g.start + c * g.width for g in codec.groups for c, name in enumerate(g.names)}
         widths = {name: g.width for g in codec.groups for name in g.names}
-        for name in lean.others:
+        for name in decode.others:
             t = wanted[name]
             stored = codec.schema.field(name).type if name in codec.position else None
             flag = 1 + codec.position[name] if stored is not None else 0
@@ -218,8 +218,8 @@ class _OneKey:
             table, features, None if features is None else list(features), layout, plan,
             f"SELECT {cols} FROM {_quote(layout.physical)} WHERE _k = ?",
             b"\x01" + bytes(len(codec.names)), blocks, tuple(fixed), tuple(var),
-            struct.Struct(f"<{nv}I") if var else None, slow, [n for n in plan.names if n in set(lean.others)],
-            () if lean.others else tuple((t, names, dtype, (count, 1), offset, sel)
+            struct.Struct(f"<{nv}I") if var else None, slow, [n for n in plan.names if n in set(decode.others)],
+            () if decode.others else tuple((t, names, dtype, (count, 1), offset, sel)
                                          for t, names, dtype, count, offset, sel, _ in blocks),
         )
 
@@ -664,21 +664,21 @@ class SQLiteOnlineStore(OnlineStore):
                     self._one.clear()
                 self._one[id(table) ^ id(features)] = one
             return one.decode(fixed, var[0] if var else None, fixed[0] == 1)
-        lean = layout.lean_plan(table, plan)
+        decode = layout.decode_plan(table, plan)
         codec = layout.codec
         rows = np.frombuffer(fixed, np.uint8).reshape(n, codec.width)
         found = rows[:, 0] == 1
         blocks = []
-        for group, sel, names, dtype, flags in lean.blocks:
+        for group, sel, names, dtype, flags in decode.blocks:
             span = rows[:, group.start : group.start + group.width * len(group.names)]
             values = span.view(dtype)  # (n, features of the group)
             values = values.T[sel] if sel is not None else values.T.copy()
             nulls = rows[:, flags]
             blocks.append(ValueBlock(group.type, names, values, (nulls.T != 0) if nulls.any() else None))
         arrays: dict[str, pa.Array] = {}
-        if lean.others:
-            stored = [name for name in lean.others if name in codec.position]
+        if decode.others:
+            stored = [name for name in decode.others if name in codec.position]
             decoded = codec.decode(fixed, n, var, stored)
-            out = typed_table(table, lean.others, decoded, n)
-            arrays = {name: col.combine_chunks() for name, col in zip(lean.others, out.columns, strict=True)}
+            out = typed_table(table, decode.others, decoded, n)
+            arrays = {name: col.combine_chunks() for name, col in zip(decode.others, out.columns, strict=True)}
         return ValueBatch(plan.names, n, found, blocks, arrays)
