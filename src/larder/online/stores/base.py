@@ -399,7 +399,7 @@ def typed_table(table: OnlineTable, features: list[str], arrays: dict[str, pa.Ar
 
 
 # ----------------------------------------------------------------------------------------------
-# lean reads: numbers as numpy matrices, for few-key lookups
+# value batches: what read_values returns (numbers as numpy matrices, the rest as Arrow arrays)
 
 
 #: Arrow types a :class:`ValueBatch` holds as numpy blocks (fixed width, same values in numpy).

@@ -613,8 +613,8 @@ class SQLiteOnlineStore(OnlineStore):
     def read_values(
         self, table: OnlineTable, pks: Sequence[str | None], features: list[str] | None = None
     ) -> ValueBatch:
-        """Lean read: each type group of the packed records becomes one numpy matrix (a strided view
-        of the records, copied once); other features are decoded to Arrow as in ``read_batch``.
+        """Each type group of the packed records becomes one numpy matrix (a strided view of the
+        records, copied once); other features are decoded to Arrow by the record codec.
 
         One key (the serving case) takes a path prepared once per (table, feature list): one
         ``SELECT`` of one record, decoded straight from its bytes.
