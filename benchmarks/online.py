@@ -65,7 +65,8 @@ from larder.client import FeatureEngineeringClient  # noqa: E402
 from larder.online import DynamoDBStoreSpec, RedisStoreSpec, SQLiteStoreSpec, open_store  # noqa: E402
 from larder.training import FeatureLookup  # noqa: E402
 
-PEERS = REPO.parent / "shared" / "peers"
+# the peers' tools beside the repository; LARDER_PEERS names them from a checkout elsewhere (a worktree)
+PEERS = Path(os.environ.get("LARDER_PEERS", REPO.parent / "shared" / "peers"))
 FEAST_VENV = REPO / "benchmarks" / ".feast-venv"
 FEAST_DATA = REPO / "benchmarks" / ".data" / "medium"
 WARMUP = 20
