@@ -36,6 +36,10 @@ T = TypeVar("T")
 
 MAX_COMMIT_ATTEMPTS = 25
 
+#: Table properties of the tables larder creates. A checkpoint every 10 commits (Delta's own default;
+#: delta-rs' is 100) bounds what opening a table reads: on an object store every log file is a request.
+TABLE_CONFIGURATION = {"delta.checkpointInterval": "10"}
+
 
 #: Key of the larder write id in a Delta commit's ``commitInfo``.
 WRITE_ID_KEY = "larder.write_id"
@@ -199,7 +203,7 @@ def create(location: Location, schema: pa.Schema, *, partition_by: list[str] | N
         DeltaTable.create(
             location.uri, schema=schema, partition_by=partition_by or None, mode="error",
             name=name, description=description, storage_options=location.storage_options,
-            commit_properties=_properties(commit),
+            configuration=dict(TABLE_CONFIGURATION), commit_properties=_properties(commit),
         )
         if commit is not None:
             commit.attempts = 1
@@ -214,7 +218,7 @@ def write_new(location: Location, data: pa.Table, *, partition_by: list[str] | N
     try:
         write_deltalake(location.uri, data, mode="error", partition_by=partition_by or None, name=name,
                         description=description, storage_options=location.storage_options,
-                        commit_properties=_properties(commit))
+                        configuration=dict(TABLE_CONFIGURATION), commit_properties=_properties(commit))
         if commit is not None:
             commit.attempts = 1
     except (DeltaError, ValueError, OSError) as exc:
@@ -240,6 +244,34 @@ def _retry(op: Callable[[], T], *, name: str, commit: Commit | None = None) -> T
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _landed(table: DeltaTable, commit: Commit | None, since: int | None) -> int | None:
+    """The version at which ``commit`` is in the log after version ``since``, if it is.
+
+    A commit whose acknowledgement was lost (a timeout after the object store stored it, then a
+    conflict or an error reported for it) is in the log all the same: retrying it would write the rows
+    twice, in two versions. Looking for its write id among the newer commits makes the write
+    exactly-once."""
+    if commit is None or since is None:
+        return None
+    newer = int(table.version()) - since
+    if newer <= 0:
+        return None
+    for h in table.history(newer):
+        if h.get(WRITE_ID_KEY) == commit.write_id and h.get("version") is not None:
+            return int(h["version"])
+    return None
+
+
+def _landed_after_error(location: Location, commit: Commit | None, since: int | None) -> int | None:
+    """:func:`_landed` on a freshly opened table, after an error (None if that cannot be read either)."""
+    if commit is None or since is None:
+        return None
+    try:
+        return _landed(open_table(location), commit, since)
+    except (DeltaError, ValueError, OSError):
+        return None
+
+
 def merge(location: Location, data: pa.Table, *, keys: list[str], name: str, evolve: bool,
           table: DeltaTable | None = None, commit: Commit | None = None) -> tuple[int, dict[str, Any]]:
     """Upsert ``data`` on ``keys``: matched rows get ``data``'s columns, new rows are inserted.
@@ -247,13 +279,22 @@ def merge(location: Location, data: pa.Table, *, keys: list[str], name: str, evo
     Columns of the table that ``data`` lacks keep their values on update and are null on insert
     (``update_all`` / ``insert_all`` map exactly the source's columns). ``table`` is used for the first
     attempt when given (the caller's freshly loaded table: no second log replay); a conflict retry
-    reloads the table from ``location``.
+    brings the same table object up to date (reading only the commits made since).
     """
     predicate = " AND ".join(f"t.{_q(k)} = s.{_q(k)}" for k in keys)
-    given = [table] if table is not None else []
+    target = table
+    base: int | None = None  # the version the last attempt read
 
     def op() -> tuple[int, dict[str, Any]]:
-        target = given.pop() if given else open_table(location)
+        nonlocal target, base
+        if target is None:
+            target = open_table(location)
+        elif base is not None:
+            target.update_incremental()  # a failed commit left the object at the version it had read
+            landed = _landed(target, commit, base)
+            if landed is not None:
+                return landed, {}
+        base = int(target.version())
         metrics = (
             target.merge(data, predicate=predicate, source_alias="s", target_alias="t", merge_schema=evolve,
                          commit_properties=_properties(commit))
@@ -268,6 +309,9 @@ def merge(location: Location, data: pa.Table, *, keys: list[str], name: str, evo
     except (DeltaError, ValueError, OSError) as exc:
         if isinstance(exc, CommitFailedError):  # pragma: no cover - handled by _retry
             raise
+        landed = _landed_after_error(location, commit, base)
+        if landed is not None:
+            return landed, {}
         raise TableError(f"Merge into feature table {name!r} failed (nothing was written): {error_text(exc)}") from exc
 
 
@@ -275,8 +319,15 @@ def overwrite(location: Location, data: pa.Table, *, name: str, partition_by: li
               commit: Commit | None = None) -> int:
     """Replace the table's rows with ``data`` in one commit, keeping (and extending) its schema."""
 
+    base: int | None = None  # the version the last attempt read
+
     def op() -> int:
+        nonlocal base
         target = open_table(location)
+        landed = _landed(target, commit, base)
+        if landed is not None:
+            return landed
+        base = int(target.version())
         # written through the loaded table, which then holds this commit's version (not a later one)
         write_deltalake(target, data, mode="overwrite", schema_mode="merge", partition_by=partition_by or None,
                         commit_properties=_properties(commit))
@@ -285,6 +336,9 @@ def overwrite(location: Location, data: pa.Table, *, name: str, partition_by: li
     try:
         return _retry(op, name=name, commit=commit)
     except (DeltaError, ValueError, OSError) as exc:
+        landed = _landed_after_error(location, commit, base)
+        if landed is not None:
+            return landed
         raise TableError(f"Overwrite of feature table {name!r} failed (nothing was written): {error_text(exc)}") from exc
 
 
