@@ -24,6 +24,10 @@ Fixtures
     Skips, saying how to install it, when PostgreSQL's binaries are missing.
 ``postgres_catalog_url``
     A catalog URL for one test: a fresh schema in that cluster (``search_path`` set in the URL).
+``mlflow_server``
+    URL of an ``mlflow server`` (one worker) whose backend store is a database of that PostgreSQL
+    cluster and whose artifacts go to ``s3://<s3_bucket>/mlflow`` on the moto S3 API, proxied by the
+    server (clients need no S3 credentials for MLflow).
 """
 
 from __future__ import annotations
@@ -70,16 +74,19 @@ class ServiceProcess:
     """A child process serving on 127.0.0.1:port, with its output kept in a log file."""
 
     def __init__(self, name: str, argv: list[str], port: int, ready: Callable[[int], bool],
-                 stop_signal: int = signal.SIGTERM) -> None:
+                 stop_signal: int = signal.SIGTERM, env: dict[str, str] | None = None,
+                 start_timeout: float = START_TIMEOUT) -> None:
         self.name = name
         self.port = port
         self.stop_signal = stop_signal
         self._log = tempfile.NamedTemporaryFile(prefix=f"larder-{name}-", suffix=".log", delete=False)
         self.log_path = Path(self._log.name)
+        # its own process group: stop() signals the server and any workers it started
         self.proc = subprocess.Popen(
-            argv, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            argv, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            start_new_session=True,
         )
-        deadline = time.monotonic() + START_TIMEOUT
+        deadline = time.monotonic() + start_timeout
         while True:
             if self.proc.poll() is not None:
                 log = self.log_text()
@@ -93,9 +100,15 @@ class ServiceProcess:
                 log = self.log_text()
                 self.stop()
                 raise ServiceError(
-                    f"{name} did not answer on port {port} within {START_TIMEOUT}s: {log[-2000:]}"
+                    f"{name} did not answer on port {port} within {start_timeout}s: {log[-2000:]}"
                 )
             time.sleep(0.05)
+
+    def _signal_group(self, sig: int) -> None:
+        try:
+            os.killpg(self.proc.pid, sig)  # the group this process leads (start_new_session)
+        except (ProcessLookupError, PermissionError):
+            pass
 
     def log_text(self) -> str:
         try:
@@ -106,12 +119,13 @@ class ServiceProcess:
     def stop(self) -> None:
         """Terminate the process, kill it if it does not exit in time, remove the log."""
         if self.proc.poll() is None:
-            self.proc.send_signal(self.stop_signal)
+            self._signal_group(self.stop_signal)
             try:
                 self.proc.wait(STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                self._signal_group(signal.SIGKILL)
                 self.proc.wait(STOP_TIMEOUT)
+        self._signal_group(signal.SIGKILL)  # workers the server left behind
         self._log.close()
         self.log_path.unlink(missing_ok=True)
 
@@ -267,6 +281,28 @@ def start_postgres() -> PostgresCluster:
     return PostgresCluster()
 
 
+def _mlflow_ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def start_mlflow_server(backend_uri: str, artifacts: str, s3_endpoint: str) -> ServiceProcess:
+    """``mlflow server`` with ``backend_uri`` as its store and ``artifacts`` (an s3:// URI on the moto
+    server at ``s3_endpoint``) as its proxied artifact destination."""
+    exe = Path(sys.executable).parent / "mlflow"
+    env = {**os.environ, **AWS_TEST_ENV, "MLFLOW_S3_ENDPOINT_URL": s3_endpoint, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return _start(lambda port: ServiceProcess(
+        "mlflow-server",
+        [str(exe) if exe.exists() else "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1", "--backend-store-uri", backend_uri, "--artifacts-destination", artifacts],
+        port, _mlflow_ready, env=env, start_timeout=180.0,
+    ))
+
+
 def s3_options(endpoint: str) -> dict[str, str]:
     """delta-rs storage options for the moto S3 API at ``endpoint`` (credentials from the environment)."""
     return {"AWS_ENDPOINT_URL": endpoint, "AWS_ALLOW_HTTP": "true", "AWS_REGION": "us-east-1"}
@@ -340,3 +376,14 @@ def postgres_catalog_url(postgres: PostgresCluster) -> str:
     schema = f"t_{uuid.uuid4().hex[:12]}"
     postgres.execute(f"CREATE SCHEMA {schema}")
     return postgres.url(schema=schema)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(postgres: PostgresCluster, s3_bucket: str, moto_endpoint: str) -> Iterator[str]:
+    database = f"mlflow_{uuid.uuid4().hex[:8]}"
+    postgres.execute(f"CREATE DATABASE {database}")
+    service = start_mlflow_server(postgres.url(database), f"s3://{s3_bucket}/mlflow", moto_endpoint)
+    try:
+        yield f"http://127.0.0.1:{service.port}"
+    finally:
+        service.stop()

@@ -59,3 +59,19 @@ def team_world(tmp_path_factory: pytest.TempPathFactory, postgres, s3_bucket: st
 def any_world(request: pytest.FixtureRequest) -> World:
     """The world on each deployment (local embedded defaults; team: PostgreSQL + S3)."""
     return request.getfixturevalue("world" if request.param == "local" else "team_world")
+
+
+@pytest.fixture(scope="session")
+def server_world(tmp_path_factory: pytest.TempPathFactory, postgres, s3_bucket: str, moto_endpoint: str,
+                 mlflow_server: str) -> Iterator[World]:
+    """The world on a whole team deployment: PostgreSQL catalog, Delta tables on the S3 API server and
+    MLflow on a tracking server (``mlflow server``: backend on PostgreSQL, artifacts on the S3 API)."""
+    import uuid
+
+    from _services import s3_options
+
+    schema = f"ms_{uuid.uuid4().hex[:10]}"
+    postgres.execute(f"CREATE SCHEMA {schema}")
+    settings = {"catalog_url": postgres.url(schema=schema), "storage": f"s3://{s3_bucket}/{schema}",
+                "storage_options": s3_options(moto_endpoint), "mlflow_tracking_uri": mlflow_server}
+    yield from _world(tmp_path_factory.mktemp("server-world") / "root", settings)
