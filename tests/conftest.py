@@ -20,7 +20,7 @@ DEPLOYMENTS = ("local", "team")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("LARDER_DISABLE_PROGRESS", "1")
 
-pytest_plugins = [p for p in ("_services", "_crasher") if (Path(__file__).parent / f"{p}.py").exists()]
+pytest_plugins = [p for p in ("_services", "_crasher", "_spark") if (Path(__file__).parent / f"{p}.py").exists()]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

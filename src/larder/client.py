@@ -409,7 +409,7 @@ class FeatureEngineeringClient(ServingMethods):
         """A feature's source table, the source's Delta version at registration and the models using it."""
         return self._features.feature_lineage(full_name)
 
-    def compute_features(self, *, features: Sequence[Feature | str]) -> pd.DataFrame:
+    def compute_features(self, *, features: Sequence[Feature | str]) -> Any:
         """Feature values for every row of the (single) source, each row at its own timestamp: the
         features' entity and timeseries columns, then one column per feature; one row per distinct
         entity and time, sorted."""

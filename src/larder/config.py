@@ -17,6 +17,9 @@ an unknown key is an error. Example::
     online_stores:
       dynamo: {type: dynamodb, region: eu-west-1, ttl: P30D}
       cache:  {type: redis, url: "redis://127.0.0.1:6379/0"}
+    engine: spark                  # offline compute on Spark (default duckdb); see docs/spark.md
+    spark_master: spark://10.0.0.5:7077                  # when no SparkSession is active; default local[*]
+    spark_conf: {spark.executor.memory: 4g}
 
 ``${NAME}`` in ``catalog_url``, ``storage``, ``storage_options`` values and ``mlflow_tracking_uri`` is
 replaced by the environment variable ``NAME`` when larder uses the value (``$${`` is a literal ``${``),
@@ -54,7 +57,9 @@ class LarderConfig(BaseModel):
     online_stores: dict[str, OnlineStoreSpec] = Field(default_factory=dict)
     default_online_store: str | None = None
     mlflow_tracking_uri: str | None = None
-    engine: Literal["duckdb"] = "duckdb"
+    engine: Literal["duckdb", "spark"] = "duckdb"
+    spark_master: str | None = None
+    spark_conf: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
     @field_validator("storage_options", mode="before")
     @classmethod
@@ -119,6 +124,9 @@ def load_config(root: Path) -> LarderConfig:
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"{path} is invalid: {problems}. Fix or remove these settings.") from exc
+    if (config.spark_master or config.spark_conf) and config.engine != "spark":
+        raise ConfigError(f"{path}: spark_master and spark_conf apply to the Spark engine; add `engine: spark` "
+                          "or remove them.")
     if config.default_online_store and config.default_online_store not in config.online_stores:
         raise ConfigError(
             f"{path}: default_online_store {config.default_online_store!r} is not one of the named "

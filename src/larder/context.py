@@ -47,7 +47,7 @@ class Context:
         """The offline compute engine (``engine`` in larder.yaml; DuckDB by default)."""
         from larder.offline.engine import get_engine
 
-        return get_engine(self.config.engine)
+        return get_engine(self.config.engine, self.config)
 
     @cached_property
     def catalog(self) -> Catalog:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import tempfile
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -73,6 +74,18 @@ def _check(out: pa.Table, evs: list, qs: list, rule: Rule, specs: list[tuple[str
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(evs=events(), qs=queries(), win=windows(), data=st.data())
 def test_engine_aggregate_matches_the_oracle(engine, evs, qs, win, data):
+    _aggregate_matches_the_oracle(get_engine(engine), evs, qs, win, data)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(evs=events(), qs=queries(), win=windows(), data=st.data())
+def test_spark_engine_aggregate_matches_the_oracle(spark_engine, evs, qs, win, data):
+    """The Spark engine: the kernel per entity bucket on the executors (Arrow in, Arrow out)."""
+    _aggregate_matches_the_oracle(spark_engine, evs, qs, win, data)
+
+
+def _aggregate_matches_the_oracle(engine, evs, qs, win, data):
     window, rule = win
     ops = data.draw(st.lists(st.sampled_from(NUMERIC_OPS), min_size=1, max_size=5, unique=True))
     sops = data.draw(st.lists(st.sampled_from(STRING_OPS), min_size=0, max_size=3, unique=True))
@@ -87,8 +100,8 @@ def test_engine_aggregate_matches_the_oracle(engine, evs, qs, win, data):
             aggs.append(Aggregation(f"{op}_{column}", op, column, wr, **params))
             specs.append((op, column, params))
     q = pa.table({"k": pa.array([x[0] for x in qs], pa.int64()), "ts": pa.array([x[1] for x in qs], UTC)})
-    out = get_engine(engine).aggregate(_events_table(evs), q, entity=["k"], timestamp="ts", query_timestamp="ts",
-                                       aggregations=aggs)
+    out = engine.aggregate(_events_table(evs), q, entity=["k"], timestamp="ts", query_timestamp="ts",
+                           aggregations=aggs)
     assert out.num_rows == len(qs)
     _check(out, evs, qs, rule, specs)
 
@@ -154,42 +167,58 @@ def _operator(op: str, column: str, n: int, p: float):
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(evs=events(n_max=30), qs=queries(), win=windows(), data=st.data())
 def test_compute_features_and_training_sets_match_the_oracle(evs, qs, win, data):
+    with tempfile.TemporaryDirectory() as root, FeatureEngineeringClient(root=root) as fe:
+        _client_matches_the_oracle(fe, evs, qs, win, data, lambda df: df)
+
+
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                HealthCheck.function_scoped_fixture])
+@given(evs=events(n_max=20), qs=queries(), win=windows(), data=st.data())
+def test_spark_compute_features_and_training_sets_match_the_oracle(spark, evs, qs, win, data):
+    """On the Spark engine compute_features and load_df return Spark DataFrames with the same values."""
+    with tempfile.TemporaryDirectory() as root:
+        (Path(root) / "larder.yaml").write_text("engine: spark\n")
+        with FeatureEngineeringClient(root=root) as fe:
+            assert fe._ctx.engine.name == "spark"
+            _client_matches_the_oracle(fe, evs, qs, win, data, lambda df: df.toPandas())
+
+
+def _client_matches_the_oracle(fe, evs, qs, win, data, as_pandas):
     evs = [e for e in evs if e[0] is not None and e[1] is not None]  # a feature table: keys and times not null
     window, rule = win
     ops = data.draw(st.lists(st.sampled_from(NUMERIC_OPS), min_size=1, max_size=4, unique=True))
     n, p = data.draw(st.integers(1, 3)), data.draw(st.sampled_from([0.1, 0.5, 1.0]))
-    with tempfile.TemporaryDirectory() as root, FeatureEngineeringClient(root=root) as fe:
-        frame = pd.DataFrame({"id": range(len(evs)), "k": pd.array([e[0] for e in evs], "Int64"),
-                              "ts": pd.to_datetime([e[1] for e in evs], unit="us", utc=True),
-                              "x": pd.array([e[2] for e in evs], "Float64")})
-        frame["ts"] = frame["ts"].astype("datetime64[us, UTC]")
-        fe.create_table("events", "id", df=frame if len(evs) else None,
-                        schema=pa.schema([("id", pa.int64()), ("k", pa.int64()), ("ts", UTC), ("x", pa.float64())]))
-        src = DeltaTableSource(catalog_name="main", schema_name="default", table_name="events")
-        feats = [fe.create_feature(source=src, function=AggregationFunction(_operator(op, "x", n, p), window),
-                                   catalog_name="main", schema_name="default", entity=["k"], timeseries_column="ts",
-                                   name=f"f_{op}") for op in ops]
-        rows = [(e[0], e[1], e[2]) for e in evs]
-        params = [({"n": n} if op in ("first_n", "last_n") else {"percentile": p} if op == "approx_percentile"
-                   else {}) for op in ops]
+    frame = pd.DataFrame({"id": range(len(evs)), "k": pd.array([e[0] for e in evs], "Int64"),
+                          "ts": pd.to_datetime([e[1] for e in evs], unit="us", utc=True),
+                          "x": pd.array([e[2] for e in evs], "Float64")})
+    frame["ts"] = frame["ts"].astype("datetime64[us, UTC]")
+    fe.create_table("events", "id", df=frame if len(evs) else None,
+                    schema=pa.schema([("id", pa.int64()), ("k", pa.int64()), ("ts", UTC), ("x", pa.float64())]))
+    src = DeltaTableSource(catalog_name="main", schema_name="default", table_name="events")
+    feats = [fe.create_feature(source=src, function=AggregationFunction(_operator(op, "x", n, p), window),
+                               catalog_name="main", schema_name="default", entity=["k"], timeseries_column="ts",
+                               name=f"f_{op}") for op in ops]
+    rows = [(e[0], e[1], e[2]) for e in evs]
+    params = [({"n": n} if op in ("first_n", "last_n") else {"percentile": p} if op == "approx_percentile"
+               else {}) for op in ops]
 
-        computed = fe.compute_features(features=feats)
-        points = sorted({(e[0], e[1]) for e in evs})
-        assert list(zip(computed["k"], computed["ts"].dt.as_unit("us").astype("int64"), strict=True)) == points
-        for op, prm, f in zip(ops, params, feats, strict=True):
-            for (k, t), got in zip(points, computed[f.name].tolist(), strict=True):
-                exp = evaluate(op, window_values(rows, k, t, rule), **prm)
-                assert close(exp, _plain(got), scale=1e6), ("compute_features", op, k, t, exp, got)
+    computed = as_pandas(fe.compute_features(features=feats))
+    points = sorted({(e[0], e[1]) for e in evs})
+    assert list(zip(computed["k"], computed["ts"].dt.as_unit("us").astype("int64"), strict=True)) == points
+    for op, prm, f in zip(ops, params, feats, strict=True):
+        for (k, t), got in zip(points, computed[f.name].tolist(), strict=True):
+            exp = evaluate(op, window_values(rows, k, t, rule), **prm)
+            assert close(exp, _plain(got), scale=1e6), ("compute_features", op, k, t, exp, got)
 
-        labels = pd.DataFrame({"k": pd.array([q[0] for q in qs], "Int64"),
-                               "ts": pd.to_datetime([q[1] for q in qs], unit="us", utc=True), "y": range(len(qs))})
-        labels["ts"] = labels["ts"].astype("datetime64[us, UTC]")
-        training = fe.create_training_set(labels, label="y", features=feats).load_df()
-        assert training["y"].tolist() == list(range(len(qs)))
-        for op, prm, f in zip(ops, params, feats, strict=True):
-            for (k, t), got in zip(qs, training[f.name].tolist(), strict=True):
-                exp = evaluate(op, window_values(rows, k, t, rule), **prm)
-                assert close(exp, _plain(got), scale=1e6), ("training set", op, k, t, exp, got)
+    labels = pd.DataFrame({"k": pd.array([q[0] for q in qs], "Int64"),
+                           "ts": pd.to_datetime([q[1] for q in qs], unit="us", utc=True), "y": range(len(qs))})
+    labels["ts"] = labels["ts"].astype("datetime64[us, UTC]")
+    training = as_pandas(fe.create_training_set(labels, label="y", features=feats).load_df())
+    assert training["y"].tolist() == list(range(len(qs)))
+    for op, prm, f in zip(ops, params, feats, strict=True):
+        for (k, t), got in zip(qs, training[f.name].tolist(), strict=True):
+            exp = evaluate(op, window_values(rows, k, t, rule), **prm)
+            assert close(exp, _plain(got), scale=1e6), ("training set", op, k, t, exp, got)
 
 
 def _plain(value: object) -> object:

@@ -13,8 +13,7 @@ from hypothesis import strategies as st
 
 from larder.errors import PrimaryKeyError, TableError
 from larder.offline.engine import DuckDBEngine
-from larder.offline.frames import to_arrow
-from larder.offline.tables import _has_duplicate_keys, _has_duplicate_keys_general
+from larder.offline.frames import _has_duplicate_keys, _has_duplicate_keys_general, to_arrow
 from larder.quality import configure_profiling, profile
 from larder.quality.store import get_profile, list_profiles
 

@@ -12,7 +12,6 @@ import getpass
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy import select
 
 from larder.catalog.base import utcnow
@@ -182,13 +181,17 @@ class FeatureService:
         return out
 
     def compute_features(self, *, features: Sequence[Feature | str], start: dt.datetime | None = None,
-                         end: dt.datetime | None = None) -> pd.DataFrame:
+                         end: dt.datetime | None = None) -> Any:
         if not features:
             raise FeatureDefinitionError("The 'features' parameter should contain at least 1 feature to be computed.")
         resolved = self.resolve(features)
         for f in resolved:
             if isinstance(f.source, DeltaTableSource) or isinstance(f.source, DataFrameSource):
                 validate_feature(self.tables, f)
+        if self.ctx.engine.name == "spark":  # a Spark DataFrame, computed on the executors
+            from larder.offline.spark.aggregate import compute_range_spark
+
+            return compute_range_spark(self.ctx.engine, self.tables, resolved, start=start, end=end)
         table = compute_range(self.ctx.engine, self.tables, resolved, start=start, end=end)
         return table.to_pandas()
 

@@ -70,10 +70,13 @@ def _check_training_set(training_set: Any) -> tuple[FeatureSpec, list[str], list
 
 
 def _caller_frame(training_set: Any) -> pd.DataFrame:
-    """The caller's rows of the training set (before features were joined)."""
+    """The caller's rows of the training set (before features were joined); of a Spark DataFrame, its
+    first rows (all the signature and the check prediction need)."""
     frame = getattr(training_set, "_df", None)
     if isinstance(frame, pd.DataFrame):
         return frame
+    if frame is not None and hasattr(frame, "sparkSession"):
+        return frame.limit(SAMPLE_ROWS).toPandas()
     return training_set.load_df()  # type: ignore[no-any-return]
 
 

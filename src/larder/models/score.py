@@ -89,11 +89,14 @@ def predict_frame(bundle: ModelBundle, frame: pd.DataFrame, params: Mapping[str,
 
 
 def score_batch(ctx: Context, model_uri: str, df: Any, result_type: str = "double", *,
-                params: Mapping[str, Any] | None = None, registry_uri: str | None = None) -> pd.DataFrame:
-    """See ``FeatureEngineeringClient.score_batch``."""
+                params: Mapping[str, Any] | None = None, registry_uri: str | None = None) -> Any:
+    """See ``FeatureEngineeringClient.score_batch``. On the Spark engine the result is a Spark DataFrame
+    (:func:`score_batch_spark`)."""
     _as_dtype(result_type)
     if params is not None and not isinstance(params, Mapping):
         raise ModelError(f"params must be a mapping of parameter names to values, got {type(params).__name__}.")
+    if ctx.engine.name == "spark":
+        return score_batch_spark(ctx, model_uri, df, result_type, params=params, registry_uri=registry_uri)
     if isinstance(df, pd.DataFrame) and PREDICTION in df.columns:
         raise ModelError(f"df already has a {PREDICTION!r} column; drop or rename it before score_batch().")
     ensure_tracking(ctx, registry_uri=registry_uri)
@@ -125,4 +128,55 @@ def build_model_env(ctx: Context, model_uri: str, save_path: str, *, registry_ur
         return str(mlflow.pyfunc.build_model_env(str(raw), save_path))
 
 
-__all__ = ["PREDICTION", "build_model_env", "RESULT_TYPES", "offline_features", "predict_frame", "prediction_column", "score_batch"]
+
+class _Scorer:
+    """What the executors need to predict: the raw model and its feature columns (not the bundle)."""
+
+    def __init__(self, bundle: ModelBundle) -> None:
+        self.raw_model = bundle.raw_model
+        self.feature_columns = bundle.feature_columns
+
+
+def score_batch_spark(ctx: Context, model_uri: str, df: Any, result_type: str = "double", *,
+                      params: Mapping[str, Any] | None = None, registry_uri: str | None = None) -> Any:
+    """``score_batch`` on Spark: the features are joined in Spark (the latest table versions, ``df``'s
+    columns winning), then the raw model predicts each batch of rows on the executors (``mapInPandas``).
+    Nothing is collected; the result is a Spark DataFrame in ``df``'s row order: every column of ``df``,
+    then the features, then ``prediction`` of ``result_type``."""
+    from pyspark.sql import types as T
+
+    from larder.training.assemble_spark import assemble_spark
+
+    engine = ctx.engine
+    frame_in = engine.to_spark(df, table="df")  # type: ignore[attr-defined]
+    if PREDICTION in frame_in.columns:
+        raise ModelError(f"df already has a {PREDICTION!r} column; drop or rename it before score_batch().")
+    ensure_tracking(ctx, registry_uri=registry_uri)
+    bundle = load_bundle(model_uri)
+    missing = [c for c in bundle.input_columns if c not in frame_in.columns and c not in bundle.spec.produced_columns]
+    if missing:
+        raise ModelError(
+            f"df lacks the model's input column(s) {missing}; the model takes {bundle.input_columns} "
+            "(keys, timestamps and request-time columns)."
+        )
+    features = assemble_spark(ctx, bundle.spec, frame_in, use_pinned_versions=False,
+                              override_with_input_columns=True, drop_excluded=False)
+    absent = [c for c in bundle.feature_columns if c not in features.columns]
+    if absent:
+        raise ModelError(f"The assembled features lack the model's column(s) {absent}.")
+    scorer = _Scorer(bundle)
+    out_schema = T.StructType([*features.schema.fields,
+                               T.StructField(PREDICTION, T._parse_datatype_string(result_type), True)])
+    names = out_schema.fieldNames()
+
+    def predict(batches: Any) -> Any:
+        for batch in batches:
+            preds = predict_frame(scorer, batch, params)  # type: ignore[arg-type]
+            batch[PREDICTION] = prediction_column(preds, batch.index, result_type)
+            yield batch[names]
+
+    return features.mapInPandas(predict, out_schema)
+
+
+__all__ = ["PREDICTION", "RESULT_TYPES", "build_model_env", "offline_features", "predict_frame", "prediction_column",
+           "score_batch", "score_batch_spark"]

@@ -1,41 +1,93 @@
-"""The offline compute engine: the operations larder's offline layer needs from an engine.
+"""The offline compute engine: what larder's offline layer needs from an engine.
 
-An engine reads a Delta snapshot, merges rows into a Delta table, runs point-in-time joins, computes
-window (temporal) features and evaluates the time-windowed aggregations of declarative features
-(:meth:`Engine.aggregate`, semantics in :mod:`larder.offline.aggregate`). :class:`DuckDBEngine` is the embedded default: delta-rs for
-storage, DuckDB over Arrow for compute. A Spark engine implements the same four methods (reading a
-table from its active file list and committing the files Spark writes through delta-rs, since the Delta
-jars cannot be assumed) and is selected with ``engine: spark`` in ``larder.yaml`` once it exists;
-``TableService``, training-set assembly and ``score_batch`` only ever call the engine through this
-interface.
+An engine ingests the rows of a write (checks keys, conforms types), reads a Delta snapshot, commits
+writes (create, merge, overwrite) all-or-nothing, profiles and validates rows for quality, runs
+point-in-time joins, window features and the time-windowed aggregations of declarative features
+(:meth:`Engine.aggregate`, semantics in :mod:`larder.offline.aggregate`). :class:`DuckDBEngine` is the
+embedded default: delta-rs for storage, DuckDB over Arrow for compute.
+:class:`larder.offline.spark.SparkEngine` (``engine: spark`` in ``larder.yaml``) implements the same
+methods on Spark DataFrames, reading a table from its active file list and committing the files Spark
+writes through delta-rs. ``TableService``, training-set assembly and ``score_batch`` only ever call the
+engine through this interface.
 """
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
 
+from larder.config import LarderConfig
 from larder.errors import ConfigError
 from larder.offline import delta
 from larder.offline.aggregate import Aggregation
+from larder.offline.frames import check_partition_values, check_rows, conform, to_arrow
 from larder.offline.pit import PitSource, point_in_time_join
 from larder.offline.storage import Location
 
 
 class Engine(ABC):
-    """What the offline layer needs from a compute engine."""
+    """What the offline layer needs from a compute engine.
+
+    The rows of a write travel in the engine's own form, made by :meth:`ingesting`: an Arrow table on
+    DuckDB, a Spark DataFrame on Spark (an Arrow table there too when the caller gave pandas or Arrow).
+    Every method taking ``data`` accepts what :meth:`ingesting` yields. The defaults implement the
+    embedded behaviour on Arrow tables; an engine overrides them for its own frames.
+    """
 
     name: str
 
+    # -- the rows of a write --------------------------------------------------------------------
+    @contextlib.contextmanager
+    def ingesting(self, df: Any, *, table: str) -> Iterator[Any]:
+        """``df`` (pandas, pyarrow, polars, or the engine's frame) as normalised rows for one write
+        (see :mod:`larder.offline.frames`), valid until the block exits."""
+        yield to_arrow(df, table=table)
+
+    def schema_of(self, data: Any) -> pa.Schema:
+        """The Arrow schema larder stores for ``data``."""
+        return data.schema
+
+    def num_rows(self, data: Any) -> int:
+        """How many rows ``data`` holds."""
+        return int(data.num_rows)
+
+    def check_rows(self, data: Any, *, table: str, primary_keys: list[str], timestamp_keys: list[str]) -> None:
+        """Raise unless ``data`` has rows, its keys are present, non-null and unique and its timestamp
+        keys are timestamps (:func:`larder.offline.frames.check_rows`)."""
+        check_rows(data, table=table, primary_keys=primary_keys, timestamp_keys=timestamp_keys)
+
+    def check_partition_values(self, data: Any, partition_by: list[str], *, table: str) -> None:
+        """Raise if a partition column holds a value whose ``column=value`` directory name no file
+        system would accept (:func:`larder.offline.frames.check_partition_values`)."""
+        check_partition_values(data, partition_by, table=table)
+
+    def conform(self, data: Any, schema: pa.Schema, *, table: str) -> tuple[Any, list[pa.Field]]:
+        """``data`` cast losslessly to ``schema``'s types, and the fields ``schema`` lacks."""
+        return conform(data, schema, table=table)
+
+    # -- reads -----------------------------------------------------------------------------------
     @abstractmethod
     def read(self, snapshot: delta.Snapshot, columns: list[str] | None = None, filter: Any = None) -> pa.Table:
-        """The rows of a Delta snapshot (optionally projected and filtered) as Arrow."""
+        """The rows of a Delta snapshot (optionally projected and filtered) as Arrow, in this process."""
+
+    def read_frame(self, snapshot: delta.Snapshot, columns: list[str] | None = None) -> Any:
+        """The rows of a Delta snapshot in the form users get from ``read_table``: pandas here."""
+        return self.read(snapshot, columns=columns).to_pandas()
+
+    # -- writes (each one Delta commit at ``location``, local or object store) ------------------
+    def create(self, location: Location, data: Any, *, partition_by: list[str], name: str,
+               description: str | None, commit: delta.Commit | None = None) -> int:
+        """A new Delta table at ``location`` holding ``data`` as version 0."""
+        return delta.write_new(location, data, partition_by=partition_by, name=name, description=description,
+                               commit=commit)
 
     @abstractmethod
-    def merge(self, location: Location, data: pa.Table, *, keys: list[str], name: str, evolve: bool,
+    def merge(self, location: Location, data: Any, *, keys: list[str], name: str, evolve: bool,
               snapshot: delta.Snapshot | None = None, commit: delta.Commit | None = None) -> int:
         """Upsert ``data`` on ``keys`` in one commit into the table at ``location`` (local or object
         store, with its storage options); returns the new Delta version.
@@ -45,9 +97,34 @@ class Engine(ABC):
         (``commit.properties()``) and gets the number of commit attempts back in ``commit.attempts``.
         """
 
+    def overwrite(self, location: Location, data: Any, *, name: str, partition_by: list[str],
+                  commit: delta.Commit | None = None) -> int:
+        """Replace the table's rows with ``data`` in one commit, keeping (and extending) its schema."""
+        return delta.overwrite(location, data, name=name, partition_by=partition_by, commit=commit)
+
+    # -- quality ---------------------------------------------------------------------------------
+    def profile(self, data: Any, *, sample_rows: int | None) -> Any:
+        """Per-column statistics of ``data`` (:func:`larder.quality.profiling.profile`)."""
+        from larder.quality.profiling import profile
+
+        return profile(data, sample_rows=sample_rows)
+
+    def validate(self, data: Any, expectations: Sequence[Any], *, table: str, keys: Sequence[str] | None = None,
+                 now: datetime | None = None) -> Any:
+        """``data`` checked against ``expectations`` (:func:`larder.quality.validation.validate`)."""
+        from larder.quality.validation import validate
+
+        return validate(data, expectations, table=table, keys=keys, now=now)
+
+    # -- compute ---------------------------------------------------------------------------------
+    def source_data(self, snapshot: delta.Snapshot) -> Any:
+        """A snapshot's rows as a :class:`PitSource`'s ``data`` for :meth:`point_in_time_join`."""
+        return snapshot.dataset()
+
     @abstractmethod
-    def point_in_time_join(self, spine: pa.Table, sources: Sequence[PitSource]) -> pa.Table:
-        """Exactly the spine's rows in order, with each source's features as of each row's time."""
+    def point_in_time_join(self, spine: Any, sources: Sequence[PitSource]) -> Any:
+        """Exactly the spine's rows in order, with each source's features as of each row's time (the
+        result has the spine's kind: Arrow for Arrow)."""
 
     @abstractmethod
     def window_features(self, df: Any, *, kind: str, **options: Any) -> Any:
@@ -102,12 +179,16 @@ class DuckDBEngine(Engine):
         raise ConfigError(f"window_features: kind must be 'rolling' or 'lags', got {kind!r}.")
 
 
-ENGINES: dict[str, type[Engine]] = {"duckdb": DuckDBEngine}
+ENGINE_NAMES = ("duckdb", "spark")
 
 
-def get_engine(name: str = "duckdb") -> Engine:
-    """The engine registered under ``name``."""
-    try:
-        return ENGINES[name]()
-    except KeyError:
-        raise ConfigError(f"Unknown offline engine {name!r}; available: {sorted(ENGINES)}.") from None
+def get_engine(name: str = "duckdb", config: LarderConfig | None = None) -> Engine:
+    """The engine called ``name``: ``"duckdb"``, or ``"spark"`` (on the active SparkSession, else one
+    started from ``config``'s ``spark_master`` and ``spark_conf``; needs ``larder[spark]`` and Java)."""
+    if name == "duckdb":
+        return DuckDBEngine()
+    if name == "spark":
+        from larder.offline.spark import SparkEngine
+
+        return SparkEngine.from_config(config)
+    raise ConfigError(f"Unknown offline engine {name!r}; available: {list(ENGINE_NAMES)}.")

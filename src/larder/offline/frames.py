@@ -14,10 +14,17 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from larder.errors import SchemaMismatchError, TableError
+from larder.errors import (
+    EmptyDataFrameError,
+    PrimaryKeyError,
+    SchemaMismatchError,
+    TableError,
+    TimestampKeyError,
+)
 
 UTC_US = pa.timestamp("us", tz="UTC")
 
@@ -229,3 +236,146 @@ def conform(tbl: pa.Table, schema: pa.Schema, *, table: str) -> tuple[pa.Table, 
             col = col.cast(want)
         cols.append(col)
     return pa.Table.from_arrays(cols, names=tbl.column_names), new_fields
+
+
+def _sortable_numpy(t: pa.DataType) -> bool:
+    """Key types whose numpy values compare exactly like Arrow's group-by keys (no NaN, no strings)."""
+    return pa.types.is_integer(t) or pa.types.is_timestamp(t) or pa.types.is_date(t)
+
+
+def _has_duplicate_keys(data: pa.Table, keys: list[str]) -> bool:
+    """Whether two rows of ``data`` (no null keys) share their ``keys`` values.
+
+    Fast path: if one integer, timestamp or date key column is unique on its own, so is the whole key;
+    that column is checked by a numpy sort (about 10x faster than a hash group-by for 1M rows).
+    Otherwise (or when that column repeats) the general path, an Arrow group-by, decides.
+    """
+    for k in keys:
+        col = data.column(k)
+        if not _sortable_numpy(col.type):
+            continue
+        values = col.to_numpy()
+        if values.dtype.kind == "M":
+            values = values.view("i8")
+        values = np.sort(values)
+        if not (values[1:] == values[:-1]).any():
+            return False
+        if len(keys) == 1:
+            return True
+    return _has_duplicate_keys_general(data, keys)
+
+
+def _has_duplicate_keys_general(data: pa.Table, keys: list[str]) -> bool:
+    counts = data.select(keys).group_by(keys).aggregate([([], "count_all")])
+    return counts.num_rows != data.num_rows
+
+
+def check_key_type(table: str, column: str, t: pa.DataType, *, partition: bool) -> None:
+    """Keys (and partition columns) must be scalars that compare and hash exactly."""
+    if (pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_binary(t) or pa.types.is_date(t)
+            or pa.types.is_timestamp(t) or pa.types.is_boolean(t) or pa.types.is_floating(t)
+            or pa.types.is_decimal(t)):
+        return
+    what = "partition column" if partition else "primary-key column"
+    raise PrimaryKeyError(
+        f"Table {table!r}: {what} {column!r} has type {t}; keys must be scalars (integers, strings, dates, "
+        "timestamps, booleans, decimals or floats). Use another column, or derive a scalar key from this one."
+    )
+
+
+def check_row_schema(schema: pa.Schema, *, table: str, primary_keys: list[str], timestamp_keys: list[str]) -> None:
+    """The checks of :func:`check_rows` that need only the schema: keys present, scalar, timestamp keys
+    timestamps (shared by every engine)."""
+    missing = [k for k in primary_keys if k not in schema.names]
+    if missing:
+        raise PrimaryKeyError(
+            f"Table {table!r} has primary key {primary_keys} but the DataFrame lacks {missing}. "
+            f"Add the column(s); the DataFrame has {schema.names}."
+        )
+    for ts in timestamp_keys:
+        t = schema.field(ts).type
+        if not pa.types.is_timestamp(t):
+            raise TimestampKeyError(
+                f"Table {table!r}: timestamp key {ts!r} has type {t}, not a timestamp. Convert it, for "
+                f"example `df[{ts!r}] = pd.to_datetime(df[{ts!r}], utc=True)`."
+            )
+    for k in primary_keys:
+        check_key_type(table, k, schema.field(k).type, partition=False)
+
+
+def nan_key_error(table: str, column: str, where: str) -> PrimaryKeyError:
+    """The error for a NaN primary-key value (``where`` says which row)."""
+    return PrimaryKeyError(
+        f"Table {table!r}: primary-key column {column!r} holds NaN ({where}); NaN equals nothing, so the "
+        "row could never be found or updated. Drop or fill those rows, or use an integer or string key."
+    )
+
+
+def check_rows(data: pa.Table, *, table: str, primary_keys: list[str], timestamp_keys: list[str]) -> None:
+    """Raise unless ``data`` has rows, holds its primary keys (scalars) without nulls, NaN or
+    duplicates, and its timestamp keys are timestamps: the checks every write makes before committing."""
+    if data.num_rows == 0:
+        raise EmptyDataFrameError(
+            f"Table {table!r}: the DataFrame has no rows; there is nothing to write. "
+            "Pass schema= to create_table() to create an empty table."
+        )
+    check_row_schema(data.schema, table=table, primary_keys=primary_keys, timestamp_keys=timestamp_keys)
+    for k in primary_keys:
+        col = data.column(k)
+        if pa.types.is_floating(col.type) and pc.any(pc.is_nan(col)).as_py():
+            raise nan_key_error(table, k, f"first: row {pc.index(pc.is_nan(col), True).as_py()}")
+        nulls = col.null_count
+        if nulls:
+            first = pc.index(pc.is_null(data.column(k)), True).as_py()
+            raise PrimaryKeyError(
+                f"Table {table!r} has primary key {primary_keys} but {nulls} row(s) have a null {k!r} "
+                f"(first: row {first}). Drop or fill them before writing."
+            )
+    if not _has_duplicate_keys(data, primary_keys):
+        return
+    counts = data.select(primary_keys).group_by(primary_keys).aggregate([([], "count_all")])
+    dupes = counts.filter(pc.greater(counts.column("count_all"), 1))
+    if dupes.num_rows:
+        example = {k: dupes.column(k)[0].as_py() for k in primary_keys}
+        raise PrimaryKeyError(
+            f"Table {table!r}: {dupes.num_rows} primary-key value(s) occur more than once in this write "
+            f"(for example {example}). Each write may hold one row per primary key: deduplicate first, "
+            "for example `df.drop_duplicates(subset=primary_keys, keep='last')`."
+        )
+
+
+#: Longest directory name most file systems and object stores accept.
+MAX_DIR_NAME = 255
+
+
+def partition_value_fits(column: str, longest: int) -> bool:
+    """Whether every ``column=value`` directory name fits when the longest value has ``longest`` bytes,
+    even if every byte were percent-encoded (then no value needs a closer look)."""
+    return len(column) + 1 + longest <= MAX_DIR_NAME // 3
+
+
+def check_partition_value(column: str, value: Any, *, table: str) -> None:
+    """Refuse a partition value whose ``column=value`` directory name no file system would accept."""
+    from urllib.parse import quote
+
+    if value is None:
+        return
+    text = value if isinstance(value, str) else bytes(value).hex()
+    if len(f"{quote(column, safe='')}={quote(text, safe='')}".encode()) > MAX_DIR_NAME:
+        raise SchemaMismatchError(
+            f"Table {table!r}: partition column {column!r} holds a value of {len(text)} characters "
+            f"({text[:30]!r}...); each partition is a directory named '{column}=<value>', which may have at "
+            f"most {MAX_DIR_NAME} bytes. Partition by a shorter column (for example a hash or a prefix of it)."
+        )
+
+
+def check_partition_values(data: pa.Table, parts: list[str], *, table: str) -> None:
+    """Refuse partition values whose ``column=value`` directory name no file system would accept."""
+    for p in parts:
+        col = data.column(p)
+        if not (pa.types.is_string(col.type) or pa.types.is_binary(col.type)):
+            continue
+        if partition_value_fits(p, pc.max(pc.binary_length(col)).as_py() or 0):
+            continue
+        for value in pc.unique(col).to_pylist():
+            check_partition_value(p, value, table=table)

@@ -9,6 +9,7 @@ descriptions, tags, owner, lineage.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import getpass
 import random
@@ -24,7 +25,6 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -36,7 +36,6 @@ from larder.catalog.tables import FeatureRecord, TableRecord, TableVersionRecord
 from larder.context import Context
 from larder.errors import (
     CatalogError,
-    EmptyDataFrameError,
     PrimaryKeyError,
     SchemaMismatchError,
     TableError,
@@ -47,7 +46,7 @@ from larder.errors import (
 from larder.failpoints import failpoint
 from larder.names import parse_name, validate_column_names
 from larder.offline import delta, locations
-from larder.offline.frames import UTC_US, check_storable, column_names, conform, normalise, to_arrow
+from larder.offline.frames import UTC_US, check_key_type, check_storable, column_names, normalise
 from larder.offline.reconcile import sync_features
 from larder.offline.storage import Location
 from larder.quality.expectations import coerce_expectations
@@ -256,79 +255,6 @@ def _as_list(value: str | Sequence[str] | None) -> list[str]:
     return list(value)
 
 
-def _sortable_numpy(t: pa.DataType) -> bool:
-    """Key types whose numpy values compare exactly like Arrow's group-by keys (no NaN, no strings)."""
-    return pa.types.is_integer(t) or pa.types.is_timestamp(t) or pa.types.is_date(t)
-
-
-def _has_duplicate_keys(data: pa.Table, keys: list[str]) -> bool:
-    """Whether two rows of ``data`` (no null keys) share their ``keys`` values.
-
-    Fast path: if one integer, timestamp or date key column is unique on its own, so is the whole key;
-    that column is checked by a numpy sort (about 10x faster than a hash group-by for 1M rows).
-    Otherwise (or when that column repeats) the general path, an Arrow group-by, decides.
-    """
-    for k in keys:
-        col = data.column(k)
-        if not _sortable_numpy(col.type):
-            continue
-        values = col.to_numpy()
-        if values.dtype.kind == "M":
-            values = values.view("i8")
-        values = np.sort(values)
-        if not (values[1:] == values[:-1]).any():
-            return False
-        if len(keys) == 1:
-            return True
-    return _has_duplicate_keys_general(data, keys)
-
-
-def _has_duplicate_keys_general(data: pa.Table, keys: list[str]) -> bool:
-    counts = data.select(keys).group_by(keys).aggregate([([], "count_all")])
-    return counts.num_rows != data.num_rows
-
-
-def _check_key_type(table: str, column: str, t: pa.DataType, *, partition: bool) -> None:
-    """Keys (and partition columns) must be scalars that compare and hash exactly."""
-    if (pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_binary(t) or pa.types.is_date(t)
-            or pa.types.is_timestamp(t) or pa.types.is_boolean(t) or pa.types.is_floating(t)
-            or pa.types.is_decimal(t)):
-        return
-    what = "partition column" if partition else "primary-key column"
-    raise PrimaryKeyError(
-        f"Table {table!r}: {what} {column!r} has type {t}; keys must be scalars (integers, strings, dates, "
-        "timestamps, booleans, decimals or floats). Use another column, or derive a scalar key from this one."
-    )
-
-
-#: Longest directory name most file systems and object stores accept.
-_MAX_DIR_NAME = 255
-
-
-def _check_partition_values(data: pa.Table, parts: list[str], *, table: str) -> None:
-    """Refuse partition values whose ``column=value`` directory name no file system would accept."""
-    from urllib.parse import quote
-
-    for p in parts:
-        col = data.column(p)
-        if not (pa.types.is_string(col.type) or pa.types.is_binary(col.type)):
-            continue
-        longest = pc.max(pc.binary_length(col)).as_py() or 0
-        if len(p) + 1 + longest <= _MAX_DIR_NAME // 3:  # even if every byte were percent-encoded
-            continue
-        for value in pc.unique(col).to_pylist():
-            if value is None:
-                continue
-            text = value if isinstance(value, str) else value.hex()
-            if len(f"{quote(p, safe='')}={quote(text, safe='')}".encode()) > _MAX_DIR_NAME:
-                raise SchemaMismatchError(
-                    f"Table {table!r}: partition column {p!r} holds a value of {len(text)} characters "
-                    f"({text[:30]!r}...); each partition is a directory named '{p}=<value>', which may have at "
-                    f"most {_MAX_DIR_NAME} bytes. Partition by a shorter column (for example a hash or a "
-                    "prefix of it)."
-                )
-
-
 def _dtype_name(t: pa.DataType) -> str:
     return str(t)
 
@@ -373,62 +299,40 @@ class TableService:
         when = _as_of_time(as_of, table=full) if as_of is not None else None
         return delta.load(location, version=None if version is None else int(version), as_of=when, name=full)
 
-    # -- validation --------------------------------------------------------------------------
-    def _validate_rows(self, data: pa.Table, *, table: str, primary_keys: list[str],
-                       timestamp_keys: list[str]) -> None:
-        if data.num_rows == 0:
-            raise EmptyDataFrameError(
-                f"Table {table!r}: the DataFrame has no rows; there is nothing to write. "
-                "Pass schema= to create_table() to create an empty table."
-            )
-        missing = [k for k in primary_keys if k not in data.column_names]
-        if missing:
-            raise PrimaryKeyError(
-                f"Table {table!r} has primary key {primary_keys} but the DataFrame lacks {missing}. "
-                f"Add the column(s); the DataFrame has {data.column_names}."
-            )
-        for ts in timestamp_keys:
-            t = data.schema.field(ts).type
-            if not pa.types.is_timestamp(t):
-                raise TimestampKeyError(
-                    f"Table {table!r}: timestamp key {ts!r} has type {t}, not a timestamp. Convert it, for "
-                    f"example `df[{ts!r}] = pd.to_datetime(df[{ts!r}], utc=True)`."
-                )
-        for k in primary_keys:
-            col = data.column(k)
-            _check_key_type(table, k, col.type, partition=False)
-            if pa.types.is_floating(col.type) and pc.any(pc.is_nan(col)).as_py():
-                first = pc.index(pc.is_nan(col), True).as_py()
-                raise PrimaryKeyError(
-                    f"Table {table!r}: primary-key column {k!r} holds NaN (first: row {first}); NaN equals "
-                    "nothing, so the row could never be found or updated. Drop or fill those rows, or use "
-                    "an integer or string key."
-                )
-            nulls = col.null_count
-            if nulls:
-                first = pc.index(pc.is_null(data.column(k)), True).as_py()
-                raise PrimaryKeyError(
-                    f"Table {table!r} has primary key {primary_keys} but {nulls} row(s) have a null {k!r} "
-                    f"(first: row {first}). Drop or fill them before writing."
-                )
-        if not _has_duplicate_keys(data, primary_keys):
-            return
-        counts = data.select(primary_keys).group_by(primary_keys).aggregate([([], "count_all")])
-        dupes = counts.filter(pc.greater(counts.column("count_all"), 1))
-        if dupes.num_rows:
-            example = {k: dupes.column(k)[0].as_py() for k in primary_keys}
-            raise PrimaryKeyError(
-                f"Table {table!r}: {dupes.num_rows} primary-key value(s) occur more than once in this write "
-                f"(for example {example}). Each write may hold one row per primary key: deduplicate first, "
-                "for example `df.drop_duplicates(subset=primary_keys, keep='last')`."
-            )
-
     # -- create ------------------------------------------------------------------------------
     def create_table(
         self,
         name: str,
         primary_keys: str | Sequence[str],
         df: Any = None,
+        *,
+        schema: Any = None,
+        timestamp_keys: str | Sequence[str] | None = None,
+        partition_columns: str | Sequence[str] | None = None,
+        description: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        feature_descriptions: Mapping[str, str] | None = None,
+        expectations: Sequence[Any] | None = None,
+        quality_policy: str | None = None,
+        path: str | None = None,
+    ) -> FeatureTable:
+        """Create a feature table (holding ``df``'s rows, when given) in one all-or-nothing step."""
+        if df is not None:
+            validate_column_names(parse_name(name).full, column_names(df) or [])
+        ingest = (self.ctx.engine.ingesting(df, table=parse_name(name).full) if df is not None
+                  else contextlib.nullcontext())
+        with ingest as data:
+            return self._create_table(
+                name, primary_keys, data, schema=schema, timestamp_keys=timestamp_keys,
+                partition_columns=partition_columns, description=description, tags=tags,
+                feature_descriptions=feature_descriptions, expectations=expectations, quality_policy=quality_policy,
+                path=path)
+
+    def _create_table(
+        self,
+        name: str,
+        primary_keys: str | Sequence[str],
+        data: Any,
         *,
         schema: Any = None,
         timestamp_keys: str | Sequence[str] | None = None,
@@ -463,27 +367,26 @@ class TableService:
                         "first with drop_table()."
                     )
                 self._finish_drop(s, existing)
-        if df is None and schema is None:
+        if data is None and schema is None:
             raise SchemaMismatchError(f"Table {full!r}: give df= or schema= to create_table().")
-        data: pa.Table | None = None
-        if df is not None:
-            validate_column_names(full, column_names(df) or [])
-            data = to_arrow(df, table=full)
+        engine = self.ctx.engine
+        if data is not None:
             if schema is not None:
                 target = normalise(_as_schema(schema, table=full).empty_table(), table=full).schema
-                extra = [c for c in data.column_names if c not in target.names]
+                extra = [c for c in engine.schema_of(data).names if c not in target.names]
                 if extra:
                     raise SchemaMismatchError(
                         f"Table {full!r}: the DataFrame has columns {extra} that the schema does not declare."
                     )
-                data, _ = conform(data, target, table=full)
-            check_storable(data.schema, table=full)
+                data, _ = engine.conform(data, target, table=full)
+            data_schema = engine.schema_of(data)
+            check_storable(data_schema, table=full)
             for col in pks + parts:
-                if col in data.column_names:
-                    _check_key_type(full, col, data.schema.field(col).type, partition=col not in pks)
-            self._validate_rows(data, table=full, primary_keys=pks, timestamp_keys=tss)
-            _check_partition_values(data, parts, table=full)
-            arrow_schema = data.schema
+                if col in data_schema.names:
+                    check_key_type(full, col, data_schema.field(col).type, partition=col not in pks)
+            engine.check_rows(data, table=full, primary_keys=pks, timestamp_keys=tss)
+            engine.check_partition_values(data, parts, table=full)
+            arrow_schema = data_schema
         else:
             arrow_schema = normalise(_as_schema(schema, table=full).empty_table(), table=full).schema
         validate_column_names(full, arrow_schema.names)
@@ -493,7 +396,7 @@ class TableService:
                 raise PrimaryKeyError(
                     f"Table {full!r}: key or partition column {col!r} is not in the schema {arrow_schema.names}."
                 )
-            _check_key_type(full, col, arrow_schema.field(col).type, partition=col not in pks)
+            check_key_type(full, col, arrow_schema.field(col).type, partition=col not in pks)
         for ts in tss:
             if not pa.types.is_timestamp(arrow_schema.field(ts).type):
                 raise TimestampKeyError(
@@ -511,7 +414,7 @@ class TableService:
             check_policy(quality_policy, full)
         checked = None
         if data is not None and exps and quality_policy != "off":
-            result = quality.validate(data, exps, table=full, keys=pks)
+            result = engine.validate(data, exps, table=full, keys=pks)
             quality.enforce(result, quality_policy or "strict", full)  # type: ignore[arg-type]
             checked = result
         # Crash consistency: the Delta table is committed into a location this call claimed, then registered
@@ -539,8 +442,8 @@ class TableService:
             failpoint("create_table:before_commit")
             try:
                 if data is not None:
-                    delta.write_new(location, data, partition_by=parts, name=full, description=description,
-                                    commit=commit)
+                    engine.create(location, data, partition_by=parts, name=full, description=description,
+                                  commit=commit)
                 else:
                     delta.create(location, arrow_schema, partition_by=parts, name=full, description=description,
                                  commit=commit)
@@ -575,9 +478,9 @@ class TableService:
                 delete_rows_for_table(s, full)  # quality rows of an earlier table of this name, if any
                 s.add(rec)
                 s.flush()
-                record_table_stats(s, rec.id, version=0, row_count=0 if data is None else data.num_rows,
-                                   written_at=now)
-                _record_version(s, rec.id, 0, "create", 0 if data is None else data.num_rows, commit, now)
+                rows = 0 if data is None else engine.num_rows(data)
+                record_table_stats(s, rec.id, version=0, row_count=rows, written_at=now)
+                _record_version(s, rec.id, 0, "create", rows, commit, now)
                 if exps or quality_policy is not None:
                     store_expectations(s, full, exps, policy=quality_policy)  # type: ignore[arg-type]
             registered = True
@@ -594,7 +497,7 @@ class TableService:
                     ) from exc
             raise
         if data is not None:
-            quality.record_after_write(self.ctx.catalog, full, 0, data, checked)
+            quality.record_after_write(self.ctx.catalog, full, 0, data, checked, profiler=engine.profile)
         return self.get_table(full)
 
     # -- write -------------------------------------------------------------------------------
@@ -617,42 +520,48 @@ class TableService:
             known = [f.name for f in rec.features]
         span("catalog_read")
         validate_column_names(full, column_names(df) or [], existing=known)
-        data = to_arrow(df, table=full)
-        span("to_arrow")
+        with self.ctx.engine.ingesting(df, table=full) as data:
+            span("to_arrow")
+            return self._write(full, location, pks, tss, parts, data, mode, span)
+
+    def _write(self, full: str, location: Location, pks: list[str], tss: list[str], parts: list[str], data: Any,
+               mode: WriteMode, span: _Spans) -> int:
+        engine = self.ctx.engine
         snap = delta.load(location, name=full)
         span("open_delta")
-        self._validate_rows(data, table=full, primary_keys=pks, timestamp_keys=tss)
-        data, new_fields = conform(data, snap.schema, table=full)
+        engine.check_rows(data, table=full, primary_keys=pks, timestamp_keys=tss)
+        data, new_fields = engine.conform(data, snap.schema, table=full)
         if new_fields:
             validate_column_names(full, [f.name for f in new_fields], existing=snap.schema.names)
             check_storable(pa.schema(new_fields), table=full)
-        _check_partition_values(data, parts, table=full)
+        engine.check_partition_values(data, parts, table=full)
         if mode == "overwrite" or parts:
-            missing_parts = [p for p in parts if p not in data.column_names]
+            missing_parts = [p for p in parts if p not in engine.schema_of(data).names]
             if missing_parts:
                 raise SchemaMismatchError(
                     f"Table {full!r} is partitioned by {parts} but the DataFrame lacks {missing_parts}."
                 )
         span("validate")
-        checked = quality.check_before_write(self.ctx.catalog, full, data, keys=pks)
+        checked = quality.check_before_write(self.ctx.catalog, full, data, keys=pks, validator=engine.validate)
         # The profile of this write depends only on `data`: compute it while delta-rs commits (which
         # releases the GIL), store it only once the commit gave a version. Validation is done above.
         pool = ThreadPoolExecutor(1, thread_name_prefix="larder-profile")
         try:
-            pending = start_profile(self.ctx.catalog, full, data, pool)
+            pending = start_profile(self.ctx.catalog, full, data, pool, profiler=engine.profile)
             span("quality_check")
             commit = delta.Commit(write_id=_write_id())
             if mode == "merge":
                 # the snapshot loaded above serves the first attempt; a conflict retry reloads the table
-                version = self.ctx.engine.merge(location, data, keys=pks, name=full, evolve=bool(new_fields),
-                                                snapshot=snap, commit=commit)
+                version = engine.merge(location, data, keys=pks, name=full, evolve=bool(new_fields),
+                                       snapshot=snap, commit=commit)
             else:
-                version = delta.overwrite(location, data, name=full, partition_by=parts, commit=commit)
+                version = engine.overwrite(location, data, name=full, partition_by=parts, commit=commit)
             span("commit")
             # merge updates the loaded snapshot in place when its first attempt commits: then the row
             # count is read off the new snapshot in memory; otherwise (overwrite, a retried merge) it
             # is the written rows or the committed version's count
-            rows = (snap.row_count() if mode == "merge" and snap.version == version else data.num_rows
+            written = engine.num_rows(data)
+            rows = (snap.row_count() if mode == "merge" and snap.version == version else written
                     if mode == "overwrite" else delta.load(location, version=version, name=full).row_count())
             failpoint("write_table:after_commit")
             # Every column of the committed schema gets a feature record: this write's new ones, and any
@@ -666,11 +575,12 @@ class TableService:
                               added_now={f.name: version for f in new_fields})
                 rec.updated_at = utcnow()
                 record_table_stats(s, rec.id, version=version, row_count=rows, written_at=rec.updated_at)
-                _record_version(s, rec.id, version, mode, data.num_rows, commit, rec.updated_at)
+                _record_version(s, rec.id, version, mode, written, commit, rec.updated_at)
 
             self._record_commit(full, version, record)
             span("catalog_update")
-            quality.record_after_write(self.ctx.catalog, full, version, data, checked, pending=pending)
+            quality.record_after_write(self.ctx.catalog, full, version, data, checked, pending=pending,
+                                       profiler=engine.profile)
             span("profile")
         finally:
             pool.shutdown(wait=False, cancel_futures=True)  # a failed write does not wait for its profile
@@ -714,8 +624,10 @@ class TableService:
         return self.ctx.engine.read(snap, columns=columns)
 
     def read_table(self, name: str, *, as_of_version: int | None = None,
-                   as_of_timestamp: datetime | str | None = None) -> pd.DataFrame:
-        return self.read_arrow(name, as_of_version=as_of_version, as_of_timestamp=as_of_timestamp).to_pandas()
+                   as_of_timestamp: datetime | str | None = None) -> Any:
+        """The table's rows in the engine's user-facing form: pandas on DuckDB, a Spark DataFrame on Spark."""
+        snap = self.snapshot(name, as_of_version, as_of_timestamp)
+        return self.ctx.engine.read_frame(snap)
 
     # -- metadata ----------------------------------------------------------------------------
     def _describe(self, rec: TableRecord, snap: delta.Snapshot | None = None) -> FeatureTable:

@@ -11,6 +11,8 @@ records the publication in the catalog. How it works:
    time-series table, only the latest row per entity is kept (``QUALIFY row_number() ...``). A snapshot
    table already has one row per key. DuckDB streams the result in record batches, so memory stays
    bounded whatever the table size (DuckDB spills the window to disk past its memory limit).
+   On the Spark engine the same rows are chosen in Spark and written from the executors
+   (:mod:`larder.online.publish_spark`).
 3. **Ordering.** Every row carries an ``__larder_order__`` value; a store keeps, per key, the row with
    the greatest order and never replaces a stored greater one (a conditional write), so a merge can
    never regress a key to older data:
@@ -318,36 +320,50 @@ class Publisher:
         source_rows = snap.row_count()
         store = self.stores.get(spec)
         self._refuse_stale(ft.name, spec, store, online, publication, snap.version)
-        rows = _LatestRows(ft, snap.dataset(), columns=columns, target=target,
-                           filter_condition=filter_condition, order_value=order_value, batch_rows=batch_rows)
         total = source_rows if ts is None and filter_condition is None else None
-        sent = 0
-        try:
-            with _Progress(f"publish {ft.name} -> {spec.type}", total, source_rows >= PROGRESS_MIN_ROWS) as bar:
-                def counted() -> Iterator[pa.Table]:
-                    nonlocal sent
-                    for batch in rows:
-                        yield batch
-                        sent += batch.num_rows
-                        bar.advance(batch.num_rows)
-                        failpoint("publish_table:after_batch")
+        if self.ctx.engine.name == "spark":  # the rows chosen in Spark, written from the executors
+            from larder.online import publish_spark
 
-                if mode == "overwrite":
-                    try:
-                        store.replace_table(online, counted(), order=ORDER_COLUMN, publication=publication)
-                    except StalePublishError as exc:
-                        raise self._stale(ft.name, spec, snap.version) from exc
-                else:
-                    wrote_any = False
-                    for batch in counted():
-                        store.write_batch(online, batch, order=ORDER_COLUMN, publication=publication)
-                        wrote_any = True
-                    if not wrote_any:  # still create the online table, so lookups find it (empty)
-                        store.write_batch(online, rows.target.empty_table(), order=ORDER_COLUMN,
-                                          publication=publication)
-                    store.reclaim(online)
-        finally:
-            rows.close()
+            with _Progress(f"publish {ft.name} -> {spec.type}", total, source_rows >= PROGRESS_MIN_ROWS) as bar:
+                try:
+                    sent = publish_spark.publish(
+                        self.ctx.engine, snap, ft, spec=spec, store=store, online=online, columns=columns,
+                        target=target, filter_condition=filter_condition, order_value=order_value, mode=mode,
+                        root=self.ctx.root, batch_rows=batch_rows, advance=bar.advance, publication=publication)
+                except StalePublishError as exc:
+                    raise self._stale(ft.name, spec, snap.version) from exc
+            if mode == "merge":
+                store.reclaim(online)
+        else:
+            rows = _LatestRows(ft, snap.dataset(), columns=columns, target=target,
+                               filter_condition=filter_condition, order_value=order_value, batch_rows=batch_rows)
+            sent = 0
+            try:
+                with _Progress(f"publish {ft.name} -> {spec.type}", total, source_rows >= PROGRESS_MIN_ROWS) as bar:
+                    def counted() -> Iterator[pa.Table]:
+                        nonlocal sent
+                        for batch in rows:
+                            yield batch
+                            sent += batch.num_rows
+                            bar.advance(batch.num_rows)
+                            failpoint("publish_table:after_batch")
+
+                    if mode == "overwrite":
+                        try:
+                            store.replace_table(online, counted(), order=ORDER_COLUMN, publication=publication)
+                        except StalePublishError as exc:
+                            raise self._stale(ft.name, spec, snap.version) from exc
+                    else:
+                        wrote_any = False
+                        for batch in counted():
+                            store.write_batch(online, batch, order=ORDER_COLUMN, publication=publication)
+                            wrote_any = True
+                        if not wrote_any:  # still create the online table, so lookups find it (empty)
+                            store.write_batch(online, rows.target.empty_table(), order=ORDER_COLUMN,
+                                              publication=publication)
+                        store.reclaim(online)
+            finally:
+                rows.close()
         with self.ctx.catalog.session() as s:
             rec = PublicationRecord(
                 table_name=ft.name, store_name=store_name, store_type=spec.type,

@@ -69,7 +69,25 @@ def compare_table(
                    baseline_label=base_label, current_label=cur_label)
 
 
+#: A Spark DataFrame is compared through a uniform sample of at most this many rows (drawn in Spark).
+SPARK_SAMPLE_ROWS = 200_000
+
+
+def _local(df: Any) -> Any:
+    """A Spark DataFrame (what ``read_table`` and ``load_df`` give on the Spark engine) as a pandas sample."""
+    if hasattr(df, "sparkSession"):
+        from larder.offline.spark.checks import sample
+
+        return sample(df, SPARK_SAMPLE_ROWS)[0].to_pandas()
+    return df
+
+
 def _resolve(fe: FeatureClient, name: str, side: Any, info: Any) -> tuple[pd.DataFrame, str]:
+    frame, label = _resolve_side(fe, name, side, info)
+    return _local(frame), label
+
+
+def _resolve_side(fe: FeatureClient, name: str, side: Any, info: Any) -> tuple[Any, str]:
     if side is None:
         return fe.read_table(name), f"version {info.version} (latest)"
     if isinstance(side, bool):
@@ -80,10 +98,10 @@ def _resolve(fe: FeatureClient, name: str, side: Any, info: Any) -> tuple[pd.Dat
             raise ConfigError(f"Table {info.name!r} has versions 0..{info.version}; version {side} does "
                               "not exist. Use a version from `larder tables history`.")
         return fe.read_table(name, as_of_version=side), f"version {side}"
-    if isinstance(side, pd.DataFrame):
+    if isinstance(side, pd.DataFrame) or hasattr(side, "sparkSession"):
         return side, "DataFrame"
     if callable(getattr(side, "load_df", None)):
-        df = side.load_df()
+        df = _local(side.load_df())
         return (df if isinstance(df, pd.DataFrame) else _to_pandas(df, info.name)), "training set"
     if callable(getattr(side, "to_pandas", None)):
         return _to_pandas(side, info.name), "DataFrame"
@@ -149,7 +167,10 @@ def validate_table(fe: FeatureClient, name: str, *, version: int | None = None) 
     if not settings.expectations:
         return None
     df = fe.read_table(name) if version is None else fe.read_table(name, as_of_version=version)
-    return validate(df, settings.expectations, table=info.name, keys=list(info.primary_keys or []) + list(info.timestamp_keys or []))
+    engine = getattr(getattr(fe, "_ctx", None), "engine", None)
+    run = engine.validate if engine is not None else validate  # the engine validates its own frames
+    return run(df, settings.expectations, table=info.name,
+               keys=list(info.primary_keys or []) + list(info.timestamp_keys or []))
 
 
 def check_table(fe: FeatureClient, name: str, *, version: int | None = None) -> bool:

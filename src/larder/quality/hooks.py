@@ -14,7 +14,7 @@ pool)`` before the commit, then ``record_after_write(..., pending=pending)``. Th
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from datetime import datetime
 from typing import Any
@@ -35,11 +35,13 @@ def check_before_write(
     *,
     keys: Sequence[str] | None = None,
     now: datetime | None = None,
+    validator: Callable[..., ValidationResult] | None = None,
 ) -> ValidationResult | None:
     """Validate the rows about to be written against the table's expectations and enforce its policy.
 
     Returns ``None`` when the table has no expectations or its policy is ``off``; otherwise the
-    :class:`ValidationResult`, after warning (``warn``) about failures.
+    :class:`ValidationResult`, after warning (``warn``) about failures. ``validator`` replaces
+    :func:`~larder.quality.validation.validate` (same signature): the offline engine's, for its frames.
 
     Raises
     ------
@@ -49,20 +51,22 @@ def check_before_write(
     settings = get_settings(catalog, full_name)
     if not settings.expectations or settings.policy == "off":
         return None
-    result = validate(df, settings.expectations, table=full_name, keys=keys, now=now)
+    result = (validator or validate)(df, settings.expectations, table=full_name, keys=keys, now=now)
     enforce(result, settings.policy, full_name)
     return result
 
 
-def start_profile(catalog: Catalog, full_name: str, df: Any, pool: Executor) -> Future[Profile] | None:
+def start_profile(catalog: Catalog, full_name: str, df: Any, pool: Executor,
+                  profiler: Callable[..., Profile] | None = None) -> Future[Profile] | None:
     """Start profiling ``df`` on ``pool`` if the table profiles on write; ``None`` if it does not.
 
     Pass the result to :func:`record_after_write` as ``pending`` once the write has committed.
+    ``profiler`` replaces :func:`~larder.quality.profiling.profile` (called with ``sample_rows=``).
     """
     settings = get_settings(catalog, full_name)
     if not settings.profile_on_write:
         return None
-    return pool.submit(profile, df, sample_rows=settings.profile_sample_rows)
+    return pool.submit(profiler or profile, df, sample_rows=settings.profile_sample_rows)
 
 
 def record_after_write(
@@ -73,6 +77,7 @@ def record_after_write(
     result: ValidationResult | None,
     *,
     pending: Future[Profile] | None = None,
+    profiler: Callable[..., Profile] | None = None,
 ) -> Profile | None:
     """Store the validation ``result`` and, if profiling on write is on, a profile of ``df``.
 
@@ -87,7 +92,8 @@ def record_after_write(
     if not settings.profile_on_write:
         return None
     try:
-        prof = pending.result() if pending is not None else profile(df, sample_rows=settings.profile_sample_rows)
+        prof = (pending.result() if pending is not None
+                else (profiler or profile)(df, sample_rows=settings.profile_sample_rows))
     except (LarderError, pa.ArrowException, ValueError, TypeError) as exc:
         warnings.warn(f"Table {full_name!r} version {version}: the write committed but could not be "
                       f"profiled ({exc}); no profile is stored for this version.", QualityWarning,

@@ -105,6 +105,7 @@ def profile(
     quantiles: Sequence[float] = QUANTILES,
     seed: int = 0,
     workers: int | None = None,
+    sample_of: int | None = None,
 ) -> Profile:
     """Profile a pandas DataFrame or pyarrow Table.
 
@@ -122,6 +123,9 @@ def profile(
         Seed of the sample, so that re-profiling the same data gives the same numbers.
     workers
         Threads profiling columns in parallel (default: the number of CPUs, at most 8).
+    sample_of
+        ``data`` is already a uniform sample of a frame of this many rows (an engine drew it, for
+        example Spark): the profile is that of a sample of ``sample_of`` rows.
     """
     if bins < 1 or top_k < 0:
         raise ConfigError(f"profile(): bins must be >= 1 and top_k >= 0, got bins={bins}, top_k={top_k}.")
@@ -135,7 +139,9 @@ def profile(
         table = table.select(list(columns))
     row_count = table.num_rows
     sampled = sample_rows is not None and row_count > sample_rows
-    if sampled:
+    if sample_of is not None and sample_of > row_count and not sampled:
+        row_count, sampled = sample_of, True
+    elif sampled:
         assert sample_rows is not None
         rng = np.random.default_rng(seed)
         idx = np.sort(rng.choice(row_count, size=sample_rows, replace=False))

@@ -288,19 +288,31 @@ def _run_pandera(frame: pd.DataFrame, columns: dict[str, list[pa.Check]],
 
 def _judge(exp: Any, comp: _Compiled, cases: pd.DataFrame | None, frame: pd.DataFrame,
            keys: list[str], max_examples: int, now: pd.Timestamp) -> ExpectationResult:
-    n = len(frame)
     tag_error = next(iter(comp.errors.values()), None)
     if tag_error is not None:
         return _fail(exp, f"the check raised {type(tag_error).__name__}: {tag_error}")
     rows = _failing_rows(cases)
-    count = len(rows)
-    fraction = count / n if n else 0.0
-    observed: dict[str, Any] = {}
     passed = cases is None
+    observed: dict[str, Any] = {}
+    if isinstance(exp, Freshness):
+        newest = frame[exp.column].max()
+        observed = {"newest": None if pd.isna(newest) else _utc(newest).isoformat()}
+    elif isinstance(exp, HasType):
+        observed = {"dtype": str(frame[exp.column].dtype)}
+    examples = _examples(frame, rows[:max_examples], keys, exp.columns) if not passed else []
+    return finish(exp, passed=passed, count=len(rows), n=len(frame), observed=observed, examples=examples, now=now)
 
+
+def finish(exp: Any, *, passed: bool, count: int, n: int, observed: dict[str, Any],
+           examples: list[dict[str, Any]], now: pd.Timestamp) -> ExpectationResult:
+    """An expectation's result from what was observed: ``count`` failing rows of ``n``, and for
+    ``freshness`` the ``newest`` timestamp (ISO), for ``has_type`` the ``dtype``. Shared by
+    :func:`validate` and engines that observe their frames piece by piece (Spark)."""
+    fraction = count / n if n else 0.0
+    observed = dict(observed)
     if isinstance(exp, NotNull):
-        observed = {"null_count": count, "null_fraction": fraction}
         passed = fraction <= exp.max_fraction
+        observed = {"null_count": count, "null_fraction": fraction}
         msg = (f"{count} of {n} rows are null ({_pct(fraction)}; at most {_pct(exp.max_fraction)} allowed)"
                if not passed else f"{count} null rows ({_pct(fraction)})")
     elif isinstance(exp, RowCount):
@@ -308,23 +320,22 @@ def _judge(exp: Any, comp: _Compiled, cases: pd.DataFrame | None, frame: pd.Data
         msg = f"{n} rows written; expected {exp.describe()[len('row_count('):-1]}"
         count = 0 if passed else 1
     elif isinstance(exp, Freshness):
-        newest = frame[exp.column].max()
-        if pd.isna(newest):
+        newest = observed.get("newest")
+        if newest is None:
             observed = {"newest": None, "age_seconds": None}
             msg = f"column {exp.column!r} has no timestamps, so nothing is fresh"
         else:
             age = now - _utc(newest)
-            observed = {"newest": _utc(newest).isoformat(), "age_seconds": age.total_seconds()}
-            msg = (f"newest {exp.column} is {_utc(newest).isoformat()}, {format_timedelta(age)} old; "
+            observed = {"newest": newest, "age_seconds": age.total_seconds()}
+            msg = (f"newest {exp.column} is {newest}, {format_timedelta(age)} old; "
                    f"maximum age {format_timedelta(exp.max_age)}")
         count = 0 if passed else 1
     elif isinstance(exp, HasType):
-        observed = {"dtype": str(frame[exp.column].dtype)}
-        msg = f"column {exp.column!r} has dtype {frame[exp.column].dtype}, expected {exp.dtype}"
+        msg = f"column {exp.column!r} has dtype {observed.get('dtype')}, expected {exp.dtype}"
         count = 0 if passed else 1
     elif isinstance(exp, Unique):
         msg = f"{count} of {n} rows share a duplicated {'/'.join(exp.unique_columns)}"
-    elif isinstance(exp, Custom) and passed is False and not rows:
+    elif isinstance(exp, Custom) and passed is False and not count:
         msg = "the check returned False for the whole frame"
         count = 1
     else:
@@ -336,11 +347,11 @@ def _judge(exp: Any, comp: _Compiled, cases: pd.DataFrame | None, frame: pd.Data
         }.get(exp.kind, "fail")
         msg = f"{count} of {n} rows {what} ({_pct(fraction)})"
 
-    examples = _examples(frame, rows[:max_examples], keys, exp.columns) if not passed else []
-    if examples:
+    if examples and not passed:
         msg += "; examples: " + ", ".join(_fmt_row(r) for r in examples)
     if passed:
         msg = "passed" + (f" ({msg})" if isinstance(exp, NotNull) and count else "")
+        examples = []
     row_level = not isinstance(exp, RowCount | Freshness | HasType)
     return ExpectationResult(
         expectation=exp.model_dump(mode="json"), label=exp.describe(), passed=passed,

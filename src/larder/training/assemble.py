@@ -17,7 +17,7 @@ the caller's columns (minus excluded ones), then each step's output columns in s
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -361,27 +361,38 @@ def _spine_and_sources(tables: TableService, df: pd.DataFrame, lookups: list[tup
         if step.timestamp_lookup_key:
             ts_name = f"__larder_t{i}"
             spine_cols[ts_name] = _time_array(df[step.timestamp_lookup_key], step.timestamp_lookup_key, where=where)
-        snap = tables.snapshot(step.table, step.table_version if use_pinned_versions else None)
-        missing = [c for c in [*step.table_keys, *step.features, *([step.timestamp_key] if step.timestamp_key else [])]
-                   if c not in snap.schema.names]
-        if missing:
-            raise FeatureSpecError(
-                f"{where}: the table at version {snap.version} has no column(s) {missing} that the feature spec "
-                "uses. Was it dropped and recreated? Recreate the training set or feature spec."
-            )
-        latest = step.timestamp_key is not None and step.timestamp_lookup_key is None
-        data = snap.dataset()
-        if time_filter and ts_name is not None and step.timestamp_key is not None:
-            data = _time_filtered(data, step.timestamp_key, spine_cols[ts_name], step.lookback_window)
-        sources.append(PitSource(
-            data=data, keys=list(step.table_keys), lookup_keys=key_names,
-            features=list(step.features), output_names=[f"__larder_f{i}_{j}" for j in range(len(step.features))],
-            indicator=_HIT.format(i),
-            timestamp_key=None if latest else step.timestamp_key, timestamp_lookup_key=ts_name,
-            lookback_window=step.lookback_window, tiebreak=step.timestamp_key if latest else None,
-            assume_unique=not latest, name=step.table,
-        ))
+        source = lookup_source(tables, i, step, key_names, ts_name, use_pinned_versions)
+        if time_filter and ts_name is not None and step.timestamp_key is not None \
+                and isinstance(source.data, pads.Dataset):  # a Spark source is left as it is
+            source = replace(source, data=_time_filtered(source.data, step.timestamp_key, spine_cols[ts_name],
+                                                         step.lookback_window))
+        sources.append(source)
     return pa.table(spine_cols), sources
+
+
+def lookup_source(tables: TableService, i: int, step: LookupStep, key_names: list[str], ts_name: str | None,
+                  use_pinned_versions: bool, data: Callable[[Any], Any] | None = None) -> PitSource:
+    """The point-in-time source of lookup step ``i``: its table at the pinned (or latest) version, read
+    as ``data(snapshot)`` (the engine's :meth:`~larder.offline.engine.Engine.source_data`), matched on the
+    spine's ``key_names`` (and ``ts_name``), with outputs ``__larder_f{i}_{j}`` and ``__larder_hit_{i}``."""
+    where = describe_step(i, step)
+    snap = tables.snapshot(step.table, step.table_version if use_pinned_versions else None)
+    missing = [c for c in [*step.table_keys, *step.features, *([step.timestamp_key] if step.timestamp_key else [])]
+               if c not in snap.schema.names]
+    if missing:
+        raise FeatureSpecError(
+            f"{where}: the table at version {snap.version} has no column(s) {missing} that the feature spec "
+            "uses. Was it dropped and recreated? Recreate the training set or feature spec."
+        )
+    latest = step.timestamp_key is not None and step.timestamp_lookup_key is None
+    return PitSource(
+        data=(data or tables.ctx.engine.source_data)(snap), keys=list(step.table_keys), lookup_keys=key_names,
+        features=list(step.features), output_names=[f"__larder_f{i}_{j}" for j in range(len(step.features))],
+        indicator=_HIT.format(i),
+        timestamp_key=None if latest else step.timestamp_key, timestamp_lookup_key=ts_name,
+        lookback_window=step.lookback_window, tiebreak=step.timestamp_key if latest else None,
+        assume_unique=not latest, name=step.table,
+    )
 
 
 def assemble_offline(ctx: Context, spec: FeatureSpec, df: Any, *, use_pinned_versions: bool = True,

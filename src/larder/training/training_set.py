@@ -60,7 +60,7 @@ class TrainingSet:
     change afterwards.
     """
 
-    def __init__(self, ctx: Context, tables: TableService, spec: FeatureSpec, df: pd.DataFrame,
+    def __init__(self, ctx: Context, tables: TableService, spec: FeatureSpec, df: Any,
                  label: str | list[str] | None, *, use_timeseries_filtering: bool = False) -> None:
         self._ctx = ctx
         self._tables = tables
@@ -128,16 +128,26 @@ class TrainingSet:
         """Databricks' name of :attr:`columns`: every column :meth:`load_df` returns."""
         return self.columns
 
-    def load_df(self) -> pd.DataFrame:
+    def load_df(self) -> Any:
         """The training data: the caller's columns (minus excluded ones), then the features, then the
-        label column(s); exactly the caller's rows, in order, duplicates kept, with the caller's index."""
+        label column(s); exactly the caller's rows, in order, duplicates kept, with the caller's index.
+
+        A pandas DataFrame on the DuckDB engine; on the Spark engine a Spark DataFrame, computed in Spark
+        (:func:`larder.training.assemble_spark.assemble_spark`), whatever the caller's frame was."""
+        if self._ctx.engine.name == "spark":
+            from larder.training.assemble_spark import assemble_spark
+
+            out = assemble_spark(self._ctx, self._spec, self._df, use_pinned_versions=True, tables=self._tables)
+            return out.select(*[f"`{c}`" for c in out.columns if c not in self._labels],
+                              *[f"`{c}`" for c in self._labels])
         out = assemble_offline(self._ctx, self._spec, self._df, use_pinned_versions=True, tables=self._tables,
                                time_filter=self._use_timeseries_filtering)
         return out[[c for c in out.columns if c not in self._labels] + self._labels]
 
     def __repr__(self) -> str:
         feats = f", features={self.feature_versions}" if self._spec.features else ""
-        return (f"TrainingSet(rows={len(self._df)}, label={self._label!r}, tables={self.feature_table_versions}, "
+        rows = len(self._df) if isinstance(self._df, pd.DataFrame) else "?"
+        return (f"TrainingSet(rows={rows}, label={self._label!r}, tables={self.feature_table_versions}, "
                 f"functions={self.function_versions}{feats})")
 
 
@@ -176,7 +186,15 @@ class TrainingService:
                 )
         items: Any = feature_lookups if features is None else (
             list(features) if isinstance(features, (list, tuple)) else [features])
-        frame = as_pandas(df)
+        from larder.offline.spark import is_spark_frame
+
+        spark_df = df if is_spark_frame(df) else None
+        if spark_df is not None:  # kept as the lazy Spark DataFrame it is; checked on its schema
+            from larder.training.assemble_spark import empty_frame
+
+            frame = empty_frame(spark_df)
+        else:
+            frame = as_pandas(df)
         labels = _label_list(label)
         missing = [c for c in labels if c not in frame.columns]
         if missing:
@@ -194,7 +212,8 @@ class TrainingService:
                 "them from exclude_columns (or pass label=None)."
             )
         validate_frame(spec, frame)
-        snapshot = frame.copy(deep=False)  # copy-on-write: later edits of df do not reach the training set
+        # copy-on-write: later edits of df do not reach the training set (a Spark DataFrame is immutable)
+        snapshot = spark_df if spark_df is not None else frame.copy(deep=False)
         label_out: str | list[str] | None = label if label is None or isinstance(label, str) else list(labels)
         return TrainingSet(self.ctx, self.tables, spec, snapshot, label_out,
                            use_timeseries_filtering=use_timeseries_filtering)

@@ -1,0 +1,191 @@
+"""Feature tables on the Spark engine: Spark DataFrames in and out, all-or-nothing commits, Delta jars."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from larder.errors import ConfigError, MissingExtraError, PrimaryKeyError, ValidationError
+from larder.offline import delta
+from larder.offline.spark import SparkEngine, session, storage
+from larder.offline.storage import Location
+from larder.quality import configure_profiling, in_range, not_null, unique
+
+T0 = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
+
+
+def houses(spark, ids=(1, 2, 3), qual=(7, 5, 8)):
+    return spark.createDataFrame(pd.DataFrame({"Id": list(ids), "Qual": list(qual),
+                                               "Area": [1500.0 + i for i in ids]}))
+
+
+def rows(df) -> list[dict]:
+    return sorted((r.asDict() for r in df.collect()), key=lambda r: tuple(str(v) for v in r.values()))
+
+
+def staged_dirs(fe, name: str) -> list[str]:
+    return sorted(p.name for p in Path(fe.get_table(name).path).iterdir() if p.name.startswith("larder-"))
+
+
+def test_spark_frames_in_and_out(fe_spark, spark):
+    t = fe_spark.create_table("houses", primary_keys="Id", df=houses(spark), description="Ames")
+    assert t.version == 0 and t.row_count == 3 and [f.dtype for f in t.features] == ["int64", "int64", "double"]
+    got = fe_spark.read_table("houses")
+    assert type(got).__name__ == "DataFrame" and hasattr(got, "sparkSession")
+    assert got.count() == 3 and rows(got)[0] == {"Id": 1, "Qual": 7, "Area": 1501.0}
+    # a merge from Spark: updates, inserts, a new column; and pandas is still accepted
+    v = fe_spark.write_table("houses", spark.createDataFrame(pd.DataFrame({"Id": [3, 4], "Qual": [9, 6]})))
+    assert v == 1
+    fe_spark.write_table("houses", pd.DataFrame({"Id": [5], "Qual": [1], "Garage": [2]}))
+    by_id = {r["Id"]: r for r in rows(fe_spark.read_table("houses"))}
+    assert by_id[3] == {"Id": 3, "Qual": 9, "Area": 1503.0, "Garage": None}
+    assert by_id[4]["Area"] is None and by_id[5]["Garage"] == 2
+    assert fe_spark.get_table("houses").row_count == 5
+    assert fe_spark.read_table("houses", as_of_version=0).count() == 3
+    prof = fe_spark.get_profile("houses", 1)
+    assert prof.row_count == 2 and prof.column("Qual").mean == 7.5
+    # overwrite from Spark keeps the schema
+    fe_spark.write_table("houses", houses(spark, ids=(10,), qual=(1,)), mode="overwrite")
+    assert rows(fe_spark.read_table("houses")) == [{"Id": 10, "Qual": 1, "Area": 1510.0, "Garage": None}]
+
+
+def test_partitioned_table_with_awkward_values(fe_spark, spark):
+    df = spark.createDataFrame(pd.DataFrame({"k": [1, 2, 3, 4], "zone": ["a b", "x=1%", None, "a b"],
+                                             "v": [1.0, 2.0, 3.0, 4.0]}))
+    fe_spark.create_table("zones", primary_keys="k", df=df, partition_columns="zone")
+    fe_spark.write_table("zones", spark.createDataFrame(pd.DataFrame({"k": [2, 5], "zone": ["x=1%", None],
+                                                                      "v": [20.0, 50.0]})))
+    expected = {1: ("a b", 1.0), 2: ("x=1%", 20.0), 3: (None, 3.0), 4: ("a b", 4.0), 5: (None, 50.0)}
+    assert {r["k"]: (r["zone"], r["v"]) for r in rows(fe_spark.read_table("zones"))} == expected
+    # delta-rs reads what Spark wrote and committed, partition values included
+    arrow = fe_spark._tables.read_arrow("zones").to_pylist()
+    assert {r["k"]: (r["zone"], r["v"]) for r in arrow} == expected
+
+
+def test_rejected_writes_change_nothing(fe_spark, spark):
+    fe_spark.create_table("houses", primary_keys="Id", df=houses(spark),
+                          expectations=[in_range("Qual", min=0), not_null("Area"), unique("Id")])
+    before = (fe_spark.get_table("houses").version, staged_dirs(fe_spark, "houses"))
+    with pytest.raises(PrimaryKeyError, match="more than once"):
+        fe_spark.write_table("houses", houses(spark, ids=(1, 1), qual=(1, 2)))
+    with pytest.raises(ValidationError, match="in_range"):
+        fe_spark.write_table("houses", houses(spark, ids=(4, 5), qual=(-1, 3)))
+    # a failure inside the Spark job that writes the files: nothing committed, the attempt's files removed
+    from pyspark.sql import functions as F
+
+    def boom(x: float) -> float:
+        if x > 1501:
+            raise RuntimeError("boom")
+        return x
+
+    bad = houses(spark, ids=(7, 8), qual=(1, 2)).withColumn("Area", F.udf(boom, "double")("Area"))
+    eng: SparkEngine = fe_spark._ctx.engine
+    from larder.quality import set_expectations
+
+    # nothing but the file writer reads the failing column: no expectations, no profile, no persisted copy
+    set_expectations(fe_spark._ctx.catalog, "main.default.houses", [], policy="off")
+    configure_profiling(fe_spark._ctx.catalog, "main.default.houses", enabled=False)
+    eng.persist_writes = False
+    try:
+        with pytest.raises(Exception, match="boom"):
+            fe_spark.write_table("houses", bad)
+    finally:
+        eng.persist_writes = True
+    assert (fe_spark.get_table("houses").version, staged_dirs(fe_spark, "houses")) == before
+    assert fe_spark.read_table("houses").count() == 3
+
+
+def test_expectations_on_spark_match_pandas(fe_spark, spark):
+    from larder.quality.validation import validate as validate_pandas
+
+    pdf = pd.DataFrame({"Id": [1, 2, 2, 3, 4], "Qual": [7, -5, 8, None, 9],
+                        "ts": pd.to_datetime(["2024-01-01", "2024-01-02", None, "2024-01-03", "2024-01-04"], utc=True)})
+    from larder.quality import allowed_values, freshness, row_count
+
+    exps = [in_range("Qual", min=0), not_null("Qual", max_fraction=0.5), unique("Id"), row_count(min=6),
+            freshness("ts", max_age=dt.timedelta(days=3)), allowed_values("Qual", [7, 8, 9])]
+    now = dt.datetime(2024, 1, 5, tzinfo=dt.UTC)
+    sdf = spark.createDataFrame(pdf).repartition(3)
+    got = fe_spark._ctx.engine.validate(sdf, exps, table="t", keys=["Id"], now=now)
+    want = validate_pandas(pdf, exps, table="t", keys=["Id"], now=now)
+    assert got.row_count == want.row_count == 5
+    for g, w in zip(got.results, want.results, strict=True):
+        assert (g.label, g.passed, g.failing_count, g.failing_fraction) == (w.label, w.passed, w.failing_count,
+                                                                            w.failing_fraction)
+        assert sorted(e["Id"] for e in g.examples) == sorted(e["Id"] for e in w.examples)
+
+
+def test_commit_conflict_retries_on_the_new_version(fe_spark, spark, monkeypatch):
+    fe_spark.create_table("houses", primary_keys="Id", df=houses(spark))
+    path = fe_spark.get_table("houses").path
+    real = storage.write_files
+    calls = []
+
+    def write_then_interfere(*args, **kwargs):
+        staged = real(*args, **kwargs)
+        if not calls:  # another writer commits between this attempt's read and its commit
+            delta.merge(Location.parse(path), pa.table({"Id": [2], "Qual": [50], "Area": [0.0]}), keys=["Id"],
+                        name="t", evolve=False)
+        calls.append(Path(path) / staged.prefix)
+        return staged
+
+    monkeypatch.setattr(storage, "write_files", write_then_interfere)
+    version = fe_spark.write_table("houses", houses(spark, ids=(3, 4), qual=(30, 40)))
+    assert version == 2 and len(calls) == 2
+    assert {r["Id"]: r["Qual"] for r in rows(fe_spark.read_table("houses"))} == {1: 7, 2: 50, 3: 30, 4: 40}
+    assert not calls[0].exists()  # the losing attempt's files are gone
+
+
+def test_delta_jar_detection(spark):
+    assert session.has_delta_jars(spark) is False
+
+    class Conf:
+        def __init__(self, values):
+            self.values = values
+
+        def get(self, key, default=None):
+            return self.values.get(key, default)
+
+    class Loader:
+        def __init__(self, ok):
+            self.ok = ok
+
+        def loadClass(self, name):  # noqa: N802 - the JVM's method name
+            if not self.ok:
+                raise RuntimeError(f"ClassNotFoundException: {name}")
+
+    class Session:  # what has_delta_jars reads of a session: its conf and the JVM's class loader
+        def __init__(self, extensions, loads):
+            self.conf = Conf({"spark.sql.extensions": extensions})
+            loader = Loader(loads)
+            thread = type("T", (), {"getContextClassLoader": staticmethod(lambda: loader)})
+            lang = type("L", (), {"Thread": type("Th", (), {"currentThread": staticmethod(lambda: thread)})})
+            self._jvm = type("J", (), {"java": type("Java", (), {"lang": lang})})
+
+    ext = "org.example.Other, io.delta.sql.DeltaSparkSessionExtension"
+    assert session.has_delta_jars(Session(ext, loads=True)) is True
+    assert session.has_delta_jars(Session(ext, loads=False)) is False  # configured, but no jars
+    assert session.has_delta_jars(Session("org.example.Other", loads=True)) is False
+    assert SparkEngine(spark, delta_jars=True).delta_jars is True
+
+
+def test_missing_pyspark_or_java_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-jdk"))
+    with pytest.raises(ConfigError, match="openjdk-17-jre-headless"):
+        session.require_spark()
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_pyspark(name, *args, **kwargs):
+        if name == "pyspark" or name.startswith("pyspark."):
+            raise ImportError("No module named 'pyspark'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pyspark)
+    with pytest.raises(MissingExtraError, match=r"larder\[spark\]"):
+        session.require_spark()
