@@ -18,12 +18,14 @@ the caller's columns (minus excluded ones), then each step's output columns in s
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as pads
 
 from larder.context import Context
 from larder.errors import FeatureLookupError, FeatureSpecError, FunctionError, OutputCollisionError
