@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from larder._version import __version__
-from larder.cli import catalog, online, tables, ui
+from larder.cli import catalog, doctor, online, tables, ui
 from larder.cli.models import models_app
 from larder.quality.cli import quality_app
 
@@ -23,6 +23,7 @@ app.add_typer(online.online_app, name="online")
 app.add_typer(models_app, name="models")
 app.command("serve")(online.serve)
 app.command("ui")(ui.ui)
+app.command("doctor")(doctor.doctor)
 
 
 def _version(value: bool) -> None:
