@@ -44,6 +44,9 @@ if TYPE_CHECKING:
 
 Status = Literal["ok", "warn", "fail"]
 
+#: The delta-rs option that commits to S3 without conditional put (unsafe with concurrent writers).
+UNSAFE_RENAME = "AWS_S3_ALLOW_UNSAFE_RENAME"
+
 #: Seconds any one network check waits for an answer.
 TIMEOUT_S = 5.0
 
@@ -136,7 +139,16 @@ def check_storage(ctx: Context) -> Check:
         return Check("storage", target, "fail", "a probe table read back differs from what was written",
                      "The storage does not keep what is written: check the endpoint in storage_options.")
     detail = "writable (a probe Delta table written, read back and deleted)"
-    if root.scheme == "s3":
+    if root.scheme in ("s3", "s3a"):
+        unsafe = {k: v for k, v in {**{k: v for k, v in os.environ.items() if k == UNSAFE_RENAME},
+                                     **{k.upper(): v for k, v in root.options.items()}}.items()
+                  if k == UNSAFE_RENAME and str(v).strip().lower() in ("true", "1", "yes")}
+        if unsafe:
+            return Check("storage", target, "warn",
+                         f"{detail}, but {UNSAFE_RENAME} is set: delta-rs then commits without conditional put, "
+                         "and two clients writing one table at once can lose a commit",
+                         f"Remove {UNSAFE_RENAME} from storage_options and the environment (the object store "
+                         "must support conditional writes: AWS S3, MinIO and moto do).")
         detail += "; concurrent commits use conditional put (the object store must honour If-None-Match)"
     return Check("storage", target, "ok", detail)
 

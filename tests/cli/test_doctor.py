@@ -123,6 +123,13 @@ def test_a_shared_catalog_behind_this_larder_says_upgrade(tmp_path: Path, postgr
     assert CliRunner().invoke(app, ["catalog", "upgrade", "--root", str(root)]).exit_code == 0
     code, checks = _doctor(root)
     assert code == 0 and _by_area(checks)["catalog"][0]["status"] == "ok"
+    # committing without conditional put is flagged (a warning: it works, but concurrent writers may lose commits)
+    unsafe = {**s3_storage, "storage_options": {**s3_storage["storage_options"], "AWS_S3_ALLOW_UNSAFE_RENAME": "true"}}
+    (root / "larder.yaml").write_text(yaml.safe_dump({"catalog_url": postgres_catalog_url, **unsafe}))
+    code, checks = _doctor(root)
+    storage = _by_area(checks)["storage"][0]
+    assert code == 0 and storage["status"] == "warn" and "lose a commit" in storage["detail"]
+    assert "Remove AWS_S3_ALLOW_UNSAFE_RENAME" in storage["fix"]
 
 
 def test_repair_fixes_what_a_crash_left(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
