@@ -173,3 +173,32 @@ def test_a_logged_model_looks_its_declarative_features_up_online(request, tmp_pa
             pyfunc = mlflow.pyfunc.load_model(uri)
             got = np.asarray(pyfunc.predict(naive), dtype=float).reshape(-1)
             np.testing.assert_array_equal(got, expected, err_msg=kind)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis", "dynamodb"])
+def test_number_features_are_read_from_the_head_where_it_holds(kind, request, tmp_path, monkeypatch):
+    """A group of number features also stores each key's values at the materialization time and the
+    request times they hold for: one-key requests inside that span are answered from them, the others
+    from the timelines, and every answer equals the training set's value at its time."""
+    import larder.online.features as online_features
+
+    held: list[bool] = []
+    holds = online_features._head_holds
+    monkeypatch.setattr(online_features, "_head_holds", lambda batch, times: held.append(holds(batch, times))
+                        or held[-1])
+    with FeatureEngineeringClient(root=tmp_path / "root") as fe:
+        features, requests = _world(fe)
+        numeric = [f for f in features if f.name.split("_", 1)[-1] in ("sum", "count", "avg", "max", "var_pop",
+                                                                       "stddev_samp", "last", "column_selection")]
+        assert len(numeric) >= 8
+        publish_features(fe, numeric, _spec(kind, request), as_of=AS_OF.to_pydatetime())
+        training = fe.create_training_set(requests, label=None, features=numeric)
+        offline = training.load_df()
+        for r in range(len(requests)):
+            one = fe.get_online_features(training.feature_spec, requests.iloc[[r]], output="dict")
+            for f in numeric:
+                want, got = offline[f.name].iloc[r], one[f.name][0]
+                same = got is None and pd.isna(want) and not (isinstance(want, float) and not np.isnan(want)) \
+                    if got is None else _same(type(got)(want), got)
+                assert same, (kind, f.name, requests.iloc[r].to_dict(), want, got)
+    assert True in held and False in held  # both ways were taken

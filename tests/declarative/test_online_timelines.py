@@ -4,6 +4,7 @@ the value the offline kernel computes for that time: same bits, every operator a
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 
 import numpy as np
@@ -34,6 +35,9 @@ from larder.declarative import (
 )
 from larder.declarative.compute import aggregation_for, evaluate_features
 from larder.declarative.online import (
+    HEAD_FROM,
+    HEAD_KEY,
+    HEAD_UNTIL,
     KIND_BOOL,
     KIND_FLOAT,
     KIND_INT,
@@ -110,6 +114,18 @@ def test_timelines_equal_offline_values_at_every_later_time(evs, win, data):
             else:
                 got = empty_value(f.function, aggregation_for(f).window, t)
             assert _same(got, expected[i]), (f.name, k, t, got, expected[i])
+    # number features' heads: the value at t0, held (the timelines agree) from HEAD_FROM until HEAD_UNTIL
+    heads = dict(json.loads(rows.schema.field(TIMELINES).metadata[HEAD_KEY]))
+    assert sorted(heads) == sorted(f.name for f in feats if offline.column(f.name).type in (pa.float64(), pa.int64()))
+    lo, hi = rows.column(HEAD_FROM).to_pylist(), rows.column(HEAD_UNTIL).to_pylist()
+    for row in range(rows.num_rows):
+        assert lo[row] <= t0 < hi[row]
+        for name, column in heads.items():
+            head = rows.column(column)[row].as_py()
+            for t in {lo[row], t0, min(hi[row] - 1, t0 + 10**12)} if lo[row] > -2**63 else {t0}:
+                value, known = _value(rows, row, name, t)
+                assert known and _same(from_plain([value], rows.column(column).type).to_pylist()[0], head), \
+                    (name, row, t, value, head)
 
 
 def test_requests_older_than_the_state_are_unknown():

@@ -24,6 +24,11 @@ merging tiles (Chronon, sawtooth windows) or re-aggregating an event tail on eve
 every microsecond where tiles are exact only at tile boundaries. Values reflect the events materialized:
 rows that arrive later appear online at the next materialization (as with any representation).
 
+Each row also has a *head* for the features of a number type (float64, int64): their values at ``T``
+as plain columns (:data:`HEAD_PREFIX` + name) and the request times those hold for,
+``[HEAD_FROM, HEAD_UNTIL)`` (the last change ``<= T`` to the first change after it). A read inside that
+span needs only those columns, as small as a feature table's row; the timeline answers the rest.
+
 :func:`online_rows` computes the rows (what a materialization publishes); :func:`section_values` and
 :func:`feature_value` read them. A key's value groups the timelines by window rule and kind of value
 (one *section* each, holding every feature's value at each change), so a read does one binary search
@@ -48,7 +53,7 @@ from larder.declarative.feature import Feature
 from larder.declarative.functions import COUNTING, AggregationFunction
 from larder.declarative.windows import datetime_to_us
 from larder.errors import FeatureDefinitionError
-from larder.offline.aggregate import INT64_MIN, Aggregation, WindowRule, epoch_us
+from larder.offline.aggregate import INT64_MAX, INT64_MIN, Aggregation, WindowRule, epoch_us
 
 if TYPE_CHECKING:
     from larder.offline.engine import Engine
@@ -61,6 +66,15 @@ TIMELINES = "__larder_timelines"
 #: Field metadata of :data:`TIMELINES`: ``[[feature, section, column], ...]``, where each feature's
 #: values are in a key's value.
 FEATURES_KEY = b"larder.features"
+
+#: Field metadata of :data:`TIMELINES`: ``[[feature, column], ...]``, the head column of each feature
+#: of a number type (float64, int64): its value at the materialization time, which holds for request
+#: times in ``[HEAD_FROM, HEAD_UNTIL)`` (a read there needs no timeline).
+HEAD_KEY = b"larder.head"
+HEAD_PREFIX = "__larder_at_"
+HEAD_FROM = "__larder_from"
+HEAD_UNTIL = "__larder_until"
+_HEAD_TYPES = (pa.float64(), pa.int64())
 
 _HEAD = struct.Struct("<2sBBHIq")  # magic, format, kind, features m, change count n, valid_from
 _MAGIC = b"LT"
@@ -278,6 +292,9 @@ def online_rows(engine: Engine, tables: TableService | None, features: Sequence[
     sections: list[list[bytes]] = []  # per section, one value per key
     placement: list[list[Any]] = []  # [feature, section, column]
     entries = 0
+    head: dict[str, pa.Array] = {}  # per feature of a number type: its value at T per key
+    head_from = np.full(keys.num_rows, INT64_MIN, dtype=np.int64)
+    head_until = np.full(keys.num_rows, INT64_MAX, dtype=np.int64)
     by_rule: dict[WindowRule, list[Feature]] = {}
     for f in features:
         by_rule.setdefault(aggregation_for(f).window, []).append(f)
@@ -305,11 +322,19 @@ def online_rows(engine: Engine, tables: TableService | None, features: Sequence[
                                   aggregations=aggs)
         starts = np.searchsorted(q_key, np.arange(keys.num_rows + 1), side="left").tolist()
         entries += len(q_t)
+        # the head: each key's values at T hold from valid_from until the rule's first later change
+        firsts = np.array(starts[:-1], dtype=np.int64)
+        has_next = np.diff(np.array(starts, dtype=np.int64)) > 1
+        nxt = np.where(has_next, q_t[np.minimum(firsts + 1, max(len(q_t) - 1, 0))] if len(q_t) else 0, INT64_MAX)
+        head_from = np.maximum(head_from, valid_from)
+        head_until = np.minimum(head_until, nxt)
         by_kind: dict[int, list[tuple[Feature, pa.Array]]] = {}
         for f in group_features:
             col = values.column(f.name).combine_chunks()
             if col.type != types[f.name]:
                 col = col.cast(types[f.name])
+            if col.type in _HEAD_TYPES:
+                head[f.name] = col.take(pa.array(firsts))
             by_kind.setdefault(_kind(col.type), []).append((f, col))
         for kind, members in sorted(by_kind.items()):
             section = len(sections)
@@ -323,8 +348,13 @@ def online_rows(engine: Engine, tables: TableService | None, features: Sequence[
                 out.append(encode_section(kind, q_t[a + 1:b], rows_k, int(valid_from[k]), m))
             sections.append(out)
     per_key = [encode_group([sec[k] for sec in sections]) for k in range(keys.num_rows)]
-    field = pa.field(TIMELINES, pa.binary(), metadata={FEATURES_KEY: json.dumps(placement).encode()})
+    heads = [[f.name, HEAD_PREFIX + f.name] for f in features if f.name in head]
+    field = pa.field(TIMELINES, pa.binary(), metadata={FEATURES_KEY: json.dumps(placement).encode(),
+                                                       HEAD_KEY: json.dumps(heads).encode()})
     table = keys.append_column(field, pa.array(per_key, pa.binary()))
+    table = table.append_column(HEAD_FROM, pa.array(head_from)).append_column(HEAD_UNTIL, pa.array(head_until))
+    for name, column in heads:
+        table = table.append_column(column, head[name])
     table = table.append_column(ORDER, pa.array(np.full(keys.num_rows, t_us, dtype=np.int64)))
     info = {"source_table": src.table, "source_version": src.version, "as_of_us": t_us, "keys": keys.num_rows,
             "timeline_entries": entries, "value_types": {n: str(t) for n, t in types.items()}}
@@ -354,6 +384,6 @@ def _key_ids(ev_keys: pa.Table, keys: pa.Table, entity: list[str]) -> np.ndarray
     return out
 
 
-__all__ = ["FEATURES_KEY", "KIND_BOOL", "KIND_FLOAT", "KIND_INT", "KIND_JSON", "ORDER", "TIMELINES", "change_points",
+__all__ = ["FEATURES_KEY", "HEAD_FROM", "HEAD_KEY", "HEAD_PREFIX", "HEAD_UNTIL", "KIND_BOOL", "KIND_FLOAT", "KIND_INT", "KIND_JSON", "ORDER", "TIMELINES", "change_points",
            "empty_value", "encode_group", "encode_section", "feature_value", "from_plain", "group_bounds",
            "online_rows", "section_matrix", "section_values", "timelines_of"]

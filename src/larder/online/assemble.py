@@ -41,6 +41,7 @@ import pyarrow.compute as pc
 
 from larder.config import resolve_root
 from larder.errors import FeatureLookupError, FunctionError, MissingKeysError
+from larder.online.features import read_features
 from larder.online.frames import ColumnLabels
 from larder.online.keys import Caller, KeyIntake
 from larder.online.outputs import Block, Looked, to_arrow, to_dict, to_pandas
@@ -245,9 +246,7 @@ def look_up(plan: AssemblyPlan, caller: Caller, on_missing: OnMissing) -> Looked
                         got = pc.if_else(mask, got, pa.scalar(default, type=typ))
                     arrays[out] = got
     if plan.features:  # declarative features: timelines read by key, evaluated at the request time
-        from larder.online.features import read_features
-
-        read_features(plan.features, caller, blocks, arrays, encoded_keys)
+        read_features(plan.features, caller, blocks, arrays, encoded_keys, _add_block)
     return Looked(n, blocks, arrays, found)
 
 

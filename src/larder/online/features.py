@@ -56,6 +56,10 @@ class FeatureGroupPlan:
     lookup: Any
     features: list[FeatureRead]
     time_column: str
+    #: a lookup of the features' head columns (:data:`larder.declarative.online.HEAD_KEY`) when every
+    #: feature of the group has one: the values at the materialization time and the request times
+    #: they hold for, read like a table's numbers; None: the timelines are always read
+    head: Any = None
     #: the names of the float64 and int64 block rows, owned by the plan: the output builders key their
     #: cached layouts by these lists' identities
     float_names: list[str] = field(default_factory=list)
@@ -115,6 +119,37 @@ def feature_reads(spec: FeatureSpec, locate: Callable[[str], tuple[Any, OnlineTa
     return list(groups.values())
 
 
+def head_columns(reads: list[FeatureRead], online: OnlineTable) -> dict[str, str] | None:
+    """``{head column: output}`` when every feature of ``reads`` has a head column in ``online`` of the
+    feature's type (float64 / int64), else None."""
+    import json
+
+    from larder.declarative.online import HEAD_KEY, TIMELINES
+
+    meta = online.schema.field(TIMELINES).metadata or {}
+    held = dict(json.loads(meta.get(HEAD_KEY, b"[]")))
+    names = online.schema.names
+    out = {}
+    for r in reads:
+        column = held.get(r.output)
+        if column is None or column not in names or online.schema.field(column).type != r.typ:
+            return None
+        out[column] = r.output
+    return out
+
+
+def head_lookup_step(step: FeatureStep, online: OnlineTable, columns: list[str]) -> LookupStep:
+    """A lookup of an online table's head columns (and the times they hold for), keyed by the entity."""
+    from larder.declarative.online import HEAD_FROM, HEAD_UNTIL
+
+    entity = step.entity
+    read = [HEAD_FROM, HEAD_UNTIL, *columns]
+    return LookupStep(table=online.name, table_version=None, lookup_key=list(entity), table_keys=list(entity),
+                      key_types=list(step.key_types) or [str(online.schema.field(k).type) for k in entity],
+                      features=read, output_names=read,
+                      feature_types=[str(online.schema.field(c).type) for c in read])
+
+
 def timeline_lookup_step(step: FeatureStep, online: OnlineTable) -> LookupStep:
     """A lookup of an online table's timelines column, keyed by the features' entity."""
     from larder.declarative.online import TIMELINES
@@ -164,11 +199,39 @@ def _us(value: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+def _head_holds(batch: Any, times: list[int]) -> bool:
+    """Whether a head read answers every row: each key found, each request time within the time its
+    values at the materialization hold for."""
+    from larder.declarative.online import HEAD_FROM, HEAD_UNTIL
+
+    found = batch.found
+    if not (found[0] if len(found) == 1 else found.all()):
+        return False
+    lo = hi = None
+    for block in batch.blocks:
+        names = block.names
+        if HEAD_FROM in names:
+            lo = block.values[names.index(HEAD_FROM)]
+        if HEAD_UNTIL in names:
+            hi = block.values[names.index(HEAD_UNTIL)]
+    if lo is None or hi is None:  # a store that hands them back as Arrow (or null): not the fast case
+        return False
+    if len(times) == 1:
+        return bool(lo[0] <= times[0] < hi[0])
+    t = np.array(times, dtype=np.int64)
+    return bool(((lo <= t) & (t < hi)).all())
+
+
 def read_features(groups: list[FeatureGroupPlan], caller: Caller, blocks: list[Any], arrays: dict[str, pa.Array],
-                  encoded_keys: Callable[[Any, Caller], list[str | None]]) -> None:
+                  encoded_keys: Callable[[Any, Caller], list[str | None]], add_block: Callable[..., None]) -> None:
     """The features' values for ``caller``'s rows: float64 and null-free int64 outputs as numpy blocks
     (into ``blocks``, as the stores' numbers), the rest as Arrow arrays (into ``arrays``).
-    ``encoded_keys`` encodes a lookup's keys (the assembler's own function)."""
+    ``encoded_keys`` encodes a lookup's keys and ``add_block`` adds a store's block of numbers to the
+    outputs (the assembler's own functions).
+
+    A group with a head (every feature a number) first reads the heads: when every row's key is
+    found and its request time is within the time the values at the materialization hold for, those
+    are the values; otherwise the timelines are read and evaluated at each row's time."""
     from larder.declarative.online import TIMELINES, empty_value, from_plain, group_bounds, section_values
 
     now_us: int | None = None
@@ -179,11 +242,18 @@ def read_features(groups: list[FeatureGroupPlan], caller: Caller, blocks: list[A
         pks = encoded.get(lk.key_id)
         if pks is None:
             pks = encoded[lk.key_id] = encoded_keys(lk, caller)
-        batch = lk.store.read_values(lk.table, pks, lk.read)
-        found = batch.found.tolist()
         if now_us is None:
             now_us = _us(datetime.now(UTC))
         times = _request_times(caller, group.time_column, now_us)
+        head = group.head
+        if head is not None:
+            batch = head.store.read_values(head.table, pks, head.read)
+            if _head_holds(batch, times):
+                for block in batch.blocks:
+                    add_block(head, block.type, block.names, block.values, block.nulls, None, blocks, arrays)
+                continue
+        batch = lk.store.read_values(lk.table, pks, lk.read)
+        found = batch.found.tolist()
         float_names: list[str] = []
         float_rows: list[list[Any]] = []
         int_names: list[str] = []
@@ -258,5 +328,5 @@ def _one_row(group: FeatureGroupPlan, blob: bytes, t: int, blocks: list[Any], ar
     return True
 
 
-__all__ = ["FeatureGroupPlan", "FeatureRead", "feature_locations", "feature_reads", "missing_feature",
-           "read_features", "timeline_lookup_step"]
+__all__ = ["FeatureGroupPlan", "FeatureRead", "feature_locations", "feature_reads", "head_columns",
+           "head_lookup_step", "missing_feature", "read_features", "timeline_lookup_step"]

@@ -22,7 +22,14 @@ import pyarrow as pa
 
 from larder.errors import FeatureLookupError, FeatureSpecError
 from larder.names import parse_name
-from larder.online.features import FeatureGroupPlan, feature_reads, missing_feature, timeline_lookup_step
+from larder.online.features import (
+    FeatureGroupPlan,
+    feature_reads,
+    head_columns,
+    head_lookup_step,
+    missing_feature,
+    timeline_lookup_step,
+)
 from larder.online.stores import StoreCache
 from larder.online.stores.base import OnlineStore, OnlineTable, online_table_from_info
 from larder.online.stores.specs import DynamoDBStoreSpec, RedisStoreSpec, SQLiteStoreSpec, parse_spec
@@ -289,7 +296,15 @@ def _feature_groups(spec: FeatureSpec, given: Mapping[str, Any], cache: StoreCac
             no_default=[], simple_key=simple_key(lookup, online),
             key_id=(tuple(lookup.lookup_key), tuple(lookup.key_types),
                     tuple(online.schema.field(k).type for k in lookup.table_keys)), lookback=None)
-        plans.append(FeatureGroupPlan(lk, reads, str(step.timeseries_column)))
+        head = None
+        columns = head_columns(reads, online)
+        if columns is not None:
+            hstep = head_lookup_step(step, online, list(columns))
+            head = LookupPlan(
+                step=hstep, label=lk.label, store=lk.store, table=online, position=position, where=lk.where,
+                outputs={c: ((out, online.schema.field(c).type, None),) for c, out in columns.items()},
+                read=list(hstep.features), no_default=[], simple_key=lk.simple_key, key_id=lk.key_id, lookback=None)
+        plans.append(FeatureGroupPlan(lk, reads, str(step.timeseries_column), head=head))
     return plans
 
 

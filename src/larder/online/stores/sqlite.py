@@ -213,7 +213,7 @@ class _OneKey:
             else:
                 slow.append(name)
         nv = len(codec.var_names)
-        cols = "_fixed, _var" if nv else "_fixed"
+        cols = "_fixed, _var" if var else "_fixed"  # numbers only: the record's variable part stays unread
         return cls(
             table, features, None if features is None else list(features), layout, plan,
             f"SELECT {cols} FROM {_quote(layout.physical)} WHERE _k = ?",
