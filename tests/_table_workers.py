@@ -23,3 +23,16 @@ def open_catalog(url: str, barrier) -> None:  # type: ignore[no-untyped-def]
 
     barrier.wait()
     Catalog(url).close()
+
+
+def hold_sqlite_lock(path: str, held, seconds: float) -> None:  # type: ignore[no-untyped-def]
+    """Hold an exclusive lock on the SQLite file at ``path`` for ``seconds`` (another client busy writing)."""
+    import sqlite3
+    import time
+
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN EXCLUSIVE")
+    held.set()
+    time.sleep(seconds)
+    conn.execute("COMMIT")
+    conn.close()

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import shutil
+import sqlite3
+import time
 import uuid
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from typer.testing import CliRunner
 
-from _table_workers import open_catalog
+from _table_workers import hold_sqlite_lock, open_catalog
 from larder.catalog import Catalog, migrate
 from larder.catalog.base import Base, load_areas
 from larder.cli.main import app
@@ -221,6 +223,29 @@ def test_clients_creating_one_catalog_at_once_create_it_once(dialect: str, tmp_p
         assert conn.execute(sa.text("SELECT COUNT(*) FROM larder_meta")).scalar() == 1
         assert not _schema_diff(conn)
     engine.dispose()
+
+
+def test_a_sqlite_catalog_waits_for_another_clients_lock(tmp_path: Path):
+    # another client writes for longer than SQLite's default 5 s wait: opening the catalog waits for it
+    # (the journal-mode switch included) instead of failing with "database is locked"
+    path = tmp_path / "c.db"
+    sqlite3.connect(path).close()
+    ctx = mp.get_context("fork")
+    held = ctx.Event()
+    holder = ctx.Process(target=hold_sqlite_lock, args=(str(path), held, 6.5))
+    holder.start()
+    try:
+        assert held.wait(30)
+        started = time.monotonic()
+        Catalog(f"sqlite:///{path}").close()
+        assert time.monotonic() - started > 5
+    finally:
+        holder.join(60)
+    assert holder.exitcode == 0
+    assert migrate.status_at(f"sqlite:///{path}").state == "current"
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
 
 
 def test_a_newer_catalog_is_refused(tmp_path: Path):

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import random
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -126,12 +129,37 @@ def _redacted(exc: Exception, url: str) -> str:
     return redact_text(str(exc), secrets=(str(password),) if password else ())
 
 
+#: How long a SQLite catalog connection waits for another client's lock (the busy handler, and the
+#: retries of the journal-mode switch below), in seconds.
+SQLITE_LOCK_WAIT = 30.0
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.close()
+    try:
+        # the busy handler first: every statement after it waits for other clients' locks
+        cur.execute(f"PRAGMA busy_timeout={int(SQLITE_LOCK_WAIT * 1000)}")
+        _sqlite_wal(cur)
+        cur.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cur.close()
+
+
+def _sqlite_wal(cur) -> None:  # type: ignore[no-untyped-def]
+    """Put the database in WAL mode once. Switching the journal mode needs an exclusive lock and SQLite
+    may refuse it at once (``database is locked``) without calling the busy handler, e.g. while another
+    client creates the schema of a new catalog: such a refusal is retried until :data:`SQLITE_LOCK_WAIT`."""
+    deadline = time.monotonic() + SQLITE_LOCK_WAIT
+    while True:
+        try:
+            if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            message = str(exc).lower()
+            if ("locked" not in message and "busy" not in message) or time.monotonic() >= deadline:
+                raise
+            time.sleep(random.uniform(0.01, 0.05))
 
 
 __all__ = ["AREAS", "Base", "Catalog", "is_transient", "load_areas", "text", "utcnow"]
