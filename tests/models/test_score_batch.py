@@ -96,3 +96,11 @@ def test_scoring_reads_the_latest_table_version(any_world, tmp_path):
     finally:
         world.fe.write_table("houses", world.houses[world.houses["Id"] == 58])
     assert world.fe.score_batch(world.model_uri, req)["prediction"].item() == before["prediction"].item()
+
+
+def test_assembled_frame_lacking_a_feature_column_names_it():
+    from larder.models.score import check_feature_columns
+
+    check_feature_columns(["GrLivArea", "age"], ["Id", "GrLivArea", "age"])
+    with pytest.raises(ModelError, match=r"lack the model's column\(s\) \['age'\]"):
+        check_feature_columns(["GrLivArea", "age"], ["Id", "GrLivArea"])

@@ -64,20 +64,33 @@ def offline_features(ctx: Context, bundle: ModelBundle, df: Any, *, override: bo
     from larder.training.assemble import as_pandas, assemble_offline
 
     frame = as_pandas(df)
-    missing = [c for c in bundle.input_columns if c not in frame.columns and c not in bundle.spec.produced_columns]
+    check_input_columns(bundle, frame.columns)
+    return assemble_offline(ctx, bundle.spec, frame, use_pinned_versions=False,
+                            override_with_input_columns=override)
+
+
+def check_input_columns(bundle: ModelBundle, columns: Any) -> None:
+    """Raise ``ModelError`` naming the model's input columns (keys, timestamps, request-time columns)
+    that ``columns`` (of the caller's df) lacks."""
+    present = set(columns)
+    missing = [c for c in bundle.input_columns if c not in present and c not in bundle.spec.produced_columns]
     if missing:
         raise ModelError(
             f"df lacks the model's input column(s) {missing}; the model takes {bundle.input_columns} "
             "(keys, timestamps and request-time columns)."
         )
-    return assemble_offline(ctx, bundle.spec, frame, use_pinned_versions=False,
-                            override_with_input_columns=override)
+
+
+def check_feature_columns(feature_columns: list[str], columns: Any) -> None:
+    """Raise ``ModelError`` naming the model's feature columns the assembled ``columns`` lack."""
+    present = set(columns)
+    absent = [c for c in feature_columns if c not in present]
+    if absent:
+        raise ModelError(f"The assembled features lack the model's column(s) {absent}.")
 
 
 def predict_frame(bundle: ModelBundle, frame: pd.DataFrame, params: Mapping[str, Any] | None = None) -> Any:
-    absent = [c for c in bundle.feature_columns if c not in frame.columns]
-    if absent:
-        raise ModelError(f"The assembled features lack the model's column(s) {absent}.")
+    check_feature_columns(bundle.feature_columns, frame.columns)
     if len(frame) == 0:
         return np.empty(0)
     try:
@@ -153,17 +166,10 @@ def score_batch_spark(ctx: Context, model_uri: str, df: Any, result_type: str = 
         raise ModelError(f"df already has a {PREDICTION!r} column; drop or rename it before score_batch().")
     ensure_tracking(ctx, registry_uri=registry_uri)
     bundle = load_bundle(model_uri)
-    missing = [c for c in bundle.input_columns if c not in frame_in.columns and c not in bundle.spec.produced_columns]
-    if missing:
-        raise ModelError(
-            f"df lacks the model's input column(s) {missing}; the model takes {bundle.input_columns} "
-            "(keys, timestamps and request-time columns)."
-        )
+    check_input_columns(bundle, frame_in.columns)
     features = assemble_spark(ctx, bundle.spec, frame_in, use_pinned_versions=False,
                               override_with_input_columns=True, drop_excluded=False)
-    absent = [c for c in bundle.feature_columns if c not in features.columns]
-    if absent:
-        raise ModelError(f"The assembled features lack the model's column(s) {absent}.")
+    check_feature_columns(bundle.feature_columns, features.columns)
     scorer = _Scorer(bundle)
     out_schema = T.StructType([*features.schema.fields,
                                T.StructField(PREDICTION, T._parse_datatype_string(result_type), True)])
