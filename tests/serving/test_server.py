@@ -111,7 +111,7 @@ def test_feature_serving_endpoint(served) -> None:
         assert missing.status_code == 404 and "does not exist" in missing.json()["detail"]
         assert http.get("/serving-endpoints/nope").status_code == 404
     served.delete_feature_serving_endpoint(name="price-features")
-    with pytest.raises(ServingEndpointError, match="does not exist"):
+    with pytest.raises(ServingEndpointError, match=r"'price-features' does not exist.*Existing endpoints: \[.*\]\."):
         served.get_feature_serving_endpoint(name="price-features")
     # an endpoint over a spec whose table is not published is not ready, and says why
     served.create_table("other", "k", df=pd.DataFrame({"k": [1], "v": [2.0]}))

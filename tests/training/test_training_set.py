@@ -300,7 +300,7 @@ def test_named_feature_specs_in_the_catalog(prices) -> None:
     with pytest.raises(FeatureSpecError, match="already exists"):
         fe.create_feature_spec("other", [FeatureLookup("prices", "item", timestamp_lookup_key="at")])
     fe.delete_feature_spec("other")
-    with pytest.raises(FeatureSpecError, match="does not exist"):
+    with pytest.raises(FeatureSpecError, match=r"does not exist.*existing specs: \['ml.serving.price_spec'\]"):
         fe.get_feature_spec("other")
     with pytest.raises(FeatureSpecError, match="exclude_columns"):
         fe.create_feature_spec("bad", [FeatureLookup("prices", "item", timestamp_lookup_key="at")],

@@ -14,15 +14,16 @@ import importlib.util
 import random
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
-from sqlalchemy import String, create_engine, event, make_url, text
+from sqlalchemy import String, create_engine, event, make_url, select, text
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from larder.errors import CatalogError
+from larder.errors import CatalogError, LarderError
 from larder.redaction import redact_text
 
 #: Modules (under ``larder.catalog``) that define ORM classes. Areas not yet present are skipped.
@@ -32,6 +33,19 @@ AREAS = ("tables", "functions", "online", "models", "quality", "stats", "edits",
 
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+R = TypeVar("R")
+
+
+def named_record(session: Session, model: type[R], column: Any, name: str,
+                 missing: Callable[[list[str]], LarderError]) -> R:
+    """The ``model`` row whose ``column`` is ``name``; else raise ``missing(names)``, where ``names`` are
+    the column's existing values in order (so a not-found error can list what does exist)."""
+    rec = session.scalars(select(model).where(column == name)).first()
+    if rec is None:
+        raise missing(list(session.scalars(select(column).order_by(column)).all()))
+    return rec
 
 
 class Base(DeclarativeBase):

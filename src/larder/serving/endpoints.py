@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from larder.catalog.base import named_record
 from larder.catalog.serving import ServingEndpointRecord
 from larder.context import Context
 from larder.errors import FeatureSpecError
@@ -279,14 +280,10 @@ class EndpointService:
             return self._endpoint(rec)
 
     def _record(self, session: Any, name: str) -> ServingEndpointRecord:
-        rec = session.scalars(select(ServingEndpointRecord).where(ServingEndpointRecord.name == name)).first()
-        if rec is None:
-            known = session.scalars(select(ServingEndpointRecord.name).order_by(ServingEndpointRecord.name)).all()
-            raise EndpointError(
-                f"Feature serving endpoint {name!r} does not exist; create it with "
-                f"fe.create_feature_serving_endpoint(name=..., config=...). Existing endpoints: {list(known)}."
-            )
-        return rec
+        return named_record(session, ServingEndpointRecord, ServingEndpointRecord.name, name, lambda known: EndpointError(
+            f"Feature serving endpoint {name!r} does not exist; create it with "
+            f"fe.create_feature_serving_endpoint(name=..., config=...). Existing endpoints: {known}."
+        ))
 
     def get(self, name: str) -> FeatureServingEndpoint:
         with self.ctx.catalog.session() as s:

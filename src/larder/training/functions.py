@@ -30,7 +30,7 @@ from sqlalchemy import func as sql_func
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from larder.catalog.base import utcnow
+from larder.catalog.base import named_record, utcnow
 from larder.catalog.functions import FunctionRecord, FunctionVersionRecord, function_versions_in_use
 from larder.context import Context
 from larder.errors import FunctionError, FunctionInUseError, FunctionNotFoundError
@@ -155,14 +155,10 @@ class FunctionService:
 
     def _record(self, session: Session, name: str) -> FunctionRecord:
         full = parse_name(name, kind="function").full
-        rec = session.scalars(select(FunctionRecord).where(FunctionRecord.full_name == full)).first()
-        if rec is None:
-            known = session.scalars(select(FunctionRecord.full_name).order_by(FunctionRecord.full_name)).all()
-            raise FunctionNotFoundError(
-                f"Feature function {full!r} does not exist. Register it with create_function(); the registered "
-                f"functions are {list(known)}."
-            )
-        return rec
+        return named_record(session, FunctionRecord, FunctionRecord.full_name, full, lambda known: FunctionNotFoundError(
+            f"Feature function {full!r} does not exist. Register it with create_function(); the registered "
+            f"functions are {known}."
+        ))
 
     def create_function(self, name: str | None, func: Callable[..., Any] | str | None = None,
                         description: str | None = None, *, mode: str = "auto") -> FunctionInfo:

@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import select
 
-from larder.catalog.base import utcnow
+from larder.catalog.base import named_record, utcnow
 from larder.catalog.functions import FeatureSpecRecord
 from larder.context import Context
 from larder.errors import FeatureLookupError, FeatureSpecError
@@ -276,14 +276,9 @@ class TrainingService:
 
     def _spec_record(self, session: Any, name: str) -> FeatureSpecRecord:
         full = parse_name(name, kind="feature spec").full
-        rec = session.scalars(select(FeatureSpecRecord).where(FeatureSpecRecord.full_name == full)).first()
-        if rec is None:
-            known = session.scalars(select(FeatureSpecRecord.full_name).order_by(FeatureSpecRecord.full_name)).all()
-            raise FeatureSpecError(
-                f"Feature spec {full!r} does not exist. Create it with create_feature_spec(); existing specs: "
-                f"{list(known)}."
-            )
-        return rec
+        return named_record(session, FeatureSpecRecord, FeatureSpecRecord.full_name, full, lambda known: FeatureSpecError(
+            f"Feature spec {full!r} does not exist. Create it with create_feature_spec(); existing specs: {known}."
+        ))
 
     def get_feature_spec(self, name: str) -> FeatureSpec:
         with self.ctx.catalog.session() as s:
