@@ -31,6 +31,7 @@ calls them and re-raised as one of these, ``from`` the original, so callers only
     ├── FeatureDefinitionError       a bad declarative Feature (also a ValueError, as in Databricks)
     │   ├── FeatureNotFoundError     no feature of that name in the catalog
     │   └── FeatureExistsError       a feature of that name is already registered
+    ├── ProjectError                 a features-as-code project (larder plan/apply) that cannot be applied
     ├── OnlineStoreError
     │   ├── OnlineTableNotFoundError
     │   ├── ItemTooLargeError
@@ -180,6 +181,12 @@ class FeatureExistsError(FeatureDefinitionError):
     """A declarative feature of that name is already registered."""
 
 
+class ProjectError(LarderError):
+    """A features-as-code project (``larder plan DIR`` / ``larder apply DIR``) cannot be loaded or
+    applied: a module that fails to import, a bad or clashing definition, a change that cannot be made
+    in place, an object owned by another project. The message names the file, the object and the fix."""
+
+
 class OnlineStoreError(LarderError):
     """An online store operation failed."""
 
@@ -262,6 +269,7 @@ __all__ = [
     "OnlineTableNotFoundError",
     "OutputCollisionError",
     "PrimaryKeyError",
+    "ProjectError",
     "PublishError",
     "RetryBudgetExceededError",
     "SchemaMismatchError",

@@ -142,36 +142,46 @@ def load_source(tables: TableService | None, feature: Feature, *, version: int |
     return SourceRows(rows, spine, source.full_name(), snap.version)
 
 
-def source_schema(tables: TableService | None, feature: Feature) -> tuple[pa.Schema, str | None, int | None]:
-    """The schema of the rows the feature aggregates (after transformation), its table and version."""
+def source_schema(tables: TableService | None, feature: Feature, *,
+                  planned: Mapping[str, pa.Schema] | None = None) -> tuple[pa.Schema, str | None, int | None]:
+    """The schema of the rows the feature aggregates (after transformation), its table and version.
+
+    ``planned`` maps the full names of tables about to be created (``larder plan``) to their schemas;
+    such a source is checked against that schema and has no version yet."""
     source = feature.source
     if isinstance(source, DataFrameSource):
         return source.table.schema, None, None
     assert isinstance(source, DeltaTableSource)
-    if tables is None:
-        raise FeatureDefinitionError(f"{_where(feature)}: validating a DeltaTableSource needs a client.")
-    try:
-        snap = tables.snapshot(source.full_name())
-    except LarderError as exc:
-        raise FeatureDefinitionError(
-            f"{_where(feature)}: source table {source.full_name()!r} does not exist ({exc}). Create it with "
-            "create_table(), or fix catalog_name / schema_name / table_name."
-        ) from exc
-    schema = normalise(snap.schema.empty_table()).schema
+    if planned is not None and source.full_name() in planned:
+        empty, version = planned[source.full_name()].empty_table(), None
+    else:
+        if tables is None:
+            raise FeatureDefinitionError(f"{_where(feature)}: validating a DeltaTableSource needs a client.")
+        try:
+            snap = tables.snapshot(source.full_name())
+        except LarderError as exc:
+            raise FeatureDefinitionError(
+                f"{_where(feature)}: source table {source.full_name()!r} does not exist ({exc}). Create it with "
+                "create_table(), or fix catalog_name / schema_name / table_name."
+            ) from exc
+        empty, version = snap.schema.empty_table(), snap.version
+    schema = normalise(empty).schema
     if source.transformation_sql or source.filter_condition:
-        schema = _run_sql(snap.schema.empty_table(), source, apply_filter=True, label=_where(feature)).schema
-    return schema, source.full_name(), snap.version
+        schema = _run_sql(empty, source, apply_filter=True, label=_where(feature)).schema
+    return schema, source.full_name(), version
 
 
-def validate_feature(tables: TableService | None, feature: Feature) -> tuple[pa.DataType, str | None, int | None]:
+def validate_feature(tables: TableService | None, feature: Feature, *,
+                     planned: Mapping[str, pa.Schema] | None = None) -> tuple[pa.DataType, str | None, int | None]:
     """Check ``feature`` against its source before anything is written: columns exist, the timeseries
     column is a timestamp, entity columns are not temporal, the operator accepts its input's type.
-    Returns the feature's value type, its source table and the source's current version."""
+    Returns the feature's value type, its source table and the source's current version (``planned``:
+    see :func:`source_schema`)."""
     label = _where(feature)
     if isinstance(feature.source, RequestSource):
         assert isinstance(feature.function, ColumnSelection)
         return feature.source.field_type(feature.function.column), None, None
-    schema, table, version = source_schema(tables, feature)
+    schema, table, version = source_schema(tables, feature, planned=planned)
     names = schema.names
     where = f"table {table!r}" if table else "the DataFrame"
     assert feature.entity is not None and feature.timeseries_column is not None

@@ -93,20 +93,40 @@ class FeatureService:
         schema = self._resolve("schema_name", feature.schema_name, schema_name)
         full = parse_name(f"{catalog}.{schema}.{feature.name}", kind="feature")
         candidate = feature._with_names(full.catalog, full.schema)
-        value_type, table, version = validate_feature(self.tables, candidate)
         with self.ctx.catalog.session() as s:
-            if s.scalars(select(DeclarativeFeatureRecord.id)
-                         .where(DeclarativeFeatureRecord.full_name == full.full)).first() is not None:
-                raise FeatureExistsError(
-                    f"Feature {full.full!r} is already registered. Delete it with delete_feature(full_name="
-                    f"{full.full!r}) first, or pass another name."
-                )
-            s.add(DeclarativeFeatureRecord(
-                full_name=full.full, catalog_name=full.catalog, schema_name=full.schema, name=full.name,
-                definition=candidate.to_dict(), source_table=table, source_version=version,
-                output_type=str(value_type), description=feature.description, owner=_owner(), created_at=utcnow(),
-            ))
+            self.add_record(s, candidate)
         return candidate._registered_as(full.catalog, full.schema)
+
+    # -- records, in the caller's catalog transaction (register_feature, larder apply) ------------------
+    def add_record(self, session: Any, candidate: Feature) -> None:
+        """Validate ``candidate`` (a Feature with its catalog and schema) against its source and add its
+        catalog row; a feature of that name already registered is a FeatureExistsError."""
+        full = candidate.full_name
+        value_type, table, version = validate_feature(self.tables, candidate)
+        if session.scalars(select(DeclarativeFeatureRecord.id)
+                           .where(DeclarativeFeatureRecord.full_name == full)).first() is not None:
+            raise FeatureExistsError(
+                f"Feature {full!r} is already registered. Delete it with delete_feature(full_name="
+                f"{full!r}) first, or pass another name."
+            )
+        session.add(DeclarativeFeatureRecord(
+            full_name=full, catalog_name=candidate.catalog_name, schema_name=candidate.schema_name,
+            name=candidate.name, definition=candidate.to_dict(), source_table=table, source_version=version,
+            output_type=str(value_type), description=candidate.description, owner=_owner(), created_at=utcnow(),
+        ))
+
+    def replace_record(self, session: Any, candidate: Feature) -> None:
+        """Validate ``candidate`` and make it the definition of the registered feature of its name (the
+        source version recorded is the current one; models that use the feature keep their lineage)."""
+        value_type, table, version = validate_feature(self.tables, candidate)
+        rec = self._record(session, candidate.full_name)
+        rec.definition, rec.source_table, rec.source_version = candidate.to_dict(), table, version
+        rec.output_type, rec.description = str(value_type), candidate.description
+
+    def delete_record(self, session: Any, full_name: str) -> None:
+        rec = self._record(session, full_name)
+        forget_usage(session, rec.full_name)
+        session.delete(rec)
 
     @staticmethod
     def _resolve(field: str, on_feature: str | None, given: str | None) -> str:
@@ -154,9 +174,7 @@ class FeatureService:
     def delete_feature(self, *, full_name: str) -> None:
         """Delete a feature's definition. Models logged with it keep their own copy and keep working."""
         with self.ctx.catalog.session() as s:
-            rec = self._record(s, full_name)
-            forget_usage(s, rec.full_name)
-            s.delete(rec)
+            self.delete_record(s, full_name)
 
     def feature_lineage(self, full_name: str) -> dict[str, Any]:
         """``{"feature", "source_table", "source_version", "created_at", "owner", "models"}``: the source

@@ -247,6 +247,53 @@ def _as_schema(schema: Any, *, table: str) -> pa.Schema:
     )
 
 
+def declared_schema(schema: Any, *, table: str) -> pa.Schema:
+    """The Delta schema a table created with ``schema=`` gets (a pyarrow schema, a Spark StructType or
+    ``{column: type}``, normalised as every write is)."""
+    return normalise(_as_schema(schema, table=table).empty_table(), table=table).schema
+
+
+def key_columns(full: str, primary_keys: str | Sequence[str], timestamp_keys: str | Sequence[str] | None,
+                partition_columns: str | Sequence[str] | None) -> tuple[list[str], list[str], list[str]]:
+    """A new table's primary key (its timestamp key included), timestamp keys and partition columns,
+    checked."""
+    pks = _as_list(primary_keys)
+    tss = _as_list(timestamp_keys)
+    parts = _as_list(partition_columns)
+    if not pks:
+        raise PrimaryKeyError(f"Table {full!r}: primary_keys must name at least one column.")
+    if len(tss) > 1:
+        raise TimestampKeyError(f"Table {full!r}: at most one timestamp key is supported, got {tss}.")
+    for ts in tss:
+        if ts not in pks:
+            pks.append(ts)  # the timestamp key is part of the primary key
+    if len(set(pks)) != len(pks):
+        raise PrimaryKeyError(f"Table {full!r}: primary_keys {pks} lists a column twice.")
+    return pks, tss, parts
+
+
+def check_table_schema(full: str, arrow_schema: pa.Schema, pks: list[str], tss: list[str], parts: list[str],
+                       feature_descriptions: Mapping[str, str] | None) -> None:
+    """The checks of a new table's schema against its keys (before anything is written)."""
+    validate_column_names(full, arrow_schema.names)
+    check_storable(arrow_schema, table=full)
+    for col in pks + parts:
+        if col not in arrow_schema.names:
+            raise PrimaryKeyError(
+                f"Table {full!r}: key or partition column {col!r} is not in the schema {arrow_schema.names}."
+            )
+        check_key_type(full, col, arrow_schema.field(col).type, partition=col not in pks)
+    for ts in tss:
+        if not pa.types.is_timestamp(arrow_schema.field(ts).type):
+            raise TimestampKeyError(
+                f"Table {full!r}: timestamp key {ts!r} has type {arrow_schema.field(ts).type}, not a "
+                f"timestamp. Convert it, for example `pd.to_datetime(df[{ts!r}], utc=True)`."
+            )
+    unknown = [c for c in (feature_descriptions or {}) if c not in arrow_schema.names]
+    if unknown:
+        raise SchemaMismatchError(f"Table {full!r}: feature_descriptions names unknown columns {unknown}.")
+
+
 def _as_list(value: str | Sequence[str] | None) -> list[str]:
     if value is None:
         return []
@@ -346,18 +393,7 @@ class TableService:
     ) -> FeatureTable:
         qn = parse_name(name)
         full = qn.full
-        pks = _as_list(primary_keys)
-        tss = _as_list(timestamp_keys)
-        parts = _as_list(partition_columns)
-        if not pks:
-            raise PrimaryKeyError(f"Table {full!r}: primary_keys must name at least one column.")
-        if len(tss) > 1:
-            raise TimestampKeyError(f"Table {full!r}: at most one timestamp key is supported, got {tss}.")
-        for ts in tss:
-            if ts not in pks:
-                pks.append(ts)  # the timestamp key is part of the primary key
-        if len(set(pks)) != len(pks):
-            raise PrimaryKeyError(f"Table {full!r}: primary_keys {pks} lists a column twice.")
+        pks, tss, parts = key_columns(full, primary_keys, timestamp_keys, partition_columns)
         with self.ctx.catalog.session() as s:
             existing = s.scalars(select(TableRecord).where(TableRecord.full_name == full)).first()
             if existing is not None:
@@ -372,7 +408,7 @@ class TableService:
         engine = self.ctx.engine
         if data is not None:
             if schema is not None:
-                target = normalise(_as_schema(schema, table=full).empty_table(), table=full).schema
+                target = declared_schema(schema, table=full)
                 extra = [c for c in engine.schema_of(data).names if c not in target.names]
                 if extra:
                     raise SchemaMismatchError(
@@ -388,25 +424,9 @@ class TableService:
             engine.check_partition_values(data, parts, table=full)
             arrow_schema = data_schema
         else:
-            arrow_schema = normalise(_as_schema(schema, table=full).empty_table(), table=full).schema
-        validate_column_names(full, arrow_schema.names)
-        check_storable(arrow_schema, table=full)
-        for col in pks + parts:
-            if col not in arrow_schema.names:
-                raise PrimaryKeyError(
-                    f"Table {full!r}: key or partition column {col!r} is not in the schema {arrow_schema.names}."
-                )
-            check_key_type(full, col, arrow_schema.field(col).type, partition=col not in pks)
-        for ts in tss:
-            if not pa.types.is_timestamp(arrow_schema.field(ts).type):
-                raise TimestampKeyError(
-                    f"Table {full!r}: timestamp key {ts!r} has type {arrow_schema.field(ts).type}, not a "
-                    f"timestamp. Convert it, for example `pd.to_datetime(df[{ts!r}], utc=True)`."
-                )
+            arrow_schema = declared_schema(schema, table=full)
+        check_table_schema(full, arrow_schema, pks, tss, parts, feature_descriptions)
         descriptions = dict(feature_descriptions or {})
-        unknown = [c for c in descriptions if c not in arrow_schema.names]
-        if unknown:
-            raise SchemaMismatchError(f"Table {full!r}: feature_descriptions names unknown columns {unknown}.")
         exps = coerce_expectations(expectations or [])
         if exps:
             check_columns(exps, arrow_schema.names, full)
@@ -742,6 +762,30 @@ class TableService:
                 )
             rec.tags.remove(match[0])
             rec.updated_at = utcnow()
+
+    def set_metadata(self, session: Session, name: str, *, description: str | None = None,
+                     tags: Mapping[str, str] | None = None,
+                     feature_descriptions: Mapping[str, str] | None = None) -> None:
+        """In the caller's catalog transaction: set the description, replace the tags and set every
+        column's description (a column not in ``feature_descriptions`` gets none); an argument left
+        ``None`` leaves that part as it is. Used by ``larder apply``."""
+        rec = self._record(session, name)
+        if description is not None:
+            rec.description = description
+        if tags is not None:
+            have = {t.key: t for t in rec.tags}
+            for key, tag in have.items():
+                if key not in tags:
+                    rec.tags.remove(tag)
+            for key, value in tags.items():
+                if key in have:
+                    have[key].value = str(value)
+                else:
+                    rec.tags.append(TagRecord(key=key, value=str(value)))
+        if feature_descriptions is not None:
+            for f in rec.features:
+                f.description = feature_descriptions.get(f.name)
+        rec.updated_at = utcnow()
 
     def set_feature_description(self, name: str, feature: str, description: str) -> None:
         self.update_feature(name, feature, description=description)
