@@ -46,6 +46,8 @@ def run(op: dict) -> None:
 
         fe._publisher.publish_table(op["name"], parse_spec(op["spec"]), mode=op.get("mode", "merge"),
                                     version=op.get("version"), batch_rows=op.get("batch_rows", 50_000))
+    elif kind == "push":
+        fe.push(op["name"], _frame(op["df"]), to=op.get("to", "both"), push_id=op.get("push_id"))
     else:
         raise ValueError(kind)
     fe.close()

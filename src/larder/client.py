@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from larder._clientparts.push import PushMethods
 from larder._clientparts.serving import ServingMethods
 from larder._databricks import UNSET, _Unset
 from larder.context import Context
@@ -42,7 +43,7 @@ if TYPE_CHECKING:  # training sets, feature functions and specs (imported lazily
     )
 
 
-class FeatureEngineeringClient(ServingMethods):
+class FeatureEngineeringClient(ServingMethods, PushMethods):
     """Entry point to larder.
 
     Parameters
@@ -90,7 +91,7 @@ class FeatureEngineeringClient(ServingMethods):
 
     def close(self) -> None:
         """Release the catalog connection (and any cached online-store clients)."""
-        for cached in ("_online", "_publisher", "_endpoints", "_managed_stores"):
+        for cached in ("_online", "_publisher", "_endpoints", "_managed_stores", "_pusher"):
             self.__dict__.pop(cached, None)
         stores = self.__dict__.pop("_online_stores", None)
         if stores is not None:

@@ -42,6 +42,8 @@ calls them and re-raised as one of these, ``from`` the original, so callers only
     │   └── OnlineStoreNotFoundError no managed online store of that name (get/update_online_store)
     ├── ServingEndpointError         unknown, duplicate or misconfigured feature serving endpoint
     ├── StreamError                  bad stream definition, unreachable stream source, push errors
+    │   └── PushError                bad fe.push input (to, push_id, not published, read_after_write)
+    │       └── PushIncompleteError  a push committed to Delta (or reached some stores), not to every store
     ├── ModelError                   log_model / score_batch / pyfunc problems
     ├── TransformError               feature-engineering input problems
     └── ValidationError              expectations failed under the strict policy
@@ -228,6 +230,21 @@ class StreamError(LarderError):
     """A stream definition, source or consumer problem, or a rejected push."""
 
 
+class PushError(StreamError):
+    """A push that was refused before anything was written (bad ``to``, ``push_id``, a table with no
+    publication, a store that cannot promise read-after-write), or whose rows did not read back."""
+
+
+class PushIncompleteError(PushError):
+    """A push whose rows reached Delta (``delta_version``) or some stores, but not every online store
+    (``failed_stores``). Calling ``push`` again with the same ``push_id`` completes it: the Delta commit is
+    not repeated and the online write is idempotent."""
+
+    push_id: str | None = None
+    delta_version: int | None = None
+    failed_stores: list[str] = []  # noqa: RUF012 - replaced per instance
+
+
 class ModelError(LarderError):
     """log_model, score_batch or the feature-aware pyfunc failed."""
 
@@ -271,6 +288,8 @@ __all__ = [
     "PrimaryKeyError",
     "ProjectError",
     "PublishError",
+    "PushError",
+    "PushIncompleteError",
     "RetryBudgetExceededError",
     "SchemaMismatchError",
     "ServingEndpointError",

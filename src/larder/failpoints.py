@@ -15,6 +15,7 @@ The points (each between two writes that must not be seen apart):
 ``drop_table:after_catalog``       catalog row deleted, storage not yet removed
 ``write_table:after_commit``       Delta version committed, catalog features not yet updated
 ``publish_table:after_batch``      a batch handed to the online store, the publish not finished
+``push:after_commit``              a push's Delta version committed, the online stores not written
 =================================  ============================================================
 """
 

@@ -167,6 +167,26 @@ def load(location: Location, *, version: int | None = None, as_of: datetime | No
     return Snapshot(table, location)
 
 
+def load_reusing(location: Location, open_tables: dict[str, Any] | None, *, name: str, key: str) -> Snapshot:
+    """The latest snapshot, like :func:`load`; with ``open_tables`` (``key`` -> DeltaTable, kept by the
+    caller) a table opened before is brought up to date incrementally instead of opened again. ``key``
+    must change when the table is re-created at the same location (its creation time does)."""
+    if open_tables is None:
+        return load(location, name=name)
+    table = open_tables.get(key)
+    if table is not None:
+        try:
+            table.update_incremental()
+            return Snapshot(table, location)
+        except (DeltaError, ValueError, OSError):
+            open_tables.pop(key, None)  # gone or rewritten: open it afresh
+    snap = load(location, name=name)
+    if len(open_tables) >= 64:
+        open_tables.clear()
+    open_tables[key] = snap.table
+    return snap
+
+
 def version_at(table: DeltaTable, as_of: datetime, *, name: str) -> int:
     """The table's version current at ``as_of``: the last commit whose timestamp is ``<= as_of``.
 
@@ -258,6 +278,24 @@ def _landed(table: DeltaTable, commit: Commit | None, since: int | None) -> int 
         return None
     for h in table.history(newer):
         if h.get(WRITE_ID_KEY) == commit.write_id and h.get("version") is not None:
+            return int(h["version"])
+    return None
+
+
+def find_write(location: Location, write_id: str, *, since: int, limit: int = 100,
+               table: DeltaTable | None = None) -> int | None:
+    """The version after ``since`` whose commit carries ``write_id`` (looking at the newest ``limit``
+    commits at most; in ``table`` when given, a freshly loaded one), None when there is none. A write
+    retried with the same id then commits nothing."""
+    try:
+        table = table if table is not None else open_table(location)
+    except (DeltaError, ValueError, OSError):
+        return None
+    newer = int(table.version()) - since
+    if newer <= 0:
+        return None
+    for h in table.history(min(newer, limit)):
+        if h.get(WRITE_ID_KEY) == write_id and h.get("version") is not None and int(h["version"]) > since:
             return int(h["version"])
     return None
 

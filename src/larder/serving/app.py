@@ -13,6 +13,13 @@ Endpoints:
     A feature serving endpoint (``fe.create_feature_serving_endpoint``): the same request bodies, and
     Databricks' response ``{"outputs": [one object per row]}``. ``GET /serving-endpoints`` lists the
     endpoints, ``GET /serving-endpoints/{name}`` describes one.
+``POST /push/{table}``
+    Rows pushed into a feature table (``fe.push``, see :mod:`larder.online.push`): the same request
+    bodies (records or columns; timestamps as ISO 8601 strings), with ``params`` ``{"to": "online" |
+    "offline" | "both", "push_id": "...", "read_after_write": true}`` (default ``to``: ``online``).
+    Returns the push's result (``rows``, ``push_id``, ``delta_version``, ``online``: per store). Bad
+    rows are a 400 with nothing written, an unknown table a 404, a Delta commit whose online write
+    failed a 503 naming the ``push_id`` to retry with, a write conflict a 409.
 ``GET /specs``
     The named feature specs in the catalog, with their input and output columns.
 ``GET /health``
@@ -41,6 +48,7 @@ import os
 from typing import Any
 
 from larder.errors import (
+    CatalogError,
     FeatureLookupError,
     FeatureSpecError,
     InvalidNameError,
@@ -48,7 +56,13 @@ from larder.errors import (
     MissingKeysError,
     OnlineStoreError,
     OnlineTableNotFoundError,
+    PushError,
+    PushIncompleteError,
     ServingEndpointError,
+    TableError,
+    TableNotFoundError,
+    ValidationError,
+    WriteConflictError,
     require,
 )
 from larder.redaction import redact_text
@@ -317,6 +331,42 @@ def create_app(root: str | os.PathLike[str] | None = None, *, max_body_bytes: in
                             media_type="application/json")
         except ServingEndpointError as exc:
             return error(404, exc)
+
+    def push_answer(table: str, raw: bytes) -> tuple[int, bytes]:
+        """Status and JSON body of ``POST /push/{table}``."""
+        try:
+            rows, params = parse_request(parse_body(raw, limits))
+            unknown = sorted(set(params) - {"to", "push_id", "read_after_write"})
+            if unknown:
+                raise BadRequest(f"Unknown push param(s) {unknown}; allowed: to, push_id, "
+                                 "read_after_write.")
+            result = state().fe.push(table, rows, to=params.get("to", "online"), push_id=params.get("push_id"),
+                                     read_after_write=params.get("read_after_write", False))
+            return 200, _dumps(result.to_dict())
+        except BadRequest as exc:
+            return exc.status, error_body(exc.error, str(exc))
+        except (TableNotFoundError, OnlineTableNotFoundError) as exc:
+            return 404, _error_body(exc)
+        except WriteConflictError as exc:
+            return 409, _error_body(exc)
+        except (PushIncompleteError, OnlineStoreError, CatalogError) as exc:
+            return 503, _error_body(exc)
+        except (TableError, PushError, FeatureLookupError, InvalidNameError, ValidationError) as exc:
+            return 400, _error_body(exc)
+        except LarderError as exc:
+            return 500, _error_body(exc)
+        except Exception:  # a bug: logged, answered without internals
+            _log.exception("larder serve: unexpected error answering a push request")
+            return 500, error_body("InternalError", INTERNAL_DETAIL)
+
+    @app.post("/push/{table}")
+    async def push(table: str, request: Request) -> Response:
+        from starlette.concurrency import run_in_threadpool
+
+        status, payload = await _read_body(request.scope, request.receive, limits)
+        if status == 200:  # a push commits to Delta: off the event loop, so lookups go on meanwhile
+            status, payload = await run_in_threadpool(push_answer, table, payload)
+        return Response(payload, status_code=status, media_type="application/json")
 
     @app.post("/features/{spec_name}")
     async def features(spec_name: str, request: Request) -> Response:
