@@ -184,7 +184,7 @@ def _online_specs(ctx: Context, catalog_ok: bool) -> tuple[dict[str, tuple[str, 
     return found, problems
 
 
-def _ping(spec: Any, root: Path) -> str:
+def _ping(spec: Any, root: Path, timeout: float) -> str:
     """What answered; raises what the store raised."""
     if spec.type == "sqlite":
         from larder.online.stores.specs import sqlite_path
@@ -194,7 +194,7 @@ def _ping(spec: Any, root: Path) -> str:
             if not os.access(path.parent if path.parent.exists() else root, os.W_OK):
                 raise PermissionError(f"{path} does not exist and its directory is not writable")
             return f"{path} not created yet (the first publish creates it)"
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=TIMEOUT_S)
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout)
         try:
             n = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
         finally:
@@ -206,7 +206,7 @@ def _ping(spec: Any, root: Path) -> str:
 
         client = boto3.session.Session().client(
             "dynamodb", region_name=spec.region, endpoint_url=spec.endpoint_url,
-            config=Config(connect_timeout=TIMEOUT_S, read_timeout=TIMEOUT_S,
+            config=Config(connect_timeout=timeout, read_timeout=timeout,
                           retries={"total_max_attempts": 1, "mode": "standard"}))
         try:
             client.list_tables(Limit=1)
@@ -219,7 +219,7 @@ def _ping(spec: Any, root: Path) -> str:
         from larder.online.stores.redis import with_credentials
 
         client = redis.Redis.from_url(with_credentials(spec.url, password_env=spec.password_env),
-                                      socket_connect_timeout=TIMEOUT_S, socket_timeout=TIMEOUT_S)
+                                      socket_connect_timeout=timeout, socket_timeout=timeout)
         try:
             client.ping()
         finally:
@@ -237,7 +237,7 @@ _ONLINE_FIX = {
 }
 
 
-def check_online(ctx: Context, catalog_ok: bool) -> list[Check]:
+def check_online(ctx: Context, catalog_ok: bool, timeout: float = TIMEOUT_S) -> list[Check]:
     from larder.online.stores.specs import redacted_spec
 
     specs, checks = _online_specs(ctx, catalog_ok)
@@ -245,7 +245,7 @@ def check_online(ctx: Context, catalog_ok: bool) -> list[Check]:
         shown = {k: v for k, v in redacted_spec(spec).items() if v not in (None, "", False)}
         target = f"{spec.type} {json.dumps({k: v for k, v in shown.items() if k != 'type'}, default=str)}"
         try:
-            detail = _ping(spec, ctx.root)
+            detail = _ping(spec, ctx.root, timeout)
         except Exception as exc:  # noqa: BLE001 - any client error means not reachable
             checks.append(Check("online", target, "fail", f"not reachable ({how}): {_error(exc)}",
                                 _ONLINE_FIX[spec.type]))
@@ -270,7 +270,7 @@ def tracking_uri(ctx: Context) -> tuple[str, str]:
     return default_tracking_uri(ctx.root), "default"
 
 
-def _http_get(url: str) -> tuple[int, bytes]:
+def _http_get(url: str, timeout: float) -> tuple[int, bytes]:
     headers = {}
     token = os.environ.get("MLFLOW_TRACKING_TOKEN")
     user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
@@ -280,20 +280,20 @@ def _http_get(url: str) -> tuple[int, bytes]:
         headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
     req = urllib.request.Request(url, headers=headers)
     try:
-        with urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp:  # noqa: S310 - the configured server
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - the configured server
             return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
 
 
-def _check_server(uri: str, how: str) -> list[Check]:
+def _check_server(uri: str, how: str, timeout: float) -> list[Check]:
     base = uri.rstrip("/")
     target = redact_url(uri)
     reach_fix = ("Check mlflow_tracking_uri in larder.yaml (or MLFLOW_TRACKING_URI) and that `mlflow server` "
                  "is running and reachable from here.")
     try:
-        health, _ = _http_get(f"{base}/health")
-        api, body = _http_get(f"{base}/api/2.0/mlflow/experiments/search?max_results=1")
+        health, _ = _http_get(f"{base}/health", timeout)
+        api, body = _http_get(f"{base}/api/2.0/mlflow/experiments/search?max_results=1", timeout)
     except (urllib.error.URLError, OSError) as exc:
         return [Check("mlflow", target, "fail", f"not reachable ({how}): {_error(exc)}", reach_fix)]
     if api in (401, 403):
@@ -319,20 +319,20 @@ def _check_server(uri: str, how: str) -> list[Check]:
     return checks
 
 
-def check_mlflow(ctx: Context) -> list[Check]:
+def check_mlflow(ctx: Context, timeout: float = TIMEOUT_S) -> list[Check]:
     from larder.models.tracking import is_databricks_uri
 
     uri, how = tracking_uri(ctx)
     if os.environ.get("MLFLOW_TRACKING_URI") and is_databricks_uri(os.environ["MLFLOW_TRACKING_URI"]):
         how = "MLFLOW_TRACKING_URI is a Databricks URI, mapped to larder's own"
     if uri.startswith(("http://", "https://")):
-        return _check_server(uri, how)
+        return _check_server(uri, how, timeout)
     if uri.startswith("sqlite:///"):
         path = Path(uri[len("sqlite:///"):])
         if not path.exists():
             return [Check("mlflow", uri, "ok", f"local tracking database, created by the first log_model ({how})")]
         try:
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=TIMEOUT_S)
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout)
             try:
                 conn.execute("SELECT count(*) FROM experiments").fetchone()
             finally:
@@ -371,8 +371,10 @@ def check_consistency(ctx: Context, *, repair: bool) -> list[Check]:
 
 
 # ------------------------------------------------------------------------------------------- all
-def diagnose(root: str | os.PathLike[str] | None = None, *, repair: bool = False) -> list[Check]:
-    """Every check of the module docstring on the deployment at ``root`` (``$LARDER_ROOT`` or ./.larder)."""
+def diagnose(root: str | os.PathLike[str] | None = None, *, repair: bool = False,
+             timeout: float = TIMEOUT_S) -> list[Check]:
+    """Every check of the module docstring on the deployment at ``root`` (``$LARDER_ROOT`` or ./.larder);
+    ``timeout``: how long, in seconds, each probe of a server (online store, MLflow) waits for an answer."""
     from larder.context import Context
 
     try:
@@ -389,8 +391,8 @@ def diagnose(root: str | os.PathLike[str] | None = None, *, repair: bool = False
         catalog, usable = check_catalog(ctx)
         checks.append(catalog)
         checks.append(check_storage(ctx) if storage_target else Check("storage", "-", "fail", "no storage root"))
-        checks += check_online(ctx, usable)
-        checks += check_mlflow(ctx)
+        checks += check_online(ctx, usable, timeout)
+        checks += check_mlflow(ctx, timeout)
         if usable and checks[2].status == "ok":
             checks += check_consistency(ctx, repair=repair)
         elif usable:

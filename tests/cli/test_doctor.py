@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import time
 import uuid
 from pathlib import Path
@@ -24,7 +25,9 @@ from larder.client import FeatureEngineeringClient
 
 
 def _doctor(root: Path, *args: str) -> tuple[int, list[dict]]:
-    result = CliRunner().invoke(app, ["doctor", "--root", str(root), "--json", *args])
+    # a generous wait: a loaded machine's servers answer slowly, and a healthy one must still pass
+    wait = () if "--timeout" in args else ("--timeout", "60")
+    result = CliRunner().invoke(app, ["doctor", "--root", str(root), "--json", *wait, *args])
     return result.exit_code, json.loads(result.output)
 
 
@@ -103,6 +106,26 @@ def test_a_broken_deployment_is_told_what_is_wrong_and_how_to_fix_it(tmp_path: P
     (root / "larder.yaml").write_text("catalog_url: [unclosed\n")
     code, checks = _doctor(root)
     assert code == 1 and [c["area"] for c in checks] == ["config"] and "larder.yaml" in checks[0]["fix"]
+
+
+def test_a_server_that_never_answers_fails_after_the_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # accepts connections (the kernel does) and never answers
+    try:
+        root = tmp_path / "root"
+        root.mkdir()
+        port = silent.getsockname()[1]
+        (root / "larder.yaml").write_text(yaml.safe_dump({"mlflow_tracking_uri": f"http://127.0.0.1:{port}"}))
+        started = time.monotonic()
+        code, checks = _doctor(root, "--timeout", "0.5")
+        elapsed = time.monotonic() - started
+    finally:
+        silent.close()
+    ml = _by_area(checks)["mlflow"][0]
+    assert code == 1 and ml["status"] == "fail" and "timed out" in ml["detail"]
+    assert elapsed < 30
 
 
 def test_a_shared_catalog_behind_this_larder_says_upgrade(tmp_path: Path, postgres_catalog_url: str,

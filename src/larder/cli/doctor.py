@@ -17,6 +17,8 @@ def doctor(
     repair: bool = typer.Option(False, "--repair", help="Fix what a crash left behind (orphan table data, "
                                 "tombstones, interrupted drops, unregistered features, stale quality rows)."),
     as_json: bool = typer.Option(False, "--json", help="Print the checks as JSON."),
+    timeout: float = typer.Option(5.0, "--timeout", min=0.1, help="Seconds each probe of a server (online "
+                                  "store, MLflow) waits for an answer before it counts as not reachable."),
 ) -> None:
     """Check the configuration end to end: catalog reachable and migrated, storage writable, online stores
     and MLflow reachable, catalog and storage in agreement. Says what is wrong and how to fix it; exits
@@ -26,7 +28,7 @@ def doctor(
     """
     from larder.doctor import diagnose
 
-    checks = diagnose(root, repair=repair)
+    checks = diagnose(root, repair=repair, timeout=timeout)
     failed = [c for c in checks if c.status == "fail"]
     if as_json:
         typer.echo(json.dumps([c.to_dict() for c in checks], indent=2))
