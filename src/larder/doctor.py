@@ -306,7 +306,14 @@ def _check_server(uri: str, how: str, timeout: float) -> list[Check]:
                       "Look at the server's log: its --backend-store-uri database may be unreachable or need "
                       "`mlflow db upgrade <uri>`.")]
     checks = [Check("mlflow", target, "ok", f"tracking server answers ({how})")]
-    code, body = _http_get(f"{base}/api/2.0/mlflow-artifacts/artifacts")
+    try:
+        code, body = _http_get(f"{base}/api/2.0/mlflow-artifacts/artifacts", timeout)
+    except (urllib.error.URLError, OSError) as exc:
+        checks.append(Check("mlflow", f"{target} artifacts", "fail",
+                            f"listing the artifact store does not answer: {_error(exc)}",
+                            "Look at the server's log and its --artifacts-destination; retry with a longer "
+                            "--timeout if the server is merely slow."))
+        return checks
     if code == 200:
         checks.append(Check("mlflow", f"{target} artifacts", "ok", "the server reaches its artifact store"))
     elif code >= 500:
