@@ -93,6 +93,40 @@ def required_label(label: Any) -> Any:
     return label
 
 
+def declarative_spec_features(features: Any, exclude_columns: Any) -> list[Any]:
+    """The arguments of ``feature_spec_from_batch_declarative_features``: a non-empty list of declarative
+    ``Feature`` objects, each registered or with a catalog and schema (a spec is stored, so no
+    ``DataFrameSource``), and no ``exclude_columns``, which Databricks does not support with ``Feature``
+    objects either."""
+    from larder.declarative.feature import Feature
+    from larder.declarative.sources import DataFrameSource
+    from larder.errors import FeatureDefinitionError
+
+    method = "feature_spec_from_batch_declarative_features"
+    if isinstance(features, Feature):
+        features = [features]
+    if not isinstance(features, (list, tuple)) or not features:
+        raise FeatureDefinitionError(f"{method}: features must be a non-empty list of Feature objects, got {features!r}.")
+    for i, f in enumerate(features):
+        if not isinstance(f, Feature):
+            raise FeatureDefinitionError(
+                f"{method}: features[{i}] is a {type(f).__name__}; this method takes declarative Feature objects only. "
+                "Use create_feature_spec() for FeatureLookup and FeatureFunction objects."
+            )
+        if isinstance(f.source, DataFrameSource) or not f.has_full_name:
+            raise FeatureDefinitionError(
+                f"{method}: feature {f.name!r} is not registered, and a feature spec is stored in the catalog. Register "
+                "it first with create_feature() / register_feature() (a DataFrameSource feature cannot be), and pass "
+                "the returned Feature or fe.get_feature(full_name=...)."
+            )
+    if exclude_columns:
+        raise FeatureDefinitionError(
+            f"{method}: exclude_columns is not supported with Feature objects (as on Databricks); drop the columns "
+            "from the DataFrame instead, or use create_training_set(..., exclude_columns=...)."
+        )
+    return list(features)
+
+
 def check_env_manager(env_manager: str, prebuilt_env_uri: str | None) -> None:
     if env_manager not in ENV_MANAGERS:
         raise ModelError(f"score_batch: env_manager must be one of {list(ENV_MANAGERS)}, got {env_manager!r}.")
@@ -181,6 +215,7 @@ __all__ = [
     "UNSET",
     "check_env_manager",
     "check_native_join_flags",
+    "declarative_spec_features",
     "one_timeseries_column",
     "publish_arguments",
     "reject_streaming_df",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import cached_property
@@ -368,6 +369,20 @@ class FeatureEngineeringClient(ServingMethods, PushMethods):
     def delete_feature_spec(self, name: str) -> None:
         """Delete a named feature spec (models that carry a copy are unaffected)."""
         self._training.delete_feature_spec(name)
+
+    def feature_spec_from_batch_declarative_features(self, *, name: str, features: Sequence[Feature],
+                                                     exclude_columns: Sequence[str] | None = None) -> FeatureSpec:
+        """A named feature spec of registered declarative features, stored in the catalog like
+        :meth:`create_feature_spec`'s: ``create_training_set(df, feature_spec=name, label=...)`` computes
+        them at each row's time, models logged from that training set look them up online, and
+        feature serving endpoints serve it. Deprecated on Databricks (a ``DeprecationWarning``, as
+        there) in favour of ``create_feature_spec(name=..., features=[Feature, ...])``, which does the
+        same. ``exclude_columns`` is not supported with features (as on Databricks)."""
+        from larder._databricks import declarative_spec_features
+
+        warnings.warn("feature_spec_from_batch_declarative_features is deprecated. Use create_feature_spec with "
+                      "Feature objects directly instead.", DeprecationWarning, stacklevel=2)
+        return self.create_feature_spec(name, declarative_spec_features(features, exclude_columns))
 
     # -- declarative features (larder.declarative) ----------------------------------------------------
     @cached_property

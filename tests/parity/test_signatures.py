@@ -48,7 +48,7 @@ PENDING: dict[str, set[str]] = {
         # issue 14 (declarative features)
         "purge_feature_entities", "list_materialized_features", "delete_materialized_feature",
         "backfill_features", "get_backfill", "wait_for_backfill", "cancel_backfill", "get_operation",
-        "cancel_operation", "feature_spec_from_batch_declarative_features", "materialize_features",
+        "cancel_operation", "materialize_features",
         # issue 17, second part (push and streams): create_stream & co. land with the stream consumer
         "create_stream", "update_stream", "get_stream", "list_streams", "delete_stream",
     },
