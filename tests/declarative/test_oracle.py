@@ -44,7 +44,9 @@ from larder.declarative.compute import window_rule
 from larder.offline.aggregate import Aggregation
 from larder.offline.engine import get_engine
 
-ENGINES = ["duckdb"]
+ENGINES = ["duckdb", "spark"]
+#: hypothesis examples per engine: Spark's are bounded to keep the suite fast (one Spark session)
+EXAMPLES = {"duckdb": 150, "spark": 8}
 
 NUMERIC_OPS = ["sum", "count", "avg", "min", "max", "stddev_pop", "stddev_samp", "var_pop", "var_samp", "first",
                "last", "first_n", "last_n", "approx_count_distinct", "approx_percentile"]
@@ -70,19 +72,18 @@ def _check(out: pa.Table, evs: list, qs: list, rule: Rule, specs: list[tuple[str
 # --------------------------------------------------------------------------- the kernel
 
 
-@pytest.mark.parametrize("engine", ENGINES)
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(evs=events(), qs=queries(), win=windows(), data=st.data())
-def test_engine_aggregate_matches_the_oracle(engine, evs, qs, win, data):
-    _aggregate_matches_the_oracle(get_engine(engine), evs, qs, win, data)
+@pytest.mark.parametrize("engine_name", ENGINES)
+def test_engine_aggregate_matches_the_oracle(engine_name, request):
+    """Each engine against the oracle: DuckDB's kernel in process; on Spark the kernel per entity bucket
+    on the executors (Arrow in, Arrow out), with fewer examples (each one is a few Spark jobs)."""
+    engine = get_engine() if engine_name == "duckdb" else request.getfixturevalue("spark_engine")
 
+    @settings(max_examples=EXAMPLES[engine_name], deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(evs=events(), qs=queries(), win=windows(), data=st.data())
+    def check(evs, qs, win, data):
+        _aggregate_matches_the_oracle(engine, evs, qs, win, data)
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                 HealthCheck.function_scoped_fixture])
-@given(evs=events(), qs=queries(), win=windows(), data=st.data())
-def test_spark_engine_aggregate_matches_the_oracle(spark_engine, evs, qs, win, data):
-    """The Spark engine: the kernel per entity bucket on the executors (Arrow in, Arrow out)."""
-    _aggregate_matches_the_oracle(spark_engine, evs, qs, win, data)
+    check()
 
 
 def _aggregate_matches_the_oracle(engine, evs, qs, win, data):
@@ -164,23 +165,28 @@ def _operator(op: str, column: str, n: int, p: float):
     return OPERATORS[op](input=column)
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(evs=events(n_max=30), qs=queries(), win=windows(), data=st.data())
-def test_compute_features_and_training_sets_match_the_oracle(evs, qs, win, data):
-    with tempfile.TemporaryDirectory() as root, FeatureEngineeringClient(root=root) as fe:
-        _client_matches_the_oracle(fe, evs, qs, win, data, lambda df: df)
+#: client-level examples per engine (each Spark one creates a table and runs several Spark jobs)
+CLIENT_EXAMPLES = {"duckdb": 20, "spark": 3}
 
 
-@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                HealthCheck.function_scoped_fixture])
-@given(evs=events(n_max=20), qs=queries(), win=windows(), data=st.data())
-def test_spark_compute_features_and_training_sets_match_the_oracle(spark, evs, qs, win, data):
-    """On the Spark engine compute_features and load_df return Spark DataFrames with the same values."""
-    with tempfile.TemporaryDirectory() as root:
-        (Path(root) / "larder.yaml").write_text("engine: spark\n")
-        with FeatureEngineeringClient(root=root) as fe:
-            assert fe._ctx.engine.name == "spark"
-            _client_matches_the_oracle(fe, evs, qs, win, data, lambda df: df.toPandas())
+@pytest.mark.parametrize("engine_name", ENGINES)
+def test_compute_features_and_training_sets_match_the_oracle(engine_name, request):
+    """On each engine; on Spark compute_features and load_df return Spark DataFrames with the same values."""
+    if engine_name == "spark":
+        request.getfixturevalue("spark")  # the test session's SparkSession is the active one
+
+    @settings(max_examples=CLIENT_EXAMPLES[engine_name], deadline=None,
+              suppress_health_check=[HealthCheck.too_slow])
+    @given(evs=events(n_max=30 if engine_name == "duckdb" else 20), qs=queries(), win=windows(), data=st.data())
+    def check(evs, qs, win, data):
+        with tempfile.TemporaryDirectory() as root:
+            (Path(root) / "larder.yaml").write_text(f"engine: {engine_name}\n")
+            with FeatureEngineeringClient(root=root) as fe:
+                assert fe._ctx.engine.name == engine_name
+                _client_matches_the_oracle(fe, evs, qs, win, data,
+                                           (lambda df: df) if engine_name == "duckdb" else (lambda df: df.toPandas()))
+
+    check()
 
 
 def _client_matches_the_oracle(fe, evs, qs, win, data, as_pandas):

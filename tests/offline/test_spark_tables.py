@@ -189,3 +189,41 @@ def test_missing_pyspark_or_java_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr(builtins, "__import__", no_pyspark)
     with pytest.raises(MissingExtraError, match=r"larder\[spark\]"):
         session.require_spark()
+
+
+DIES_MID_WRITE = r"""
+import os, signal, sys
+import pandas as pd
+from larder.errors import TableError
+from larder.offline.spark import SparkEngine
+from larder.offline.spark.session import get_session
+
+spark = get_session("local[1]", {"spark.ui.enabled": "false", "spark.driver.memory": "512m"})
+spark.sparkContext.setLogLevel("OFF")
+engine = SparkEngine(spark)
+jvm = spark.sparkContext._gateway.proc
+try:
+    with engine.ingesting(spark.createDataFrame(pd.DataFrame({"k": [1, 2]})), table="t") as data:
+        assert data.count() == 2  # the persisted copy exists
+        jvm.send_signal(signal.SIGKILL)  # the Spark context dies during the write
+        jvm.wait()
+        raise TableError("the write of 't' failed")
+except BaseException as exc:
+    print(type(exc).__name__, "|", exc, "|", " ".join(getattr(exc, "__notes__", [])))
+"""
+
+
+@pytest.mark.slow  # a Spark session of its own (its JVM is killed)
+def test_a_write_failing_with_its_spark_context_raises_its_own_error(tmp_path):
+    """When the Spark context dies during a write, releasing the persisted rows fails too; the write's
+    own error is the one raised, with the release's failure as a note (it used to replace it)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "dies.py"
+    script.write_text(DIES_MID_WRITE)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=240)
+    line = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-2000:]
+    kind, message, notes = (line.split(" | ") + ["", ""])[:3]
+    assert (kind, message) == ("TableError", "the write of 't' failed"), line
+    assert "unpersisting the written rows failed too" in notes

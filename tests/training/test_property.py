@@ -11,17 +11,21 @@ from __future__ import annotations
 import math
 import tempfile
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from larder.client import FeatureEngineeringClient
+from larder.offline.engine import ENGINE_NAMES
 from larder.training import FeatureFunction, FeatureLookup
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
+ENGINES = list(ENGINE_NAMES)
 KEYS = [0, 1, 2, 3]
 STORES = ["x", "y", "z"]
 HOURS = list(range(0, 9))
@@ -134,48 +138,68 @@ def _same(x: Any, y: Any) -> bool:
     return bool(x == y)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(sc=scenarios())
-def test_load_df_matches_brute_force_oracle(sc: dict[str, Any]) -> None:
-    with tempfile.TemporaryDirectory() as root, FeatureEngineeringClient(root=root) as fe:
-        for i, batch in enumerate(sc["ts_writes"]):
-            rows = _dedupe(batch, 2)
-            data = pa.table({
-                "k": pa.array([r[0] for r in rows], pa.int64()),
-                "ts": pa.array([at(r[1]) for r in rows], pa.timestamp("us", tz="UTC")),
-                "a": pa.array([r[2] for r in rows], pa.int64()),
-                "b": pa.array([r[3] for r in rows], pa.float64()),
-            })
-            _write(fe, "series", data, ["k", "ts"], "ts", i == 0)
-        for i, batch in enumerate(sc["snap_writes"]):
-            rows = _dedupe(batch, 1)
-            data = pa.table({"store": pa.array([r[0] for r in rows], pa.string()),
-                             "c": pa.array([r[1] for r in rows], pa.float64())})
-            _write(fe, "stores", data, ["store"], None, i == 0)
-        fe.create_function("combine", combine)
-        fe.create_function("scale", scale)
+#: hypothesis examples per engine: Spark's are bounded to keep the suite fast (one Spark session)
+EXAMPLES = {"duckdb": 30, "spark": 3}
 
-        spine = pd.DataFrame({
-            "k": pd.array([r[0] for r in sc["spine"]], dtype="float64"),
-            "at": pd.to_datetime(pd.Series([at(r[1]) for r in sc["spine"]], dtype="object"), utc=True),
-            "store": pd.Series([r[2] for r in sc["spine"]], dtype="str"),
-            "r": pd.Series([r[3] for r in sc["spine"]], dtype="float64"),
-            "label": range(len(sc["spine"])),
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_load_df_matches_brute_force_oracle(engine: str, request: pytest.FixtureRequest) -> None:
+    """On each engine (``load_df`` gives pandas on DuckDB, a Spark DataFrame on Spark): the same rows."""
+    if engine == "spark":
+        request.getfixturevalue("spark")  # the test session's SparkSession is the active one
+
+    @settings(max_examples=EXAMPLES[engine], deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(sc=scenarios())
+    def check(sc: dict[str, Any]) -> None:
+        with tempfile.TemporaryDirectory() as root:
+            (Path(root) / "larder.yaml").write_text(f"engine: {engine}\n")
+            with FeatureEngineeringClient(root=root) as fe:
+                check_scenario(fe, sc, engine)
+
+    check()
+
+
+def check_scenario(fe: FeatureEngineeringClient, sc: dict[str, Any], engine: str) -> None:
+    for i, batch in enumerate(sc["ts_writes"]):
+        rows = _dedupe(batch, 2)
+        data = pa.table({
+            "k": pa.array([r[0] for r in rows], pa.int64()),
+            "ts": pa.array([at(r[1]) for r in rows], pa.timestamp("us", tz="UTC")),
+            "a": pa.array([r[2] for r in rows], pa.int64()),
+            "b": pa.array([r[3] for r in rows], pa.float64()),
         })
-        lookups = [
-            FeatureLookup("series", "k", feature_names=["a"], timestamp_lookup_key="at", lookback_window=sc["w1"],
-                          default_values={"a": sc["default_a"]} if sc["default_a"] is not None else None),
-            FeatureLookup("series", "k", feature_names=["b"], rename_outputs={"b": "b_lag"},
-                          timestamp_lookup_key="at", lookback_window=sc["w2"]),
-            FeatureLookup("stores", "store", default_values={"c": sc["default_c"]}),
-            FeatureFunction("combine", {"a": "a", "c": "c"}, output_name="combined"),
-            FeatureFunction("scale", {"x": "combined", "factor": "f"}, output_name="scaled"),
-            FeatureFunction("scale", {"x": "r", "factor": "f"}, output_name="r_scaled"),
-        ]
-        spine["f"] = sc["factor"]
-        exclude = ["c", "f"] if sc["exclude"] else ["f"]
-        ts = fe.create_training_set(spine, lookups, label="label", exclude_columns=exclude)
-        df = ts.load_df()
+        _write(fe, "series", data, ["k", "ts"], "ts", i == 0)
+    for i, batch in enumerate(sc["snap_writes"]):
+        rows = _dedupe(batch, 1)
+        data = pa.table({"store": pa.array([r[0] for r in rows], pa.string()),
+                         "c": pa.array([r[1] for r in rows], pa.float64())})
+        _write(fe, "stores", data, ["store"], None, i == 0)
+    fe.create_function("combine", combine)
+    fe.create_function("scale", scale)
+
+    spine = pd.DataFrame({
+        "k": pd.array([r[0] for r in sc["spine"]], dtype="float64"),
+        "at": pd.to_datetime(pd.Series([at(r[1]) for r in sc["spine"]], dtype="object"), utc=True),
+        "store": pd.Series([r[2] for r in sc["spine"]], dtype="str"),
+        "r": pd.Series([r[3] for r in sc["spine"]], dtype="float64"),
+        "label": range(len(sc["spine"])),
+    })
+    lookups = [
+        FeatureLookup("series", "k", feature_names=["a"], timestamp_lookup_key="at", lookback_window=sc["w1"],
+                      default_values={"a": sc["default_a"]} if sc["default_a"] is not None else None),
+        FeatureLookup("series", "k", feature_names=["b"], rename_outputs={"b": "b_lag"},
+                      timestamp_lookup_key="at", lookback_window=sc["w2"]),
+        FeatureLookup("stores", "store", default_values={"c": sc["default_c"]}),
+        FeatureFunction("combine", {"a": "a", "c": "c"}, output_name="combined"),
+        FeatureFunction("scale", {"x": "combined", "factor": "f"}, output_name="scaled"),
+        FeatureFunction("scale", {"x": "r", "factor": "f"}, output_name="r_scaled"),
+    ]
+    spine["f"] = sc["factor"]
+    exclude = ["c", "f"] if sc["exclude"] else ["f"]
+    ts = fe.create_training_set(spine, lookups, label="label", exclude_columns=exclude)
+    df = ts.load_df()
+    if engine == "spark":  # through Arrow: timestamps stay UTC-aware, as on DuckDB
+        df = df.toArrow().to_pandas()
 
     expect = oracle(sc)
     cols = ["k", "at", "store", "r", "a", "b_lag", "c", "combined", "scaled", "r_scaled"]

@@ -351,25 +351,46 @@ def _time_filtered(dataset: Any, column: str, times: pa.Array, lookback: Any) ->
 def _spine_and_sources(tables: TableService, df: pd.DataFrame, lookups: list[tuple[int, LookupStep]],
                        use_pinned_versions: bool, time_filter: bool = False) -> tuple[pa.Table, list[PitSource]]:
     spine_cols: dict[str, pa.Array] = {}
+
+    def key(name: str, col: str, step: LookupStep, j: int, where: str) -> None:
+        spine_cols[name] = _key_array(df[col], step, j, where=where)
+
+    def time(name: str, col: str, where: str) -> None:
+        spine_cols[name] = _time_array(df[col], col, where=where)
+
     sources = []
-    for i, step in lookups:
-        where = describe_step(i, step)
-        key_names = []
-        for j, col in enumerate(step.lookup_key):
-            name = f"__larder_k{i}_{j}"
-            spine_cols[name] = _key_array(df[col], step, j, where=where)
-            key_names.append(name)
-        ts_name = None
-        if step.timestamp_lookup_key:
-            ts_name = f"__larder_t{i}"
-            spine_cols[ts_name] = _time_array(df[step.timestamp_lookup_key], step.timestamp_lookup_key, where=where)
-        source = lookup_source(tables, i, step, key_names, ts_name, use_pinned_versions)
+    for (_, step), source in zip(lookups, lookup_sources(tables, lookups, use_pinned_versions, key=key, time=time),
+                                 strict=True):
+        ts_name = source.timestamp_lookup_key
         if time_filter and ts_name is not None and step.timestamp_key is not None \
                 and isinstance(source.data, pads.Dataset):  # a Spark source is left as it is
             source = replace(source, data=_time_filtered(source.data, step.timestamp_key, spine_cols[ts_name],
                                                          step.lookback_window))
         sources.append(source)
     return pa.table(spine_cols), sources
+
+
+def lookup_sources(tables: TableService, lookups: list[tuple[int, LookupStep]], use_pinned_versions: bool, *,
+                   key: Callable[[str, str, LookupStep, int, str], None],
+                   time: Callable[[str, str, str], None]) -> list[PitSource]:
+    """The point-in-time sources of ``lookups`` (:func:`lookup_source`), each engine making the spine's
+    columns: ``key(name, caller column, step, j, where)`` puts lookup key ``j`` of a step under ``name``
+    (``__larder_k{i}_{j}``), ``time(name, caller column, where)`` its timestamp lookup key
+    (``__larder_t{i}``); ``where`` describes the step for error messages."""
+    sources = []
+    for i, step in lookups:
+        where = describe_step(i, step)
+        key_names = []
+        for j, col in enumerate(step.lookup_key):
+            name = f"__larder_k{i}_{j}"
+            key(name, col, step, j, where)
+            key_names.append(name)
+        ts_name = None
+        if step.timestamp_lookup_key:
+            ts_name = f"__larder_t{i}"
+            time(ts_name, step.timestamp_lookup_key, where)
+        sources.append(lookup_source(tables, i, step, key_names, ts_name, use_pinned_versions))
+    return sources
 
 
 def lookup_source(tables: TableService, i: int, step: LookupStep, key_names: list[str], ts_name: str | None,

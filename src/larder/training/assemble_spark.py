@@ -6,7 +6,7 @@ The same steps as :func:`larder.training.assemble.assemble_offline`, with nothin
   on an empty pandas frame of its schema (names, key and time types, collisions: all schema facts);
 * lookups are :meth:`SparkEngine.point_in_time_join <larder.offline.spark.SparkEngine.point_in_time_join>`
   over the tables' Spark reads, built by the same
-  :func:`~larder.training.assemble.lookup_source`; results come back in the caller's row order;
+  :func:`~larder.training.assemble.lookup_sources`; results come back in the caller's row order;
 * defaults fill the rows without a match (``F.when(hit, value).otherwise(default)``, the rule of
   :func:`~larder.training.assemble.apply_defaults`), and each looked-up column gets the spec's type;
 * feature functions run through :func:`~larder.training.assemble.apply_functions` on each batch of
@@ -24,8 +24,7 @@ import pyarrow as pa
 from larder.context import Context
 from larder.errors import FeatureLookupError, FeatureSpecError
 from larder.offline.tables import TableService
-from larder.training.assemble import _family, apply_functions, lookup_source, validate_frame
-from larder.training.resolve import describe_step
+from larder.training.assemble import _family, apply_functions, lookup_sources, validate_frame
 from larder.training.spec import FeatureSpec, FeatureStep, FunctionStep, LookupStep, parse_arrow_type
 
 #: Rows of the caller's frame used to learn the type of a feature function that declares none.
@@ -43,7 +42,7 @@ def empty_frame(df: Any) -> pd.DataFrame:
     return arrow_schema(df).empty_table().to_pandas()
 
 
-def _key_column(df: Any, col: str, step: LookupStep, j: int, have: pa.DataType, where: str) -> Any:
+def _key_column(col: str, step: LookupStep, j: int, have: pa.DataType, where: str) -> Any:
     from pyspark.sql import functions as F
 
     want = parse_arrow_type(step.key_types[j])
@@ -97,22 +96,16 @@ def assemble_spark(ctx: Context, spec: FeatureSpec, df: Any, *, use_pinned_versi
     lookups = [(i, s) for i, s in enumerate(spec.steps) if isinstance(s, LookupStep)
                and not (override_with_input_columns and all(o in caller_cols for o in s.output_names))]
     if lookups:
-        spine = frame
-        sources = []
-        for i, step in lookups:
-            where = describe_step(i, step)
-            key_names = []
-            for j, col in enumerate(step.lookup_key):
-                name = f"__larder_k{i}_{j}"
-                spine = spine.withColumn(name, _key_column(spine, col, step, j, schema.field(col).type, where))
-                key_names.append(name)
-            ts_name = None
-            if step.timestamp_lookup_key:
-                ts_name = f"__larder_t{i}"
-                tcol = step.timestamp_lookup_key
-                spine = spine.withColumn(ts_name, _time_column(tcol, schema.field(tcol).type, where))
-            sources.append(lookup_source(tables, i, step, key_names, ts_name, use_pinned_versions))
-        joined = engine.point_in_time_join(spine, sources)
+        spine_cols: dict[str, Any] = {}
+
+        def key(name: str, col: str, step: LookupStep, j: int, where: str) -> None:
+            spine_cols[name] = _key_column(col, step, j, schema.field(col).type, where)
+
+        def time(name: str, col: str, where: str) -> None:
+            spine_cols[name] = _time_column(col, schema.field(col).type, where)
+
+        sources = lookup_sources(tables, lookups, use_pinned_versions, key=key, time=time)
+        joined = engine.point_in_time_join(frame.withColumns(spine_cols), sources)
         out_cols = [F.col(_q(c)) for c in caller_cols]
         for i, step in lookups:
             hit = F.col(f"__larder_hit_{i}")

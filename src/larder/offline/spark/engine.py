@@ -15,7 +15,7 @@ when the engine starts), reads use Delta's reader and merges Delta's ``MERGE INT
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -88,10 +88,8 @@ class SparkEngine(Engine):
         from pyspark import StorageLevel
 
         data = data.persist(StorageLevel.MEMORY_AND_DISK)
-        try:
+        with releasing(data.unpersist, what="unpersisting the written rows"):
             yield data
-        finally:
-            data.unpersist()
 
     def schema_of(self, data: Any) -> pa.Schema:
         return schema.arrow_schema(data) if is_spark_frame(data) else super().schema_of(data)
@@ -223,6 +221,22 @@ class SparkEngine(Engine):
         from larder.offline.engine import DuckDBEngine
 
         return DuckDBEngine().window_features(df, kind=kind, **options)
+
+
+@contextlib.contextmanager
+def releasing(release: Callable[[], object], *, what: str) -> Iterator[None]:
+    """Run ``release`` when the block exits. When the block failed, its exception is the one raised: a
+    failure of ``release`` as well (a Spark context that died during the write cannot unpersist either)
+    is added to it as a note instead of replacing it."""
+    try:
+        yield
+    except BaseException as exc:
+        try:
+            release()
+        except Exception as cleanup:
+            exc.add_note(f"While handling it, {what} failed too: {type(cleanup).__name__}: {cleanup}")
+        raise
+    release()
 
 
 def _merged_schema(current: pa.Schema, incoming: pa.Schema) -> pa.Schema:
