@@ -303,3 +303,31 @@ def test_the_documented_project_plans_and_applies_as_shown(fe, larder_root: Path
                              ("create", "feature", "main.shop.orders_1d"), ("create", "feature", "main.shop.spend_7d")]
     assert cli(larder_root, "apply", str(tmp_path / "features"), "--project", "shop", "--auto-approve").exit_code == 0
     assert [f.name for f in fe.list_features(catalog_name="main", schema_name="shop")] == ["orders_1d", "spend_7d"]
+
+
+def test_adopt_takes_over_what_was_made_by_hand_only(fe, larder_root: Path, tmp_path: Path) -> None:
+    project = write(tmp_path / "shop", {"tables.py": TABLES, "features.py": FEATURES})
+    shop = write(tmp_path / "shop_copy", {"tables.py": TABLES, "features.py": FEATURES})
+    assert cli(larder_root, "apply", str(shop), "--project", "shop", "--auto-approve").exit_code == 0
+    # the catalog now holds shop's objects; a feature made by hand beside them
+    fe.create_feature(source=fe.get_feature(full_name="main.shop.spend_7d").source,
+                      function=fe.get_feature(full_name="main.shop.orders_1d").function, catalog_name="main",
+                      schema_name="shop", entity=["user_id"], timeseries_column="ts", name="by_hand")
+    before = fe.feature_lineage("main.shop.by_hand")
+    write(project, {"more.py": FEATURES.split("spend =")[0] + '''
+by_hand = Feature(source=src, function=AggregationFunction(Count(input="tx_id"), RollingWindow(window_duration=timedelta(days=1))),
+                  entity=["user_id"], timeseries_column="ts", name="by_hand")
+''', "tables.py": None, "features.py": None})
+    result = cli(larder_root, "plan", str(project), "--project", "other")
+    assert result.exit_code == 1 and "by hand" in result.output and "--adopt" in result.output
+    plan = plan_json(larder_root, project, "--project", "other", "--adopt")
+    assert actions(plan) == [("update", "feature", "main.shop.by_hand")]
+    assert plan["changes"][0]["changes"] == [{"field": "project", "before": None, "after": "other"}]
+    assert cli(larder_root, "apply", str(project), "--project", "other", "--adopt", "--auto-approve").exit_code == 0
+    assert managed(fe)[("feature", "main.shop.by_hand")] == "other"
+    assert fe.feature_lineage("main.shop.by_hand")["source_version"] == before["source_version"]  # untouched
+    assert cli(larder_root, "plan", str(project), "--project", "other", "--detailed-exitcode").exit_code == 0
+    # another project's objects are never adopted
+    write(project, {"tables.py": TABLES})
+    result = cli(larder_root, "plan", str(project), "--project", "other", "--adopt")
+    assert result.exit_code == 1 and "project 'shop'" in result.output

@@ -18,6 +18,8 @@ DIR_ARGUMENT = typer.Argument(..., help="The project: a directory of Python modu
 PROJECT_OPTION = typer.Option(None, "--project", help="The project's name, which owns what it creates "
                               "(default: the directory's name).")
 JSON_OPTION = typer.Option(False, "--json", help="Print the plan as JSON.")
+ADOPT_OPTION = typer.Option(False, "--adopt", help="Take over declared objects that exist but were made by hand "
+                            "(by no project), instead of refusing them.")
 
 _STYLE = {"create": ("+", "green"), "update": ("~", "yellow"), "delete": ("-", "red"), "unchanged": (" ", "dim")}
 
@@ -46,12 +48,12 @@ def render(plan: Plan) -> None:
                       f"{s['unchanged']} unchanged.")
 
 
-def _plan(directory: str, root: str | None, project: str | None) -> tuple[Any, Plan]:
+def _plan(directory: str, root: str | None, project: str | None, adopt: bool) -> tuple[Any, Plan]:
     from larder.project import ProjectService
 
     svc = ProjectService.open(root)
     try:
-        return svc, svc.plan(directory, project)
+        return svc, svc.plan(directory, project, adopt=adopt)
     except BaseException:
         svc.close()
         raise
@@ -63,6 +65,7 @@ def plan(
     root: str = ROOT_OPTION,
     project: str = PROJECT_OPTION,
     as_json: bool = JSON_OPTION,
+    adopt: bool = ADOPT_OPTION,
     detailed_exitcode: bool = typer.Option(
         False, "--detailed-exitcode", help="Exit 0 when there are no changes, 2 when there are (1 on errors)."),
 ) -> None:
@@ -71,7 +74,7 @@ def plan(
 
     Example: larder plan features/ --project shop --detailed-exitcode
     """
-    svc, p = _plan(directory, root, project)
+    svc, p = _plan(directory, root, project, adopt)
     svc.close()
     if as_json:
         typer.echo(json.dumps(p.to_dict(), indent=2, sort_keys=True, default=str))
@@ -88,6 +91,7 @@ def apply(
     project: str = PROJECT_OPTION,
     auto_approve: bool = typer.Option(False, "--auto-approve", help="Apply without asking for confirmation."),
     as_json: bool = JSON_OPTION,
+    adopt: bool = ADOPT_OPTION,
 ) -> None:
     """Create, change and delete catalog objects so the catalog matches a features-as-code project.
     Shows the plan and asks for 'yes' first (unless --auto-approve). All-or-nothing: a bad definition
@@ -98,7 +102,7 @@ def apply(
     if as_json and not auto_approve:
         err_console.print("[bold red]error:[/] --json prints no prompt; add --auto-approve.", highlight=False)
         raise typer.Exit(1)
-    svc, p = _plan(directory, root, project)
+    svc, p = _plan(directory, root, project, adopt)
     try:
         if not as_json:
             render(p)

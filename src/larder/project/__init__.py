@@ -49,11 +49,12 @@ class ProjectService:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def plan(self, directory: str | os.PathLike[str], project: str | None = None) -> Plan:
+    def plan(self, directory: str | os.PathLike[str], project: str | None = None, *, adopt: bool = False) -> Plan:
         """What applying ``directory`` would change (nothing is written). ``project`` defaults to the
-        directory's name."""
+        directory's name; ``adopt``: declared objects that exist but were made by hand (by no project)
+        become the project's, instead of being refused."""
         name = check_project_name(project if project is not None else Path(directory).expanduser().resolve().name)
-        return Planner(self.ctx, self.tables, self.features).plan(load_project(directory), name)
+        return Planner(self.ctx, self.tables, self.features, adopt=adopt).plan(load_project(directory), name)
 
     def apply(self, plan: Plan) -> Plan:
         """Apply a plan made by :meth:`plan`; returns it."""

@@ -68,7 +68,9 @@ def apply_plan(ctx: Context, tables: TableService, features: FeatureService, pla
             for c in plan.changes:
                 if c.action in ("create", "update"):
                     obj = c.declared.obj if c.declared else None
-                    if isinstance(obj, FeatureTableDefinition) and c.action == "update":
+                    if c.action == "update" and all(f.field == "project" for f in c.fields):
+                        pass  # adopted as it is: only the ownership row changes
+                    elif isinstance(obj, FeatureTableDefinition) and c.action == "update":
                         tables.set_metadata(s, obj.full_name, description=obj.description, tags=obj.tags,
                                             feature_descriptions=obj.feature_descriptions)
                     elif isinstance(obj, Feature):

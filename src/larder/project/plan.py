@@ -4,7 +4,8 @@ The plan compares what a project declares (:mod:`larder.project.loader`) with th
 
 * a declared object that is not in the catalog is **created**;
 * a declared object in the catalog that this project created (a row of ``managed_objects``) is
-  **updated** when its definition differs, else **unchanged**;
+  **updated** when its definition differs, else **unchanged**; with ``adopt``, one made by hand (by
+  no project) is **updated** too, its first change being ``project: None -> <project>``;
 * an object this project created that it no longer declares is **deleted**;
 * anything else is refused before anything is written (:class:`~larder.errors.ProjectError`, naming
   the file, the object and the fix): a declared object that exists but was made by hand or by another
@@ -142,8 +143,10 @@ def check_project_name(project: str) -> str:
 class Planner:
     """Builds a :class:`Plan` from a loaded project and the catalog (reads only)."""
 
-    def __init__(self, ctx: Context, tables: TableService, features: FeatureService) -> None:
+    def __init__(self, ctx: Context, tables: TableService, features: FeatureService, *, adopt: bool = False) -> None:
         self.ctx, self.tables, self.features = ctx, tables, features
+        #: whether declared objects that exist but belong to no project are taken over (``--adopt``)
+        self.adopt = adopt
 
     def managed(self) -> dict[tuple[str, str], ManagedObjectRecord]:
         with self.ctx.catalog.session() as s:
@@ -192,17 +195,22 @@ class Planner:
         except TableNotFoundError:
             return None
 
-    def _owned(self, d: Declared, rec: ManagedObjectRecord | None, project: str) -> None:
+    def _owned(self, d: Declared, rec: ManagedObjectRecord | None, project: str) -> list[FieldChange]:
+        """Nothing when ``project`` owns the existing object; the ownership change when it adopts one made
+        by hand (``adopt``); else a ProjectError."""
         if rec is not None and rec.project == project:
-            return
+            return []
+        if rec is None and self.adopt:
+            return [FieldChange("project", None, project)]
         by = f"project {rec.project!r}" if rec is not None else "hand (not by any project)"
         what = _WHAT[d.kind]
         how = ("drop it (`larder tables drop`) to let this project create it"
                if d.kind == "table" else "delete it (delete_feature) to let this project register it")
+        adopt = ", or adopt it into this project with --adopt" if rec is None else ""
         raise ProjectError(
             f"{d.where}: {what} {d.full_name!r} already exists in the catalog and was created by {by}, not by project "
             f"{project!r}; apply deletes and changes only what its own project created. Give the definition another "
-            f"name, remove it, or {how}."
+            f"name, remove it, or {how}{adopt}."
         )
 
     def _table(self, d: Declared, rec: ManagedObjectRecord | None, project: str) -> Change:
@@ -212,7 +220,7 @@ class Planner:
         have = self._table_state(d.full_name)
         if have is None:
             return Change("create", "table", d.full_name, d.file, [], d, _table_summary(spec))
-        self._owned(d, rec, project)
+        adopted = self._owned(d, rec, project)
         current = {
             "primary_keys": [*have.primary_keys, *have.timestamp_keys],
             "timeseries_column": have.timestamp_keys[0] if have.timestamp_keys else None,
@@ -232,7 +240,7 @@ class Planner:
                 f"{d.full_name}`) to have it created again, empty."
             )
         managed = [k for k in ("description", "tags", "feature_descriptions") if want[k] is not None]
-        fields = _diff(current, want, managed)
+        fields = adopted + _diff(current, want, managed)
         return Change("update" if fields else "unchanged", "table", d.full_name, d.file, fields, d)
 
     # -- features ----------------------------------------------------------------------------------
@@ -261,8 +269,7 @@ class Planner:
         keys = ["source", "function", "entity", "timeseries_column", "description"]
         if have is None:
             return Change("create", "feature", d.full_name, d.file, [], d, _feature_summary(feature))
-        self._owned(d, rec, project)
-        fields = _diff(have.to_dict(), want, keys)
+        fields = self._owned(d, rec, project) + _diff(have.to_dict(), want, keys)
         return Change("update" if fields else "unchanged", "feature", d.full_name, d.file, fields, d)
 
     def _check_table_deletions(self, tables: set[str], features: set[str]) -> None:
