@@ -234,6 +234,13 @@ def test_apply_asks_for_yes(fe, larder_root: Path, tmp_path: Path) -> None:
     assert [t.name for t in fe.list_tables()] == ["main.shop.transactions"]
     result = cli(larder_root, "apply", str(project))  # nothing to do: no question
     assert result.exit_code == 0 and "No changes" in result.stdout
+    # dropped by hand and no longer declared: nothing to plan; apply forgets the ownership row unasked
+    fe.drop_table("main.shop.transactions")
+    write(project, {"tables.py": None})
+    assert plan_json(larder_root, project)["changes"] == []
+    assert managed(fe) == {("table", "main.shop.transactions"): "shop"}
+    result = cli(larder_root, "apply", str(project))
+    assert result.exit_code == 0 and "No changes" in result.stdout and managed(fe) == {}
 
 
 def test_what_a_table_cannot_change_and_what_a_deletion_would_break(fe, larder_root: Path, tmp_path: Path) -> None:

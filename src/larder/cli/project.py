@@ -106,8 +106,8 @@ def apply(
     try:
         if not as_json:
             render(p)
-        if p.has_changes or p.stale:
-            if not auto_approve:
+        if p.has_changes or p.stale:  # stale: ownership rows of objects already gone, forgotten unasked
+            if p.has_changes and not auto_approve:
                 answer = typer.prompt("Do you want to perform these actions? Only 'yes' will be accepted",
                                       default="", show_default=False)
                 if answer.strip() != "yes":
