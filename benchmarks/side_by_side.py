@@ -6,7 +6,8 @@ checkout goes first (base, head; head, base; ...), so a drift in the machine's l
 numeric figure of the scripts' JSON is paired per round (head / base of the same round, run back to
 back) and summarised as the median of those paired ratios, beside each side's median; figures
 matching ``--show`` (a regular expression over the figure's path) are printed, all are saved with
-``--json-out``, and ``--from-json`` prints a saved run again (with another ``--show``).
+``--json-out`` (after every run, so a stopped comparison keeps its finished rounds), and ``--from-json``
+prints a saved run again (with another ``--show``).
 
     python benchmarks/side_by_side.py --base ../online-base --head . --rounds 2 \\
         --lock /tmp/larder-bench.lock -- online.py --stores sqlite --rows 100000 --skip-feast
@@ -80,21 +81,29 @@ def main() -> None:
     args = opts.args[1:] if opts.args[:1] == ["--"] else opts.args
     checkouts = {"base": opts.base.resolve(), "head": opts.head.resolve()}
     raw: dict[str, list[Any]] = {"base": [], "head": []}
+
+    def save(rows: list[dict[str, Any]] | None) -> None:
+        if opts.json_out:
+            Path(opts.json_out).write_text(json.dumps({"checkouts": {k: str(v) for k, v in checkouts.items()},
+                                                       "script": opts.script, "args": args, "figures": rows,
+                                                       "runs": raw}, indent=1, default=str))
+
     for r in range(opts.rounds):
         for side in (("base", "head") if r % 2 == 0 else ("head", "base")):
             raw[side].append(run(checkouts[side], opts.script, args, opts.lock))
+            save(None)  # every finished run is kept: --from-json prints the complete rounds of a stopped run
     rows = figures(raw)
     print_figures(rows, opts.show)
-    if opts.json_out:
-        Path(opts.json_out).write_text(json.dumps({"checkouts": {k: str(v) for k, v in checkouts.items()},
-                                                   "script": opts.script, "args": args, "figures": rows,
-                                                   "runs": raw}, indent=1, default=str))
+    save(rows)
 
 
 def figures(raw: dict[str, list[Any]]) -> list[dict[str, Any]]:
     """Per figure: each side's values per round and median, the paired ratios head / base per round and
     their median."""
-    runs = {side: [flatten(r) for r in results] for side, results in raw.items()}
+    complete = min(len(results) for results in raw.values())  # rounds both checkouts finished
+    if not complete:
+        return []
+    runs = {side: [flatten(r) for r in results[:complete]] for side, results in raw.items()}
     paths = [p for p in runs["base"][0] if all(p in run_ for side in runs.values() for run_ in side)]
     rows = []
     for path in paths:

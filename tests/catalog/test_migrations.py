@@ -199,7 +199,7 @@ def test_legacy_catalog_on_postgres_and_s3_is_upgraded_by_the_cli(tmp_path: Path
     assert result.exit_code == 0, result.output
     assert "Upgraded the catalog" in result.output and migrate.head_revision() in result.output
     again = runner.invoke(app, ["catalog", "upgrade", "--root", str(root)])
-    assert again.exit_code == 0 and "already at revision" in again.output
+    assert again.exit_code == 0 and "already at revision" in again.output, again.output
     with FeatureEngineeringClient(root) as fe:
         check_every_object(fe)
 
