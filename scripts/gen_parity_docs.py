@@ -131,6 +131,30 @@ def _test_exists(node: str) -> bool:
     return file.exists() and re.search(rf"^def {re.escape(func)}\(", file.read_text(encoding="utf-8"), re.M) is not None
 
 
+#: What a test must call to show a class the client builds (it gets one from these methods).
+BUILT_BY = {"FeatureTable": ("create_table", "get_table"), "FeatureSpecInfo": ("create_feature_spec",),
+            "FeatureServingEndpoint": ("create_feature_serving_endpoint", "get_feature_serving_endpoint"),
+            "DatabricksOnlineStore": ("create_online_store", "get_online_store"),
+            "TrainingSet": ("create_training_set",)}
+
+
+def _test_source(node: str) -> str:
+    """The cited test function's source, plus the notebook a notebook-port test runs."""
+    path, _, func = node.partition("::")
+    text = (REPO / path).read_text(encoding="utf-8")
+    match = re.search(rf"^def {re.escape(func)}\(.*?(?=^\S)", text + "\n#", re.M | re.S)
+    body = match.group(0) if match else ""
+    notebooks = re.findall(r'with_name\("([^"]+\.py)"\)', text)
+    return body + "".join((REPO / path).with_name(n).read_text(encoding="utf-8") for n in notebooks)
+
+
+def _calls_it(key: str, tests: list[str]) -> bool:
+    """Whether one of ``tests`` calls the method (``name(``) or builds the class it is about."""
+    name = key.rsplit(".", 1)[-1]
+    names = (*BUILT_BY.get(name, ()), name)
+    return any(re.search(rf"\b{re.escape(n)}\(", _test_source(t)) for t in tests for n in names)
+
+
 STATUS_LABEL = {"same": "same", "differs": "differs", "pending": "pending", "absent": "not in larder"}
 
 
@@ -148,6 +172,8 @@ def _check(kind: str, key: str, note: dict[str, Any] | None, problems: list[str]
     for node in note.get("tests") or []:
         if not _test_exists(node):
             errors.append(f"{key}: cited test {node} does not exist")
+    if status == "same" and note.get("tests") and not errors and not _calls_it(key, note["tests"]):
+        errors.append(f"{key}: marked 'same' but none of its tests calls it; cite one that does, or say 'differs'")
     if status == "pending" and present and not problems:
         errors.append(f"{key}: marked pending but larder has it now; describe it")
     if status == "pending" and not note.get("issue"):
