@@ -21,10 +21,11 @@ alternating over ``--rounds`` so that noise on a shared machine hits them all; m
 **write** -- N rows (id, a timestamp, f1..f10) computed in Spark:
 
   write_parquet      Spark writing the rows as parquet alone: the limit
-  write_larder       write_table(mode="overwrite") of the rows: key checks, a persisted copy, a profile
-                     of a 100k-row sample, parquet written by Spark, one Delta commit
-  write_larder_lean  the same without the persisted copy and the profile (persist_writes=False,
-                     profiling off): checks, files, commit
+  write_larder       write_table(mode="overwrite") of the rows, defaults: the rows staged once as parquet
+                     under the table, key checks and a profile of a 100k-row sample read from those files,
+                     which one Delta commit then takes as they are
+  write_larder_lean  the same without staging and the profile (persist_writes=False, profiling off):
+                     checks on the DataFrame, files, commit
   write_arrow        the alternative design: the rows streamed to the driver as Arrow batches (one
                      partition at a time) and written by deltalake's ``write_deltalake``
   merge_larder       write_table(mode="merge") of N rows (half updates, half inserts) into the N-row table
@@ -70,6 +71,7 @@ SPARK_CONF = {
     "spark.sql.session.timeZone": "UTC",
 }
 TABLE = "bench_features"
+WRITE_MODES = ["write_parquet", "write_larder", "write_larder_lean", "write_arrow", "merge_larder", "merge_spark_raw"]
 
 
 def _log(*a: object) -> None:
@@ -505,7 +507,7 @@ def group_pit(a: argparse.Namespace, out: dict[str, Any]) -> None:
 
 def group_write(a: argparse.Namespace, out: dict[str, Any]) -> None:
     DATA.mkdir(exist_ok=True)
-    modes = ["write_parquet", "write_larder", "write_larder_lean", "write_arrow", "merge_larder", "merge_spark_raw"]
+    modes = [m for m in WRITE_MODES if m in a.write_modes.split(",")]
     runs: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
     for _ in range(a.rounds):
         for m in modes:
@@ -516,13 +518,15 @@ def group_write(a: argparse.Namespace, out: dict[str, Any]) -> None:
         summary[m] = {"median_s": statistics.median(walls) if walls else None, "wall_s": walls,
                       "errors": [r["error"] for r in rs if "error" in r],
                       **({"phases_s": rs[-1]["phases_s"]} if rs and "phases_s" in rs[-1] else {})}
-    base = summary["write_parquet"]["median_s"]
-    raw_merge = summary["merge_spark_raw"]["median_s"]
+    def med(m: str) -> float | None:
+        return summary[m]["median_s"] if m in summary else None
+
+    base, raw_merge = med("write_parquet"), med("merge_spark_raw")
     out["write"] = {"rows": a.write_rows, "methods": summary,
-                    "vs_write_parquet": {m: (summary[m]["median_s"] / base if base and summary[m]["median_s"] else None)
+                    "vs_write_parquet": {m: (med(m) / base if base and med(m) else None)  # type: ignore[operator]
                                          for m in ["write_larder", "write_larder_lean", "write_arrow", "merge_larder"]},
-                    "merge_vs_raw_merge": (summary["merge_larder"]["median_s"] / raw_merge
-                                           if raw_merge and summary["merge_larder"]["median_s"] else None),
+                    "merge_vs_raw_merge": (med("merge_larder") / raw_merge  # type: ignore[operator]
+                                           if raw_merge and med("merge_larder") else None),
                     "target": "write_larder <= 1.5x write_parquet"}
 
 
@@ -577,6 +581,7 @@ def main() -> None:
     ap.add_argument("--feature-rows", type=int, default=5_000_000)
     ap.add_argument("--label-rows", type=int, default=1_000_000)
     ap.add_argument("--write-rows", type=int, default=10_000_000)
+    ap.add_argument("--write-modes", default=",".join(WRITE_MODES), help="the write group's methods to run")
     ap.add_argument("--big-rows", type=int, default=50_000_000)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=2)

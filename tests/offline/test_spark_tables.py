@@ -127,7 +127,8 @@ def test_commit_conflict_retries_on_the_new_version(fe_spark, spark, monkeypatch
 
     def write_then_interfere(*args, **kwargs):
         staged = real(*args, **kwargs)
-        if not calls:  # another writer commits between this attempt's read and its commit
+        if len(calls) == 1:  # (calls[0]: the write's rows, staged) another writer commits between this
+            # attempt's read and its commit
             delta.merge(Location.parse(path), pa.table({"Id": [2], "Qual": [50], "Area": [0.0]}), keys=["Id"],
                         name="t", evolve=False)
         calls.append(Path(path) / staged.prefix)
@@ -135,9 +136,69 @@ def test_commit_conflict_retries_on_the_new_version(fe_spark, spark, monkeypatch
 
     monkeypatch.setattr(storage, "write_files", write_then_interfere)
     version = fe_spark.write_table("houses", houses(spark, ids=(3, 4), qual=(30, 40)))
-    assert version == 2 and len(calls) == 2
+    assert version == 2 and len(calls) == 3  # staged rows, then two attempts
     assert {r["Id"]: r["Qual"] for r in rows(fe_spark.read_table("houses"))} == {1: 7, 2: 50, 3: 30, 4: 40}
-    assert not calls[0].exists()  # the losing attempt's files are gone
+    assert not calls[1].exists() and not calls[0].exists()  # the losing attempt's files, the staged rows: gone
+
+
+def test_staged_rows_are_checked_and_committed_without_a_second_write(fe_spark, spark, monkeypatch):
+    """A Spark DataFrame written to an unpartitioned table is written once, under the table, before its
+    checks: the checks read those files and the commit takes them as they are, also on a retried
+    attempt; a rejected write leaves no file behind."""
+    from pyspark.sql import functions as F
+
+    fe_spark.create_table("houses", primary_keys="Id", df=houses(spark))
+    path = fe_spark.get_table("houses").path
+    before = staged_dirs(fe_spark, "houses")
+    # not deterministic: checked once and written once, so the committed rows are the checked ones
+    noisy = spark.range(0, 50).select(F.col("id").alias("Id"), (F.rand() * 10).cast("long").alias("Qual"),
+                                      F.rand().alias("Area"))
+    real_write = storage.write_files
+    spark_writes, interfered = [], []
+
+    def counting(*args, **kwargs):
+        staged = real_write(*args, **kwargs)
+        spark_writes.append(staged.source is None)  # False: the staged files taken as they are
+        return staged
+
+    monkeypatch.setattr(storage, "write_files", counting)
+    from deltalake import DeltaTable
+
+    real_commit = DeltaTable.create_write_transaction
+
+    def interfere_once(self, *args, **kwargs):
+        if not interfered:  # another writer commits first: this attempt fails, the next one retries
+            interfered.append(True)
+            delta.merge(Location.parse(path), pa.table({"Id": [99], "Qual": [1], "Area": [0.0]}), keys=["Id"],
+                        name="t", evolve=False)
+        return real_commit(self, *args, **kwargs)
+
+    monkeypatch.setattr(DeltaTable, "create_write_transaction", interfere_once)
+    version = fe_spark.write_table("houses", noisy, mode="overwrite")
+    assert version == 2 and spark_writes == [True, False, False]  # staged once, taken by both attempts
+    got = fe_spark.read_table("houses")
+    assert got.count() == 50 and fe_spark.get_table("houses").row_count == 50
+    committed = [d for d in staged_dirs(fe_spark, "houses") if d not in before]
+    assert len(committed) == 1  # the staged rows' directory, now the table's files
+    prof = fe_spark.get_profile("houses", 2)  # profiled from the same rows: rand() is not drawn again
+    assert prof.row_count == 50
+    assert prof.column("Area").mean == pytest.approx(got.toPandas()["Area"].mean(), rel=1e-12)
+    # a rejected write: its staged rows are removed, nothing committed
+    monkeypatch.setattr(DeltaTable, "create_write_transaction", real_commit)
+    dupes = spark.range(0, 4).select((F.col("id") % 2).alias("Id"), F.lit(1).cast("long").alias("Qual"),
+                                     F.lit(1.0).alias("Area"))
+    with pytest.raises(PrimaryKeyError, match="more than once"):
+        fe_spark.write_table("houses", dupes)
+    assert staged_dirs(fe_spark, "houses") == sorted([*before, *committed])
+    assert fe_spark.get_table("houses").version == 2
+    # a write that needs a cast (int32 into the int64 column) writes the cast rows: the staged ones go
+    small = spark.createDataFrame(pd.DataFrame({"Id": [70], "Qual": [3]})).select(
+        F.col("Id"), F.col("Qual").cast("int"))
+    spark_writes.clear()
+    assert fe_spark.write_table("houses", small) == 3  # a new key only: nothing else to rewrite
+    assert spark_writes == [True, True]
+    assert {r["Id"]: r["Qual"] for r in rows(fe_spark.read_table("houses"))}[70] == 3
+    assert len(staged_dirs(fe_spark, "houses")) == len(before) + 2
 
 
 def test_delta_jar_detection(spark):

@@ -43,9 +43,12 @@ class Engine(ABC):
 
     # -- the rows of a write --------------------------------------------------------------------
     @contextlib.contextmanager
-    def ingesting(self, df: Any, *, table: str) -> Iterator[Any]:
+    def ingesting(self, df: Any, *, table: str, location: Location | None = None,
+                  partition_by: Sequence[str] = ()) -> Iterator[Any]:
         """``df`` (pandas, pyarrow, polars, or the engine's frame) as normalised rows for one write
-        (see :mod:`larder.offline.frames`), valid until the block exits."""
+        (see :mod:`larder.offline.frames`), valid until the block exits. ``location`` and
+        ``partition_by``, when the caller knows them, are the table the rows are written to (an engine
+        may stage the rows there)."""
         yield to_arrow(df, table=table)
 
     def schema_of(self, data: Any) -> pa.Schema:

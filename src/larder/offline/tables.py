@@ -596,7 +596,7 @@ class TableService:
             created_at = rec.created_at.replace(tzinfo=UTC)
         span("catalog_read")
         validate_column_names(full, column_names(df) or [], existing=known)
-        with self.ctx.engine.ingesting(df, table=full) as data:
+        with self.ctx.engine.ingesting(df, table=full, location=location, partition_by=parts) as data:
             span("to_arrow")
             yield self._validate(PreparedWrite(full, location, pks, tss, parts, mode, created_at, data, span),
                                  open_tables)

@@ -97,16 +97,26 @@ def check_partition_values(df: Any, partition_by: list[str], *, table: str) -> N
             check_partition_value(p, r[0], table=table)
 
 
-def sample(df: Any, rows: int, *, seed: int = 0) -> tuple[pa.Table, int]:
-    """(at most ``rows`` uniformly drawn rows of ``df`` as Arrow, ``df``'s row count)."""
+def sample(df: Any, rows: int, *, seed: int = 0, total: int | None = None) -> tuple[pa.Table, int]:
+    """(at most ``rows`` uniformly drawn rows of ``df`` as Arrow, ``df``'s row count): the ``rows``
+    rows with the smallest seeded random numbers. ``total``, when known (the key checks counted the
+    rows), spares a count and lets the draw keep only the rows whose number is below a bound that
+    ``rows`` of them pass with near certainty; when fewer pass, the draw is made over every row."""
     from pyspark.sql import functions as F
 
-    head = to_arrow(df.limit(rows + 1))  # one job answers for frames of at most ``rows`` rows
-    if head.num_rows <= rows:
-        return head, head.num_rows
-    total = df.count()
-    drawn = df.withColumn("__larder_r", F.rand(seed)).orderBy("__larder_r").limit(rows).drop("__larder_r")
-    return to_arrow(drawn), total
+    if total is None or total <= rows:
+        head = to_arrow(df.limit(rows + 1))  # one job answers for frames of at most ``rows`` rows
+        if head.num_rows <= rows:
+            return head, head.num_rows
+        total = int(df.count())
+    numbered = df.withColumn("__larder_r", F.rand(seed))
+    bound = (rows + 8 * rows ** 0.5 + 64) / total  # ~8 standard deviations above the expected count
+    if bound < 1:
+        drawn = to_arrow(numbered.where(F.col("__larder_r") < bound).orderBy("__larder_r").limit(rows)
+                         .drop("__larder_r"))
+        if drawn.num_rows == rows:  # the `rows` smallest numbers are all below the bound
+            return drawn, total
+    return to_arrow(numbered.orderBy("__larder_r").limit(rows).drop("__larder_r")), total
 
 
 def to_arrow(df: Any) -> pa.Table:
@@ -118,13 +128,14 @@ def to_arrow(df: Any) -> pa.Table:
     return normalise(table.cast(schema) if table.schema != schema else table)
 
 
-def profile(df: Any, *, sample_rows: int | None) -> Any:
-    """:func:`larder.quality.profiling.profile` of ``df``, on a sample of ``sample_rows`` rows drawn in Spark."""
+def profile(df: Any, *, sample_rows: int | None, rows: int | None = None) -> Any:
+    """:func:`larder.quality.profiling.profile` of ``df``, on a sample of ``sample_rows`` rows drawn in
+    Spark (``rows``: ``df``'s row count, when known)."""
     from larder.quality.profiling import profile as arrow_profile
 
     if sample_rows is None:
         return arrow_profile(to_arrow(df))
-    table, total = sample(df, sample_rows)
+    table, total = sample(df, sample_rows, total=rows)
     return arrow_profile(table, sample_of=total)
 
 

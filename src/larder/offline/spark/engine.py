@@ -46,9 +46,9 @@ class SparkEngine(Engine):
     delta_jars
         Use Delta's own reader and ``MERGE``; default: detected from ``session``.
     persist_writes
-        Persist a written DataFrame while it is checked and committed (default True), so that the rows
-        checked are the rows written even when the DataFrame is not deterministic (``rand()``, a source
-        that changes); a deterministic input can skip the materialisation with False.
+        Fix a written DataFrame's rows once for its checks and its commit (default True; see
+        :meth:`ingesting`), so that the rows checked are the rows written even when the DataFrame is not
+        deterministic (``rand()``, a source that changes); a deterministic input can skip it with False.
     """
 
     name = "spark"
@@ -76,14 +76,26 @@ class SparkEngine(Engine):
         return schema.arrow_to_spark(self.session, to_arrow(df, table=table))
 
     @contextlib.contextmanager
-    def ingesting(self, df: Any, *, table: str) -> Iterator[Any]:
+    def ingesting(self, df: Any, *, table: str, location: Location | None = None,
+                  partition_by: Sequence[str] = ()) -> Iterator[Any]:
+        """The rows of a write, fixed once for its checks and its commit (unless ``persist_writes`` is
+        off). Written to an unpartitioned table whose ``location`` is known, they are **staged**: Spark
+        writes them once as parquet under the table (:func:`~larder.offline.spark.storage.stage`), the
+        checks, expectations and profile read those files, and a write that needs no cast commits them
+        without writing them again; the files are removed unless committed. Otherwise (a new table, a
+        partitioned one, columns parquet cannot hold) they are persisted, memory and disk."""
         if not is_spark_frame(df):
-            with super().ingesting(df, table=table) as data:
+            with super().ingesting(df, table=table, location=location, partition_by=partition_by) as data:
                 yield data
             return
         data = schema.normalise(df, table=table)
         if not self.persist_writes:
             yield data
+            return
+        if location is not None and not partition_by and storage.stageable(data):
+            view, staged = storage.stage(data, location)
+            with releasing(lambda: storage.release(staged), what="removing the staged rows"):
+                yield view
             return
         from pyspark import StorageLevel
 
@@ -115,8 +127,9 @@ class SparkEngine(Engine):
         if not is_spark_frame(data):
             return super().conform(data, target, table=table)
         out, new = schema.conform(data, target, table=table)
-        if getattr(data, "_larder_rows", None) is not None:  # the casts keep every row
-            out._larder_rows = data._larder_rows
+        for known in ("_larder_rows", "_larder_staged"):  # the casts keep every row (storage._adopt checks types)
+            if getattr(data, known, None) is not None:
+                setattr(out, known, getattr(data, known))
         return out, new
 
     # -- reads -----------------------------------------------------------------------------------
@@ -184,7 +197,7 @@ class SparkEngine(Engine):
     def profile(self, data: Any, *, sample_rows: int | None) -> Any:
         if not is_spark_frame(data):
             return super().profile(data, sample_rows=sample_rows)
-        return checks.profile(data, sample_rows=sample_rows)
+        return checks.profile(data, sample_rows=sample_rows, rows=getattr(data, "_larder_rows", None))
 
     def validate(self, data: Any, expectations: Sequence[Any], *, table: str, keys: Sequence[str] | None = None,
                  now: datetime | None = None) -> Any:

@@ -49,7 +49,7 @@ from deltalake.transaction import AddAction, CommitProperties, RemoveAction, cre
 
 from larder.errors import TableError, WriteConflictError
 from larder.offline import delta
-from larder.offline.spark.schema import cast_to, to_spark_schema
+from larder.offline.spark.schema import arrow_schema, cast_to, to_spark_schema, to_spark_type
 from larder.offline.storage import Location, error_text
 
 T = TypeVar("T")
@@ -175,11 +175,16 @@ def read(session: Any, snapshot: delta.Snapshot, columns: Sequence[str] | None =
 
 @dataclass(frozen=True)
 class Staged:
-    """Files one write attempt put under the table: their add actions, and the directory holding them."""
+    """Files one write attempt put under the table: their add actions, and the directory holding them.
+
+    ``source`` is set when the files are a write's staged rows (:func:`stage`) committed as they are:
+    then they belong to the :class:`StagedRows`, which removes them unless a commit took them.
+    """
 
     adds: list[AddAction]
     location: Location  # the table
     prefix: str  # the attempt's directory, relative to the table (``larder-<id>``)
+    source: StagedRows | None = None
 
     @property
     def rows(self) -> int:
@@ -267,10 +272,94 @@ def _partition_values(rel: str, parts: Sequence[str], types: dict[str, pa.DataTy
     return found
 
 
+class StagedRows:
+    """The rows of one write, written once as parquet under the table before anything reads them.
+
+    Every check, expectation and the profile then read these files, so the rows checked are the rows
+    committed even when the DataFrame given is not deterministic, and a write whose rows need no cast
+    commits the files as they are (:func:`write_files`) instead of writing them again. ``committed``
+    is set once a commit took the files; :func:`release` removes them otherwise.
+    """
+
+    def __init__(self, staged: Staged, spark_schema: Any) -> None:
+        self.staged = staged
+        self.spark_schema = spark_schema  # the files' Spark types, column by column
+        self.committed = False
+
+
+#: Spark types its parquet writer refuses: such rows are persisted instead of staged
+_UNSTAGEABLE = ("NullType", "DayTimeIntervalType", "YearMonthIntervalType", "CalendarIntervalType")
+
+
+def stageable(df: Any) -> bool:
+    """Whether Spark can write every column of ``df`` to parquet as it is."""
+    def ok(t: Any) -> bool:
+        if type(t).__name__ in _UNSTAGEABLE:
+            return False
+        inner = [f.dataType for f in getattr(t, "fields", [])]
+        inner += [x for x in (getattr(t, "elementType", None), getattr(t, "keyType", None),
+                              getattr(t, "valueType", None)) if x is not None]
+        return all(ok(i) for i in inner)
+
+    return all(ok(f.dataType) for f in df.schema.fields)
+
+
+def stage(df: Any, location: Location) -> tuple[Any, StagedRows]:
+    """Write ``df``'s rows once under the table (unpartitioned, ``df``'s own types); a DataFrame over
+    exactly those files (with ``_larder_staged`` set), and the :class:`StagedRows` to release."""
+    schema = arrow_schema(df)
+    staged = write_files(df, location, schema, ())
+    spark_schema = cast_to(df, schema).schema
+    rows = StagedRows(staged, spark_schema)
+    session = df.sparkSession
+    try:
+        uris = [spark_uri(location.child(a.path).uri) for a in staged.adds]
+        view = (session.read.schema(spark_schema).parquet(*uris) if uris
+                else session.createDataFrame([], spark_schema))
+    except BaseException:
+        remove_staged(staged)
+        raise
+    view._larder_staged = rows
+    return view, rows
+
+
+def release(rows: StagedRows) -> None:
+    """Remove a write's staged files unless a commit took them."""
+    if not rows.committed:
+        remove_staged(rows.staged)
+
+
+def _adopt(df: Any, location: Location, schema: pa.Schema, partition_by: Sequence[str]) -> Staged | None:
+    """The staged files of ``df`` as this write's files, when they are exactly what :func:`write_files`
+    would write: ``df`` is the staged rows (or a cast of them that changed no type), the table is not
+    partitioned, and every column already has the table's type. Their statistics are read again for
+    ``schema``."""
+    rows: StagedRows | None = getattr(df, "_larder_staged", None)
+    if rows is None or partition_by or rows.staged.location.uri != location.uri:
+        return None
+    have = {f.name: f.dataType for f in rows.spark_schema.fields}
+    if list(df.columns) != list(have) or any(c not in schema.names for c in have):
+        return None
+    if any(have[c] != to_spark_type(schema.field(c).type) or df.schema[c].dataType != have[c] for c in have):
+        return None
+    session = df.sparkSession
+    adds = _add_actions(location, rows.staged.prefix, schema, (), session.conf.get("spark.sql.session.timeZone"))
+    return Staged(adds=adds, location=location, prefix=rows.staged.prefix, source=rows)
+
+
+def _committed(staged: Staged) -> None:
+    if staged.source is not None:
+        staged.source.committed = True
+
+
 def write_files(df: Any, location: Location, schema: pa.Schema, partition_by: Sequence[str]) -> Staged:
-    """Have Spark write ``df`` (cast to ``schema``) as parquet under the table; their add actions."""
+    """Have Spark write ``df`` (cast to ``schema``) as parquet under the table; their add actions.
+    Staged rows that are already exactly those files (:func:`_adopt`) are not written again."""
     from pyspark.sql import functions as F
 
+    adopted = _adopt(df, location, schema, partition_by)
+    if adopted is not None:
+        return adopted
     session = df.sparkSession
     prefix = f"larder-{uuid.uuid4().hex}"
     data = cast_to(df.select(*[F.col(f"`{c}`") for c in df.columns]), schema)
@@ -315,7 +404,11 @@ def _add_actions(location: Location, prefix: str, schema: pa.Schema, partition_b
 
 
 def remove_staged(staged: Staged) -> None:
-    """Delete a failed attempt's files (best effort: they are not in the log, so no reader sees them)."""
+    """Delete a failed attempt's files (best effort: they are not in the log, so no reader sees them).
+    Staged rows committed as they are (``staged.source``) are left to :func:`release`: a retried
+    attempt commits them again."""
+    if staged.source is not None:
+        return
     try:
         fs = staged.location.filesystem()
         infos = fs.get_file_info(pafs.FileSelector(staged.prefix, recursive=True, allow_not_found=True))
@@ -393,6 +486,7 @@ def create(df: Any, location: Location, *, schema: pa.Schema, partition_by: Sequ
         except BaseException:
             remove_staged(staged)
             raise
+        _committed(staged)
         if commit is not None:
             commit.attempts = 1
         return 0
@@ -415,6 +509,7 @@ def overwrite(df: Any, location: Location, *, schema_of: Callable[[delta.Snapsho
         except BaseException:
             remove_staged(staged)
             raise
+        _committed(staged)
         return snap.version + 1
 
     return _delta_errors("Overwrite of", name)(lambda: delta._retry(op, name=name, commit=commit))
@@ -440,15 +535,15 @@ def merge(df: Any, location: Location, *, keys: Sequence[str], schema_of: Callab
         else:
             affected = _affected_files(session, snap, new_keys, keys, name)
             current = _read_files(session, snap, affected, name) if affected else None
-        if current is None:
-            out = df
+        if current is None:  # only new keys: the rows as they are (staged rows are committed unwritten)
+            staged = write_files(df, location, schema, parts)
         else:
             missing = [c for c in current.columns if c not in df.columns]
             keep = current.join(new_keys, on=list(keys), how="left_anti")
             updates = df.join(current.select(*keys, *missing), on=list(keys), how="left") if missing else df
             out = keep.unionByName(updates, allowMissingColumns=True)
-        staged = write_files(out.select(*[F.col(f"`{c}`") for c in schema.names if c in out.columns]), location,
-                             schema, parts)
+            staged = write_files(out.select(*[F.col(f"`{c}`") for c in schema.names if c in out.columns]),
+                                 location, schema, parts)
         metrics = {"num_added_files": len(staged.adds), "num_removed_files": 0, "num_output_rows": staged.rows}
         try:
             if affected is None:
@@ -464,6 +559,7 @@ def merge(df: Any, location: Location, *, keys: Sequence[str], schema_of: Callab
         except BaseException:
             remove_staged(staged)
             raise
+        _committed(staged)
         return snap.version + 1
 
     return _delta_errors("Merge into", name)(lambda: delta._retry(op, name=name, commit=commit))
@@ -524,4 +620,5 @@ class _RestrictedTable:
         return actions.filter(pc.is_in(actions.column("path"), pa.array(sorted(self._paths))))
 
 
-__all__ = ["create", "file_stats", "merge", "overwrite", "read", "spark_uri", "write_files"]
+__all__ = ["StagedRows", "create", "file_stats", "merge", "overwrite", "read", "release", "spark_uri", "stage",
+           "stageable", "write_files"]
