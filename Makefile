@@ -26,7 +26,7 @@ test: $(STAMP)
 	MLFLOW_DISABLE_TELEMETRY=true PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/mypy src
 
 clean:

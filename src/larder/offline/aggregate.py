@@ -75,7 +75,7 @@ NUMERIC_OPERATORS = frozenset({"sum", "avg", "stddev_pop", "stddev_samp", "var_p
 GATHER_CHUNK = 1 << 22
 #: Events per key partition: larger inputs are split by key and evaluated one partition at a time, so
 #: the working memory is that of one partition plus the outputs.
-PARTITION_ROWS = 1 << 18
+PARTITION_ROWS = 1 << 17
 
 
 @dataclass(frozen=True)
@@ -683,36 +683,137 @@ def aggregate(events: pa.Table, queries: pa.Table, *, entity: Sequence[str], tim
     if parts == 1 or queries.num_rows == 0:
         return _aggregate(events, queries, entity=entity, timestamp=timestamp, query_timestamp=query_timestamp,
                           aggregations=aggregations, query_entity=query_entity)
+    needed = list(dict.fromkeys([*entity, timestamp, *(a.input for a in aggregations)]))
+    events = events.select([c for c in needed if c in events.column_names])  # a partition takes these only
     ev_part, q_part = _partition_ids(events, queries, entity, query_entity, parts)
-    results: list[pa.Table] = []
-    rows: list[np.ndarray] = []
+    n_q = queries.num_rows
+    # outputs of a fixed-width number type are scattered into their final arrays as each partition is
+    # done; the others are kept per partition and put in the queries' order at the end
+    placed: dict[str, tuple[pa.DataType, np.ndarray, np.ndarray]] = {}
+    pieces: dict[str, list[pa.Array]] = {}
+    where: np.ndarray | None = None
+    done = 0
     for p in range(parts):
         qi = np.flatnonzero(q_part == p)
         if not len(qi):
             continue
-        ei = np.flatnonzero(ev_part == p)
-        results.append(_aggregate(events.take(pa.array(ei)), queries.take(pa.array(qi)), entity=entity,
-                                  timestamp=timestamp, query_timestamp=query_timestamp,
-                                  aggregations=aggregations, query_entity=query_entity))
-        rows.append(qi)
+        ei = _rows_of(ev_part, p)
+        got = _aggregate(_take_sorted(events, ei), queries.take(pa.array(qi)), entity=entity,
+                         timestamp=timestamp, query_timestamp=query_timestamp,
+                         aggregations=aggregations, query_entity=query_entity)
         del ei
+        for agg in aggregations:
+            col = got.column(agg.output).combine_chunks()
+            typ = col.type
+            if agg.output not in placed and agg.output not in pieces:
+                if _fixed_width(typ):
+                    dtype = np.dtype(typ.to_pandas_dtype())
+                    placed[agg.output] = (typ, np.zeros(n_q, dtype=dtype), np.zeros(n_q, dtype=bool))
+                else:
+                    pieces[agg.output] = []
+            if agg.output in placed:
+                _typ, values, valid = placed[agg.output]
+                values[qi] = _storage(col).fill_null(0).to_numpy(zero_copy_only=False)
+                valid[qi] = col.is_valid().to_numpy(zero_copy_only=False)
+            else:
+                pieces[agg.output].append(col)
+        if pieces:
+            if where is None:
+                where = np.empty(n_q, dtype=np.int64)
+            where[qi] = np.arange(done, done + len(qi), dtype=np.int64)
+        done += len(qi)
+        del got, qi
+        _release_memory()
     del ev_part, q_part
-    where = np.empty(queries.num_rows, dtype=np.int64)
-    where[np.concatenate(rows)] = np.arange(queries.num_rows, dtype=np.int64)
-    back = pa.array(where)
     out = {}
     for agg in aggregations:
-        col = pa.chunked_array([c for r in results for c in r.column(agg.output).chunks],
-                               type=results[0].schema.field(agg.output).type).combine_chunks()
-        out[agg.output] = col.take(back)
+        if agg.output in placed:
+            typ, values, valid = placed.pop(agg.output)
+            storage = pa.array(values, mask=~valid)
+            out[agg.output] = storage.view(typ) if storage.type != typ else storage
+            del values, valid
+        else:
+            assert where is not None
+            chunks = pieces.pop(agg.output)
+            out[agg.output] = pa.chunked_array(chunks, type=chunks[0].type).combine_chunks().take(pa.array(where))
     return pa.table(out)
+
+
+def _rows_of(part: np.ndarray, p: int) -> np.ndarray:
+    """The positions where ``part == p``, :data:`PARTITION_STEP_ROWS` at a time (no mask of every row)."""
+    step = PARTITION_STEP_ROWS
+    if len(part) <= step:
+        return np.flatnonzero(part == p)
+    return np.concatenate([np.flatnonzero(part[at:at + step] == p) + at for at in range(0, len(part), step)])
+
+
+def _fixed_width(t: pa.DataType) -> bool:
+    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_timestamp(t)
+
+
+def _storage(arr: pa.Array) -> pa.Array:
+    """A fixed-width array's values as a plain number array (timestamps as int64)."""
+    return arr.view(pa.int64()) if pa.types.is_timestamp(arr.type) else arr
+
+
+def _release_memory() -> None:
+    """Hand the memory freed by a partition back to the system (Arrow's pool; glibc's heap, where
+    freed blocks of a size just used are otherwise kept), so the process's footprint stays that of
+    one partition."""
+    pa.default_memory_pool().release_unused()
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _glibc() -> Any:
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") else None
+    except OSError:  # pragma: no cover - not glibc
+        return None
+
+
+_LIBC = _glibc()
+
+
+def _take_sorted(table: pa.Table, rows: np.ndarray) -> pa.Table:
+    """``table.take(rows)`` for ascending ``rows``, chunk by chunk (Arrow's take of a chunked column
+    first concatenates its chunks: a copy of the whole column per partition)."""
+    columns = []
+    for col in table.columns:
+        if col.num_chunks <= 1:
+            columns.append(col.take(pa.array(rows)))
+            continue
+        ends = np.cumsum([len(c) for c in col.chunks])
+        cuts = np.searchsorted(rows, ends, side="left")
+        pieces, lo, start = [], 0, 0
+        for chunk, end, cut in zip(col.chunks, ends.tolist(), cuts.tolist(), strict=True):
+            if cut > lo:
+                pieces.append(chunk.take(pa.array(rows[lo:cut] - start)))
+            lo, start = cut, end
+        columns.append(pa.chunked_array(pieces, type=col.type))
+    return pa.Table.from_arrays(columns, schema=table.schema)
+
+
+#: Rows per step when computing partition numbers (bounds that step's temporary arrays).
+PARTITION_STEP_ROWS = 1 << 20
 
 
 def _partition_ids(events: pa.Table, queries: pa.Table, entity: Sequence[str], query_entity: Sequence[str],
                    parts: int) -> tuple[np.ndarray, np.ndarray]:
-    """A partition number per event and per query row; equal keys (null equal to null) share one."""
+    """A partition number per event and per query row (int8 when there are at most 127 partitions,
+    else int16); equal keys (null equal to null) share one.
+
+    Each key column is coded by its position among the distinct keys (``index_in`` over ``unique``),
+    :data:`PARTITION_STEP_ROWS` rows at a time, so the temporary arrays stay those of one step."""
     n_ev = events.num_rows
-    part: np.ndarray | None = None
+    columns = []
     for ev_name, q_name in zip(entity, query_entity, strict=True):
         ev, q = events.column(ev_name), queries.column(q_name)
         if ev.type != q.type:
@@ -720,18 +821,20 @@ def _partition_ids(events: pa.Table, queries: pa.Table, entity: Sequence[str], q
         both = pa.chunked_array(list(ev.chunks) + list(q.chunks), type=ev.type)
         if pa.types.is_dictionary(both.type):
             both = both.cast(both.type.value_type)
-        enc = pc.dictionary_encode(both, null_encoding="encode")
-        codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in enc.chunks]) \
-            if enc.num_chunks else np.zeros(0, dtype=np.int32)
-        del enc
-        if part is None:  # one key column (the usual case): int32 codes, no int64 copy
-            part = codes % np.int32(parts)
-        else:
-            part = (part.astype(np.int64) * np.int64(1_000_003) + codes) % parts
-        del codes
-    assert part is not None
-    small = part.astype(np.int16)
-    del part
+        columns.append((both, pc.unique(both)))
+    total = n_ev + queries.num_rows
+    small = np.empty(total, dtype=np.int8 if parts <= 127 else np.int16)
+    for at in range(0, total, PARTITION_STEP_ROWS):
+        part: np.ndarray | None = None
+        for both, distinct in columns:
+            piece = both.slice(at, PARTITION_STEP_ROWS)
+            codes = pc.index_in(piece, value_set=distinct, skip_nulls=False).to_numpy(zero_copy_only=False)
+            if part is None:  # one key column (the usual case): int32 codes, no int64 copy
+                part = codes % np.int32(parts)
+            else:
+                part = (part.astype(np.int64) * np.int64(1_000_003) + codes) % parts
+        assert part is not None
+        small[at:at + len(part)] = part
     return small[:n_ev], small[n_ev:]
 
 
