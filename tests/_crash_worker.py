@@ -48,6 +48,12 @@ def run(op: dict) -> None:
                                     version=op.get("version"), batch_rows=op.get("batch_rows", 50_000))
     elif kind == "push":
         fe.push(op["name"], _frame(op["df"]), to=op.get("to", "both"), push_id=op.get("push_id"))
+    elif kind == "materialize_due":
+        import datetime as dt
+
+        from larder.declarative.schedule import run_due
+
+        run_due(fe, now=dt.datetime.fromisoformat(op["now"]))
     else:
         raise ValueError(kind)
     fe.close()

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from larder._clientparts.push import PushMethods
+from larder._clientparts.materialize import MaterializeMethods
 from larder._clientparts.serving import ServingMethods
 from larder._databricks import UNSET, _Unset
 from larder.context import Context
@@ -44,7 +45,7 @@ if TYPE_CHECKING:  # training sets, feature functions and specs (imported lazily
     )
 
 
-class FeatureEngineeringClient(ServingMethods, PushMethods):
+class FeatureEngineeringClient(ServingMethods, PushMethods, MaterializeMethods):
     """Entry point to larder.
 
     Parameters

@@ -30,7 +30,10 @@ calls them and re-raised as one of these, ``from`` the original, so callers only
     ├── FeatureSpecError             unknown or malformed feature spec
     ├── FeatureDefinitionError       a bad declarative Feature (also a ValueError, as in Databricks)
     │   ├── FeatureNotFoundError     no feature of that name in the catalog
-    │   └── FeatureExistsError       a feature of that name is already registered
+    │   ├── FeatureExistsError       a feature of that name is already registered
+    │   └── MaterializationError     bad materialize_features / backfill input, or a failed run
+    │       ├── MaterializationNotFoundError  no materialized feature / operation of that id
+    │       └── OperationFailedError a backfill waited for failed or was cancelled
     ├── ProjectError                 a features-as-code project (larder plan/apply) that cannot be applied
     ├── OnlineStoreError
     │   ├── OnlineTableNotFoundError
@@ -183,6 +186,20 @@ class FeatureExistsError(FeatureDefinitionError):
     """A declarative feature of that name is already registered."""
 
 
+class MaterializationError(FeatureDefinitionError):
+    """``materialize_features``, ``backfill_features`` or a materialization run was given bad input
+    (a trigger, a store config, a feature that cannot be materialized) or failed; nothing was written."""
+
+
+class MaterializationNotFoundError(MaterializationError):
+    """No materialized feature or operation of that id or name."""
+
+
+class OperationFailedError(MaterializationError):
+    """The backfill :meth:`wait_for_backfill` waited for failed or was cancelled (Databricks'
+    ``OperationFailed``)."""
+
+
 class ProjectError(LarderError):
     """A features-as-code project (``larder plan DIR`` / ``larder apply DIR``) cannot be loaded or
     applied: a module that fails to import, a bad or clashing definition, a change that cannot be made
@@ -278,12 +295,15 @@ __all__ = [
     "ItemTooLargeError",
     "LarderError",
     "LeakageError",
+    "MaterializationError",
+    "MaterializationNotFoundError",
     "MissingExtraError",
     "MissingKeysError",
     "ModelError",
     "OnlineStoreError",
     "OnlineStoreNotFoundError",
     "OnlineTableNotFoundError",
+    "OperationFailedError",
     "OutputCollisionError",
     "PrimaryKeyError",
     "ProjectError",

@@ -28,7 +28,7 @@ from larder.redaction import redact_text
 
 #: Modules (under ``larder.catalog``) that define ORM classes. Areas not yet present are skipped.
 AREAS = ("tables", "functions", "online", "models", "quality", "stats", "edits", "declarative", "serving",
-         "stores", "managed")
+         "stores", "managed", "materialization")
 
 
 def utcnow() -> datetime:

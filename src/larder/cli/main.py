@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from larder._version import __version__
-from larder.cli import catalog, doctor, online, project, tables, ui
+from larder.cli import catalog, doctor, materialize, online, project, tables, ui
 from larder.cli.models import models_app
 from larder.quality.cli import quality_app
 
@@ -26,6 +26,7 @@ app.command("ui")(ui.ui)
 app.command("doctor")(doctor.doctor)
 app.command("plan")(project.plan)
 app.command("apply")(project.apply)
+app.command("materialize")(materialize.materialize)
 
 
 def _version(value: bool) -> None:

@@ -115,8 +115,14 @@ def source_key(source: Any) -> tuple[Any, ...]:
 
 
 def load_source(tables: TableService | None, feature: Feature, *, version: int | None = None,
-                columns: Sequence[str] | None = None) -> SourceRows:
-    """The rows of ``feature``'s source (Delta table at ``version``, default latest, or DataFrame)."""
+                columns: Sequence[str] | None = None, filter: Any = None, files: Sequence[str] | None = None
+                ) -> SourceRows:
+    """The rows of ``feature``'s source (Delta table at ``version``, default latest, or DataFrame).
+
+    ``filter`` (a pyarrow expression on the table's own columns) and ``files`` (some of the version's
+    data files) restrict what is read from a Delta table, before its filter_condition and
+    transformation_sql run: materialization reads only new files, or only the time range its windows
+    need."""
     source = feature.source
     label = _where(feature)
     if isinstance(source, DataFrameSource):
@@ -134,7 +140,7 @@ def load_source(tables: TableService | None, feature: Feature, *, version: int |
         ) from exc
     sql = source.transformation_sql or source.filter_condition
     want = None if sql or columns is None else [c for c in dict.fromkeys(columns) if c in snap.schema.names]
-    raw = normalise(snap.to_arrow(columns=want))
+    raw = normalise(snap.to_arrow(columns=want, filter=filter, files=list(files) if files is not None else None))
     if not sql:
         return SourceRows(raw, raw, source.full_name(), snap.version)
     rows = _run_sql(raw, source, apply_filter=True, label=label)
@@ -307,7 +313,7 @@ def evaluate_features(engine: Engine, tables: TableService | None, features: Seq
 
 def compute_range(engine: Engine, tables: TableService | None, features: Sequence[Feature], *,
                   start: dt.datetime | None = None, end: dt.datetime | None = None,
-                  version: int | None = None) -> pa.Table:
+                  version: int | None = None, source_rows: SourceRows | None = None) -> pa.Table:
     """Feature values at every distinct ``(entity, time)`` of the source rows with ``start <= time <
     end`` (None: unbounded), each at its own time: the entity and timeseries columns of the features,
     then one column per feature, sorted by entity and time.
@@ -315,6 +321,8 @@ def compute_range(engine: Engine, tables: TableService | None, features: Sequenc
     All features must read the same source (they may differ in entity, timeseries column and window;
     the rows are the distinct combinations of all their key columns). ``version``: the source's Delta
     version (default latest). The source's filter restricts the rows aggregated, not the rows returned.
+    ``source_rows``: the source's rows already read (for example only those a range's windows need:
+    a value depends only on the rows inside its window, so the values are the same).
     """
     if not features:
         raise FeatureDefinitionError("compute_features needs at least one feature.")
@@ -334,7 +342,7 @@ def compute_range(engine: Engine, tables: TableService | None, features: Sequenc
     key_cols = list(dict.fromkeys(c for f in features for c in [*(f.entity or []), str(f.timeseries_column)]))
     needed = [*key_cols, *(c for f in features for c in f.inputs)]
     table = first.source.full_name() if isinstance(first.source, DeltaTableSource) else None
-    src = load_source(tables, first, version=version, columns=needed)
+    src = source_rows if source_rows is not None else load_source(tables, first, version=version, columns=needed)
     spine = src.spine
     missing = [c for c in key_cols if c not in spine.column_names]
     if missing:

@@ -56,12 +56,14 @@ def groups_of(features: Sequence[Feature]) -> list[list[Feature]]:
 
 def publish_features(fe: Any, features: Sequence[Feature | str], online_store: Any = None, *,
                      as_of: dt.datetime | None = None, version: int | None = None,
-                     mode: Literal["merge", "overwrite"] = "merge") -> list[Publication]:
+                     mode: Literal["merge", "overwrite"] = "merge", online_table: str | None = None
+                     ) -> list[Publication]:
     """Publish registered declarative features' timelines as of ``as_of`` (default: now) to
     ``online_store`` (a spec, a name from larder.yaml, or None: the default store), computed from the
     source's Delta ``version`` (default latest). ``mode="overwrite"`` replaces each group's online
-    table atomically; ``"merge"`` writes key by key (a stored newer state is kept). Returns one
-    :class:`~larder.online.publish.Publication` per feature."""
+    table atomically; ``"merge"`` writes key by key (a stored newer state is kept). ``online_table``:
+    the online table's name (default :func:`online_table_name`; only for features of one group).
+    Returns one :class:`~larder.online.publish.Publication` per feature."""
     from larder.online.publish import _physical_name, _publication, resolve_store
     from larder.online.stores.base import OnlineTable, online_table_info
     from larder.online.stores.specs import redacted_spec, store_key
@@ -82,10 +84,16 @@ def publish_features(fe: Any, features: Sequence[Feature | str], online_store: A
     store_name, spec = resolve_store(ctx, online_store)
     store = fe._online_stores.get(spec)
     out: list[Publication] = []
-    for group in groups_of(resolved):
+    groups = groups_of(resolved)
+    if online_table is not None and len(groups) > 1:
+        raise PublishError(
+            f"publish_features: online_table={online_table!r} names one online table, but the features form "
+            f"{len(groups)} groups (by source, entity and timeseries column); publish each group on its own."
+        )
+    for group in groups:
         started = time.perf_counter()
         rows, info = online_rows(ctx.engine, fe._tables, group, as_of=when, version=version)
-        name = online_table_name(group)
+        name = online_table or online_table_name(group)
         online = OnlineTable(name=name, primary_keys=list(group[0].entity or []), timestamp_key=None,
                              schema=pa.schema([f for f in rows.schema if f.name != ORDER]))
         batches = [rows.slice(i, BATCH_ROWS) for i in range(0, max(rows.num_rows, 1), BATCH_ROWS)]

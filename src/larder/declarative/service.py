@@ -124,7 +124,17 @@ class FeatureService:
         rec.output_type, rec.description = str(value_type), candidate.description
 
     def delete_record(self, session: Any, full_name: str) -> None:
+        from larder.catalog.materialization import MaterializationRecord
+
         rec = self._record(session, full_name)
+        made = session.scalars(select(MaterializationRecord.id)
+                               .where(MaterializationRecord.feature_name == rec.full_name)).all()
+        if made:
+            raise FeatureDefinitionError(
+                f"Feature {rec.full_name!r} is materialized ({len(made)} materialized features). Delete them "
+                f"first: for m in fe.list_materialized_features(feature_name={rec.full_name!r}): "
+                "fe.delete_materialized_feature(materialized_feature=m)."
+            )
         forget_usage(session, rec.full_name)
         session.delete(rec)
 

@@ -94,14 +94,15 @@ class Snapshot:
     def partition_columns(self) -> list[str]:
         return list(self.table.metadata().partition_columns)
 
-    def dataset(self) -> ds.Dataset:
-        """A pyarrow dataset over the snapshot's active files, with the table's full schema."""
+    def dataset(self, files: list[str] | None = None) -> ds.Dataset:
+        """A pyarrow dataset over the snapshot's active files (or ``files``, some of them: URIs as
+        :meth:`file_uris` gives them), with the table's full schema."""
         schema = self.schema
         parts = self.partition_columns
         partitioning = None
         if parts:
             partitioning = ds.partitioning(pa.schema([schema.field(p) for p in parts]), flavor="hive")
-        files = self.table.file_uris()
+        files = self.table.file_uris() if files is None else list(files)
         if not files:
             return ds.dataset(schema.empty_table())
         if self.location.is_local:
@@ -118,8 +119,13 @@ class Snapshot:
         return ds.dataset(relative, schema=schema, format="parquet", partitioning=partitioning,
                           filesystem=self.location.filesystem())
 
-    def to_arrow(self, columns: list[str] | None = None, filter: Any = None) -> pa.Table:
-        return self.dataset().to_table(columns=columns, filter=filter)
+    def file_uris(self) -> list[str]:
+        """The URIs of the snapshot's active data files."""
+        return list(self.table.file_uris())
+
+    def to_arrow(self, columns: list[str] | None = None, filter: Any = None, files: list[str] | None = None
+                 ) -> pa.Table:
+        return self.dataset(files).to_table(columns=columns, filter=filter)
 
     def row_count(self) -> int:
         actions = pa.table(self.table.get_add_actions(flatten=True))
@@ -354,8 +360,11 @@ def merge(location: Location, data: pa.Table, *, keys: list[str], name: str, evo
 
 
 def overwrite(location: Location, data: pa.Table, *, name: str, partition_by: list[str] | None,
-              commit: Commit | None = None) -> int:
-    """Replace the table's rows with ``data`` in one commit, keeping (and extending) its schema."""
+              commit: Commit | None = None, predicate: str | None = None) -> int:
+    """Replace the table's rows with ``data`` in one commit, keeping (and extending) its schema.
+
+    ``predicate`` (a SQL condition): replace only the rows matching it (Delta's replaceWhere); every
+    row of ``data`` must match it. Files holding no matching row are kept as they are."""
 
     base: int | None = None  # the version the last attempt read
 
@@ -368,7 +377,7 @@ def overwrite(location: Location, data: pa.Table, *, name: str, partition_by: li
         base = int(target.version())
         # written through the loaded table, which then holds this commit's version (not a later one)
         write_deltalake(target, data, mode="overwrite", schema_mode="merge", partition_by=partition_by or None,
-                        commit_properties=_properties(commit))
+                        predicate=predicate, commit_properties=_properties(commit))
         return int(target.version())
 
     try:

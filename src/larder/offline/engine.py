@@ -101,9 +101,11 @@ class Engine(ABC):
         """
 
     def overwrite(self, location: Location, data: Any, *, name: str, partition_by: list[str],
-                  commit: delta.Commit | None = None) -> int:
-        """Replace the table's rows with ``data`` in one commit, keeping (and extending) its schema."""
-        return delta.overwrite(location, data, name=name, partition_by=partition_by, commit=commit)
+                  commit: delta.Commit | None = None, predicate: str | None = None) -> int:
+        """Replace the table's rows with ``data`` in one commit, keeping (and extending) its schema;
+        with ``predicate``, only the rows matching it (every row of ``data`` must match)."""
+        return delta.overwrite(location, data, name=name, partition_by=partition_by, commit=commit,
+                               predicate=predicate)
 
     # -- quality ---------------------------------------------------------------------------------
     def profile(self, data: Any, *, sample_rows: int | None) -> Any:

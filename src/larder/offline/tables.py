@@ -558,7 +558,8 @@ class TableService:
 
     # -- write -------------------------------------------------------------------------------
     def write_table(self, name: str, df: Any, mode: WriteMode = "merge", *,
-                    timings: dict[str, float] | None = None, write_id: str | None = None) -> int:
+                    timings: dict[str, float] | None = None, write_id: str | None = None,
+                    replace_where: str | None = None) -> int:
         """Validate and commit ``df``; returns the new Delta version.
 
         ``timings``, when given, receives the seconds spent in each phase (``catalog_read``,
@@ -569,9 +570,15 @@ class TableService:
         ``write_id`` (at most 36 characters) makes the write idempotent: when a version of the table was
         already committed with that id (its Delta ``commitInfo`` carries it), that version is returned
         and nothing is written again (``fe.push(..., push_id=...)`` relies on it).
+
+        ``replace_where`` (with ``mode="overwrite"``): a SQL condition on the table's columns; only the
+        rows matching it are replaced by ``df``'s, whose rows must all match it (Delta's replaceWhere,
+        one commit). Materialization replaces a time range of its feature tables this way.
         """
+        if replace_where is not None and mode != "overwrite":
+            raise TableError(f"write_table: replace_where needs mode='overwrite', got mode={mode!r}.")
         with self.prepare_write(name, df, mode, timings=timings) as prepared:
-            return self.commit_write(prepared, write_id=write_id)
+            return self.commit_write(prepared, write_id=write_id, replace_where=replace_where)
 
     @contextlib.contextmanager
     def prepare_write(self, name: str, df: Any, mode: WriteMode = "merge", *,
@@ -650,9 +657,10 @@ class TableService:
         return delta.find_write(location, write_id, since=-1 if newest is None else int(newest), limit=100,
                                 table=None if snapshot is None else snapshot.table)
 
-    def commit_write(self, p: PreparedWrite, *, write_id: str | None = None) -> int:
+    def commit_write(self, p: PreparedWrite, *, write_id: str | None = None, replace_where: str | None = None) -> int:
         """Commit a prepared write (one Delta commit, then the catalog); returns the Delta version. With a
-        ``write_id`` already committed to this table, returns that version and writes nothing."""
+        ``write_id`` already committed to this table, returns that version and writes nothing.
+        ``replace_where``: an overwrite replaces only the rows matching it (see :meth:`write_table`)."""
         if write_id is not None:
             landed = self.committed_version(p.name, write_id, snapshot=p.snapshot)
             if landed is not None:
@@ -672,14 +680,16 @@ class TableService:
                 version = engine.merge(location, data, keys=p.primary_keys, name=full, evolve=bool(new_fields),
                                        snapshot=snap, commit=commit)
             else:
-                version = engine.overwrite(location, data, name=full, partition_by=p.partitions, commit=commit)
+                version = engine.overwrite(location, data, name=full, partition_by=p.partitions, commit=commit,
+                                           predicate=replace_where)
             span("commit")
             # merge updates the loaded snapshot in place when its first attempt commits: then the row
             # count is read off the new snapshot in memory; otherwise (overwrite, a retried merge) it
             # is the written rows or the committed version's count
             written = engine.num_rows(data)
             rows = (snap.row_count() if mode == "merge" and snap.version == version else written
-                    if mode == "overwrite" else delta.load(location, version=version, name=full).row_count())
+                    if mode == "overwrite" and replace_where is None
+                    else delta.load(location, version=version, name=full).row_count())
             failpoint("write_table:after_commit")
             # Every column of the committed schema gets a feature record: this write's new ones, and any
             # that a write killed after its commit never registered (larder.offline.reconcile).

@@ -169,9 +169,13 @@ class SparkEngine(Engine):
                              schema_of=lambda snap: _merged_schema(snap.schema, incoming))
 
     def overwrite(self, location: Location, data: Any, *, name: str, partition_by: list[str],
-                  commit: delta.Commit | None = None) -> int:
+                  commit: delta.Commit | None = None, predicate: str | None = None) -> int:
         if not is_spark_frame(data):
-            return super().overwrite(location, data, name=name, partition_by=partition_by, commit=commit)
+            return super().overwrite(location, data, name=name, partition_by=partition_by, commit=commit,
+                                     predicate=predicate)
+        if predicate is not None:
+            raise TableError(f"Feature table {name!r}: an overwrite of the rows matching a predicate takes a pandas "
+                             "or Arrow frame on the Spark engine; collect the (small) replacement rows first.")
         incoming = schema.arrow_schema(data, table=name)
         return storage.overwrite(data, location, partition_by=partition_by, name=name, commit=commit,
                                  schema_of=lambda snap: _merged_schema(snap.schema, incoming))
