@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from larder._clientparts.push import PushMethods
 from larder._clientparts.materialize import MaterializeMethods
+from larder._clientparts.push import PushMethods
 from larder._clientparts.serving import ServingMethods
 from larder._databricks import UNSET, _Unset
 from larder.context import Context
