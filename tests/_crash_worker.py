@@ -54,6 +54,8 @@ def run(op: dict) -> None:
         from larder.declarative.schedule import run_due
 
         run_due(fe, now=dt.datetime.fromisoformat(op["now"]))
+    elif kind == "stream":
+        fe.run_stream(op["name"], batch_size=op.get("batch_size", 1000), idle_timeout=op.get("idle", 1.0))
     else:
         raise ValueError(kind)
     fe.close()
@@ -118,6 +120,7 @@ if __name__ == "__main__":
     import larder.online.stores.redis  # noqa: F401
     import larder.online.stores.sqlite  # noqa: F401
     import larder.quality.validation  # noqa: F401
+    import larder.streams.consumer  # noqa: F401
 
     sys.stdout.write(json.dumps({"ready": True}) + "\n")
     sys.stdout.flush()

@@ -18,6 +18,7 @@ import pandas as pd
 from larder._clientparts.materialize import MaterializeMethods
 from larder._clientparts.push import PushMethods
 from larder._clientparts.serving import ServingMethods
+from larder._clientparts.streams import StreamMethods
 from larder._databricks import UNSET, _Unset
 from larder.context import Context
 from larder.errors import TableError
@@ -45,7 +46,7 @@ if TYPE_CHECKING:  # training sets, feature functions and specs (imported lazily
     )
 
 
-class FeatureEngineeringClient(ServingMethods, PushMethods, MaterializeMethods):
+class FeatureEngineeringClient(ServingMethods, PushMethods, MaterializeMethods, StreamMethods):
     """Entry point to larder.
 
     Parameters
@@ -93,7 +94,7 @@ class FeatureEngineeringClient(ServingMethods, PushMethods, MaterializeMethods):
 
     def close(self) -> None:
         """Release the catalog connection (and any cached online-store clients)."""
-        for cached in ("_online", "_publisher", "_endpoints", "_managed_stores", "_pusher"):
+        for cached in ("_online", "_publisher", "_endpoints", "_managed_stores", "_pusher", "_streams"):
             self.__dict__.pop(cached, None)
         stores = self.__dict__.pop("_online_stores", None)
         if stores is not None:

@@ -16,6 +16,8 @@ The points (each between two writes that must not be seen apart):
 ``write_table:after_commit``       Delta version committed, catalog features not yet updated
 ``publish_table:after_batch``      a batch handed to the online store, the publish not finished
 ``push:after_commit``              a push's Delta version committed, the online stores not written
+``stream:after_delta_commit``      a stream batch (and its offsets) committed to Delta, not noted
+``stream:after_online``            a stream batch written online, its online offsets not noted
 =================================  ============================================================
 """
 

@@ -47,15 +47,10 @@ PENDING: dict[str, set[str]] = {
     "FeatureEngineeringClient": {
         # issue 14 (declarative features)
         "purge_feature_entities",
-        # issue 17, second part (push and streams): create_stream & co. land with the stream consumer
-        "create_stream", "update_stream", "get_stream", "list_streams", "delete_stream",
     },
 }
 PENDING_PARAMETERS: dict[tuple[str, str], set[str]] = {}
-PENDING_CLASSES: set[str] = {
-    # issue 17, second part (streams): the stream sources of declarative features
-    "StreamSource", "KafkaSource",
-}
+PENDING_CLASSES: set[str] = set()
 
 COUNTERPARTS: dict[str, Any] = {
     "FeatureEngineeringClient": larder.FeatureEngineeringClient,
@@ -76,6 +71,8 @@ COUNTERPARTS: dict[str, Any] = {
     "AzureCosmosDBSpec": online_store_spec.AzureCosmosDBSpec,
     "AzureMySqlSpec": online_store_spec.AzureMySqlSpec,
     "AzureSqlServerSpec": online_store_spec.AzureSqlServerSpec,
+    "StreamSource": entities.StreamSource,
+    "KafkaSource": entities.KafkaSource,
 }
 #: Classes the client builds (their constructors are internal on both sides): only their public
 #: methods, properties and attributes are compared, on instances the client returned.
@@ -165,6 +162,8 @@ def instances(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "ServedEntity": entities.ServedEntity(feature_spec_name="price"),
         "Servable": entities.Servable(features=[]),
         "AutoCaptureConfig": entities.AutoCaptureConfig(catalog_name="c", schema_name="s", table_name_prefix="p"),
+        "StreamSource": entities.StreamSource(full_name="main.default.clicks"),
+        "KafkaSource": entities.KafkaSource(name="clicks"),
     }
     yield out
     fe.close()

@@ -2,7 +2,7 @@
 
 Each area of larder keeps its ORM classes in its own module of this package (``tables``,
 ``functions``, ``online``, ``models``, ``quality``, ``stats``, ``edits``, ``declarative``, ``serving``,
-``stores``, ``managed``), all on the
+``stores``, ``managed``, ``streams``), all on the
 one declarative :class:`Base`. :class:`Catalog` imports them and opens the database; its schema is created and
 upgraded by Alembic revisions (:mod:`larder.catalog.migrate`, ``larder catalog upgrade``).
 """
@@ -28,7 +28,7 @@ from larder.redaction import redact_text
 
 #: Modules (under ``larder.catalog``) that define ORM classes. Areas not yet present are skipped.
 AREAS = ("tables", "functions", "online", "models", "quality", "stats", "edits", "declarative", "serving",
-         "stores", "managed", "materialization")
+         "stores", "managed", "materialization", "streams")
 
 
 def utcnow() -> datetime:

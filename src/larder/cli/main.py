@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from larder._version import __version__
-from larder.cli import catalog, doctor, materialize, online, project, tables, ui
+from larder.cli import catalog, doctor, materialize, online, project, streams, tables, ui
 from larder.cli.models import models_app
 from larder.quality.cli import quality_app
 
@@ -21,6 +21,7 @@ app.add_typer(catalog.app, name="catalog")
 app.add_typer(quality_app, name="quality")
 app.add_typer(online.online_app, name="online")
 app.add_typer(models_app, name="models")
+app.add_typer(streams.stream_app, name="stream")
 app.command("serve")(online.serve)
 app.command("ui")(ui.ui)
 app.command("doctor")(doctor.doctor)

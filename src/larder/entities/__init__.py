@@ -5,7 +5,8 @@
 ``Feature``, sources, ``AggregationFunction``, operators, windows) and the classic classes. The
 submodules (``larder.entities.feature_lookup``, ``.feature_function``, ``.feature_table``,
 ``.feature_serving_endpoint``, ``.feature_spec_info``, ``.online_store``) mirror Databricks' modules of
-the same names.
+the same names. Streams (:mod:`larder.streams`): ``StreamSource``, ``KafkaSource`` and the argument
+classes of ``create_stream``.
 """
 
 from larder.declarative import (
@@ -62,6 +63,25 @@ from larder.entities.feature_serving_endpoint import (
 from larder.entities.feature_spec_info import FeatureSpecInfo
 from larder.entities.feature_table import FeatureTable
 from larder.entities.online_store import DatabricksOnlineStore
+from larder.streams import (
+    DirectMtlsConfig,
+    DirectSchemas,
+    IngestionConfig,
+    IngestionDestination,
+    KafkaSource,
+    KafkaStreamConfig,
+    KafkaSubscriptionMode,
+    KinesisStreamConfig,
+    RedisStreamConfig,
+    SchemaConfig,
+    SchemaRegistryConfig,
+    Stream,
+    StreamBackfillSource,
+    StreamConnectionConfig,
+    StreamSchemaConfig,
+    StreamSource,
+    StreamSourceConfig,
+)
 
 __all__ = [
     "AggregationFunction",
@@ -80,6 +100,8 @@ __all__ = [
     "DataSource",
     "DatabricksOnlineStore",
     "DeltaTableSource",
+    "DirectMtlsConfig",
+    "DirectSchemas",
     "EndpointCoreConfig",
     "Feature",
     "FeatureFunction",
@@ -91,6 +113,12 @@ __all__ = [
     "First",
     "FirstN",
     "Function",
+    "IngestionConfig",
+    "IngestionDestination",
+    "KafkaSource",
+    "KafkaStreamConfig",
+    "KafkaSubscriptionMode",
+    "KinesisStreamConfig",
     "Last",
     "LastN",
     "MaterializedFeature",
@@ -100,14 +128,23 @@ __all__ = [
     "OfflineStoreConfig",
     "OnlineStoreConfig",
     "PercentileApprox",
+    "RedisStreamConfig",
     "RequestSource",
     "RollingWindow",
     "ScalarDataType",
+    "SchemaConfig",
+    "SchemaRegistryConfig",
     "Servable",
     "ServedEntity",
     "SlidingWindow",
     "StddevPop",
     "StddevSamp",
+    "Stream",
+    "StreamBackfillSource",
+    "StreamConnectionConfig",
+    "StreamSchemaConfig",
+    "StreamSource",
+    "StreamSourceConfig",
     "Sum",
     "TableTrigger",
     "TimeWindow",

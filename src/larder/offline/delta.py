@@ -18,7 +18,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -51,14 +51,16 @@ class Commit:
 
     ``write_id`` goes into the commit's ``commitInfo`` (:data:`WRITE_ID_KEY`), so the catalog's record of
     the version can be matched with the Delta log. ``attempts`` is set by the committer: how many times
-    the commit was tried (1: no conflict with concurrent writers).
+    the commit was tried (1: no conflict with concurrent writers). ``metadata`` adds entries to the
+    ``commitInfo`` (a stream consumer's offsets: they are committed in the same atomic step as the rows).
     """
 
     write_id: str
     attempts: int = 0
+    metadata: dict[str, str] = field(default_factory=dict)
 
     def properties(self) -> CommitProperties:
-        return CommitProperties(custom_metadata={WRITE_ID_KEY: self.write_id})
+        return CommitProperties(custom_metadata={**self.metadata, WRITE_ID_KEY: self.write_id})
 
 
 def _properties(commit: Commit | None) -> CommitProperties | None:

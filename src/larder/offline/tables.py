@@ -559,7 +559,7 @@ class TableService:
     # -- write -------------------------------------------------------------------------------
     def write_table(self, name: str, df: Any, mode: WriteMode = "merge", *,
                     timings: dict[str, float] | None = None, write_id: str | None = None,
-                    replace_where: str | None = None) -> int:
+                    replace_where: str | None = None, commit_metadata: Mapping[str, str] | None = None) -> int:
         """Validate and commit ``df``; returns the new Delta version.
 
         ``timings``, when given, receives the seconds spent in each phase (``catalog_read``,
@@ -574,11 +574,14 @@ class TableService:
         ``replace_where`` (with ``mode="overwrite"``): a SQL condition on the table's columns; only the
         rows matching it are replaced by ``df``'s, whose rows must all match it (Delta's replaceWhere,
         one commit). Materialization replaces a time range of its feature tables this way.
+        ``commit_metadata`` goes into the Delta commit's ``commitInfo`` (a stream consumer's offsets,
+        committed with the rows).
         """
         if replace_where is not None and mode != "overwrite":
             raise TableError(f"write_table: replace_where needs mode='overwrite', got mode={mode!r}.")
         with self.prepare_write(name, df, mode, timings=timings) as prepared:
-            return self.commit_write(prepared, write_id=write_id, replace_where=replace_where)
+            return self.commit_write(prepared, write_id=write_id, replace_where=replace_where,
+                                     commit_metadata=commit_metadata)
 
     @contextlib.contextmanager
     def prepare_write(self, name: str, df: Any, mode: WriteMode = "merge", *,
@@ -657,7 +660,8 @@ class TableService:
         return delta.find_write(location, write_id, since=-1 if newest is None else int(newest), limit=100,
                                 table=None if snapshot is None else snapshot.table)
 
-    def commit_write(self, p: PreparedWrite, *, write_id: str | None = None, replace_where: str | None = None) -> int:
+    def commit_write(self, p: PreparedWrite, *, write_id: str | None = None, replace_where: str | None = None,
+                     commit_metadata: Mapping[str, str] | None = None) -> int:
         """Commit a prepared write (one Delta commit, then the catalog); returns the Delta version. With a
         ``write_id`` already committed to this table, returns that version and writes nothing.
         ``replace_where``: an overwrite replaces only the rows matching it (see :meth:`write_table`)."""
@@ -674,7 +678,7 @@ class TableService:
         try:
             pending = start_profile(self.ctx.catalog, full, data, pool, profiler=engine.profile)
             span("quality_check")
-            commit = delta.Commit(write_id=write_id or _write_id())
+            commit = delta.Commit(write_id=write_id or _write_id(), metadata=dict(commit_metadata or {}))
             if mode == "merge":
                 # the snapshot loaded above serves the first attempt; a conflict retry reloads the table
                 version = engine.merge(location, data, keys=p.primary_keys, name=full, evolve=bool(new_fields),

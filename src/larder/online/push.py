@@ -176,7 +176,7 @@ class Pusher:
                 )
             rows = _as_arrow(prepared.data)
             for t in targets:
-                t.rows = _online_rows(full, t, rows)
+                t.rows = online_rows(full, t, rows)
             version = self.tables.commit_write(prepared, write_id=pid) if to != "online" else None
             order = _snapshot_order(prepared, version)
             failpoint("push:after_commit")
@@ -192,16 +192,7 @@ class Pusher:
 
     # -- where the rows go --------------------------------------------------------------------
     def _targets(self, full: str) -> list[_Target]:
-        """The table's newest live publication per store (``Publisher._active`` lists them newest first)."""
-        out: dict[str, _Target] = {}
-        for rec in self.publisher._active(full):
-            if rec.store_key in out:
-                continue
-            out[rec.store_key] = _Target(
-                store_name=rec.store_name or rec.store_type, store_type=rec.store_type,
-                spec=self.publisher._spec_of(rec), online=online_table_from_info(rec.online_table),
-                online_table_name=rec.online_table_name, filter_condition=rec.filter_condition)
-        return list(out.values())
+        return live_targets(self.publisher, full)
 
     def _write_online(self, full: str, targets: list[_Target], order: int | None
                       ) -> tuple[list[StoreWrite], list[tuple[_Target, LarderError]]]:
@@ -209,7 +200,7 @@ class Pusher:
         failed: list[tuple[_Target, LarderError]] = []
         for t in targets:
             assert t.store is not None and t.rows is not None
-            rows = _with_order(t.online, t.rows, order)
+            rows = with_order(t.online, t.rows, order)
             try:
                 changed = t.store.write_batch(t.online, rows, order=ORDER_COLUMN) if rows.num_rows else 0
             except LarderError as exc:
@@ -266,6 +257,20 @@ class Pusher:
                 )
 
 
+def live_targets(publisher: Publisher, full: str) -> list[_Target]:
+    """Table ``full``'s newest live publication per store (``Publisher._active`` lists them newest first):
+    where rows written after a publish must also go (pushes, stream consumers)."""
+    out: dict[str, _Target] = {}
+    for rec in publisher._active(full):
+        if rec.store_key in out:
+            continue
+        out[rec.store_key] = _Target(
+            store_name=rec.store_name or rec.store_type, store_type=rec.store_type,
+            spec=publisher._spec_of(rec), online=online_table_from_info(rec.online_table),
+            online_table_name=rec.online_table_name, filter_condition=rec.filter_condition)
+    return list(out.values())
+
+
 def rows_from_json(full: str, rows: list[dict[str, Any]] | dict[str, list[Any]], schema: pa.Schema) -> pa.Table:
     """JSON rows (records, or columns of one length) as an Arrow table of the table's types: timestamps
     and dates from ISO 8601 strings (a naive time means UTC) or epoch microseconds, every other column
@@ -317,7 +322,7 @@ def _as_arrow(data: Any) -> pa.Table:
     return pa.table(data.toArrow())  # pragma: no cover - the Spark engine
 
 
-def _online_rows(full: str, t: _Target, rows: pa.Table) -> pa.Table:
+def online_rows(full: str, t: _Target, rows: pa.Table) -> pa.Table:
     """The pushed rows as the publication's online table holds them (its columns, its filter)."""
     columns = t.online.schema.names
     missing = [c for c in columns if c not in rows.column_names]
@@ -367,7 +372,7 @@ def _micros(col: Any) -> np.ndarray:
     return np.asarray(us.fill_null(np.iinfo(np.int64).min).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
-def _with_order(online: OnlineTable, rows: pa.Table, snapshot_value: int | None) -> pa.Table:
+def with_order(online: OnlineTable, rows: pa.Table, snapshot_value: int | None) -> pa.Table:
     """``rows`` with the ordering column: event time in microseconds, else the snapshot order."""
     ts = online.timestamp_key
     if ts is not None:
@@ -377,4 +382,4 @@ def _with_order(online: OnlineTable, rows: pa.Table, snapshot_value: int | None)
     return rows.append_column(ORDER_COLUMN, order)
 
 
-__all__ = ["TARGETS", "PushResult", "Pusher", "StoreWrite", "rows_from_json"]
+__all__ = ["TARGETS", "PushResult", "Pusher", "StoreWrite", "live_targets", "online_rows", "rows_from_json", "with_order"]
