@@ -29,7 +29,6 @@ from larder.entities import (
     StreamSource,
 )
 from larder.errors import FeatureDefinitionError, StreamError
-from larder.online.stores.base import online_table_from_info
 
 PAYLOAD = json.dumps({"type": "object", "properties": {
     "event_id": {"type": "integer"}, "user": {"type": "integer"}, "amount": {"type": "number"},
@@ -95,9 +94,11 @@ def _event(i: int, *, user: int | None = None, amount: float | None = None, kind
 
 def _online(fe: Any, table: str, keys: list[Any], features: list[str]) -> pd.DataFrame:
     """The table's online rows of ``keys`` read from its store (missing keys: NaN)."""
-    [(rec, spec)] = fe._publisher.active_publications(table)[:1]
-    online = online_table_from_info(rec.online_table)
-    store = fe._online_stores.get(spec)
+    from larder.online.push import live_targets
+
+    [target] = live_targets(fe._publisher, table)
+    online = target.online
+    store = fe._online_stores.get(target.spec)
     values, found = store.read_batch(online, pa.table({online.primary_keys[0]: pa.array(keys, pa.int64())}), features)
     out = values.to_pandas()
     out["found"] = found
