@@ -14,6 +14,7 @@ docs/declarative-features.md#materialization.
 
 from __future__ import annotations
 
+import abc
 import datetime as dt
 from dataclasses import dataclass, field
 from enum import Enum
@@ -39,7 +40,7 @@ class MaterializedFeaturePipelineScheduleState(Enum):
     SNAPSHOT = "SNAPSHOT"
 
 
-class Trigger:
+class Trigger(abc.ABC):
     """Base class of the triggers of :meth:`materialize_features`."""
 
     def __init__(self, *, pipeline_schedule_state: MaterializedFeaturePipelineScheduleState = (
@@ -60,8 +61,9 @@ class Trigger:
     def pipeline_schedule_state(self) -> MaterializedFeaturePipelineScheduleState:
         return self._pipeline_schedule_state
 
-    def to_dict(self) -> dict[str, Any]:  # pragma: no cover - every trigger overrides it
-        raise NotImplementedError
+    @abc.abstractmethod
+    def to_dict(self) -> dict[str, Any]:
+        """The trigger as stored in the catalog (read back by :meth:`from_dict`)."""
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> Trigger | None:
