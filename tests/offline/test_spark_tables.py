@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pytest
+from deltalake.exceptions import CommitFailedError
 
 from larder.errors import ConfigError, MissingExtraError, PrimaryKeyError, ValidationError
 from larder.offline import delta
@@ -199,6 +200,42 @@ def test_staged_rows_are_checked_and_committed_without_a_second_write(fe_spark, 
     assert spark_writes == [True, True]
     assert {r["Id"]: r["Qual"] for r in rows(fe_spark.read_table("houses"))}[70] == 3
     assert len(staged_dirs(fe_spark, "houses")) == len(before) + 2
+
+
+@pytest.mark.parametrize("lost_as", [OSError, CommitFailedError])
+def test_a_commit_whose_ack_is_lost_keeps_its_files_and_is_committed_once(fe_spark, spark, monkeypatch, lost_as):
+    """A commit stored by the log, then reported as failed (its acknowledgement lost): the write is
+    found by its write id and returns its version; the files it committed are kept (deleting them as a
+    failed attempt's would lose the version's rows), and it is not committed a second time."""
+    from deltalake import DeltaTable
+
+    real_create = storage.create_table_with_add_actions
+    real_commit = DeltaTable.create_write_transaction
+    commits = []
+
+    def create_then_lost(*args, **kwargs):
+        real_create(*args, **kwargs)
+        commits.append("create")
+        raise OSError("connection reset after the commit was stored")
+
+    def commit_then_lost(self, *args, **kwargs):
+        real_commit(self, *args, **kwargs)
+        commits.append(kwargs.get("mode"))
+        raise lost_as("connection reset after the commit was stored")
+
+    monkeypatch.setattr(storage, "create_table_with_add_actions", create_then_lost)
+    monkeypatch.setattr(DeltaTable, "create_write_transaction", commit_then_lost)
+    fe_spark.create_table("houses", primary_keys="Id", df=houses(spark))
+    assert fe_spark.write_table("houses", houses(spark, ids=(3, 4), qual=(30, 40))) == 1  # merge
+    assert fe_spark.write_table("houses", houses(spark, ids=(5, 6), qual=(50, 60)), mode="overwrite") == 2
+    assert commits == ["create", "append", "overwrite"]  # each committed once
+    monkeypatch.undo()
+    path = fe_spark.get_table("houses").path
+    assert [h["version"] for h in DeltaTable(path).history()] == [2, 1, 0]
+    for version, want in [(0, {1: 7, 2: 5, 3: 8}), (1, {1: 7, 2: 5, 3: 30, 4: 40}), (2, {5: 50, 6: 60})]:
+        got = rows(fe_spark.read_table("houses", as_of_version=version))
+        assert {r["Id"]: r["Qual"] for r in got} == want  # every version's files are there
+    assert fe_spark.table_history("houses")["version"].tolist() == [2, 1, 0]
 
 
 def test_delta_jar_detection(spark):

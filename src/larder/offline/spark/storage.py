@@ -14,7 +14,11 @@ files' parquet footers for the add actions' statistics (row count, null counts, 
 writes them) and commits the adds (and the removes of a merge or overwrite) as **one** Delta
 transaction with ``max_commit_retries=0``: a commit that finds another writer's commit after the version
 it read fails (``CommitFailedError``) and the whole write is computed again on the new version, so two
-concurrent merges can never both insert the same key. The files of a failed attempt are deleted. (The
+concurrent merges can never both insert the same key. The files of a failed attempt are deleted, once
+the log shows the attempt did not land: a commit whose acknowledgement was lost (stored by the object
+store, then reported as an error or a conflict) is found by its write id and returned as committed, its
+files kept; when the log cannot be read to tell, the files are left (orphans no reader sees) rather than
+risk deleting committed data. (The
 alternative, streaming Arrow batches to the driver and writing them with ``write_deltalake``, was
 measured in ``benchmarks/spark.py``: it funnels every row through one process.)
 
@@ -44,7 +48,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from deltalake import DeltaTable
 from deltalake import Schema as DeltaSchema
-from deltalake.exceptions import CommitFailedError, DeltaError
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 from deltalake.transaction import AddAction, CommitProperties, RemoveAction, create_table_with_add_actions
 
 from larder.errors import TableError, WriteConflictError
@@ -421,6 +425,50 @@ def remove_staged(staged: Staged) -> None:
         pass
 
 
+def _settle(staged: Staged, commit: delta.Commit | None, since: int) -> int | None:
+    """After a commit attempt raised: the version at which it is in the log after all (its
+    acknowledgement was lost), its files kept; otherwise None, the attempt's files deleted when the log
+    proves it did not land, and left in place when that cannot be told."""
+    try:
+        table = delta.open_table(staged.location)
+    except TableNotFoundError:
+        if since < 0:  # a create that left no log: nothing committed
+            remove_staged(staged)
+        return None
+    except (DeltaError, ValueError, OSError):
+        return None  # unknown: leave the files rather than risk deleting committed ones
+    try:
+        newest = int(table.version())
+        if newest <= since:  # nothing committed after the version the attempt read
+            remove_staged(staged)
+            return None
+        if commit is None:
+            return None  # newer commits, and no write id to tell whether one of them is this attempt
+        landed = delta.find_write(staged.location, commit.write_id, since=since, limit=newest - since,
+                                  table=table)
+    except (DeltaError, ValueError, OSError):
+        return None
+    if landed is None:
+        remove_staged(staged)
+        return None
+    _committed(staged)
+    return landed
+
+
+def _commit(staged: Staged, commit: delta.Commit | None, since: int, run: Callable[[], Any]) -> int | None:
+    """``run()`` the commit of ``staged``; None when it committed (the caller knows the version), else
+    the version :func:`_settle` found it at after it raised. Re-raises when it did not land."""
+    try:
+        run()
+    except BaseException:
+        landed = _settle(staged, commit, since)
+        if landed is not None:
+            return landed
+        raise
+    _committed(staged)
+    return None
+
+
 def _actions(staged: Staged, removes: Sequence[RemoveAction] = ()) -> list[AddAction | RemoveAction]:
     return [*staged.adds, *removes]
 
@@ -477,16 +525,13 @@ def create(df: Any, location: Location, *, schema: pa.Schema, partition_by: Sequ
     """A new Delta table at ``location`` holding ``df``'s rows as version 0."""
     def op() -> int:
         staged = write_files(df, location, schema, partition_by)
-        try:
-            create_table_with_add_actions(
-                location.uri, DeltaSchema.from_arrow(schema), staged.adds, mode="error",
-                partition_by=list(partition_by) or None, name=name, description=description,
-                storage_options=location.storage_options,
-                commit_properties=_props(commit, {"num_added_files": len(staged.adds), "num_added_rows": staged.rows}))
-        except BaseException:
-            remove_staged(staged)
-            raise
-        _committed(staged)
+        landed = _commit(staged, commit, -1, lambda: create_table_with_add_actions(
+            location.uri, DeltaSchema.from_arrow(schema), staged.adds, mode="error",
+            partition_by=list(partition_by) or None, name=name, description=description,
+            storage_options=location.storage_options,
+            commit_properties=_props(commit, {"num_added_files": len(staged.adds), "num_added_rows": staged.rows})))
+        if landed not in (None, 0):  # pragma: no cover - a create lands as version 0
+            raise AssertionError(f"create of {name!r} landed at version {landed}")
         if commit is not None:
             commit.attempts = 1
         return 0
@@ -501,16 +546,11 @@ def overwrite(df: Any, location: Location, *, schema_of: Callable[[delta.Snapsho
         snap = delta.load(location, name=name)
         schema = schema_of(snap)
         staged = write_files(df, location, schema, partition_by)
-        try:
-            snap.table.create_write_transaction(
-                _actions(staged), mode="overwrite", schema=DeltaSchema.from_arrow(schema),
-                partition_by=list(partition_by) or None,
-                commit_properties=_props(commit, {"num_added_files": len(staged.adds), "num_added_rows": staged.rows}))
-        except BaseException:
-            remove_staged(staged)
-            raise
-        _committed(staged)
-        return snap.version + 1
+        landed = _commit(staged, commit, snap.version, lambda: snap.table.create_write_transaction(
+            _actions(staged), mode="overwrite", schema=DeltaSchema.from_arrow(schema),
+            partition_by=list(partition_by) or None,
+            commit_properties=_props(commit, {"num_added_files": len(staged.adds), "num_added_rows": staged.rows})))
+        return snap.version + 1 if landed is None else landed
 
     return _delta_errors("Overwrite of", name)(lambda: delta._retry(op, name=name, commit=commit))
 
@@ -545,7 +585,8 @@ def merge(df: Any, location: Location, *, keys: Sequence[str], schema_of: Callab
             staged = write_files(out.select(*[F.col(f"`{c}`") for c in schema.names if c in out.columns]),
                                  location, schema, parts)
         metrics = {"num_added_files": len(staged.adds), "num_removed_files": 0, "num_output_rows": staged.rows}
-        try:
+
+        def run() -> None:
             if affected is None:
                 snap.table.create_write_transaction(
                     _actions(staged), mode="overwrite", schema=DeltaSchema.from_arrow(schema),
@@ -556,11 +597,9 @@ def merge(df: Any, location: Location, *, keys: Sequence[str], schema_of: Callab
                 snap.table.create_write_transaction(
                     _actions(staged, removes), mode="append", schema=DeltaSchema.from_arrow(schema),
                     partition_by=parts or None, commit_properties=_props(commit, metrics))
-        except BaseException:
-            remove_staged(staged)
-            raise
-        _committed(staged)
-        return snap.version + 1
+
+        landed = _commit(staged, commit, snap.version, run)
+        return snap.version + 1 if landed is None else landed
 
     return _delta_errors("Merge into", name)(lambda: delta._retry(op, name=name, commit=commit))
 
