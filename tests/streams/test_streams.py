@@ -252,14 +252,16 @@ def test_sigkill_10_times_during_100k_events(fe: Any, redis_url: str, crasher: A
     fe.publish_table(name="events")
     _define(fe, redis_url, key)
     _produce_range(redis_url, key, n)
-    op = {"op": "stream", "root": str(larder_root), "name": "clicks", "batch_size": 5000, "idle": 1.0}
+    op = {"op": "stream", "root": str(larder_root), "name": "clicks", "batch_size": 1000, "idle": 1.0}
     rng = random.Random(17)
-    progress = []
+    interrupted = 0  # kills that landed before the last event was committed (a fast machine may finish early)
     for _ in range(10):
-        outcome = crasher(**op, kill_after=rng.uniform(0.6, 1.6))
+        outcome = crasher(**op, kill_after=rng.uniform(0.1, 0.6))
         assert outcome == {"signal": 9}, f"the consumer was to be killed, it ended with {outcome}"
-        progress.append(fe._streams.record("clicks").events)
-    assert progress[-1] < n, "every kill should interrupt the run: make the run longer"
+        if fe._streams.record("clicks").events >= n:
+            break
+        interrupted += 1
+    assert interrupted >= 5, f"only {interrupted} kills interrupted the run: make the run longer"
     assert crasher(**op) == {"exit": 0}
     assert fe._streams.record("clicks").events == n
     _check_exact(fe, "events", n)
