@@ -347,6 +347,27 @@ def test_drop_table(store: OnlineStore) -> None:
     assert found.tolist() == [False, True]
 
 
+def test_delete_keys(store: OnlineStore) -> None:
+    from larder.online.stores.base import prepare_keys
+
+    t = table(SIMPLE, ["id"])
+    other = table(SIMPLE, ["id"])
+    store.delete_keys(t, ["1"])  # a table never written: nothing to delete, no error
+    store.write_batch(t, rows(t, {"id": [1, 2, 3], "v": [1.0, 2.0, 3.0], "tag": ["a", "b", "c"]}, [1, 1, 1]))
+    store.write_batch(other, rows(other, {"id": [1], "v": [9.0], "tag": ["o"]}, [1]))
+    store.delete_keys(t, prepare_keys(t, pa.table({"id": [1, 3, 3, 99]})))  # repeated and unknown keys too
+    out, found = store.read_batch(t, pa.table({"id": [1, 2, 3]}))
+    assert found.tolist() == [False, True, False] and out.column("tag").to_pylist() == [None, "b", None]
+    assert store.read_batch(other, pa.table({"id": [1]}))[1].tolist() == [True]  # another table keeps its key
+    # a deleted key can be written again, at any order
+    store.write_batch(t, rows(t, {"id": [1], "v": [5.0], "tag": ["back"]}, [0]))
+    assert store.read_batch(t, pa.table({"id": [1]}))[0].column("tag").to_pylist() == ["back"]
+    # after an overwrite, deletes reach the served contents
+    store.replace_table(t, [rows(t, {"id": [4, 5], "v": [4.0, 5.0], "tag": ["d", "e"]}, [2, 2])])
+    store.delete_keys(t, prepare_keys(t, pa.table({"id": [5]})))
+    assert store.read_batch(t, pa.table({"id": [4, 5]}))[1].tolist() == [True, False]
+
+
 def test_unknown_table(store: OnlineStore) -> None:
     with pytest.raises(OnlineTableNotFoundError, match="publish"):
         store.read_batch(table(SIMPLE, ["id"]), pa.table({"id": [1]}))

@@ -44,10 +44,7 @@ GEN = _load_generator()
 
 # Pending: methods and parameters that other open issues bring. Whoever lands one removes it here.
 PENDING: dict[str, set[str]] = {
-    "FeatureEngineeringClient": {
-        # issue 14 (declarative features)
-        "purge_feature_entities",
-    },
+    "FeatureEngineeringClient": set(),
 }
 PENDING_PARAMETERS: dict[tuple[str, str], set[str]] = {}
 PENDING_CLASSES: set[str] = set()

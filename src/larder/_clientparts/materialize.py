@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         Operation,
         TableTrigger,
     )
+    from larder.declarative.purge import PurgeFeatureEntitiesOperation, PurgeService
 
 
 class MaterializeMethods:
@@ -71,6 +72,24 @@ class MaterializeMethods:
         return self._backfills.backfill_features(features=features, backfill_ranges=backfill_ranges,
                                                  request_id=request_id, tags=tags, budget_policy_id=budget_policy_id,
                                                  wait=wait, **kwargs)
+
+    @cached_property
+    def _purges(self) -> PurgeService:
+        from larder.declarative.purge import PurgeService
+
+        return PurgeService(self)  # type: ignore[arg-type]
+
+    def purge_feature_entities(self, features: list[str | Feature], entities_table: str, request_id: str | None = None,
+                               tags: dict[str, str] | None = None,
+                               budget_policy_id: str | None = None) -> PurgeFeatureEntitiesOperation:
+        """Purge the materialized values (offline and online) of the entities listed in
+        ``entities_table`` (a feature table whose columns are some or all of each feature's entity keys;
+        a partial key purges every entity with those values). Source data is not touched: delete the
+        entities there first, or the next materialization brings them back. Returns the operation handle
+        (``wait()``, ``done()``, ``metadata()``, ``cancel()``); it has finished when this returns.
+        ``request_id``: a retry with the same token and request returns the original operation."""
+        return self._purges.purge_feature_entities(features=features, entities_table=entities_table,
+                                                   request_id=request_id, tags=tags, budget_policy_id=budget_policy_id)
 
     def get_backfill(self, *, operation_name: str) -> BackfillStatus:
         """The status of a backfill (``operations/<id>``)."""

@@ -89,6 +89,8 @@ class OperationRecord(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    #: what else the operation's kind records (a purge: its entities table and version, per-feature results)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 __all__ = ["MaterializationRecord", "MaterializationRunRecord", "OperationRecord"]

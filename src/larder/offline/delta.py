@@ -391,6 +391,37 @@ def overwrite(location: Location, data: pa.Table, *, name: str, partition_by: li
         raise TableError(f"Overwrite of feature table {name!r} failed (nothing was written): {error_text(exc)}") from exc
 
 
+def delete_matching(location: Location, keys: pa.Table, *, name: str,
+                    commit: Commit | None = None) -> tuple[int | None, int]:
+    """Delete, in one commit, every row whose values in ``keys``' columns equal one of its rows (a null
+    matches a null: ``IS NOT DISTINCT FROM``; ``keys`` may hold only some of the key columns, then every
+    row with those values goes). ``keys`` must hold distinct rows. Returns ``(version, rows deleted)``;
+    no commit is made when no row matches (version None); -1 rows: an earlier attempt's commit landed."""
+    predicate = " AND ".join(f"(t.{_q(c)} IS NOT DISTINCT FROM s.{_q(c)})" for c in keys.column_names)
+    base: int | None = None
+
+    def op() -> tuple[int | None, int]:
+        nonlocal base
+        target = open_table(location)
+        landed = _landed(target, commit, base)
+        if landed is not None:
+            return landed, -1
+        base = int(target.version())
+        metrics = (target.merge(keys, predicate=predicate, source_alias="s", target_alias="t",
+                                commit_properties=_properties(commit))
+                   .when_matched_delete().execute())
+        deleted = int(metrics.get("num_target_rows_deleted", 0))
+        return (int(target.version()) if deleted else None), deleted
+
+    try:
+        return _retry(op, name=name, commit=commit)
+    except (DeltaError, ValueError, OSError) as exc:
+        landed = _landed_after_error(location, commit, base)
+        if landed is not None:
+            return landed, -1
+        raise TableError(f"Deleting rows of feature table {name!r} failed (nothing was deleted): {error_text(exc)}") from exc
+
+
 def history(location: Location, *, name: str, limit: int | None = None) -> list[dict[str, Any]]:
     try:
         return list(open_table(location).history(limit))

@@ -811,6 +811,51 @@ class TableService:
                 out.append(self._describe(rec))
         return out
 
+    def delete_rows(self, name: str, keys: pa.Table, *, write_id: str | None = None) -> tuple[int | None, int]:
+        """Delete every row of table ``name`` whose values in ``keys``' columns (some or all of the
+        primary keys) equal one of ``keys``' rows, a null matching a null, in one Delta commit recorded in
+        the catalog. Returns ``(version, rows deleted)``: version None when no row matched (nothing is
+        committed). ``write_id`` makes it idempotent as in :meth:`write_table` (rows -1: an earlier call
+        with that id had committed)."""
+        with self.ctx.catalog.session() as s:
+            rec = self._record(s, name)
+            full, location, pks = rec.full_name, self._location(rec), list(rec.primary_keys)
+        columns = list(keys.column_names)
+        unknown = [c for c in columns if c not in pks]
+        if not columns or unknown:
+            raise PrimaryKeyError(
+                f"Table {full!r}: rows are deleted by primary key columns {pks}; "
+                + (f"{unknown} are not among them." if unknown else "the keys given have no column.")
+            )
+        snap = delta.load(location, name=full)
+        if write_id is not None:
+            landed = self.committed_version(full, write_id, snapshot=snap)
+            if landed is not None:
+                return landed, -1
+        try:
+            keys = keys.cast(pa.schema([snap.schema.field(c) for c in columns]))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            types = {c: str(snap.schema.field(c).type) for c in columns}
+            raise PrimaryKeyError(f"Table {full!r}: the keys to delete do not convert to the key types {types}: {exc}") from exc
+        keys = keys.group_by(columns, use_threads=False).aggregate([]) if keys.num_rows else keys
+        if keys.num_rows == 0:
+            return None, 0
+        commit = delta.Commit(write_id=write_id or _write_id())
+        version, deleted = delta.delete_matching(location, keys, name=full, commit=commit)
+        if version is None:
+            return None, 0
+        rows = delta.load(location, version=version, name=full).row_count()
+        committed = version
+
+        def record(s: Session) -> None:
+            rec = self._record(s, full)
+            rec.updated_at = utcnow()
+            record_table_stats(s, rec.id, version=committed, row_count=rows, written_at=rec.updated_at)
+            _record_version(s, rec.id, committed, "delete", max(deleted, 0), commit, rec.updated_at)
+
+        self._record_commit(full, committed, record)
+        return committed, deleted
+
     def drop_table(self, name: str) -> None:
         """Delete the table's data, catalog entry and quality records.
 

@@ -166,6 +166,11 @@ class OnlineStore(ABC):
     def drop_table(self, table: OnlineTable) -> None:
         """Remove every row of ``table`` from the store."""
 
+    @abstractmethod
+    def delete_keys(self, table: OnlineTable, pks: Sequence[str]) -> None:
+        """Remove the rows of the keys ``pks`` (encoded as for :meth:`read_values`) from the served
+        contents of ``table``; keys not stored and a table never written are no error."""
+
     def to_spec(self) -> Any:
         """The spec that opens this store again (a ``SQLiteStoreSpec``, ...), so that a store object can
         be given wherever a spec is; None for a store that has none."""

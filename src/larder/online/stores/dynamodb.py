@@ -596,6 +596,18 @@ class DynamoDBOnlineStore(OnlineStore):
                 return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
+    def delete_keys(self, table: OnlineTable, pks: Sequence[str]) -> None:
+        """``BatchWriteItem`` delete requests, 25 keys each, in parallel (a missing table holds nothing)."""
+        self._check(table)
+        physical = self.physical_name(table)
+        unique = list(dict.fromkeys(pks))
+        requests = [{"DeleteRequest": {"Key": {PK: {"S": k}}}} for k in unique]
+        chunks = [requests[i : i + MAX_BATCH_WRITE] for i in range(0, len(requests), MAX_BATCH_WRITE)]
+        try:
+            self._parallel(lambda c: self._batch_write(table, physical, c), chunks)
+        except OnlineTableNotFoundError:
+            return
+
     # -- reads ------------------------------------------------------------------------------
 
     def _fetch(self, table: OnlineTable, pks: list[str | None], names: list[str]) -> list[dict[str, Any] | None]:

@@ -492,6 +492,23 @@ class RedisOnlineStore(OnlineStore):
         finally:
             self._gens.pop(table.name, None)
 
+    def delete_keys(self, table: OnlineTable, pks: Sequence[str]) -> None:
+        """UNLINK the keys' hashes in the served generation; again in the new one if an overwrite
+        switched generations meanwhile."""
+        self._open()
+        unique = list(dict.fromkeys(pks))
+        try:
+            done: set[bytes] = set()
+            gen = self._current(table, create=False)
+            while gen is not None and gen not in done:
+                prefix = self._item_prefix(table, gen)
+                for start in range(0, len(unique), 1000):
+                    self._client.unlink(*(prefix + k for k in unique[start : start + 1000]))
+                done.add(gen)
+                gen = self._current(table, create=False)
+        except self._errors as exc:
+            raise self._fail("deleting keys of", table, exc) from exc
+
     # -- reads ------------------------------------------------------------------------------
 
     def _fetch(self, table: OnlineTable, pks: list[str | None], names: list[str]) -> list[Any]:

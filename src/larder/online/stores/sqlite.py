@@ -554,6 +554,15 @@ class SQLiteOnlineStore(OnlineStore):
             conn.execute("DELETE FROM _larder_online_pub WHERE name = ?", (table.name,))
         self._layouts.pop(table.name, None)
 
+    def delete_keys(self, table: OnlineTable, pks: Sequence[str]) -> None:
+        with self._write(f"deleting keys of {table.name!r}", table.name) as conn:
+            layout = self._load_layout(table.name)
+            if layout is not None:
+                unique = list(dict.fromkeys(pks))
+                for start in range(0, len(unique), _WRITE_CHUNK):
+                    conn.executemany(f"DELETE FROM {_quote(layout.physical)} WHERE _k = ?",
+                                     [(k,) for k in unique[start : start + _WRITE_CHUNK]])
+
     # -- reads ------------------------------------------------------------------------------
 
     def _fetch(self, layout: _Layout, unique: list[str]) -> dict[str, tuple[bytes, bytes | None]]:
