@@ -33,7 +33,7 @@ def test_exported_names() -> None:
 
 def test_every_store_implements_the_contract() -> None:
     base = larder.online.OnlineStore
-    assert sorted(base.__abstractmethods__) == ["drop_table", "read_values", "write_batch"]
+    assert sorted(base.__abstractmethods__) == ["delete_keys", "drop_table", "read_values", "write_batch"]
     for cls in (
         larder.online.SQLiteOnlineStore,
         larder.online.RedisOnlineStore,
