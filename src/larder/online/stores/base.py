@@ -463,11 +463,14 @@ class ValueBatch:
     def to_arrow(self, table: OnlineTable) -> pa.Table:
         """The features as the typed Arrow table ``read_batch`` returns."""
         arrays = dict(self.arrays)
+        n = self.n
         for block in self.blocks:
+            # one Arrow array per block, sliced per feature (a pa.array per feature costs ~3x more)
+            mask = block.nulls.ravel() if block.nulls is not None and block.nulls.any() else None
+            flat = pa.array(block.values.ravel(), type=block.type, mask=mask)
             for j, name in enumerate(block.names):
-                mask = block.nulls[j] if block.nulls is not None and block.nulls[j].any() else None
-                arrays[name] = pa.array(block.values[j], type=block.type, mask=mask)
-        return typed_table(table, self.names, arrays, self.n)
+                arrays[name] = flat.slice(j * n, n)
+        return typed_table(table, self.names, arrays, n)
 
     @classmethod
     def from_arrow(cls, features: pa.Table, found: np.ndarray) -> ValueBatch:
