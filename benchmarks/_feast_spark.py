@@ -22,7 +22,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-# benchmarks/profile.py would shadow the standard library's profile module (which pyspark imports)
+# a benchmark script named like a standard module would shadow it (pyspark imports profile)
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 FEATS = [f"f{k}" for k in range(1, 11)]

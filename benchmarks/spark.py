@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-# benchmarks/profile.py would shadow the standard library's profile module (which pyspark imports)
+# a benchmark script named like a standard module would shadow it (pyspark imports profile)
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 # the peers' tools sit beside the repository (shared/peers); a worktree may be nested deeper
 PEERS = next((d / "shared" / "peers" for d in HERE.parents if (d / "shared" / "peers").is_dir()),

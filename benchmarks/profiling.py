@@ -19,7 +19,7 @@ quantiles and a 20-bin histogram (numeric) or the top 10 values (categorical):
 It also times ``larder.quality.validate`` of 8 expectations (pandera) on the same frame. Runs are
 interleaved so that noise on a shared machine hits every contender; medians are reported.
 
-    python benchmarks/profile.py --rows 1_000_000 --features 20 --repeats 3
+    python benchmarks/profiling.py --rows 1_000_000 --features 20 --repeats 3
 """
 
 from __future__ import annotations
