@@ -12,7 +12,10 @@
   artifact store it proxies; a local SQLite database opens);
 * **consistency**: :func:`larder.offline.reconcile.find_problems` (what a crash left behind); with
   ``repair=True`` the repairable ones are fixed with :func:`~larder.offline.reconcile.repair` and
-  reported as repaired.
+  reported as repaired;
+* **push**: pushes (``to="both"``) whose online write did not finish (:meth:`Pusher.pending
+  <larder.online.push.Pusher.pending>`: committed to Delta, not every store written); with
+  ``repair=True`` they are completed (:meth:`Pusher.complete <larder.online.push.Pusher.complete>`).
 
 Each finding is a :class:`Check`; ``status`` is ``ok``, ``warn`` (works, but look) or ``fail``.
 
@@ -57,7 +60,7 @@ _CONFIG_FIX = "Fix larder.yaml (see docs/deployment.md)."
 class Check:
     """One finding of :func:`diagnose`."""
 
-    area: str  # config, catalog, storage, online, mlflow, consistency
+    area: str  # config, catalog, storage, online, mlflow, consistency, push
     target: str  # what was checked (credentials removed)
     status: Status
     detail: str
@@ -377,6 +380,35 @@ def check_consistency(ctx: Context, *, repair: bool) -> list[Check]:
     return checks
 
 
+def check_pushes(ctx: Context, *, repair: bool, min_age_s: float | None = None) -> list[Check]:
+    """Pushes whose online write did not finish (recorded under way for ``min_age_s``, default a
+    minute); completed when ``repair``."""
+    from larder.client import FeatureEngineeringClient
+    from larder.online.push import PENDING_AGE_S
+
+    age = PENDING_AGE_S if min_age_s is None else min_age_s
+    checks: list[Check] = []
+    with FeatureEngineeringClient(root=ctx.root) as fe:
+        for p in fe._pusher.pending(min_age_s=age):
+            target = f"{p.table_name} push {p.push_id}"
+            if p.delta_version is None:
+                what = "stopped before its Delta commit: nothing is missing online"
+            else:
+                what = f"committed in Delta version {p.delta_version}, but not every online store was written"
+            if repair:
+                try:
+                    rows = fe._pusher.complete(p)
+                except LarderError as exc:
+                    checks.append(Check("push", target, "fail", f"{what}; completing it failed: {_error(exc)}",
+                                        "Make the online store reachable, then run `larder doctor --repair` again."))
+                    continue
+                checks.append(Check("push", target, "ok", f"repaired: {what}; {rows} row(s) written online"))
+            else:
+                checks.append(Check("push", target, "warn", what,
+                                    "Run `larder doctor --repair` (or push again with the same push_id)."))
+    return checks
+
+
 # ------------------------------------------------------------------------------------------- all
 def diagnose(root: str | os.PathLike[str] | None = None, *, repair: bool = False,
              timeout: float = TIMEOUT_S) -> list[Check]:
@@ -402,6 +434,7 @@ def diagnose(root: str | os.PathLike[str] | None = None, *, repair: bool = False
         checks += check_mlflow(ctx, timeout)
         if usable and checks[2].status == "ok":
             checks += check_consistency(ctx, repair=repair)
+            checks += check_pushes(ctx, repair=repair)
         elif usable:
             checks.append(Check("consistency", "-", "warn", "not checked: the storage is not usable",
                                 "Fix the storage first."))
@@ -413,5 +446,5 @@ def diagnose(root: str | os.PathLike[str] | None = None, *, repair: bool = False
         ctx.close()
 
 
-__all__ = ["Check", "Status", "check_catalog", "check_consistency", "check_mlflow", "check_online",
+__all__ = ["Check", "Status", "check_catalog", "check_consistency", "check_mlflow", "check_online", "check_pushes",
            "check_storage", "diagnose", "tracking_uri"]

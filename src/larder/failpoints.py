@@ -15,6 +15,7 @@ The points (each between two writes that must not be seen apart):
 ``drop_table:after_catalog``       catalog row deleted, storage not yet removed
 ``write_table:after_commit``       Delta version committed, catalog features not yet updated
 ``publish_table:after_batch``      a batch handed to the online store, the publish not finished
+``push:before_commit``             a push recorded as under way, its Delta version not yet committed
 ``push:after_commit``              a push's Delta version committed, the online stores not written
 ``stream:after_delta_commit``      a stream batch (and its offsets) committed to Delta, not noted
 ``stream:after_online``            a stream batch written online, its online offsets not noted

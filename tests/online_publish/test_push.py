@@ -188,6 +188,51 @@ def test_killed_after_commit_retry_completes(fe, larder_root, crasher) -> None:
     assert online(fe, "users", [1, 7])["clicks"].tolist() == [41, 77]
 
 
+def _pending(fe) -> list:  # type: ignore[no-untyped-def]
+    return fe._pusher.pending(min_age_s=0)
+
+
+def test_a_push_killed_after_its_commit_is_found_and_completed_by_doctor(fe, larder_root, crasher) -> None:
+    from larder.doctor import check_pushes
+
+    fe.create_table("users", "uid", df=users())
+    fe.publish_table("users")
+    assert _pending(fe) == []
+    fe.push("users", users(ids=[3], clicks=[30], city=["Lima"]), to="both")  # a finished push leaves no record
+    assert _pending(fe) == []
+    df = {"uid": [1, 7], "clicks": [41, 77], "city": ["Oslo", "Riga"]}
+    assert crasher(op="push", root=str(larder_root), name="users", df=df, push_id="p-9",
+                   failpoint="push:after_commit") == {"signal": 9}
+    assert online(fe, "users", [7])["_found_users"].tolist() == [False]
+    [p] = _pending(fe)
+    assert (p.table_name, p.push_id, p.delta_version) == ("main.default.users", "p-9", 2)
+    assert fe._pusher.pending() == []  # younger than a minute: maybe still running, not reported by default
+    [check] = check_pushes(fe._ctx, repair=False, min_age_s=0)
+    assert check.status == "warn" and "committed in Delta version 2" in check.detail and "--repair" in check.fix
+    # meanwhile a newer push of user 1 reached the store: completing the old push must not undo it
+    fe.push("users", users(ids=[1], clicks=[99], city=["Oslo"]), to="both")
+    [check] = check_pushes(fe._ctx, repair=True, min_age_s=0)
+    assert check.status == "ok" and check.detail.startswith("repaired")
+    assert online(fe, "users", [1, 7])["clicks"].tolist() == [99, 77]
+    assert _pending(fe) == [] and check_pushes(fe._ctx, repair=False, min_age_s=0) == []
+    assert version(fe, "users") == 3
+
+
+def test_a_push_that_never_committed_leaves_nothing_pending(fe, larder_root, crasher) -> None:
+    fe.create_table("users", "uid", df=users())
+    fe.publish_table("users")
+    with pytest.raises(SchemaMismatchError):  # refused before anything is written
+        fe.push("users", pd.DataFrame({"uid": [1], "clicks": ["many"], "city": ["Oslo"]}), to="both")
+    assert _pending(fe) == []
+    # killed before its commit: the record says so, and completing it writes nothing
+    df = {"uid": [5], "clicks": [50], "city": ["Baku"]}
+    assert crasher(op="push", root=str(larder_root), name="users", df=df, push_id="p-0",
+                   failpoint="push:before_commit") == {"signal": 9}
+    [p] = _pending(fe)
+    assert p.delta_version is None and fe._pusher.complete(p) == 0
+    assert _pending(fe) == [] and version(fe, "users") == 0
+
+
 def test_read_after_write(fe, store_spec) -> None:
     fe.create_table("users", "uid", df=users())
     fe.publish_table("users", store_spec)

@@ -51,4 +51,18 @@ class PublicationRecord(Base):
     dropped_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
-__all__ = ["PublicationRecord"]
+class PendingPushRecord(Base):
+    """A ``push(to="both")`` under way: written before its Delta commit, deleted once every online store
+    has its rows. One still here after its process ended is a push whose online write did not finish
+    (killed between the commit and the stores, or a store failed): ``larder doctor`` lists it and
+    ``--repair`` (or a retry of the push with its ``push_id``) completes it."""
+
+    __tablename__ = "pending_pushes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    table_name: Mapped[str] = mapped_column(String(400), index=True)
+    push_id: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+__all__ = ["PendingPushRecord", "PublicationRecord"]

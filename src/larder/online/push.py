@@ -30,9 +30,13 @@ so the commit comes first, carrying the ``push_id`` in its ``commitInfo`` and th
 record. If an online store fails afterwards, :class:`~larder.errors.PushIncompleteError` says which
 version was committed and which stores were not written; calling ``push`` again with the same
 ``push_id`` finds the committed version (nothing is committed twice) and redoes the online write,
-which is idempotent (same rows, same order). A process killed between the two leaves the store
-behind the table until that retry or the next ``publish_table``. Without a ``push_id`` one is
-generated and reported (in the result and in the error).
+which is idempotent (same rows, same order). Without a ``push_id`` one is generated and reported
+(in the result and in the error). A process killed between the two would leave the stores behind the
+table unnoticed, so every ``to="both"`` push is recorded in the catalog (``pending_pushes``) before its
+commit and the record is deleted once every store has the rows: ``larder doctor`` lists a record
+older than a minute (:meth:`Pusher.pending`) and ``larder doctor --repair`` completes it
+(:meth:`Pusher.complete`: the keys that version wrote, as the table's latest version holds them, are
+written to every store it is published to; newest wins, so nothing newer is replaced).
 
 **Read after write.** ``read_after_write=True`` returns only once every pushed key reads back
 from every store it was written to (for a time-series table: at the pushed event time or newer),
@@ -49,13 +53,19 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+from sqlalchemy import delete, select
 
+from larder.catalog.base import utcnow
+from larder.catalog.online import PendingPushRecord
+from larder.catalog.tables import TableRecord
 from larder.context import Context
-from larder.errors import LarderError, PushError, PushIncompleteError, SchemaMismatchError
+from larder.errors import LarderError, PushError, PushIncompleteError, SchemaMismatchError, TableNotFoundError
 from larder.failpoints import failpoint
 from larder.names import parse_name
 from larder.offline.tables import PreparedWrite, TableService, check_write_id
@@ -108,6 +118,21 @@ class PushResult:
         return {"table_name": self.table_name, "to": self.to, "rows": self.rows, "push_id": self.push_id,
                 "delta_version": self.delta_version, "online": [w.to_dict() for w in self.online],
                 "read_after_write": self.read_after_write, "duration_s": self.duration_s}
+
+
+#: A push recorded as under way for this long (seconds) is taken to have stopped (``larder doctor``).
+PENDING_AGE_S = 60.0
+
+
+@dataclass(frozen=True)
+class PendingPush:
+    """A ``push(to="both")`` whose online write did not finish; ``delta_version``: the version it
+    committed (None: its process stopped before the commit, so nothing is missing online)."""
+
+    table_name: str
+    push_id: str
+    created_at: datetime
+    delta_version: int | None = None
 
 
 @dataclass
@@ -177,18 +202,105 @@ class Pusher:
             rows = _as_arrow(prepared.data)
             for t in targets:
                 t.rows = online_rows(full, t, rows)
-            version = self.tables.commit_write(prepared, write_id=pid) if to != "online" else None
+            marker = self._mark(full, pid) if to == "both" else None
+            failpoint("push:before_commit")
+            try:
+                version = self.tables.commit_write(prepared, write_id=pid) if to != "online" else None
+            except BaseException:
+                if marker is not None:  # nothing committed (or the commit's own error says what to do)
+                    self._unmark(full, pid)
+                raise
             order = _snapshot_order(prepared, version)
             failpoint("push:after_commit")
             written, failed = self._write_online(full, targets, order)
         if failed:
             raise self._incomplete(full, to, pid, version, written, failed)
+        if marker is not None:
+            self._unmark(full, pid)
         checked = False
         if read_after_write and targets:
             self._read_back(full, targets)
             checked = True
         return PushResult(table_name=full, to=to, rows=rows.num_rows, push_id=pid, delta_version=version,
                           online=written, read_after_write=checked, duration_s=time.perf_counter() - started)
+
+    # -- pushes whose online write did not finish ---------------------------------------------
+    def _mark(self, full: str, pid: str) -> int:
+        """Record the push as under way (before its Delta commit); a retry with the push id reuses it."""
+        with self.ctx.catalog.session() as s:
+            known = s.scalars(select(PendingPushRecord.id).where(
+                PendingPushRecord.table_name == full, PendingPushRecord.push_id == pid)).first()
+            if known is not None:
+                return int(known)
+            rec = PendingPushRecord(table_name=full, push_id=pid, created_at=utcnow())
+            s.add(rec)
+            s.flush()
+            return int(rec.id)
+
+    def _unmark(self, full: str, pid: str) -> None:
+        with self.ctx.catalog.session() as s:
+            s.execute(delete(PendingPushRecord).where(PendingPushRecord.table_name == full,
+                                                      PendingPushRecord.push_id == pid))
+
+    def pending(self, *, min_age_s: float = PENDING_AGE_S) -> list[PendingPush]:
+        """Pushes (``to="both"``) recorded as under way for at least ``min_age_s`` seconds: their process
+        died, or a store failed, before every online store had the rows. Reads only."""
+        cutoff = utcnow() - timedelta(seconds=min_age_s)
+        with self.ctx.catalog.session() as s:
+            recs = list(s.scalars(select(PendingPushRecord).where(PendingPushRecord.created_at <= cutoff)
+                                  .order_by(PendingPushRecord.created_at, PendingPushRecord.id)))
+            out = [PendingPush(r.table_name, r.push_id, r.created_at.replace(tzinfo=UTC)) for r in recs]
+        for i, p in enumerate(out):
+            try:
+                out[i] = PendingPush(p.table_name, p.push_id, p.created_at,
+                                     self.tables.committed_version(p.table_name, p.push_id))
+            except TableNotFoundError:
+                pass  # the table was dropped since: nothing to complete
+        return out
+
+    def complete(self, p: PendingPush) -> int:
+        """Finish a pending push: the keys its Delta version wrote, as the table's latest version holds
+        them, are written to every store the table is published to (newest wins, so a store that holds
+        newer rows keeps them); then the record goes. A push that never committed (its process died
+        first) or whose table is gone has nothing to write. Returns the rows written online."""
+        try:
+            version = self.tables.committed_version(p.table_name, p.push_id)
+        except TableNotFoundError:
+            version = None
+        written_rows = 0
+        if version is not None:
+            targets = self._targets(p.table_name)
+            rows, created, latest = self._current_rows(p.table_name, version, targets)
+            for t in targets:
+                t.store = self.stores.get(t.spec)
+                t.rows = online_rows(p.table_name, t, rows)
+            with self._lock:
+                written, failed = self._write_online(p.table_name, targets, snapshot_order(created, latest))
+            if failed:
+                raise self._incomplete(p.table_name, "both", p.push_id, version, written, failed)
+            written_rows = sum(w.rows for w in written)
+        self._unmark(p.table_name, p.push_id)
+        return written_rows
+
+    def _current_rows(self, full: str, version: int, targets: list[_Target]) -> tuple[pa.Table, datetime, int]:
+        """The latest version's rows of the keys that Delta ``version`` wrote (the files it added hold
+        them, beside rows it only copied), with the table's creation time and latest version."""
+        with self.ctx.catalog.session() as s:
+            rec = s.scalars(select(TableRecord).where(TableRecord.full_name == full)).one()
+            created = rec.created_at.replace(tzinfo=UTC)
+        keys_of = list(dict.fromkeys(k for t in targets for k in t.online.primary_keys))
+        then = self.tables.snapshot(full, version)
+        before = set(self.tables.snapshot(full, version - 1).file_uris()) if version > 0 else set()
+        added = [u for u in then.file_uris() if u not in before]
+        latest = self.tables.snapshot(full)
+        if not keys_of or not added:
+            return latest.schema.empty_table(), created, latest.version
+        keys = then.to_arrow(columns=keys_of, files=added).group_by(keys_of, use_threads=False).aggregate([])
+        first = keys.column(keys_of[0]).combine_chunks()
+        rows = latest.to_arrow(filter=pc.field(keys_of[0]).isin(first))
+        if len(keys_of) > 1:
+            rows = rows.join(keys, keys=keys_of, join_type="inner")
+        return rows, created, latest.version
 
     # -- where the rows go --------------------------------------------------------------------
     def _targets(self, full: str) -> list[_Target]:
@@ -382,4 +494,4 @@ def with_order(online: OnlineTable, rows: pa.Table, snapshot_value: int | None) 
     return rows.append_column(ORDER_COLUMN, order)
 
 
-__all__ = ["TARGETS", "PushResult", "Pusher", "StoreWrite", "live_targets", "online_rows", "rows_from_json", "with_order"]
+__all__ = ["PENDING_AGE_S", "TARGETS", "PendingPush", "PushResult", "Pusher", "StoreWrite", "live_targets", "online_rows", "rows_from_json", "with_order"]
