@@ -10,7 +10,7 @@ The points (each between two writes that must not be seen apart):
 =================================  ============================================================
 ``create_table:before_commit``     storage directory claimed, Delta table not yet committed
 ``create_table:after_commit``      Delta version 0 committed, catalog row not yet written
-``create_table:after_catalog``     catalog row written, profile of the first write not yet stored
+``create_table:after_catalog``     catalog row (with the rows' profile) written, call not returned
 ``drop_table:after_rename``        storage moved aside, catalog row not yet deleted
 ``drop_table:after_catalog``       catalog row deleted, storage not yet removed
 ``write_table:after_commit``       Delta version committed, catalog features not yet updated

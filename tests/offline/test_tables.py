@@ -302,3 +302,37 @@ def test_every_version_is_recorded_with_its_write_id(fe):
     fe.drop_table("houses")
     with fe._ctx.catalog.session() as s:
         assert s.scalars(sa.select(TableVersionRecord)).first() is None
+
+
+def _described(t) -> tuple:
+    """Everything a FeatureTable tells, its columns' types, flags, descriptions and metadata included."""
+    return (t, [(f.name, f.dtype, f.description, f.is_primary_key, f.is_timestamp_key, f.metadata) for f in t.features])
+
+
+def test_create_table_returns_what_get_table_then_reads(fe):
+    """create_table describes its new table from the commit it made (no second open of the Delta table) and
+    stores the rows' profile and validation with the table's row: all of it as a later get_table reads it."""
+    from larder.quality import in_range
+    from larder.quality.store import get_validation
+
+    df = pd.DataFrame({
+        "Id": [1, 2, 3, 4], "ts": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"], utc=True),
+        "region": ["n", "s", "n", "s"], "price": [10.0, -1.0, None, 5.0], "n": pd.array([1, 2, 3, 4], dtype="int32"),
+        "label": ["a", "b", "c", "d"],
+    })
+    with pytest.warns(Warning, match="in_range"):
+        made = fe.create_table("houses", primary_keys=["Id", "ts"], timestamp_keys="ts", df=df,
+                               partition_columns="region", description="d", tags={"team": "x", "tier": "1"},
+                               feature_descriptions={"price": "in dollars"},
+                               expectations=[in_range("price", min=0)], quality_policy="warn")
+    assert _described(made) == _described(fe.get_table("houses"))
+    assert (made.version, made.row_count, made.partition_columns) == (0, 4, ["region"])
+    assert made.table_id == str(fe._tables.snapshot("houses").table.metadata().id)
+    prof = fe.get_profile("houses", 0)
+    assert prof is not None and prof.row_count == 4 and prof.column("price").nulls == 1
+    run = get_validation(fe._ctx.catalog, made.name, 0)
+    assert run is not None and not run.passed and run.results[0].failing_count == 1
+
+    empty = fe.create_table("declared", primary_keys="Id", schema=pa.schema([("Id", pa.int64()), ("v", pa.float64())]))
+    assert _described(empty) == _described(fe.get_table("declared"))
+    assert (empty.version, empty.row_count) == (0, 0) and fe.get_profile("declared") is None

@@ -51,8 +51,17 @@ from larder.offline.frames import UTC_US, check_key_type, check_storable, column
 from larder.offline.reconcile import sync_features
 from larder.offline.storage import Location
 from larder.quality.expectations import coerce_expectations
-from larder.quality.hooks import start_profile
-from larder.quality.store import check_columns, check_policy, delete_rows_for_table, store_expectations
+from larder.quality.hooks import PROFILE_ERRORS, start_first_profile, start_profile, warn_unprofiled
+from larder.quality.profiling import Profile
+from larder.quality.store import (
+    DEFAULT_POLICY,
+    check_columns,
+    check_policy,
+    delete_rows_for_table,
+    store_expectations,
+    store_profile,
+    store_validation,
+)
 
 WriteMode = Literal["merge", "overwrite"]
 
@@ -494,7 +503,14 @@ class TableService:
             claimed = location.is_local  # an exclusive mkdir: nobody else writes there
         committed = registered = False  # whether the Delta table at `location` is this call's; in the catalog
         commit = delta.Commit(write_id=_write_id())
+        # The profile of the rows depends only on `data`: computed while delta-rs commits (which releases
+        # the GIL), stored with the table's row once the commit landed (as commit_write does).
+        pool = ThreadPoolExecutor(1, thread_name_prefix="larder-profile")
+        profiled: Profile | None = None
+        unprofiled: BaseException | None = None  # why the rows have no profile (the create goes on)
         try:
+            pending = (start_first_profile(data, pool, profiler=engine.profile)
+                       if data is not None else None)
             failpoint("create_table:before_commit")
             try:
                 if data is not None:
@@ -512,6 +528,13 @@ class TableService:
                 raise
             committed = True
             failpoint("create_table:after_commit")
+            # what the returned FeatureTable tells of the Delta table: read off the one commit file written
+            created = delta.created(location, name=full)
+            if pending is not None:
+                try:
+                    profiled = pending.result()
+                except PROFILE_ERRORS as exc:
+                    unprofiled = exc
             now = utcnow()
             with self.ctx.catalog.session() as s:
                 if s.scalars(select(TableRecord.id).where(TableRecord.full_name == full)).first() is not None:
@@ -539,6 +562,12 @@ class TableService:
                 _record_version(s, rec.id, 0, "create", rows, commit, now)
                 if exps or quality_policy is not None:
                     store_expectations(s, full, exps, policy=quality_policy)  # type: ignore[arg-type]
+                if checked is not None:
+                    store_validation(s, full, 0, checked, policy=quality_policy or DEFAULT_POLICY)  # type: ignore[arg-type]
+                if profiled is not None:
+                    store_profile(s, full, 0, profiled)
+                table = self._feature_table(s, rec, schema=created.schema, table_id=created.table_id, version=0,
+                                            row_count=rows)
             registered = True
             failpoint("create_table:after_catalog")
         except BaseException as exc:
@@ -552,9 +581,11 @@ class TableService:
                         "this call wrote nothing. Write to the table with write_table()."
                     ) from exc
             raise
-        if data is not None:
-            quality.record_after_write(self.ctx.catalog, full, 0, data, checked, profiler=engine.profile)
-        return self.get_table(full)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)  # a failed create does not wait for its profile
+        if unprofiled is not None:
+            warn_unprofiled(full, 0, unprofiled)
+        return table
 
     # -- write -------------------------------------------------------------------------------
     def write_table(self, name: str, df: Any, mode: WriteMode = "merge", *,
@@ -761,9 +792,15 @@ class TableService:
         return self.ctx.engine.read_frame(snap)
 
     # -- metadata ----------------------------------------------------------------------------
-    def _describe(self, rec: TableRecord, snap: delta.Snapshot | None = None) -> FeatureTable:
-        snap = snap or delta.load(self._location(rec), name=rec.full_name)
-        schema = snap.schema
+    def _describe(self, session: Session, rec: TableRecord) -> FeatureTable:
+        """The table of catalog record ``rec`` (read in ``session``), as its latest Delta version is."""
+        snap = delta.load(self._location(rec), name=rec.full_name)
+        return self._feature_table(session, rec, schema=snap.schema, table_id=str(snap.table.metadata().id),
+                                   version=snap.version, row_count=snap.row_count())
+
+    def _feature_table(self, session: Session, rec: TableRecord, *, schema: pa.Schema, table_id: str,
+                       version: int, row_count: int) -> FeatureTable:
+        """A :class:`FeatureTable` from its catalog record and these facts of one Delta version of it."""
         by_name = {f.name: f for f in rec.features}
         ts_keys = list(rec.timestamp_keys)
         entity = [k for k in rec.primary_keys if k not in ts_keys]
@@ -776,18 +813,18 @@ class TableService:
                 metadata=dict(r.extra or {}) if r else {},
             ))
         return FeatureTable(
-            name=rec.full_name, table_id=str(snap.table.metadata().id), primary_keys=entity,
+            name=rec.full_name, table_id=table_id, primary_keys=entity,
             timestamp_keys=ts_keys, partition_columns=list(rec.partition_columns), features=features,
             description=rec.description, tags={t.key: t.value for t in rec.tags}, owner=rec.owner,
             created_at=rec.created_at.replace(tzinfo=UTC), updated_at=rec.updated_at.replace(tzinfo=UTC),
-            version=snap.version, row_count=snap.row_count(), path=self._location(rec).uri,
-            online_stores=_online_stores(self.ctx, rec.full_name),
+            version=version, row_count=row_count, path=self._location(rec).uri,
+            online_stores=_online_stores(session, rec.full_name),
         )
 
     def get_table(self, name: str) -> FeatureTable:
         with self.ctx.catalog.session() as s:
             rec = self._record(s, name)
-            return self._describe(rec)
+            return self._describe(s, rec)
 
     def list_tables(self, name_pattern: str | None = None, tags: Mapping[str, str | None] | Sequence[str] | None = None
                     ) -> list[FeatureTable]:
@@ -808,7 +845,7 @@ class TableService:
                 have = {t.key: t.value for t in rec.tags}
                 if any(k not in have or (v is not None and have[k] != v) for k, v in want.items()):
                     continue
-                out.append(self._describe(rec))
+                out.append(self._describe(s, rec))
         return out
 
     def delete_rows(self, name: str, keys: pa.Table, *, write_id: str | None = None) -> tuple[int | None, int]:
@@ -1031,22 +1068,21 @@ def _is_table_or_unknown(location: Location) -> bool:
         return True
 
 
-def _online_stores(ctx: Context, full_name: str) -> list[OnlineStoreInfo]:
+def _online_stores(session: Session, full_name: str) -> list[OnlineStoreInfo]:
     """The stores ``full_name`` is published to (its active publications, one entry per store)."""
     from larder.catalog.online import PublicationRecord
 
     stores: dict[str, OnlineStoreInfo] = {}
-    with ctx.catalog.session() as s:
-        recs = s.scalars(select(PublicationRecord).where(PublicationRecord.table_name == full_name,
-                                                         PublicationRecord.dropped_at.is_(None))
-                         .order_by(PublicationRecord.id))
-        for r in recs:
-            ms = int(r.published_at.replace(tzinfo=UTC).timestamp() * 1000)
-            first = stores.get(r.store_key)
-            stores[r.store_key] = OnlineStoreInfo(
-                name=r.store_name or r.store_type, store_type=r.store_type, online_table_name=r.online_table_name,
-                delta_version=r.delta_version, creation_timestamp=first.creation_timestamp if first else ms,
-                last_updated_timestamp=ms)
+    recs = session.scalars(select(PublicationRecord).where(PublicationRecord.table_name == full_name,
+                                                           PublicationRecord.dropped_at.is_(None))
+                           .order_by(PublicationRecord.id))
+    for r in recs:
+        ms = int(r.published_at.replace(tzinfo=UTC).timestamp() * 1000)
+        first = stores.get(r.store_key)
+        stores[r.store_key] = OnlineStoreInfo(
+            name=r.store_name or r.store_type, store_type=r.store_type, online_table_name=r.online_table_name,
+            delta_version=r.delta_version, creation_timestamp=first.creation_timestamp if first else ms,
+            last_updated_timestamp=ms)
     return list(stores.values())
 
 

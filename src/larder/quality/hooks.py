@@ -9,6 +9,8 @@
 A writer may compute the profile while it commits: ``pending = start_profile(catalog, full_name, df,
 pool)`` before the commit, then ``record_after_write(..., pending=pending)``. The profile is the same
 (it depends only on ``df``) and is still stored only once the commit produced a version.
+``create_table`` starts it with :func:`start_first_profile` and stores it (``store_profile``) in the
+transaction that registers the table.
 """
 
 from __future__ import annotations
@@ -24,8 +26,11 @@ import pyarrow as pa
 from larder.catalog import Catalog
 from larder.errors import LarderError
 from larder.quality.profiling import Profile, profile
-from larder.quality.store import get_settings, save_profile, save_validation
+from larder.quality.store import QualitySettings, get_settings, save_profile, save_validation
 from larder.quality.validation import QualityWarning, ValidationResult, enforce, validate
+
+#: What a failed profiling raises: the write stays committed and its version has no profile.
+PROFILE_ERRORS = (LarderError, pa.ArrowException, ValueError, TypeError)
 
 
 def check_before_write(
@@ -94,13 +99,26 @@ def record_after_write(
     try:
         prof = (pending.result() if pending is not None
                 else (profiler or profile)(df, sample_rows=settings.profile_sample_rows))
-    except (LarderError, pa.ArrowException, ValueError, TypeError) as exc:
-        warnings.warn(f"Table {full_name!r} version {version}: the write committed but could not be "
-                      f"profiled ({exc}); no profile is stored for this version.", QualityWarning,
-                      stacklevel=2)
+    except PROFILE_ERRORS as exc:
+        warn_unprofiled(full_name, version, exc)
         return None
     save_profile(catalog, full_name, version, prof)
     return prof
 
 
-__all__ = ["check_before_write", "record_after_write", "start_profile"]
+def start_first_profile(df: Any, pool: Executor, profiler: Callable[..., Profile] | None = None) -> Future[Profile]:
+    """:func:`start_profile` for the rows a table is created with: a new table has the default
+    settings (profiled on write, sampled to :data:`~larder.quality.store.DEFAULT_PROFILE_SAMPLE_ROWS`),
+    whatever was stored under its name before (the create deletes that), so the catalog is not asked."""
+    return pool.submit(profiler or profile, df, sample_rows=QualitySettings().profile_sample_rows)
+
+
+def warn_unprofiled(full_name: str, version: int, exc: BaseException) -> None:
+    """Report that a committed version got no profile (a profiling failure never fails a write)."""
+    warnings.warn(f"Table {full_name!r} version {version}: the write committed but could not be "
+                  f"profiled ({exc}); no profile is stored for this version.", QualityWarning,
+                  stacklevel=3)
+
+
+__all__ = ["PROFILE_ERRORS", "check_before_write", "record_after_write", "start_first_profile", "start_profile",
+           "warn_unprofiled"]

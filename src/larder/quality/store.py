@@ -180,18 +180,25 @@ def _settings_record(session: Any, full_name: str) -> QualitySettingsRecord:
 def save_validation(catalog: Catalog, full_name: str, version: int, result: ValidationResult,
                     *, policy: Policy) -> None:
     """Store ``result`` as the validation run of ``version`` (replacing one stored before)."""
-    data = result.model_dump(mode="json")
     with catalog.session() as s:
-        rec = s.scalar(select(ValidationRunRecord).where(
-            ValidationRunRecord.table_full_name == full_name, ValidationRunRecord.delta_version == version))
-        if rec is None:
-            rec = ValidationRunRecord(table_full_name=full_name, delta_version=version)
-            s.add(rec)
-        rec.passed = result.passed
-        rec.policy = policy
-        rec.row_count = result.row_count
-        rec.failed_count = len(result.failed)
-        rec.result = data
+        store_validation(s, full_name, version, result, policy=policy)
+
+
+def store_validation(session: Any, full_name: str, version: int, result: ValidationResult,
+                     *, policy: Policy) -> None:
+    """:func:`save_validation` in the caller's catalog transaction (a create stores its first
+    version's validation run with the table's row)."""
+    data = result.model_dump(mode="json")
+    rec = session.scalar(select(ValidationRunRecord).where(
+        ValidationRunRecord.table_full_name == full_name, ValidationRunRecord.delta_version == version))
+    if rec is None:
+        rec = ValidationRunRecord(table_full_name=full_name, delta_version=version)
+        session.add(rec)
+    rec.passed = result.passed
+    rec.policy = policy
+    rec.row_count = result.row_count
+    rec.failed_count = len(result.failed)
+    rec.result = data
 
 
 def get_validation(catalog: Catalog, full_name: str, version: int | None = None) -> ValidationResult | None:
@@ -216,17 +223,23 @@ def list_validations(catalog: Catalog, full_name: str) -> list[tuple[int, Valida
 # ------------------------------------------------------------------------------------------- profiles
 def save_profile(catalog: Catalog, full_name: str, version: int, profile: Profile) -> None:
     """Store ``profile`` as the profile of ``version`` (replacing one stored before)."""
-    data = profile.model_dump(mode="json")
     with catalog.session() as s:
-        rec = s.scalar(select(ProfileRecord).where(
-            ProfileRecord.table_full_name == full_name, ProfileRecord.delta_version == version))
-        if rec is None:
-            rec = ProfileRecord(table_full_name=full_name, delta_version=version)
-            s.add(rec)
-        rec.row_count = profile.row_count
-        rec.profiled_rows = profile.profiled_rows
-        rec.sampled = profile.sampled
-        rec.profile = data
+        store_profile(s, full_name, version, profile)
+
+
+def store_profile(session: Any, full_name: str, version: int, profile: Profile) -> None:
+    """:func:`save_profile` in the caller's catalog transaction (a create stores its first version's
+    profile with the table's row)."""
+    data = profile.model_dump(mode="json")
+    rec = session.scalar(select(ProfileRecord).where(
+        ProfileRecord.table_full_name == full_name, ProfileRecord.delta_version == version))
+    if rec is None:
+        rec = ProfileRecord(table_full_name=full_name, delta_version=version)
+        session.add(rec)
+    rec.row_count = profile.row_count
+    rec.profiled_rows = profile.profiled_rows
+    rec.sampled = profile.sampled
+    rec.profile = data
 
 
 def get_profile(catalog: Catalog, full_name: str, version: int | None = None) -> Profile | None:
@@ -289,4 +302,6 @@ __all__ = [
     "set_expectations",
     "set_policy",
     "store_expectations",
+    "store_profile",
+    "store_validation",
 ]
