@@ -131,3 +131,14 @@ def test_drop_removes_the_objects_and_frees_the_name(larder_root: Path, s3_stora
         assert not loc.has_files()
         fe.create_table("houses", "Id", df=houses((9,)))
         assert fe.read_table("houses")["Id"].tolist() == [9] and fe.get_table("houses").version == 0
+
+
+def test_a_location_keeps_its_filesystem_but_does_not_pickle_it(tmp_path: Path):
+    import pickle
+
+    loc = Location.parse(str(tmp_path / "t"))
+    fs = loc.filesystem()
+    assert loc.filesystem() is fs  # made once: create_table lists and reads through one client
+    copy = pickle.loads(pickle.dumps(loc))
+    assert copy == loc and "_filesystem" not in copy.__dict__
+    assert copy.filesystem() is not fs

@@ -134,12 +134,22 @@ class Location:
         """A pyarrow filesystem whose paths are relative to this location.
 
         Local: a ``SubTreeFileSystem`` over the local disk. Remote: delta-rs' object store (same
-        options and credential chain as the Delta reads and writes)."""
-        if self.is_local:
-            return pafs.SubTreeFileSystem(self.uri, pafs.LocalFileSystem())
-        from deltalake.fs import DeltaStorageHandler
+        options and credential chain as the Delta reads and writes). Made once per ``Location`` object
+        (an object-store client takes milliseconds to build: ``create_table`` lists its new location and
+        reads back its first commit through one); never pickled with it."""
+        fs = self.__dict__.get("_filesystem")
+        if fs is None:
+            if self.is_local:
+                fs = pafs.SubTreeFileSystem(self.uri, pafs.LocalFileSystem())
+            else:
+                from deltalake.fs import DeltaStorageHandler
 
-        return pafs.PyFileSystem(DeltaStorageHandler(self.uri, dict(self.options)))
+                fs = pafs.PyFileSystem(DeltaStorageHandler(self.uri, dict(self.options)))
+            object.__setattr__(self, "_filesystem", fs)  # a cache, not a field: equality ignores it
+        return fs
+
+    def __getstate__(self) -> dict[str, object]:
+        return {k: v for k, v in self.__dict__.items() if k != "_filesystem"}
 
     def has_files(self) -> bool:
         """Whether anything is stored at or under this location."""
