@@ -205,7 +205,7 @@ def measure(store: str, uri: str, fe: FeatureEngineeringClient, raw_model: Any, 
 class _ZeroModel:
     """Stands in for larder's OnlineModel to time MLflow's wrapper alone."""
 
-    def predict(self, df: Any, *, missing_keys: str | None = None) -> np.ndarray:
+    def predict(self, df: Any, *, missing_keys: str | None = None, params: dict[str, Any] | None = None) -> np.ndarray:
         return np.zeros(len(df))
 
 
