@@ -258,12 +258,12 @@ def test_sigkill_10_times_during_100k_events(fe: Any, redis_url: str, crasher: A
     for _ in range(10):
         outcome = crasher(**op, kill_after=rng.uniform(0.1, 0.6))
         assert outcome == {"signal": 9}, f"the consumer was to be killed, it ended with {outcome}"
-        if fe._streams.record("clicks").events >= n:
+        if fe.stream_progress("clicks")["events"] >= n:
             break
         interrupted += 1
     assert interrupted >= 5, f"only {interrupted} kills interrupted the run: make the run longer"
     assert crasher(**op) == {"exit": 0}
-    assert fe._streams.record("clicks").events == n
+    assert fe.stream_progress("clicks")["events"] == n
     _check_exact(fe, "events", n)
 
 

@@ -57,6 +57,14 @@ class StreamMethods:
         """Delete a stream's definition (its destination table and what it holds stay)."""
         self._streams.delete(name)
 
+    def stream_progress(self, name: str) -> dict[str, Any]:
+        """How far stream ``name``'s consumer has got: ``events`` written, the Delta ``delta_version`` and
+        source ``offsets`` committed with them, and the ``online_version`` / ``online_offsets`` published
+        (larder's own; what ``larder stream list/show`` print)."""
+        rec = self._streams.record(name)
+        return {"events": rec.events, "delta_version": rec.delta_version, "offsets": dict(rec.offsets or {}),
+                "online_version": rec.online_version, "online_offsets": dict(rec.online_offsets or {})}
+
     def run_stream(self, name: str, *, batch_size: int = 1000, max_events: int | None = None,
                    idle_timeout: float | None = None, stop: Any = None, on_batch: Any = None) -> ConsumerStats:
         """Consume stream ``name`` into its table exactly once, and online (larder's own; see

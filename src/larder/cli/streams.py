@@ -72,15 +72,15 @@ def list_(
     """
     with client(root) as fe:
         streams = fe.list_streams(catalog_name=catalog_name, schema_name=schema_name, max_results=10_000)
-        recs = {s.name: fe._streams.record(s.name) for s in streams}
+        progress = {s.name: fe.stream_progress(s.name) for s in streams}
     out = Table(title=f"{len(streams)} stream(s)")
     for col in ("stream", "source", "destination", "events", "Delta version", "offsets"):
         out.add_column(col, justify="right" if col in ("events", "Delta version") else "left",
                        no_wrap=col in ("stream", "destination"), overflow="fold")
     for s in streams:
-        rec = recs[s.name]
-        out.add_row(s.name, s.platform, s.destination, f"{rec.events:,}",
-                    "" if rec.delta_version is None else str(rec.delta_version), json.dumps(rec.offsets or {}))
+        p = progress[s.name]
+        out.add_row(s.name, s.platform, s.destination, f"{p['events']:,}",
+                    "" if p["delta_version"] is None else str(p["delta_version"]), json.dumps(p["offsets"]))
     console.print(out)
 
 
@@ -96,8 +96,6 @@ def show(
     """
     with client(root) as fe:
         stream = fe.get_stream(name=name)
-        rec = fe._streams.record(name)
+        progress = fe.stream_progress(name)
     console.print_json(json.dumps({"name": stream.name, "description": stream.description, **stream.to_dict(),
-                                   "progress": {"events": rec.events, "delta_version": rec.delta_version,
-                                                "offsets": rec.offsets, "online_version": rec.online_version,
-                                                "online_offsets": rec.online_offsets}}, default=str))
+                                   "progress": progress}, default=str))

@@ -434,23 +434,24 @@ def _as_arrow(data: Any) -> pa.Table:
     return pa.table(data.toArrow())  # pragma: no cover - the Spark engine
 
 
-def online_rows(full: str, t: _Target, rows: pa.Table) -> pa.Table:
-    """The pushed rows as the publication's online table holds them (its columns, its filter)."""
+def online_rows(full: str, t: _Target, rows: pa.Table, *, action: str = "Push") -> pa.Table:
+    """The pushed rows as the publication's online table holds them (its columns, its filter).
+    ``action`` starts the error messages ("Push", or a stream consumer's "Stream 'x'")."""
     columns = t.online.schema.names
     missing = [c for c in columns if c not in rows.column_names]
     if missing:
         raise SchemaMismatchError(
-            f"Push into {full!r}: the rows lack column(s) {missing}, which the table's publication to the "
+            f"{action} into {full!r}: the rows lack column(s) {missing}, which the table's publication to the "
             f"{t.store_name} store serves (online table {t.online_table_name!r} holds {columns}); nothing was "
             "written. Push every published column, or push with to='offline' and publish_table afterwards."
         )
     out = rows.select(columns)
     if t.filter_condition:
-        out = _filtered(full, t, out, rows)
+        out = _filtered(full, t, out, rows, action)
     return out
 
 
-def _filtered(full: str, t: _Target, out: pa.Table, rows: pa.Table) -> pa.Table:
+def _filtered(full: str, t: _Target, out: pa.Table, rows: pa.Table, action: str) -> pa.Table:
     import duckdb
 
     from larder.offline.pit import _fetch
@@ -462,7 +463,7 @@ def _filtered(full: str, t: _Target, out: pa.Table, rows: pa.Table) -> pa.Table:
         keep = _fetch(con.sql(f'SELECT "__larder_row__" FROM pushed WHERE ({t.filter_condition})'))
     except duckdb.Error as exc:
         raise PushError(
-            f"Push into {full!r}: the publication to the {t.store_name} store has filter_condition "
+            f"{action} into {full!r}: the publication to the {t.store_name} store has filter_condition "
             f"{t.filter_condition!r}, which cannot be evaluated on the pushed rows ({exc}); nothing was written. "
             "Push the columns it uses, or republish with a SQL filter_condition."
         ) from exc

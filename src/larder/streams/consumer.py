@@ -221,7 +221,7 @@ class StreamConsumer:
             chunk = rows.filter(pa.array(versions == version))
             order = snapshot_order(created, int(version))
             for t in live:
-                out = with_order(t.online, online_rows(self.table.name, t, chunk), order)
+                out = with_order(t.online, online_rows(self.table.name, t, chunk, action=f"Stream {self.stream.name!r}"), order)
                 # the newest row per key (a batch may hold several rows of one entity)
                 out = keep_last(out.take(pc.sort_indices(out, [(ORDER_COLUMN, "ascending")])),
                                 list(t.online.primary_keys))
