@@ -148,12 +148,16 @@ class FeatureEngineeringClient(ServingMethods, PushMethods, MaterializeMethods, 
                 raise TableError(f"create_table({name!r}): give either df or the deprecated features_df, not both.")
             _log.warning("create_table(%r): the features_df parameter is deprecated; use df.", name)
             df = features_df
-        return self._tables.create_table(
+        table = self._tables.create_table(
             name, primary_keys, df, schema=schema, timestamp_keys=ts,
             partition_columns=partition_columns, description=description, tags=tags,
             feature_descriptions=feature_descriptions, expectations=expectations,
             quality_policy=quality_policy, path=None if path is None else os.fspath(path),
         )
+        # online tables of a dropped table of this name (kept by drop_table) must never answer for this one
+        if self._publisher.forget_table(table.name, older_than=table.creation_timestamp) and "_online" in self.__dict__:
+            self._online.invalidate()
+        return table
 
     def write_table(self, name: str, df: Any, mode: WriteMode = "merge", *, checkpoint_location: str | None = None,
                     trigger: Mapping[str, Any] | None = None) -> int:
@@ -187,7 +191,8 @@ class FeatureEngineeringClient(ServingMethods, PushMethods, MaterializeMethods, 
         return self._tables.get_table(name)
 
     def drop_table(self, name: str) -> None:
-        """Delete a feature table's data and catalog entry."""
+        """Delete a feature table's data and catalog entry. Its online tables are kept, as on Databricks
+        (drop them first with :meth:`drop_online_table`), until a table is created again under the name."""
         self._tables.drop_table(name)
 
     def list_tables(self, name_pattern: str | None = None,

@@ -271,3 +271,27 @@ def test_recreated_table_overrides_old_rows(fe) -> None:
     fe.create_table("houses", "Id", df=houses(q=(9, 9, 9)))  # version 0 of a new table
     fe.publish_table("houses")
     assert online(fe, "houses", pd.DataFrame({"Id": [1, 2]}))["q"].tolist() == [9, 9]
+
+
+def test_a_table_created_again_never_serves_the_dropped_tables_online_rows(fe, store_spec) -> None:
+    """drop_table keeps the online tables (as Databricks does); creating a table again under the name
+    retires them (before, the old publication stayed active and lookups of the new table read the old
+    table's rows)."""
+    fe.create_table("houses", "Id", df=houses())
+    fe.publish_table("houses", store_spec)
+    [pub] = fe.list_publications()
+    fe.drop_table("houses")
+    assert [p.active for p in fe.list_publications()] == [True]  # kept until the name is used again
+    fe.create_table("houses", "Id", df=houses(q=(9, 9, 9)))
+    assert [p.active for p in fe.list_publications(include_dropped=True)] == [False]
+    with pytest.raises(OnlineTableNotFoundError, match="not published"):
+        online(fe, "houses", pd.DataFrame({"Id": [1]}))
+    # the store no longer holds the old rows either
+    import pyarrow as pa
+
+    with pytest.raises(OnlineTableNotFoundError):
+        fe._online_stores.get(store_spec).read_batch(pub.online_table, pa.table({"Id": [1]}))
+    fe.publish_table("houses", store_spec)
+    assert online(fe, "houses", pd.DataFrame({"Id": [1, 2]}))["q"].tolist() == [9, 9]
+    with pytest.raises(TableNotFoundError):  # dropping a missing table touches nothing
+        fe.drop_table("nope")

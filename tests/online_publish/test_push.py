@@ -243,3 +243,18 @@ def test_read_after_write(fe, store_spec) -> None:
         fe.publish_table("users", store_spec.model_copy(update={"consistent_reads": True}))
     r = fe.push("users", users(ids=[9], clicks=[90], city=["Kyiv"]), to="both", read_after_write=True)
     assert r.read_after_write and online(fe, "users", [9])["clicks"].tolist() == [90]
+
+
+def test_a_table_created_again_retires_old_online_tables_even_with_the_store_down(fe, faulty, caplog) -> None:
+    spec = DynamoDBStoreSpec(endpoint_url=faulty.url, region="us-east-1", table_prefix=f"t{uuid.uuid4().hex[:8]}__",
+                             max_retries=0)
+    fe.create_table("users", "uid", df=users())
+    fe.publish_table("users", spec)
+    fe.drop_table("users")
+    faulty.policy = lambda op, body: "denied" if op in ("DeleteTable", "DescribeTable") else "forward"
+    with caplog.at_level("WARNING", logger="larder.online.publish"):
+        fe.create_table("users", "uid", df=users(clicks=[30, 50]))
+    assert "was not dropped" in caplog.text and "no longer referenced" in caplog.text
+    assert [p.active for p in fe.list_publications(include_dropped=True)] == [False]
+    with pytest.raises(LarderError, match="not published"):
+        online(fe, "users", [1])

@@ -44,6 +44,7 @@ records the publication in the catalog. How it works:
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import time
@@ -59,7 +60,7 @@ from sqlalchemy import select
 from larder.catalog.base import utcnow
 from larder.catalog.online import PublicationRecord
 from larder.context import Context
-from larder.errors import ConfigError, OnlineTableNotFoundError, PublishError, StalePublishError
+from larder.errors import ConfigError, LarderError, OnlineTableNotFoundError, PublishError, StalePublishError
 from larder.failpoints import failpoint
 from larder.names import parse_name
 from larder.offline.tables import FeatureTable, TableService
@@ -72,6 +73,8 @@ from larder.online.stores.base import (
     online_table_info,
 )
 from larder.online.stores.specs import OnlineStoreSpec, SQLiteStoreSpec, parse_spec, redacted_spec, store_key
+
+_log = logging.getLogger(__name__)
 
 #: Rows per batch handed to the store.
 BATCH_ROWS = 50_000
@@ -455,6 +458,41 @@ class Publisher:
             for rec in s.scalars(select(PublicationRecord).where(
                     PublicationRecord.table_name == full, PublicationRecord.dropped_at.is_(None),
                     PublicationRecord.store_key.in_(done))):
+                rec.dropped_at = now
+                out.append(_publication(rec))
+        return out
+
+    def forget_table(self, name: str, *, older_than: int | None = None) -> list[Publication]:
+        """Drop the online tables of feature table ``name`` and mark their publications dropped: all of
+        them, or (``older_than``: a table's creation time in epoch milliseconds) those published from a
+        table created before then, which is what ``create_table`` does so that a table created again
+        under a dropped table's name never serves the old rows. A store that cannot be reached keeps
+        its rows (logged): the publications are marked dropped all the same, so no lookup reads them."""
+        full = parse_name(name).full
+        before = None if older_than is None else int(older_than) * (1 << 20)  # snapshot_order(created, 0)
+
+        def old(rec: PublicationRecord) -> bool:
+            return before is None or rec.order_value is None or rec.order_value < before
+
+        chosen = [r for r in self._active(full) if old(r)]
+        if not chosen:
+            return []
+        done: set[str] = set()
+        for rec in chosen:
+            if rec.store_key in done:
+                continue
+            done.add(rec.store_key)
+            try:
+                self.stores.get(self._spec_of(rec)).drop_table(online_table_from_info(rec.online_table))
+            except LarderError as exc:
+                _log.warning("dropping %s: its online table %s in %s was not dropped (%s); it is no longer "
+                             "referenced", full, rec.online_table_name, rec.store_name or rec.store_type, exc)
+        now = utcnow()
+        ids = [r.id for r in chosen]
+        with self.ctx.catalog.session() as s:
+            out = []
+            for rec in s.scalars(select(PublicationRecord).where(PublicationRecord.id.in_(ids),
+                                                                 PublicationRecord.dropped_at.is_(None))):
                 rec.dropped_at = now
                 out.append(_publication(rec))
         return out
