@@ -199,3 +199,34 @@ def test_another_clients_publish_is_seen_after_the_refresh_interval(world, larde
         assert fe.get_online_features(spec, pd.DataFrame({"Id": [1]}))["q"].tolist() == [70]
     finally:
         other.close()
+
+
+def test_a_refresh_reads_every_publication_of_a_spec_in_one_query(world, monkeypatch) -> None:
+    """When a spec's publications are due for a catalog check, those of all its tables (and declarative
+    features) are read in one query of the publications, not one per table."""
+    from sqlalchemy import event
+
+    import larder.online.service as service
+
+    fe = world
+    fe.create_table("owners", "Id", df=pd.DataFrame({"Id": [1, 2], "x": [3.0, 4.0]}))
+    fe.publish_table("houses")
+    fe.publish_table("owners")
+    spec = fe.create_feature_spec("h5", [FeatureLookup("houses", "Id", feature_names=["q"]),
+                                         FeatureLookup("owners", "Id", feature_names=["x"])])
+    assert fe.get_online_features(spec, {"Id": [1]}, output="dict")["q"] == [7]
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    engine = fe._ctx.catalog.engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        monkeypatch.setattr(service, "CATALOG_REFRESH_S", 0.0)
+        got = fe.get_online_features(spec, {"Id": [1]}, output="dict")
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert got["q"] == [7] and got["x"] == [3.0]
+    reads = [s for s in statements if "FROM online_publications" in s]
+    assert len(reads) == 1, reads

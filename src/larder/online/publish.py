@@ -502,19 +502,26 @@ class Publisher:
         """Active publications of ``full``, newest first: by id, except that within one store the one of
         the greatest publication order comes first (two racing publishes may record in either order,
         and the store serves the newer version)."""
+        return self._active_of([full])[full]
+
+    def _active_of(self, fulls: Sequence[str]) -> dict[str, list[PublicationRecord]]:
+        """:meth:`_active` of each of ``fulls`` (full names), read in one catalog query."""
+        out: dict[str, list[PublicationRecord]] = {full: [] for full in fulls}
         with self.ctx.catalog.session() as s:
-            recs = list(s.scalars(
+            for rec in s.scalars(
                 select(PublicationRecord)
-                .where(PublicationRecord.table_name == full, PublicationRecord.dropped_at.is_(None))
+                .where(PublicationRecord.table_name.in_(list(out)), PublicationRecord.dropped_at.is_(None))
                 .order_by(PublicationRecord.id.desc())
-            ))
-        if recs:
-            same = [r for r in recs if r.store_key == recs[0].store_key]
-            best = max(same, key=lambda r: (r.order_value if r.order_value is not None else -1, r.id))
-            if best is not recs[0]:
-                recs.remove(best)
-                recs.insert(0, best)
-        return recs
+            ):
+                out[rec.table_name].append(rec)
+        for recs in out.values():
+            if recs:
+                same = [r for r in recs if r.store_key == recs[0].store_key]
+                best = max(same, key=lambda r: (r.order_value if r.order_value is not None else -1, r.id))
+                if best is not recs[0]:
+                    recs.remove(best)
+                    recs.insert(0, best)
+        return out
 
     def _spec_of(self, rec: PublicationRecord) -> Any:
         """The spec to open a recorded store with: the configured one for a named store (it may hold
@@ -525,14 +532,23 @@ class Publisher:
 
     def latest_publication(self, name: str) -> tuple[Publication, Any]:
         """The most recent active publication of ``name`` and the spec to open its store with."""
-        full = parse_name(name).full
-        active = self._active(full)
-        if not active:
-            raise OnlineTableNotFoundError(
-                f"Feature table {full!r} is not published to any online store. Publish it first: "
-                f"fe.publish_table({full!r}) or `larder online publish {full}`."
-            )
-        return _publication(active[0]), self._spec_of(active[0])
+        return self.latest_publications([name])[parse_name(name).full]
+
+    def latest_publications(self, names: Sequence[str]) -> dict[str, tuple[Publication, Any]]:
+        """:meth:`latest_publication` of each of ``names`` (keyed by full name), read in one catalog query;
+        raises for the first of them that is not published."""
+        fulls = list(dict.fromkeys(parse_name(n).full for n in names))
+        active = self._active_of(fulls)
+        out = {}
+        for full in fulls:
+            recs = active[full]
+            if not recs:
+                raise OnlineTableNotFoundError(
+                    f"Feature table {full!r} is not published to any online store. Publish it first: "
+                    f"fe.publish_table({full!r}) or `larder online publish {full}`."
+                )
+            out[full] = (_publication(recs[0]), self._spec_of(recs[0]))
+        return out
 
     def list_publications(self, name: str | None = None, *, include_dropped: bool = False) -> list[Publication]:
         """Publications, newest first; only those of table ``name`` when given."""

@@ -48,27 +48,32 @@ class OnlineLookupService:
         self._by_name.clear()
         self._resolved.clear()
 
-    def _location(self, table: str) -> tuple[Publication, Any]:
-        hit = self._resolved.get(table)
-        if hit is not None and time.monotonic() - hit[0] < CATALOG_REFRESH_S:
-            return hit[1], hit[2]
-        pub, spec = self.publisher.latest_publication(table)
-        self._resolved[table] = (time.monotonic(), pub, spec)
-        return pub, spec
+    def _locations(self, tables: Sequence[str]) -> dict[str, tuple[Publication, Any]]:
+        """``{table: (publication, store spec)}``: the cached ones still fresh, the rest read from the
+        catalog in one query."""
+        now = time.monotonic()
+        resolved = self._resolved
+        stale = [t for t in tables if t not in resolved or now - resolved[t][0] >= CATALOG_REFRESH_S]
+        if stale:
+            got = self.publisher.latest_publications(stale)
+            read_at = time.monotonic()
+            for t in stale:
+                pub, spec = got[parse_name(t).full]
+                resolved[t] = (read_at, pub, spec)
+        return {t: (resolved[t][1], resolved[t][2]) for t in tables}
 
     def _build(self, spec: FeatureSpec, on_missing: OnMissing) -> OnlineFeatureAssembler:
-        stores = {}
-        for table in _sources(spec):  # tables, and declarative features (published under their names)
-            pub, store_spec = self._location(table)
-            stores[table] = (store_spec, pub.online_table)
+        # tables, and declarative features (published under their names)
+        stores = {table: (store_spec, pub.online_table)
+                  for table, (pub, store_spec) in self._locations(_sources(spec)).items()}
         return OnlineFeatureAssembler(spec, stores, root=self.stores.root, on_missing=on_missing,
                                       store_cache=self.stores)
 
     def _pubs_key(self, spec: FeatureSpec) -> tuple[tuple[str, ...], float]:
         """``spec``'s tables with the ids of their publications, and when (monotonic) the oldest of
         those cached publications was read from the catalog."""
-        tables = dict.fromkeys(_sources(spec))
-        pubs = tuple(f"{t}:{self._location(t)[0].id}" for t in tables)
+        tables = _sources(spec)
+        pubs = tuple(f"{t}:{pub.id}" for t, (pub, _) in self._locations(tables).items())
         resolved = self._resolved
         return pubs, min((resolved[t][0] for t in tables), default=time.monotonic())
 
