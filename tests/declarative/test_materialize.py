@@ -246,10 +246,10 @@ def test_deleting_a_materialization_leaves_nothing_behind(tmp_path):
         fe.delete_materialized_feature(materialized_feature=online[0])
         assert {p.table_name for p in fe.list_publications()} == {features[1].full_name}
         db = tmp_path / "online_stores" / "serving.db"
-        assert len(_sqlite_tables(db)) == 1  # one online table holds the group
+        assert len(_sqlite_tables(db)) == 2  # the group's online tables: its timelines and its heads
         fe.delete_materialized_feature(materialized_feature=online[1])
         assert fe.list_publications() == []
-        assert _sqlite_tables(db) == []  # the online table itself is gone
+        assert _sqlite_tables(db) == []  # the online tables themselves are gone
         for m in [m for m in mfs if not m.is_online]:
             fe.delete_materialized_feature(materialized_feature=m)
         assert fe.list_tables() == [t for t in fe.list_tables() if t.name == "main.default.events"]

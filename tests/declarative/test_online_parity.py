@@ -10,6 +10,7 @@ import uuid
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from larder import (
@@ -184,8 +185,8 @@ def test_number_features_are_read_from_the_head_where_it_holds(kind, request, tm
 
     held: list[bool] = []
     holds = online_features._head_holds
-    monkeypatch.setattr(online_features, "_head_holds", lambda batch, times: held.append(holds(batch, times))
-                        or held[-1])
+    monkeypatch.setattr(online_features, "_head_holds",
+                        lambda group, batch, times: held.append(holds(group, batch, times)) or held[-1])
     with FeatureEngineeringClient(root=tmp_path / "root") as fe:
         features, requests = _world(fe)
         numeric = [f for f in features if f.name.split("_", 1)[-1] in ("sum", "count", "avg", "max", "var_pop",
@@ -202,3 +203,98 @@ def test_number_features_are_read_from_the_head_where_it_holds(kind, request, tm
                     if got is None else _same(type(got)(want), got)
                 assert same, (kind, f.name, requests.iloc[r].to_dict(), want, got)
     assert True in held and False in held  # both ways were taken
+
+
+def _numeric(features):  # type: ignore[no-untyped-def]
+    return [f for f in features if f.name.split("_", 1)[-1] in ("sum", "count", "avg", "max", "var_pop",
+                                                                "stddev_samp", "last", "column_selection")]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis", "dynamodb"])
+def test_the_heads_are_an_online_table_of_their_own_beside_the_timelines(kind, request, tmp_path):
+    """A publication writes the timelines (keys and one binary value) and, beside them, the heads: a
+    plain row per key with the values at the materialization time and the span they hold for, the
+    same values as online_rows computes; dropping the publication drops both tables."""
+    import pyarrow as pa
+
+    from larder.declarative.online import (
+        HEAD_FROM,
+        HEAD_TABLE_KEY,
+        HEAD_TABLE_SUFFIX,
+        HEAD_UNTIL,
+        TIMELINES,
+        online_rows,
+    )
+    from larder.errors import OnlineTableNotFoundError
+    from larder.online.features import heads_table
+
+    with FeatureEngineeringClient(root=tmp_path / "root") as fe:
+        numeric = _numeric(_world(fe)[0])
+        spec = _spec(kind, request)
+        pubs = publish_features(fe, numeric, spec, as_of=AS_OF.to_pydatetime())
+        timelines = pubs[0].online_table
+        assert timelines.schema.names == ["user_id", TIMELINES]
+        assert HEAD_TABLE_KEY in timelines.schema.field(TIMELINES).metadata
+        heads, held = heads_table(timelines)  # type: ignore[misc]
+        assert heads.name == timelines.name + HEAD_TABLE_SUFFIX and set(held) == {f.name for f in numeric}
+        rows, _ = online_rows(fe._ctx.engine, fe._tables, numeric, as_of=AS_OF.to_pydatetime())
+        store = fe._online_stores.get(spec)
+        got, found = store.read_batch(heads, rows.select(["user_id"]))
+        assert found.all()
+        for column in [HEAD_FROM, HEAD_UNTIL, *held.values()]:
+            assert got.column(column).to_pylist() == rows.column(column).to_pylist(), column
+        keys = pa.table({"user_id": pa.array([0], pa.int64())})
+        fe.drop_online_table(numeric[0].full_name, spec)
+        for table in (timelines, heads):
+            with pytest.raises(OnlineTableNotFoundError):
+                store.read_batch(table, keys)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis", "dynamodb"])
+def test_a_publication_with_the_heads_in_the_timelines_rows_is_still_read(kind, request, tmp_path, monkeypatch):
+    """Publications made before the heads had a table of their own hold them in the timelines' rows
+    (online_rows' layout, without the heads table's metadata): read from there where they hold, from
+    the timelines elsewhere, every answer the training set's value at its time; and a publication
+    merged over them is read from its own heads table."""
+    import larder.online.features as online_features
+    from larder.declarative.online import HEAD_TABLE_KEY, ORDER, TIMELINES, online_rows
+    from larder.online import OnlineFeatureAssembler
+    from larder.online.stores.base import OnlineTable
+
+    held: list[bool] = []
+    holds = online_features._head_holds
+    monkeypatch.setattr(online_features, "_head_holds",
+                        lambda group, batch, times: held.append(holds(group, batch, times)) or held[-1])
+    with FeatureEngineeringClient(root=tmp_path / "root") as fe:
+        features, requests = _world(fe)
+        numeric = _numeric(features)
+        spec = _spec(kind, request)
+        rows, _ = online_rows(fe._ctx.engine, fe._tables, numeric, as_of=AS_OF.to_pydatetime())
+        assert HEAD_TABLE_KEY not in rows.schema.field(TIMELINES).metadata
+        old = OnlineTable(name="main.default.events__features_old", primary_keys=["user_id"], timestamp_key=None,
+                          schema=pa.schema([f for f in rows.schema if f.name != ORDER]))
+        fe._online_stores.get(spec).write_batch(old, rows, order=ORDER)
+        training = fe.create_training_set(requests, label=None, features=numeric)
+        offline = training.load_df()
+        with OnlineFeatureAssembler(training.feature_spec, {f.full_name: (spec, old) for f in numeric},
+                                    root=fe.root) as asm:
+            assert asm.plan.features[0].head.table is old
+            for r in range(len(requests)):
+                one = asm.assemble(requests.iloc[[r]], output="dict")
+                for f in numeric:
+                    want, got = offline[f.name].iloc[r], one[f.name][0]
+                    same = got is None and pd.isna(want) if got is None else _same(type(got)(want), got)
+                    assert same, (kind, f.name, requests.iloc[r].to_dict(), want, got)
+        assert True in held and False in held  # both ways were taken
+        # the next publication (a merge over the old rows, as a materialization run does) has its heads
+        # table, and reads give the same answers
+        held.clear()
+        pubs = publish_features(fe, numeric, spec, as_of=AS_OF.to_pydatetime(), online_table=old.name)
+        assert HEAD_TABLE_KEY in pubs[0].online_table.schema.field(TIMELINES).metadata
+        for r in range(len(requests)):
+            one = fe.get_online_features(training.feature_spec, requests.iloc[[r]], output="dict")
+            for f in numeric:
+                want, got = offline[f.name].iloc[r], one[f.name][0]
+                same = got is None and pd.isna(want) if got is None else _same(type(got)(want), got)
+                assert same, (kind, f.name, requests.iloc[r].to_dict(), want, got)
+    assert True in held and False in held

@@ -408,6 +408,7 @@ class MaterializationService:
 
     def _drop_online(self, rec: MaterializationRecord) -> None:
         from larder.catalog.online import PublicationRecord
+        from larder.online.features import online_tables
         from larder.online.publish import resolve_store
         from larder.online.stores.base import online_table_from_info
         from larder.online.stores.specs import store_key
@@ -429,7 +430,8 @@ class MaterializationService:
         store = self.fe._online_stores.get(spec)
         for name, info in physical.items():
             if name not in still:
-                store.drop_table(online_table_from_info(info))
+                for table in online_tables(online_table_from_info(info)):
+                    store.drop_table(table)
         if "_online" in self.fe.__dict__:
             self.fe._online.invalidate()
 

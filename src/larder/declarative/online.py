@@ -27,7 +27,10 @@ rows that arrive later appear online at the next materialization (as with any re
 Each row also has a *head* for the features of a number type (float64, int64): their values at ``T``
 as plain columns (:data:`HEAD_PREFIX` + name) and the request times those hold for,
 ``[HEAD_FROM, HEAD_UNTIL)`` (the last change ``<= T`` to the first change after it). A read inside that
-span needs only those columns, as small as a feature table's row; the timeline answers the rest.
+span needs only those columns, as small as a feature table's row; the timeline answers the rest. They
+are published as an online table of their own (:func:`split_heads`): a row per key beside the
+key's multi-KB timelines, read as a feature table's row is read (a smaller B-tree, one number block
+per type). Publications made before that hold them in the timelines' rows, and read so.
 
 :func:`online_rows` computes the rows (what a materialization publishes); :func:`section_values` and
 :func:`feature_value` read them. A key's value groups the timelines by window rule and kind of value
@@ -71,10 +74,17 @@ FEATURES_KEY = b"larder.features"
 #: of a number type (float64, int64): its value at the materialization time, which holds for request
 #: times in ``[HEAD_FROM, HEAD_UNTIL)`` (a read there needs no timeline).
 HEAD_KEY = b"larder.head"
+#: Field metadata of :data:`TIMELINES` (publications since 2026-12-04): the heads are rows of an online
+#: table of their own beside the timelines (:func:`split_heads`), ``{"name": table, "columns": {column:
+#: type}}``; without it (older publications) the head columns are in the timelines' own rows.
+HEAD_TABLE_KEY = b"larder.head_table"
+#: The heads table's name: the timelines table's name and this suffix.
+HEAD_TABLE_SUFFIX = "__heads"
 HEAD_PREFIX = "__larder_at_"
 HEAD_FROM = "__larder_from"
 HEAD_UNTIL = "__larder_until"
 _HEAD_TYPES = (pa.float64(), pa.int64())
+_HEAD_TYPE_NAMES = {"double": pa.float64(), "int64": pa.int64()}
 
 _HEAD = struct.Struct("<2sBBHIq")  # magic, format, kind, features m, change count n, valid_from
 _MAGIC = b"LT"
@@ -361,6 +371,44 @@ def online_rows(engine: Engine, tables: TableService | None, features: Sequence[
     return table, info
 
 
+def split_heads(rows: pa.Table, name: str, keys: Sequence[str]) -> tuple[pa.Table, pa.Table | None]:
+    """:func:`online_rows`' rows as published: the timelines (keys, :data:`TIMELINES`, :data:`ORDER`),
+    whose field metadata names the heads table (:data:`HEAD_TABLE_KEY`), and the heads (keys,
+    :data:`HEAD_FROM`, :data:`HEAD_UNTIL`, the head columns, :data:`ORDER`) for the online table
+    ``name`` + :data:`HEAD_TABLE_SUFFIX`; None when no feature has a head."""
+    field = rows.schema.field(TIMELINES)
+    meta = dict(field.metadata or {})
+    heads = [column for _, column in json.loads(meta.get(HEAD_KEY, b"[]"))]
+    if not heads:
+        return rows.select([*keys, TIMELINES, ORDER]), None
+    head_rows = rows.select([*keys, HEAD_FROM, HEAD_UNTIL, *heads, ORDER])
+    meta[HEAD_TABLE_KEY] = json.dumps({"name": name + HEAD_TABLE_SUFFIX, "columns": {
+        c: str(rows.schema.field(c).type) for c in heads}}).encode()
+    timelines = rows.select([*keys, TIMELINES, ORDER])
+    timelines = timelines.cast(timelines.schema.set(timelines.schema.get_field_index(TIMELINES),
+                                                    field.with_metadata(meta)))
+    return timelines, head_rows
+
+
+def head_schema(schema: pa.Schema, keys: Sequence[str]) -> tuple[str | None, pa.Schema, dict[str, str]] | None:
+    """Where an online table of timelines (its ``schema``, keyed by ``keys``) has the heads:
+    ``(heads table name, its schema, {feature: head column})``, the name None when they are in the
+    timelines' own rows (publications before :data:`HEAD_TABLE_KEY`); None when no feature has one."""
+    if TIMELINES not in schema.names:
+        return None
+    meta = schema.field(TIMELINES).metadata or {}
+    held = {feature: column for feature, column in json.loads(meta.get(HEAD_KEY, b"[]"))}
+    if not held:
+        return None
+    if HEAD_TABLE_KEY not in meta:
+        return None, schema, held
+    table = json.loads(meta[HEAD_TABLE_KEY])
+    types = {c: _HEAD_TYPE_NAMES.get(t) for c, t in table["columns"].items()}
+    fields = [schema.field(k) for k in keys] + [pa.field(HEAD_FROM, pa.int64()), pa.field(HEAD_UNTIL, pa.int64())]
+    fields += [pa.field(c, t) for c, t in types.items() if t is not None]
+    return str(table["name"]), pa.schema(fields), held
+
+
 def _no_null(table: pa.Table, columns: list[str]) -> pa.Array:
     mask = pc.is_valid(table.column(columns[0]))
     for c in columns[1:]:
@@ -384,6 +432,7 @@ def _key_ids(ev_keys: pa.Table, keys: pa.Table, entity: list[str]) -> np.ndarray
     return out
 
 
-__all__ = ["FEATURES_KEY", "HEAD_FROM", "HEAD_KEY", "HEAD_PREFIX", "HEAD_UNTIL", "KIND_BOOL", "KIND_FLOAT", "KIND_INT", "KIND_JSON", "ORDER", "TIMELINES", "change_points",
+__all__ = ["FEATURES_KEY", "HEAD_FROM", "HEAD_KEY", "HEAD_PREFIX", "HEAD_TABLE_KEY", "HEAD_TABLE_SUFFIX",
+           "HEAD_UNTIL", "KIND_BOOL", "KIND_FLOAT", "KIND_INT", "KIND_JSON", "ORDER", "TIMELINES", "change_points",
            "empty_value", "encode_group", "encode_section", "feature_value", "from_plain", "group_bounds",
-           "online_rows", "section_matrix", "section_values", "timelines_of"]
+           "head_schema", "online_rows", "section_matrix", "section_values", "split_heads", "timelines_of"]

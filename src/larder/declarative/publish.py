@@ -9,6 +9,10 @@ Features are published in groups that share a source, entity and timeseries colu
 one online table named ``<catalog>.<schema>.<source table>__features_<hash>`` (the hash covers the
 group's definitions, so a changed definition never overwrites another's timelines). An online row's
 ordering value is the materialization time, so a store never replaces newer timelines with older ones.
+The values of number features at that time (the *heads*, see :mod:`larder.declarative.online`) go to a
+second online table, the group's name and ``__heads``, written after the timelines (a failed publish
+can leave a key's head older than its timelines: each still answers as of its own publication, and
+the next publish replaces it).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from larder.catalog.base import utcnow
 from larder.catalog.online import PublicationRecord
 from larder.declarative.compute import source_key
 from larder.declarative.feature import Feature
-from larder.declarative.online import ORDER, online_rows
+from larder.declarative.online import HEAD_TABLE_SUFFIX, ORDER, online_rows, split_heads
 from larder.declarative.sources import DeltaTableSource
 from larder.errors import FeatureDefinitionError, PublishError
 
@@ -94,14 +98,23 @@ def publish_features(fe: Any, features: Sequence[Feature | str], online_store: A
         started = time.perf_counter()
         rows, info = online_rows(ctx.engine, fe._tables, group, as_of=when, version=version)
         name = online_table or online_table_name(group)
-        online = OnlineTable(name=name, primary_keys=list(group[0].entity or []), timestamp_key=None,
-                             schema=pa.schema([f for f in rows.schema if f.name != ORDER]))
-        batches = [rows.slice(i, BATCH_ROWS) for i in range(0, max(rows.num_rows, 1), BATCH_ROWS)]
-        if mode == "overwrite":
-            store.replace_table(online, batches, order=ORDER)
-        else:
-            for batch in batches:
-                store.write_batch(online, batch, order=ORDER)
+        keys = list(group[0].entity or [])
+        timelines, heads = split_heads(rows, name, keys)
+        online = None
+        # the timelines first: a head row is never newer than its key's timelines
+        for part, part_name in ((timelines, name), (heads, f"{name}{HEAD_TABLE_SUFFIX}")):
+            if part is None:
+                continue
+            table = OnlineTable(name=part_name, primary_keys=keys, timestamp_key=None,
+                                schema=pa.schema([f for f in part.schema if f.name != ORDER]))
+            online = online or table
+            batches = [part.slice(i, BATCH_ROWS) for i in range(0, max(part.num_rows, 1), BATCH_ROWS)]
+            if mode == "overwrite":
+                store.replace_table(table, batches, order=ORDER)
+            else:
+                for batch in batches:
+                    store.write_batch(table, batch, order=ORDER)
+        assert online is not None
         with ctx.catalog.session() as s:
             records = []
             for f in group:

@@ -268,10 +268,10 @@ def _add_block(lk: LookupPlan, typ: pa.DataType, names: tuple[str, ...], values:
                 arr = pc.if_else(pa.array(~miss), arr, pa.scalar(default, type=t))
             arrays[out] = arr
         return
-    if bm.rows is not None:
-        values = values[bm.rows]
-        nulls = None if nulls is None else nulls[bm.rows]
-    elif not values.flags.writeable:
+    if bm.take is not None:
+        values = values[bm.take]
+        nulls = None if nulls is None else nulls[bm.take]
+    if not values.flags.writeable:
         values = values.copy()
     if nulls is not None and not nulls.flags.writeable:
         nulls = nulls.copy()

@@ -16,6 +16,7 @@ like a table's. :func:`larder.online.plan.build_plan` turns :func:`feature_reads
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +25,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from larder.declarative.compute import aggregation_for
+from larder.declarative.online import (
+    HEAD_FROM,
+    HEAD_UNTIL,
+    TIMELINES,
+    empty_value,
+    from_plain,
+    group_bounds,
+    head_schema,
+    section_values,
+    timelines_of,
+)
 from larder.errors import FeatureSpecError
 from larder.online.stores.base import OnlineTable
 from larder.training.spec import FeatureSpec, FeatureStep, LookupStep
@@ -68,6 +81,8 @@ class FeatureGroupPlan:
     float_reads: list[FeatureRead] = field(default_factory=list)
     int_reads: list[FeatureRead] = field(default_factory=list)
     other_reads: list[FeatureRead] = field(default_factory=list)
+    #: id of a head block's names -> (the names, row of HEAD_FROM, row of HEAD_UNTIL; -1: none)
+    spans: dict[int, tuple[tuple[str, ...], int, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.float_reads[:] = [r for r in self.features if r.block == "float"]
@@ -87,9 +102,6 @@ def feature_reads(spec: FeatureSpec, locate: Callable[[str], tuple[Any, OnlineTa
     """The spec's (non-request) features grouped by the online table they are read from:
     ``[(store spec, online table, reads)]``. ``locate(name)`` gives a feature's ``(store spec, online
     table)`` from the assembler's ``stores`` mapping (raising when it has none)."""
-    from larder.declarative.compute import aggregation_for
-    from larder.declarative.online import timelines_of
-
     groups: dict[tuple[str, str], tuple[Any, OnlineTable, list[FeatureRead]]] = {}
     for step in spec.features:
         if step.is_request:
@@ -119,29 +131,45 @@ def feature_reads(spec: FeatureSpec, locate: Callable[[str], tuple[Any, OnlineTa
     return list(groups.values())
 
 
-def head_columns(reads: list[FeatureRead], online: OnlineTable) -> dict[str, str] | None:
-    """``{head column: output}`` when every feature of ``reads`` has a head column in ``online`` of the
-    feature's type (float64 / int64), else None."""
-    import json
+def heads_table(online: OnlineTable) -> tuple[OnlineTable, dict[str, str]] | None:
+    """The online table holding the heads of ``online``'s timelines and ``{feature: head column}``:
+    the table of their own beside the timelines, or ``online`` itself for publications that hold them
+    in the timelines' rows; None when no feature has a head."""
+    where = head_schema(online.schema, online.primary_keys)
+    if where is None:
+        return None
+    name, schema, held = where
+    if name is None:
+        return online, held
+    return OnlineTable(name=name, primary_keys=list(online.primary_keys), timestamp_key=None, schema=schema), held
 
-    from larder.declarative.online import HEAD_KEY, TIMELINES
 
-    meta = online.schema.field(TIMELINES).metadata or {}
-    held = dict(json.loads(meta.get(HEAD_KEY, b"[]")))
-    names = online.schema.names
+def online_tables(online: OnlineTable) -> list[OnlineTable]:
+    """The online tables a publication of ``online`` wrote: itself and, for declarative features whose
+    heads are a table of their own, that table (what dropping the publication drops)."""
+    heads = heads_table(online)
+    return [online] if heads is None or heads[0] is online else [online, heads[0]]
+
+
+def head_columns(reads: list[FeatureRead], online: OnlineTable) -> tuple[OnlineTable, dict[str, str]] | None:
+    """The online table of ``online``'s heads and ``{head column: output}`` when every feature of
+    ``reads`` has a head column there of the feature's type (float64 / int64), else None."""
+    heads = heads_table(online)
+    if heads is None:
+        return None
+    table, held = heads
+    names = table.schema.names
     out = {}
     for r in reads:
         column = held.get(r.output)
-        if column is None or column not in names or online.schema.field(column).type != r.typ:
+        if column is None or column not in names or table.schema.field(column).type != r.typ:
             return None
         out[column] = r.output
-    return out
+    return table, out
 
 
 def head_lookup_step(step: FeatureStep, online: OnlineTable, columns: list[str]) -> LookupStep:
     """A lookup of an online table's head columns (and the times they hold for), keyed by the entity."""
-    from larder.declarative.online import HEAD_FROM, HEAD_UNTIL
-
     entity = step.entity
     read = [HEAD_FROM, HEAD_UNTIL, *columns]
     return LookupStep(table=online.name, table_version=None, lookup_key=list(entity), table_keys=list(entity),
@@ -152,8 +180,6 @@ def head_lookup_step(step: FeatureStep, online: OnlineTable, columns: list[str])
 
 def timeline_lookup_step(step: FeatureStep, online: OnlineTable) -> LookupStep:
     """A lookup of an online table's timelines column, keyed by the features' entity."""
-    from larder.declarative.online import TIMELINES
-
     entity = step.entity
     columns = [TIMELINES]
     return LookupStep(table=online.name, table_version=None, lookup_key=list(entity), table_keys=list(entity),
@@ -199,21 +225,26 @@ def _us(value: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def _head_holds(batch: Any, times: list[int]) -> bool:
+def _head_holds(group: FeatureGroupPlan, batch: Any, times: list[int]) -> bool:
     """Whether a head read answers every row: each key found, each request time within the time its
     values at the materialization hold for."""
-    from larder.declarative.online import HEAD_FROM, HEAD_UNTIL
-
     found = batch.found
     if not (found[0] if len(found) == 1 else found.all()):
         return False
     lo = hi = None
+    spans = group.spans
     for block in batch.blocks:
         names = block.names
-        if HEAD_FROM in names:
-            lo = block.values[names.index(HEAD_FROM)]
-        if HEAD_UNTIL in names:
-            hi = block.values[names.index(HEAD_UNTIL)]
+        hit = spans.get(id(names))
+        if hit is None or hit[0] is not names:  # where this block holds the span (cached per names tuple)
+            hit = (names, names.index(HEAD_FROM) if HEAD_FROM in names else -1,
+                   names.index(HEAD_UNTIL) if HEAD_UNTIL in names else -1)
+            if len(spans) < 64:
+                spans[id(names)] = hit
+        if hit[1] >= 0:
+            lo = block.values[hit[1]]
+        if hit[2] >= 0:
+            hi = block.values[hit[2]]
     if lo is None or hi is None:  # a store that hands them back as Arrow (or null): not the fast case
         return False
     if len(times) == 1:
@@ -232,8 +263,6 @@ def read_features(groups: list[FeatureGroupPlan], caller: Caller, blocks: list[A
     A group with a head (every feature a number) first reads the heads: when every row's key is
     found and its request time is within the time the values at the materialization hold for, those
     are the values; otherwise the timelines are read and evaluated at each row's time."""
-    from larder.declarative.online import TIMELINES, empty_value, from_plain, group_bounds, section_values
-
     now_us: int | None = None
     n = caller.n
     encoded: dict[tuple[Any, ...], list[str | None]] = {}
@@ -243,12 +272,12 @@ def read_features(groups: list[FeatureGroupPlan], caller: Caller, blocks: list[A
         if pks is None:
             pks = encoded[lk.key_id] = encoded_keys(lk, caller)
         if now_us is None:
-            now_us = _us(datetime.now(UTC))
+            now_us = time.time_ns() // 1000  # what _us(datetime.now(UTC)) gives
         times = _request_times(caller, group.time_column, now_us)
         head = group.head
         if head is not None:
             batch = head.store.read_values(head.table, pks, head.read)
-            if _head_holds(batch, times):
+            if _head_holds(group, batch, times):
                 for block in batch.blocks:
                     add_block(head, block.type, block.names, block.values, block.nulls, None, blocks, arrays)
                 continue
@@ -307,8 +336,6 @@ def _one_row(group: FeatureGroupPlan, blob: bytes, t: int, blocks: list[Any], ar
     """The serving case, one found key: every section decoded once, values straight into the plan's
     blocks. False (nothing added) when some value is null or a request predates the state: the general
     path handles those."""
-    from larder.declarative.online import group_bounds, section_values
-
     sections = [section_values(blob, a, b, t) for a, b in group_bounds(blob)]
     if None in sections:
         return False
@@ -317,8 +344,6 @@ def _one_row(group: FeatureGroupPlan, blob: bytes, t: int, blocks: list[Any], ar
     if None in floats or None in ints:
         return False
     if group.other_reads:
-        from larder.declarative.online import from_plain
-
         for r in group.other_reads:
             arrays[r.output] = from_plain([sections[r.section][r.column]], r.typ)  # type: ignore[index]
     if floats:
@@ -329,4 +354,5 @@ def _one_row(group: FeatureGroupPlan, blob: bytes, t: int, blocks: list[Any], ar
 
 
 __all__ = ["FeatureGroupPlan", "FeatureRead", "feature_locations", "feature_reads", "head_columns",
-           "head_lookup_step", "missing_feature", "read_features", "timeline_lookup_step"]
+           "head_lookup_step", "heads_table", "missing_feature", "online_tables", "read_features",
+           "timeline_lookup_step"]

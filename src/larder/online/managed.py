@@ -28,6 +28,7 @@ from larder.catalog.online import PublicationRecord
 from larder.catalog.stores import OnlineStoreRecord
 from larder.context import Context
 from larder.errors import ConfigError, OnlineStoreError, OnlineStoreNotFoundError
+from larder.online.features import online_tables
 from larder.online.stores.base import online_table_from_info
 from larder.online.stores.specs import SQLiteStoreSpec, parse_spec, redacted_spec, store_key
 
@@ -197,7 +198,8 @@ class OnlineStoreService:
             infos = {r.online_table["name"]: r.online_table for r in active}
         store = self.stores.get(spec)
         for info in infos.values():
-            store.drop_table(online_table_from_info(info))
+            for table in online_tables(online_table_from_info(info)):
+                store.drop_table(table)
         now = utcnow()
         with self.ctx.catalog.session() as s:
             for r in s.scalars(select(PublicationRecord).where(PublicationRecord.store_key == key,

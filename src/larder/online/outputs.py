@@ -160,9 +160,9 @@ def to_dict(res: Looked, caller: Caller, ordered: list[str], functions: dict[str
     for _names, _typ, values, nulls in res.blocks:
         lists = values.tolist()
         if nulls is not None:
-            for j, row in enumerate(lists):
-                for i in np.flatnonzero(nulls[j]).tolist():
-                    row[i] = None
+            rows, cols = np.nonzero(nulls)
+            for j, i in zip(rows.tolist(), cols.tolist(), strict=True):
+                lists[j][i] = None
         lists_of.append(lists)
     # the block outputs' names are lists owned by the plan, so their identities name the layout
     key = ("dict", id(ordered), caller.names, *(id(names) for names, *_rest in res.blocks))

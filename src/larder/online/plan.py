@@ -105,6 +105,8 @@ class BlockMap:
     names: list[str]  # output names per output row
     defaults: list[tuple[int, Any]]  # (output row, default) for outputs with a default
     retyped: bool  # some output's type differs from the block's: cast through Arrow
+    #: ``rows`` as an index of the block's values: a slice when they are consecutive (a view, no copy)
+    take: slice | list[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -142,9 +144,12 @@ class LookupPlan:
             placed = [(r, out) for r, name in enumerate(names) for out in self.outputs.get(name, ())]
             rows = [r for r, _ in placed]
             outs = [out for _, out in placed]
-            hit = BlockMap(None if rows == list(range(len(names))) else rows, outs, [o for o, _, _ in outs],
+            whole = rows == list(range(len(names)))
+            run = bool(rows) and rows == list(range(rows[0], rows[0] + len(rows)))
+            hit = BlockMap(None if whole else rows, outs, [o for o, _, _ in outs],
                            [(j, d) for j, (_, _, d) in enumerate(outs) if d is not None],
-                           any(not t.equals(typ) for _, t, _ in outs))
+                           any(not t.equals(typ) for _, t, _ in outs),
+                           None if whole else slice(rows[0], rows[0] + len(rows)) if run else rows)
             if len(self.block_maps) < 64:
                 self.block_maps[key] = hit
         if len(self.block_maps_by_id) < 64:
@@ -297,12 +302,13 @@ def _feature_groups(spec: FeatureSpec, given: Mapping[str, Any], cache: StoreCac
             key_id=(tuple(lookup.lookup_key), tuple(lookup.key_types),
                     tuple(online.schema.field(k).type for k in lookup.table_keys)), lookback=None)
         head = None
-        columns = head_columns(reads, online)
-        if columns is not None:
-            hstep = head_lookup_step(step, online, list(columns))
+        heads = head_columns(reads, online)
+        if heads is not None:
+            table, columns = heads
+            hstep = head_lookup_step(step, table, list(columns))
             head = LookupPlan(
-                step=hstep, label=lk.label, store=lk.store, table=online, position=position, where=lk.where,
-                outputs={c: ((out, online.schema.field(c).type, None),) for c, out in columns.items()},
+                step=hstep, label=lk.label, store=lk.store, table=table, position=position, where=lk.where,
+                outputs={c: ((out, table.schema.field(c).type, None),) for c, out in columns.items()},
                 read=list(hstep.features), no_default=[], simple_key=lk.simple_key, key_id=lk.key_id, lookback=None)
         plans.append(FeatureGroupPlan(lk, reads, str(step.timeseries_column), head=head))
     return plans

@@ -64,6 +64,7 @@ from larder.errors import ConfigError, LarderError, OnlineTableNotFoundError, Pu
 from larder.failpoints import failpoint
 from larder.names import parse_name
 from larder.offline.tables import FeatureTable, TableService
+from larder.online.features import online_tables
 from larder.online.stores import StoreCache
 from larder.online.stores.base import (
     ORDER_COLUMN,
@@ -450,7 +451,9 @@ class Publisher:
         for rec, spec in chosen:
             if rec.store_key in done:
                 continue
-            self.stores.get(spec).drop_table(online_table_from_info(rec.online_table))
+            store = self.stores.get(spec)
+            for table in online_tables(online_table_from_info(rec.online_table)):
+                store.drop_table(table)
             done.add(rec.store_key)
         now = utcnow()
         with self.ctx.catalog.session() as s:
