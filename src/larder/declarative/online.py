@@ -381,6 +381,9 @@ def split_heads(rows: pa.Table, name: str, keys: Sequence[str]) -> tuple[pa.Tabl
     heads = [column for _, column in json.loads(meta.get(HEAD_KEY, b"[]"))]
     if not heads:
         return rows.select([*keys, TIMELINES, ORDER]), None
+    # the int64 columns (the span's, then the features') before the float64 ones: each type's null
+    # flags are then one run of a record's bytes (a SQLite record's one-key decode takes a slice)
+    heads.sort(key=lambda c: rows.schema.field(c).type != pa.int64())
     head_rows = rows.select([*keys, HEAD_FROM, HEAD_UNTIL, *heads, ORDER])
     meta[HEAD_TABLE_KEY] = json.dumps({"name": name + HEAD_TABLE_SUFFIX, "columns": {
         c: str(rows.schema.field(c).type) for c in heads}}).encode()

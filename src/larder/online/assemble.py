@@ -289,7 +289,7 @@ def _add_block(lk: LookupPlan, typ: pa.DataType, names: tuple[str, ...], values:
         blocks.append((names_out, typ, values, None))
         return
     if pa.types.is_floating(typ):
-        values[nulls] = np.nan  # what pandas holds for a null float
+        np.putmask(values, nulls, np.nan)  # what pandas holds for a null float
         blocks.append((names_out, typ, values, nulls))
         return
     # integers and booleans with nulls: pandas holds them as float64 / object; let Arrow convert those

@@ -229,7 +229,8 @@ def _head_holds(group: FeatureGroupPlan, batch: Any, times: list[int]) -> bool:
     """Whether a head read answers every row: each key found, each request time within the time its
     values at the materialization hold for."""
     found = batch.found
-    if not (found[0] if len(found) == 1 else found.all()):
+    one = len(times) == 1
+    if not (found[0] if one else found.all()):
         return False
     lo = hi = None
     spans = group.spans
@@ -241,13 +242,19 @@ def _head_holds(group: FeatureGroupPlan, batch: Any, times: list[int]) -> bool:
                    names.index(HEAD_UNTIL) if HEAD_UNTIL in names else -1)
             if len(spans) < 64:
                 spans[id(names)] = hit
+        if hit[1] >= 0 and hit[2] >= 0:  # both in one block (int64): one key's check from its record
+            values = block.values
+            if one:
+                return bool(values[hit[1], 0] <= times[0] < values[hit[2], 0])
+            lo, hi = values[hit[1]], values[hit[2]]
+            break
         if hit[1] >= 0:
             lo = block.values[hit[1]]
         if hit[2] >= 0:
             hi = block.values[hit[2]]
     if lo is None or hi is None:  # a store that hands them back as Arrow (or null): not the fast case
         return False
-    if len(times) == 1:
+    if one:
         return bool(lo[0] <= times[0] < hi[0])
     t = np.array(times, dtype=np.int64)
     return bool(((lo <= t) & (t < hi)).all())
@@ -273,7 +280,8 @@ def read_features(groups: list[FeatureGroupPlan], caller: Caller, blocks: list[A
             pks = encoded[lk.key_id] = encoded_keys(lk, caller)
         if now_us is None:
             now_us = time.time_ns() // 1000  # what _us(datetime.now(UTC)) gives
-        times = _request_times(caller, group.time_column, now_us)
+        column = group.time_column
+        times = _request_times(caller, column, now_us) if column in caller.names else [now_us] * n
         head = group.head
         if head is not None:
             batch = head.store.read_values(head.table, pks, head.read)

@@ -160,9 +160,14 @@ def to_dict(res: Looked, caller: Caller, ordered: list[str], functions: dict[str
     for _names, _typ, values, nulls in res.blocks:
         lists = values.tolist()
         if nulls is not None:
-            rows, cols = np.nonzero(nulls)
-            for j, i in zip(rows.tolist(), cols.tolist(), strict=True):
-                lists[j][i] = None
+            if nulls.shape[1] == 1:  # one row (the serving case): its flags as Python booleans
+                for j, null in enumerate(nulls.ravel().tolist()):
+                    if null:
+                        lists[j][0] = None
+            else:
+                rows, cols = np.nonzero(nulls)
+                for j, i in zip(rows.tolist(), cols.tolist(), strict=True):
+                    lists[j][i] = None
         lists_of.append(lists)
     # the block outputs' names are lists owned by the plan, so their identities name the layout
     key = ("dict", id(ordered), caller.names, *(id(names) for names, *_rest in res.blocks))

@@ -236,7 +236,8 @@ class _OneKey:
             nulls = None
             if isinstance(flags, slice):
                 if record.count(0, flags.start, flags.stop) != flags.stop - flags.start:
-                    nulls = np.ndarray((flags.stop - flags.start, 1), np.uint8, record, flags.start) != 0
+                    # a flag byte is 0 or 1 (RowCodec): read as booleans, copied (no comparison ufunc)
+                    nulls = np.ndarray((flags.stop - flags.start, 1), np.bool_, record, flags.start).copy()
             else:
                 mask = [record[p] != 0 for p in flags]
                 nulls = np.array(mask, bool).reshape(-1, 1) if any(mask) else None
