@@ -486,7 +486,9 @@ class Publisher:
                 continue
             done.add(rec.store_key)
             try:
-                self.stores.get(self._spec_of(rec)).drop_table(online_table_from_info(rec.online_table))
+                store = self.stores.get(self._spec_of(rec))
+                for table in online_tables(online_table_from_info(rec.online_table)):
+                    store.drop_table(table)
             except LarderError as exc:
                 _log.warning("dropping %s: its online table %s in %s was not dropped (%s); it is no longer "
                              "referenced", full, rec.online_table_name, rec.store_name or rec.store_type, exc)
