@@ -31,6 +31,17 @@ AREAS = ("tables", "functions", "online", "models", "quality", "stats", "edits",
          "stores", "managed", "materialization", "streams")
 
 
+def current_user() -> str | None:
+    """The operating-system user running larder (recorded as owners and creators), None when the system
+    has no user database entry for it (some containers)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - KeyError, OSError: no user database entry
+        return None
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 

@@ -34,7 +34,6 @@ replaced atomically).
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -46,7 +45,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from sqlalchemy import delete, select
 
-from larder.catalog.base import utcnow
+from larder.catalog.base import current_user, utcnow
 from larder.catalog.materialization import MaterializationRecord, MaterializationRunRecord
 from larder.declarative.compute import SourceRows, compute_range, load_source, validate_feature
 from larder.declarative.feature import Feature
@@ -69,13 +68,6 @@ if TYPE_CHECKING:
     from larder.client import FeatureEngineeringClient
 
 UTC_US = pa.timestamp("us", tz="UTC")
-
-
-def _owner() -> str | None:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # pragma: no cover - no user database entry
-        return None
 
 
 def _naive(when: dt.datetime) -> dt.datetime:
@@ -254,7 +246,7 @@ class MaterializationService:
                                 is_online=is_online, destination=dest, table_name=table, trigger=trig,
                                 group_id=group_id, source_table=source.full_name(), source_version=None,
                                 tags=dict(tags) if tags else None, budget_policy_id=budget_policy_id,
-                                creator=_owner(), created_at=utcnow())
+                                creator=current_user(), created_at=utcnow())
                             s.add(rec)
                             recs.append(rec.id)
                 ids += recs

@@ -8,13 +8,12 @@ bad definition leaves nothing behind.
 
 from __future__ import annotations
 
-import getpass
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from larder.catalog.base import utcnow
+from larder.catalog.base import current_user, utcnow
 from larder.catalog.declarative import DeclarativeFeatureRecord, forget_usage, models_using
 from larder.declarative.compute import compute_range, validate_feature
 from larder.declarative.feature import Feature, FeatureFunctionKind
@@ -27,13 +26,6 @@ if TYPE_CHECKING:
 
     from larder.context import Context
     from larder.offline.tables import TableService
-
-
-def _owner() -> str | None:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # pragma: no cover - no user database entry
-        return None
 
 
 def _part(value: Any, what: str) -> str:
@@ -112,7 +104,7 @@ class FeatureService:
         session.add(DeclarativeFeatureRecord(
             full_name=full, catalog_name=candidate.catalog_name, schema_name=candidate.schema_name,
             name=candidate.name, definition=candidate.to_dict(), source_table=table, source_version=version,
-            output_type=str(value_type), description=candidate.description, owner=_owner(), created_at=utcnow(),
+            output_type=str(value_type), description=candidate.description, owner=current_user(), created_at=utcnow(),
         ))
 
     def replace_record(self, session: Any, candidate: Feature) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 import pandas as pd
 
 from larder._version import __version__
+from larder.catalog.base import current_user
 from larder.catalog.functions import record_function_usage
 from larder.catalog.models import ModelFeatureRecord, ModelFunctionRecord, ModelRecord, ModelTableRecord
 from larder.context import Context
@@ -340,15 +341,6 @@ def log_model(
     return info
 
 
-def _owner() -> str | None:
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no user database in some containers
-        return None
-
-
 def _forget_version(name: str, version: str) -> None:
     """Best effort: delete a registered version whose lineage could not be recorded."""
     import mlflow
@@ -366,7 +358,7 @@ def _record_lineage(ctx: Context, spec: FeatureSpec, *, info: Any, run_uri: str,
         run_uri=run_uri, model_uri=str(info.model_uri), run_id=str(info.run_id), artifact_path=artifact_path,
         registered_name=registered_name, registered_version=version, flavor=flavor, tracking_uri=tracking_uri,
         feature_spec=spec.to_yaml(), input_columns=input_columns, feature_columns=feature_columns, labels=labels,
-        owner=_owner(),
+        owner=current_user(),
     )
     positions: dict[str, int] = {}
     for table, delta_version in spec.table_versions().items():

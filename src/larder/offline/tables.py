@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
-import getpass
 import random
 import re
 import socket
@@ -31,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from larder import quality
-from larder.catalog.base import utcnow
+from larder.catalog.base import current_user, utcnow
 from larder.catalog.stats import record_table_stats
 from larder.catalog.tables import FeatureRecord, TableRecord, TableVersionRecord, TagRecord
 from larder.context import Context
@@ -545,7 +544,7 @@ class TableService:
                 rec = TableRecord(
                     full_name=full, catalog_name=qn.catalog, schema_name=qn.schema, table_name=qn.name,
                     path=self.ctx.storage.recorded_path(location), primary_keys=pks, timestamp_keys=tss,
-                    partition_columns=parts, description=description, owner=_owner(), created_at=now,
+                    partition_columns=parts, description=description, owner=current_user(), created_at=now,
                     updated_at=now,
                 )
                 rec.features = [
@@ -1046,7 +1045,7 @@ def _write_id() -> str:
 
 
 def _writer() -> str:
-    return f"{_owner() or '?'}@{socket.gethostname()}"[:256]
+    return f"{current_user() or '?'}@{socket.gethostname()}"[:256]
 
 
 def _record_version(session: Session, table_id: int, version: int, operation: str, rows: int,
@@ -1084,13 +1083,6 @@ def _online_stores(session: Session, full_name: str) -> list[OnlineStoreInfo]:
             delta_version=r.delta_version, creation_timestamp=first.creation_timestamp if first else ms,
             last_updated_timestamp=ms)
     return list(stores.values())
-
-
-def _owner() -> str | None:
-    try:
-        return getpass.getuser()
-    except Exception:  # pragma: no cover - no user database in some containers
-        return None
 
 
 def _as_of_time(ts: Any, *, table: str) -> datetime:

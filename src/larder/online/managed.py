@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import select
 
 from larder._databricks import UNSET, _Unset
-from larder.catalog.base import utcnow
+from larder.catalog.base import current_user, utcnow
 from larder.catalog.online import PublicationRecord
 from larder.catalog.stores import OnlineStoreRecord
 from larder.context import Context
@@ -152,7 +152,7 @@ class OnlineStoreService:
         with self.ctx.catalog.session() as s:
             rec = OnlineStoreRecord(name=name, spec=recorded, managed_data=int(managed), capacity=capacity,
                                     read_replica_count=read_replica_count or 0, usage_policy_id=usage_policy_id,
-                                    creator=_owner(), created_at=now, updated_at=now)
+                                    creator=current_user(), created_at=now, updated_at=now)
             s.add(rec)
             s.flush()
             return self._entity(rec)
@@ -215,15 +215,6 @@ class OnlineStoreService:
                     shutil.rmtree(target, ignore_errors=True)
                 else:
                     target.unlink(missing_ok=True)
-
-
-def _owner() -> str | None:
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no user database in some containers
-        return None
 
 
 __all__ = ["CAPACITIES", "DatabricksOnlineStore", "OnlineStoreService"]

@@ -17,10 +17,9 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select
 
-from larder.catalog.base import utcnow
+from larder.catalog.base import current_user, utcnow
 from larder.catalog.managed import ManagedObjectRecord
 from larder.declarative.feature import Feature
-from larder.declarative.service import _owner
 from larder.errors import LarderError
 from larder.project.definitions import FeatureTableDefinition
 from larder.project.plan import Change, Plan
@@ -43,7 +42,7 @@ def _record(session: Session, plan: Plan, change: Change) -> None:
         rec = ManagedObjectRecord(kind=change.kind, full_name=change.name)
         session.add(rec)
     rec.project, rec.definition, rec.source_file = plan.project, definition, change.file
-    rec.applied_by, rec.applied_at = _owner(), utcnow()
+    rec.applied_by, rec.applied_at = current_user(), utcnow()
 
 
 def _forget(session: Session, kind: str, name: str) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from larder.catalog.base import named_record
+from larder.catalog.base import current_user, named_record
 from larder.catalog.serving import ServingEndpointRecord
 from larder.context import Context
 from larder.errors import FeatureSpecError
@@ -273,7 +273,7 @@ class EndpointService:
                 name=name, feature_spec_name=spec.name or parse_name(entity.feature_spec_name, kind="feature spec").full,
                 config={"name": entity.name, "workload_size": entity.workload_size,
                         "scale_to_zero_enabled": entity.scale_to_zero_enabled, "route_optimized": route_optimized},
-                creator=_owner(),
+                creator=current_user(),
             )
             s.add(rec)
             s.flush()
@@ -323,15 +323,6 @@ class EndpointService:
             workload_size=cfg.get("workload_size", "Small"),
             scale_to_zero_enabled=bool(cfg.get("scale_to_zero_enabled", True)),
         )
-
-
-def _owner() -> str | None:
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no user database in some containers
-        return None
 
 
 __all__ = [

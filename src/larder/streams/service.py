@@ -4,14 +4,13 @@ stream definitions in the catalog (:class:`~larder.catalog.streams.StreamRecord`
 from __future__ import annotations
 
 import builtins
-import getpass
 import uuid
 from typing import Any
 
 import pyarrow as pa
 from sqlalchemy import select
 
-from larder.catalog.base import named_record, utcnow
+from larder.catalog.base import current_user, named_record, utcnow
 from larder.catalog.streams import StreamRecord
 from larder.context import Context
 from larder.errors import StreamError, TableNotFoundError
@@ -84,7 +83,7 @@ class StreamService:
                 raise StreamError(f"Stream {full!r} already exists. Delete it with fe.delete_stream(name={full!r}) "
                                   "or choose another name.")
             rec = StreamRecord(name=full, stream_id=uuid.uuid4().hex, destination=stream.destination,
-                               definition=stream.to_dict(), description=description, creator=_user(),
+                               definition=stream.to_dict(), description=description, creator=current_user(),
                                created_at=now, updated_at=now, events=0)
             s.add(rec)
             s.flush()
@@ -149,13 +148,6 @@ class StreamService:
             if rec is None:
                 raise StreamError(f"Stream {full!r} does not exist.")
             s.delete(rec)
-
-
-def _user() -> str | None:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # pragma: no cover - no user database entry
-        return None
 
 
 __all__ = ["StreamService", "stream_name"]

@@ -20,7 +20,6 @@ cloudpickle, so the spec (and any model carrying it) runs without the catalog or
 from __future__ import annotations
 
 import fnmatch
-import getpass
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,7 +29,7 @@ from sqlalchemy import func as sql_func
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from larder.catalog.base import named_record, utcnow
+from larder.catalog.base import current_user, named_record, utcnow
 from larder.catalog.functions import FunctionRecord, FunctionVersionRecord, function_versions_in_use
 from larder.context import Context
 from larder.errors import FunctionError, FunctionInUseError, FunctionNotFoundError
@@ -187,7 +186,7 @@ class FunctionService:
             now = utcnow()
             if rec is None:
                 rec = FunctionRecord(full_name=qn.full, catalog_name=qn.catalog, schema_name=qn.schema,
-                                     function_name=qn.name, description=description, owner=_owner(),
+                                     function_name=qn.name, description=description, owner=current_user(),
                                      created_at=now, updated_at=now)
                 s.add(rec)
                 s.flush()
@@ -287,13 +286,6 @@ def _capture_sql(name: str | None, statement: str, mode: str) -> tuple[str, Any,
     cap = capture_code(python_name=python_name, code=code, source=fn.statement, environment=environment(fn),
                        mode=mode, where=fn.name)
     return fn.name, cap, fn.comment, mode
-
-
-def _owner() -> str | None:
-    try:
-        return getpass.getuser()
-    except Exception:  # pragma: no cover - no user database in some containers
-        return None
 
 
 __all__ = ["FeatureFunction", "FunctionInfo", "FunctionService"]

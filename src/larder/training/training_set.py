@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import select
 
-from larder.catalog.base import named_record, utcnow
+from larder.catalog.base import current_user, named_record, utcnow
 from larder.catalog.functions import FeatureSpecRecord
 from larder.context import Context
 from larder.errors import FeatureLookupError, FeatureSpecError
@@ -263,7 +263,7 @@ class TrainingService:
                 )
             rec = FeatureSpecRecord(full_name=qn.full, catalog_name=qn.catalog, schema_name=qn.schema,
                                     spec_name=qn.name, yaml=spec.to_yaml(), description=description,
-                                    created_at=utcnow(), owner=_owner())
+                                    created_at=utcnow(), owner=current_user())
             s.add(rec)
             s.flush()
             return _with_info(spec, rec)
@@ -315,15 +315,6 @@ def _requirements(name: str, reqs: Sequence[str] | None) -> list[str]:
             f"'requests>=2.28', got {bad}."
         )
     return list(dict.fromkeys(r.strip() for r in items))
-
-
-def _owner() -> str | None:
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no user database in some containers
-        return None
 
 
 __all__ = ["TrainingService", "TrainingSet"]

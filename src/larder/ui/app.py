@@ -25,7 +25,6 @@ run in the server's thread pool (catalog sessions and Delta reads block).
 
 # No ``from __future__ import annotations``: FastAPI reads the endpoints' annotations at runtime, and
 # ``Request`` and friends are imported inside create_app() (fastapi is an optional dependency).
-import getpass
 import logging
 import os
 import threading
@@ -36,6 +35,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from larder.catalog.base import current_user
 from larder.errors import (
     CatalogError,
     ConfigError,
@@ -517,10 +517,7 @@ def create_app(root: str | os.PathLike[str] | None = None, *, token: str | None 
 
 
 def _server_user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # pragma: no cover - no user database in some containers
-        return "unknown"
+    return current_user() or "unknown"
 
 
 def allowed_hosts_for(host: str, extra: Sequence[str] = ()) -> list[str] | None:
