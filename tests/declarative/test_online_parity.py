@@ -6,13 +6,13 @@ set's values at those times, for every operator and window kind; and so does a l
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
 
+from declarative._stores import store_spec
 from larder import (
     AggregationFunction,
     ApproxCountDistinct,
@@ -38,22 +38,13 @@ from larder import (
     VarSamp,
 )
 from larder.declarative.publish import publish_features
-from larder.online.stores.specs import DynamoDBStoreSpec, RedisStoreSpec, SQLiteStoreSpec
+from larder.online.stores.specs import SQLiteStoreSpec
 
 T0 = pd.Timestamp("2024-03-01 07:00", tz="UTC")
 HOUR = pd.Timedelta(hours=1)
 AS_OF = T0 + 40 * HOUR
 D = dt.timedelta
 
-
-def _spec(kind: str, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
-    tag = uuid.uuid4().hex[:10]
-    if kind == "sqlite":
-        return SQLiteStoreSpec()
-    if kind == "redis":
-        return RedisStoreSpec(url=request.getfixturevalue("redis_url"), key_prefix=f"t{tag}")
-    return DynamoDBStoreSpec(endpoint_url=request.getfixturevalue("moto_endpoint"), region="us-east-1",
-                             table_prefix=f"t{tag}__")
 
 
 def _events() -> pd.DataFrame:
@@ -115,7 +106,7 @@ def _same(a: object, b: object) -> bool:
 def test_online_values_equal_offline_values_at_every_request_time(kind, request, tmp_path):
     with FeatureEngineeringClient(root=tmp_path / "root") as fe:
         features, requests = _world(fe)
-        pubs = publish_features(fe, features, _spec(kind, request), as_of=AS_OF.to_pydatetime())
+        pubs = publish_features(fe, features, store_spec(kind, request), as_of=AS_OF.to_pydatetime())
         assert {p.table_name for p in pubs} == {f.full_name for f in features}
         training = fe.create_training_set(requests, label=None, features=features)
         offline = training.load_df()
@@ -154,7 +145,7 @@ def test_a_logged_model_looks_its_declarative_features_up_online(request, tmp_pa
         model = make_pipeline(SimpleImputer(strategy="constant", fill_value=0.0), LinearRegression())
         model.fit(X, train_df["y"])
         expected = model.predict(X)
-        publish_features(fe, numeric, _spec("sqlite", request), as_of=AS_OF.to_pydatetime())
+        publish_features(fe, numeric, store_spec("sqlite", request), as_of=AS_OF.to_pydatetime())
         info = fe.log_model(model, "model", mlflow.sklearn, training)
         uri = f"runs:/{info.run_id}/model"
         lineage = fe.feature_lineage(numeric[0].full_name)
@@ -165,7 +156,7 @@ def test_a_logged_model_looks_its_declarative_features_up_online(request, tmp_pa
         naive = requests.assign(ts=requests["ts"].dt.tz_localize(None))
         previous = None
         for kind in ("sqlite", "redis", "dynamodb"):
-            store = _spec(kind, request) if kind != "sqlite" else None
+            store = store_spec(kind, request) if kind != "sqlite" else None
             if store is not None:
                 publish_features(fe, numeric, store, as_of=AS_OF.to_pydatetime())
                 # the previous store's timelines go: a model still reading there would find no rows
@@ -192,7 +183,7 @@ def test_number_features_are_read_from_the_head_where_it_holds(kind, request, tm
         numeric = [f for f in features if f.name.split("_", 1)[-1] in ("sum", "count", "avg", "max", "var_pop",
                                                                        "stddev_samp", "last", "column_selection")]
         assert len(numeric) >= 8
-        publish_features(fe, numeric, _spec(kind, request), as_of=AS_OF.to_pydatetime())
+        publish_features(fe, numeric, store_spec(kind, request), as_of=AS_OF.to_pydatetime())
         training = fe.create_training_set(requests, label=None, features=numeric)
         offline = training.load_df()
         for r in range(len(requests)):
@@ -230,7 +221,7 @@ def test_the_heads_are_an_online_table_of_their_own_beside_the_timelines(kind, r
 
     with FeatureEngineeringClient(root=tmp_path / "root") as fe:
         numeric = _numeric(_world(fe)[0])
-        spec = _spec(kind, request)
+        spec = store_spec(kind, request)
         pubs = publish_features(fe, numeric, spec, as_of=AS_OF.to_pydatetime())
         timelines = pubs[0].online_table
         assert timelines.schema.names == ["user_id", TIMELINES]
@@ -268,7 +259,7 @@ def test_a_publication_with_the_heads_in_the_timelines_rows_is_still_read(kind, 
     with FeatureEngineeringClient(root=tmp_path / "root") as fe:
         features, requests = _world(fe)
         numeric = _numeric(features)
-        spec = _spec(kind, request)
+        spec = store_spec(kind, request)
         rows, _ = online_rows(fe._ctx.engine, fe._tables, numeric, as_of=AS_OF.to_pydatetime())
         assert HEAD_TABLE_KEY not in rows.schema.field(TIMELINES).metadata
         old = OnlineTable(name="main.default.events__features_old", primary_keys=["user_id"], timestamp_key=None,

@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from declarative._stores import store_spec
 from larder import (
     AggregationFunction,
     Count,
@@ -25,7 +26,7 @@ from larder import (
 )
 from larder.declarative.purge import PurgeFeatureEntitiesOperation, PurgeFeatureEntitiesState
 from larder.errors import FeatureDefinitionError, MaterializationError, OperationFailedError
-from larder.online.stores.specs import DynamoDBStoreSpec, RedisStoreSpec, SQLiteStoreSpec
+from larder.online.stores.specs import SQLiteStoreSpec
 
 D = dt.timedelta
 T0 = pd.Timestamp("2024-03-01", tz="UTC")
@@ -42,15 +43,6 @@ def _events(n: int = 600, seed: int = 3) -> pd.DataFrame:
         "x": rng.normal(size=n).round(3),
     }).astype({"ts": "datetime64[us, UTC]"})
 
-
-def _spec(kind: str, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
-    tag = uuid.uuid4().hex[:10]
-    if kind == "sqlite":
-        return SQLiteStoreSpec()
-    if kind == "redis":
-        return RedisStoreSpec(url=request.getfixturevalue("redis_url"), key_prefix=f"t{tag}")
-    return DynamoDBStoreSpec(endpoint_url=request.getfixturevalue("moto_endpoint"), region="us-east-1",
-                             table_prefix=f"t{tag}__")
 
 
 def _world(fe: FeatureEngineeringClient, spec=None) -> list:  # type: ignore[no-untyped-def]
@@ -109,7 +101,7 @@ def _gone(df: pd.DataFrame, users: set[int], region: str | None = None) -> pd.Se
 @pytest.mark.parametrize("kind", ["sqlite", "redis", "dynamodb"])
 def test_purge_by_partial_key_removes_offline_rows_and_online_keys(kind, request, tmp_path):
     with FeatureEngineeringClient(root=tmp_path) as fe:
-        features = _world(fe, _spec(kind, request))
+        features = _world(fe, store_spec(kind, request))
         before = {f.name: _offline(fe, f) for f in features}
         pairs = pd.DataFrame([(u, r) for u in range(8) for r in ("eu", "us")], columns=["user_id", "region"])
         assert all(_online_found(fe, features, pairs).values())

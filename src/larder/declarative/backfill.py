@@ -46,14 +46,19 @@ from larder.errors import (
 from larder.names import parse_name
 
 
-def _full_name(f: Any) -> str:
+def feature_full_name(f: Any, *, why: str = "backfill works on materialized features") -> str:
+    """The full name of a feature given as a registered ``Feature`` or a name (``features=`` of the
+    operations on materialized features: backfills, purges); ``why`` ends the unregistered error."""
     if isinstance(f, Feature):
         if not f.has_full_name:
-            raise MaterializationError(f"Feature {f.name!r} is not registered; backfill works on materialized features.")
+            raise MaterializationError(f"Feature {f.name!r} is not registered; {why}.")
         return f.full_name
     if isinstance(f, str) and f.strip():
         return parse_name(f.strip(), kind="feature").full
-    raise MaterializationError(f"Each item in 'features' must be a Feature or a full name, got {type(f).__name__} {f!r}.")
+    raise MaterializationError(
+        f"Each item in 'features' must be a Feature or a full name '<catalog>.<schema>.<feature>', got "
+        f"{type(f).__name__} {f!r}."
+    )
 
 
 def _op_name(name: Any, what: str = "operation_name") -> str:
@@ -83,7 +88,7 @@ class BackfillService:
         for r in backfill_ranges:
             if not isinstance(r, BackfillRange):
                 raise MaterializationError(f"Each item in 'backfill_ranges' must be a BackfillRange, got {type(r).__name__}.")
-        names = list(dict.fromkeys(_full_name(f) for f in features))
+        names = list(dict.fromkeys(feature_full_name(f) for f in features))
         with self.ctx.catalog.session() as s:
             recs = list(s.scalars(select(MaterializationRecord).where(
                 MaterializationRecord.feature_name.in_(names), MaterializationRecord.is_online.is_(False))))

@@ -36,6 +36,7 @@ from sqlalchemy import select
 from larder.catalog.base import utcnow
 from larder.catalog.materialization import MaterializationRecord, OperationRecord
 from larder.catalog.online import PublicationRecord
+from larder.declarative.backfill import feature_full_name
 from larder.declarative.compute import load_source
 from larder.declarative.feature import Feature
 from larder.declarative.sources import RequestSource
@@ -158,19 +159,6 @@ class PurgeFeatureEntitiesOperation:
         return f"PurgeFeatureEntitiesOperation(name={self._name!r})"
 
 
-def _full_name(f: Any) -> str:
-    if isinstance(f, Feature):
-        if not f.has_full_name:
-            raise MaterializationError(f"Feature {f.name!r} is not registered; only materialized features can be purged.")
-        return f.full_name
-    if isinstance(f, str) and f.strip():
-        return parse_name(f.strip(), kind="feature").full
-    raise MaterializationError(
-        f"Each item in 'features' must be a Feature or a full name '<catalog>.<schema>.<feature>', got "
-        f"{type(f).__name__} {f!r}."
-    )
-
-
 def _matching(keys: pa.Table, entities: pa.Table) -> pa.Table:
     """The rows of ``keys`` (distinct entity keys, no nulls) matching a row of ``entities`` on its columns."""
     columns = entities.column_names
@@ -199,7 +187,7 @@ class PurgeService:
         if not isinstance(entities_table, str) or not entities_table.strip():
             raise MaterializationError("'entities_table' must be a non-empty string: the full name of a feature "
                                        "table whose columns are entity keys.")
-        names = [_full_name(f) for f in features]
+        names = [feature_full_name(f, why="only materialized features can be purged") for f in features]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise MaterializationError(f"Features {dupes} are listed more than once; list each feature once.")
