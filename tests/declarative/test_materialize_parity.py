@@ -97,14 +97,14 @@ def _features(fe: FeatureEngineeringClient) -> list:
     return features
 
 
-def _requests(at: pd.Timestamp) -> pd.DataFrame:
+def _requests(at: pd.Timestamp, users: int = 7) -> pd.DataFrame:
     """Request times from the materialization time on: at it, a microsecond later, beside the hour edges
     where windows change, and far later; users 0-5 have events, 6 has none."""
     edge = at.ceil("h")
     times = [at, at + US, edge - US, edge, edge + US, edge + 3 * HOUR, edge + 6 * HOUR + US, edge + 8 * HOUR,
              edge + 9 * HOUR - US, at + 30 * HOUR]
-    return pd.DataFrame({"user_id": [u for _ in times for u in range(7)],
-                         "ts": [t for t in times for _ in range(7)]}).astype({"ts": "datetime64[us, UTC]"})
+    return pd.DataFrame({"user_id": [u for _ in times for u in range(users)],
+                         "ts": [t for t in times for _ in range(users)]}).astype({"ts": "datetime64[us, UTC]"})
 
 
 def _same(a: object, b: object) -> bool:
@@ -127,8 +127,9 @@ def _check_offline_tables(fe: FeatureEngineeringClient, features: list) -> None:
             assert _same(a, b) or (pd.isna(a) is True and pd.isna(b) is True), (f.name, a, b)
 
 
-def _check_online(fe: FeatureEngineeringClient, features: list, at: pd.Timestamp, kind: str) -> None:
-    requests = _requests(at)
+def _check_online(fe: FeatureEngineeringClient, features: list, at: pd.Timestamp, kind: str,
+                  users: int = 7) -> None:
+    requests = _requests(at, users)
     training = fe.create_training_set(requests, label=None, features=features)
     offline = training.load_df()
     online = fe.get_online_features(training.feature_spec, requests)
@@ -165,6 +166,76 @@ def test_materialized_online_values_equal_offline_values(kind, request, tmp_path
         assert {r.kind for r in results if "mat_online" not in r.table_name} == {"incremental"}
         _check_offline_tables(fe, features)
         _check_online(fe, features, later, kind)
+
+
+def _online_runs(fe: FeatureEngineeringClient, mfs: list) -> list[dict]:
+    """The latest run of each online materialization."""
+    return [fe._materialization.runs(m, limit=1)[0] for m in mfs if m.is_online]
+
+
+def _orders(db) -> dict[int, set[int]]:  # type: ignore[no-untyped-def]
+    """Per online table of a SQLite store (timelines, heads): how many rows carry each ordering value."""
+    import sqlite3
+
+    with sqlite3.connect(db) as con:
+        tables = [r[0] for r in con.execute("SELECT physical FROM _larder_online ORDER BY name")]
+        return {i: dict(con.execute(f'SELECT _order, count(*) FROM "{t}" GROUP BY _order').fetchall())
+                for i, t in enumerate(tables)}
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis", "dynamodb"])
+def test_an_incremental_online_run_rewrites_only_the_keys_new_rows_touch(kind, request, tmp_path):
+    """After appends, an online run recomputes only the keys of the added rows (their whole history)
+    and merges them in; the other keys keep the timelines of the previous run. Online values of every
+    key, at request times from the run on, equal the training set's; a commit that removed files makes
+    the next run a full one again."""
+    with FeatureEngineeringClient(root=tmp_path / "root") as fe:
+        fe.create_table("events", "event_id", df=_events(0, 400, T0, 36, seed=14))
+        features = _features(fe)
+        fe.create_online_store(name="serving", capacity="CU_1", spec=_spec(kind, request))
+        mfs = fe.materialize_features(
+            features=features, online_config=OnlineStoreConfig("main", "default", "mat_online", "serving"),
+            trigger=TableTrigger())
+        first = _materialized_at(mfs)
+        assert {r["kind"] for r in _online_runs(fe, mfs)} == {"full"}
+        assert {r["rows_written"] for r in _online_runs(fe, mfs)} == {6}
+
+        # new rows of users 1 and 4 (some late: before the latest events) and of a new user, 7
+        more = _events(1000, 40, T0 + 30 * HOUR, 10, seed=15)
+        more["user_id"] = np.resize([1, 4, 7], len(more))
+        fe.write_table("events", more)
+        later = pd.Timestamp.now(tz="UTC") + 2 * HOUR
+        results = run_due(fe, now=later.to_pydatetime())
+        assert {r.state for r in results} == {"SUCCEEDED"} and {r.kind for r in results} == {"incremental"}
+        runs = _online_runs(fe, mfs)
+        assert {r["kind"] for r in runs} == {"incremental"} and {r["rows_written"] for r in runs} == {3}
+        if kind == "sqlite":  # the other keys' rows are the first run's, untouched
+            db = tmp_path / "root" / "online_stores" / "serving.db"
+            first_us, later_us = (int(t.value // 1000) for t in (first, later))
+            assert _orders(db) == {0: {first_us: 4, later_us: 3}, 1: {first_us: 4, later_us: 3}}
+        _check_online(fe, features, later, kind, users=9)  # 0-5 and 7 have events, 6 and 8 none
+        _check_online(fe, features, later + 7 * HOUR + 3 * US, kind, users=9)
+
+        # a run with no new rows writes nothing and changes nothing
+        again = later + HOUR
+        svc = fe._materialization
+        results = svc.run_group(_group_id(fe, mfs), now=again.to_pydatetime())
+        assert {(r.kind, r.rows_written) for r in results} == {("incremental", 0)}
+        _check_online(fe, features, again, kind, users=9)
+
+        # an overwrite removes files: the next run recomputes every key and replaces the table
+        fe.write_table("events", _events(0, 300, T0, 36, seed=16), mode="overwrite")
+        last = again + HOUR
+        results = svc.run_group(_group_id(fe, mfs), now=last.to_pydatetime())
+        assert {(r.kind, r.rows_written) for r in results} == {("full", 6)}
+        _check_online(fe, features, last, kind, users=9)
+
+
+def _group_id(fe: FeatureEngineeringClient, mfs: list) -> str:
+    from larder.catalog.materialization import MaterializationRecord
+
+    with fe._ctx.catalog.session() as s:
+        return str(s.get(MaterializationRecord, mfs[0].materialized_feature_id).group_id)
 
 
 def test_a_logged_model_reads_materialized_features_online(request, tmp_path, monkeypatch):

@@ -505,28 +505,41 @@ class MaterializationService:
         assert isinstance(source, DeltaTableSource)
         return list(uniq.values()), source
 
-    def plan(self, features: Sequence[Feature], source: DeltaTableSource, old: int | None, new: int) -> Plan:
-        """What a run from Delta version ``old`` (None: never run) to ``new`` must recompute."""
+    def added_files(self, source: DeltaTableSource, old: int | None, new: int) -> list[str] | None:
+        """The data files Delta version ``new`` of the source added to version ``old``, when it only
+        added files; None when it removed some (rows rewritten or deleted: an overwrite, a merge, a
+        compaction), when ``old`` is None (never run) or when its log is gone (cleaned up)."""
         if old is None:
-            return Plan(full=True)
+            return None
         if old == new:
-            return Plan(full=False, nothing=True)
+            return []
         table = source.full_name()
         try:
             before = set(self.tables.snapshot(table, old).file_uris())
-        except LarderError:  # the consumed version's log is gone (cleaned up): recompute everything
-            return Plan(full=True)
-        snap = self.tables.snapshot(table, new)
-        now_files = snap.file_uris()
-        if before - set(now_files):  # rows were rewritten or removed: recompute everything
-            return Plan(full=True)
-        added = [f for f in now_files if f not in before]
-        if not added:
-            return Plan(full=False, nothing=True)
+        except LarderError:
+            return None
+        now_files = self.tables.snapshot(table, new).file_uris()
+        if before - set(now_files):
+            return None
+        return [f for f in now_files if f not in before]
+
+    def added_rows(self, features: Sequence[Feature], source: DeltaTableSource, new: int,
+                   files: list[str]) -> SourceRows:
+        """The rows of some of the source's data files at version ``new`` (the columns the features read)."""
         first = features[0]
         ts = str(first.timeseries_column)
         needed = [*(first.entity or []), ts, *(c for f in features for c in f.inputs)]
-        fresh = load_source(self.tables, first, version=new, columns=needed, files=added)
+        return load_source(self.tables, first, version=new, columns=needed, files=files)
+
+    def plan(self, features: Sequence[Feature], source: DeltaTableSource, old: int | None, new: int) -> Plan:
+        """What a run from Delta version ``old`` (None: never run) to ``new`` must recompute."""
+        added = self.added_files(source, old, new)
+        if added is None:
+            return Plan(full=True)
+        if not added:
+            return Plan(full=False, nothing=True)
+        fresh = self.added_rows(features, source, new, added)
+        ts = str(features[0].timeseries_column)
         times = fresh.spine.column(ts) if ts in fresh.spine.column_names else None
         if times is None or fresh.spine.num_rows == 0:
             return Plan(full=False, nothing=True, rows_read=fresh.spine.num_rows)
@@ -619,26 +632,82 @@ class MaterializationService:
             self._finish(run_id, results, consumed=None, when=None)
         return [r for _, r in results]
 
+    def online_keys(self, recs: Sequence[MaterializationRecord], features: Sequence[Feature],
+                    source: DeltaTableSource, old: int | None, new: int, when: dt.datetime) -> pa.Table | None:
+        """The entity keys an online run recomputes: those of the rows the source added since the
+        version the last run consumed (no row: nothing to write); None: every key (the table is
+        replaced), when the run is the first, the source removed files, or the online table may not
+        hold what the last run wrote (dropped, published over by someone else, or newer than ``when``)."""
+        if old is None or any(r.source_version != old for r in recs):
+            return None
+        added = self.added_files(source, old, new)
+        if added is None or not self._online_intact(recs, old, when):
+            return None
+        entity = list(features[0].entity or [])
+        if not added:
+            return pa.table({})
+        rows = self.added_rows(features, source, new, added).rows.select(entity)
+        keys = rows.group_by(entity, use_threads=False).aggregate([]).select(entity)
+        mask = None
+        for c in entity:
+            m = pc.is_valid(keys.column(c))
+            mask = m if mask is None else pc.and_(mask, m)
+        return keys.filter(mask) if mask is not None and keys.num_rows else keys
+
+    def _online_intact(self, recs: Sequence[MaterializationRecord], old: int, when: dt.datetime) -> bool:
+        """Whether each feature's served publication in the run's store is the last run's: in this online
+        table, from the consumed version ``old``, not newer than ``when`` (a merge would keep newer rows)."""
+        from larder.declarative.windows import datetime_to_us
+        from larder.online.publish import resolve_store
+        from larder.online.stores.specs import store_key
+
+        _, spec = resolve_store(self.ctx, recs[0].destination["online_store_name"])
+        key = store_key(spec, self.ctx.root)
+        active = self.fe._publisher._active_of([r.feature_name for r in recs])
+        when_us = datetime_to_us(when)
+        for r in recs:
+            mine = [p for p in active[r.feature_name] if p.store_key == key]
+            if not mine:
+                return False
+            served = max(mine, key=lambda p: (p.order_value if p.order_value is not None else -1, p.id))
+            if (served.online_table.get("name") != r.table_name or served.delta_version != old
+                    or served.order_value is None or served.order_value > when_us):
+                return False
+        return True
+
     def _run_online(self, recs: list[MaterializationRecord], when: dt.datetime, reason: str) -> list[RunResult]:
+        """Publish the group's timelines as of ``when``: the keys the added source rows touched, merged
+        in (their timelines recomputed from their whole history), or every key, the table replaced
+        (see :meth:`online_keys`). A key without new rows keeps its timelines: they hold its exact values
+        from their first change on, every later change included, and its rows did not change."""
         from larder.declarative.publish import publish_features
 
         started = time.perf_counter()
         features, source = self._source_of(recs)
         old = min((r.source_version for r in recs if r.source_version is not None), default=None)
-        run_id = self._begin(recs, "full", reason, old)
+        kind = "full" if old is None else "incremental"
+        run_id = self._begin(recs, kind, reason, old)
         new: int | None = None
         try:
             new = self.tables.snapshot(source.full_name()).version
             store = recs[0].destination["online_store_name"]
             wanted = [f for f in features if f.full_name in {r.feature_name for r in recs}]
-            pubs = publish_features(self.fe, wanted, store, as_of=when, version=new, mode="overwrite",
-                                    online_table=recs[0].table_name)
+            keys = self.online_keys(recs, wanted, source, old, new, when)
+            kind = "full" if keys is None else "incremental"
+            if keys is None:
+                pubs = publish_features(self.fe, wanted, store, as_of=when, version=new, mode="overwrite",
+                                        online_table=recs[0].table_name)
+            elif keys.num_columns:
+                pubs = publish_features(self.fe, wanted, store, as_of=when, version=new, mode="merge",
+                                        online_table=recs[0].table_name, keys=keys)
+            else:  # the source has no new files: the stored timelines are those of this version
+                pubs = []
             rows = pubs[0].rows if pubs else 0
-            results = [(rec, RunResult(rec.id, rec.feature_name, rec.table_name, "full", "SUCCEEDED", old, new, None,
+            results = [(rec, RunResult(rec.id, rec.feature_name, rec.table_name, kind, "SUCCEEDED", old, new, None,
                                        rows, time.perf_counter() - started)) for rec in recs]
             self._finish(run_id, results, consumed=new, when=when)
         except LarderError as exc:
-            results = [(rec, RunResult(rec.id, rec.feature_name, rec.table_name, "full", "FAILED", old, new, None, None,
+            results = [(rec, RunResult(rec.id, rec.feature_name, rec.table_name, kind, "FAILED", old, new, None, None,
                                        time.perf_counter() - started, str(exc))) for rec in recs]
             self._finish(run_id, results, consumed=None, when=None)
         return [r for _, r in results]

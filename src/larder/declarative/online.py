@@ -264,8 +264,13 @@ def _as_us(value: dt.datetime | int) -> int:
 
 
 def online_rows(engine: Engine, tables: TableService | None, features: Sequence[Feature], *,
-                as_of: dt.datetime | int, version: int | None = None) -> tuple[pa.Table, dict[str, Any]]:
+                as_of: dt.datetime | int, version: int | None = None, keys: pa.Table | None = None
+                ) -> tuple[pa.Table, dict[str, Any]]:
     """The rows an online store holds for ``features`` materialized as of ``as_of``.
+
+    ``keys`` (a table of the entity columns): only the rows of those entity keys, each computed from
+    the key's whole history exactly as without it (an incremental materialization recomputes the keys
+    new source rows touched); keys without source rows are left out. None: every key of the source.
 
     All features must share one source, entity and timeseries column (one online table). Returns
     ``(rows, info)``: ``rows`` has the entity columns, the binary column :data:`TIMELINES` (per key, every
@@ -291,8 +296,10 @@ def online_rows(engine: Engine, tables: TableService | None, features: Sequence[
     ts_col = str(first.timeseries_column)
     t_us = _as_us(as_of)
     needed = [*entity, ts_col, *(c for f in features for c in f.inputs)]
-    src = load_source(tables, first, version=version, columns=needed)
+    src = load_source(tables, first, version=version, columns=needed, filter=_keys_filter(first, keys, entity))
     rows = src.rows
+    if keys is not None and rows.num_rows:  # exactly those keys (the read filter is per column, or none)
+        rows = rows.filter(pa.array(_key_ids(rows.select(entity), keys.select(entity), entity) >= 0))
     keys = rows.select(entity).group_by(entity, use_threads=False).aggregate([]).select(entity)
     keys = keys.filter(_no_null(keys, entity)) if keys.num_rows else keys  # a null key cannot be looked up
     ts, ok = epoch_us(rows.column(ts_col))
@@ -410,6 +417,20 @@ def head_schema(schema: pa.Schema, keys: Sequence[str]) -> tuple[str | None, pa.
     fields = [schema.field(k) for k in keys] + [pa.field(HEAD_FROM, pa.int64()), pa.field(HEAD_UNTIL, pa.int64())]
     fields += [pa.field(c, t) for c, t in types.items() if t is not None]
     return str(table["name"]), pa.schema(fields), held
+
+
+def _keys_filter(feature: Feature, keys: pa.Table | None, entity: list[str]) -> Any:
+    """A read filter keeping the source rows whose entity columns take the values of ``keys`` (a
+    superset of their rows when the entity has several columns; None: no filter). Only for a source
+    whose entity columns are its table's own (no ``transformation_sql``: it may compute them)."""
+    if keys is None or getattr(feature.source, "transformation_sql", None):
+        return None
+    expr = None
+    for c in entity:
+        values = pc.unique(keys.column(c).combine_chunks().drop_null())
+        part = pc.field(c).isin(values)
+        expr = part if expr is None else expr & part
+    return expr
 
 
 def _no_null(table: pa.Table, columns: list[str]) -> pa.Array:

@@ -60,14 +60,17 @@ def groups_of(features: Sequence[Feature]) -> list[list[Feature]]:
 
 def publish_features(fe: Any, features: Sequence[Feature | str], online_store: Any = None, *,
                      as_of: dt.datetime | None = None, version: int | None = None,
-                     mode: Literal["merge", "overwrite"] = "merge", online_table: str | None = None
-                     ) -> list[Publication]:
+                     mode: Literal["merge", "overwrite"] = "merge", online_table: str | None = None,
+                     keys: pa.Table | None = None) -> list[Publication]:
     """Publish registered declarative features' timelines as of ``as_of`` (default: now) to
     ``online_store`` (a spec, a name from larder.yaml, or None: the default store), computed from the
     source's Delta ``version`` (default latest). ``mode="overwrite"`` replaces each group's online
     table atomically; ``"merge"`` writes key by key (a stored newer state is kept). ``online_table``:
     the online table's name (default :func:`online_table_name`; only for features of one group).
-    Returns one :class:`~larder.online.publish.Publication` per feature."""
+    ``keys`` (a table of the entity columns; ``mode="merge"``, one group): recompute and write only
+    those keys' rows (what an incremental materialization does; every other stored key keeps its
+    timelines, see :mod:`larder.declarative.materialize`). Returns one
+    :class:`~larder.online.publish.Publication` per feature."""
     from larder.online.publish import _physical_name, _publication, resolve_store
     from larder.online.stores.base import OnlineTable, online_table_info
     from larder.online.stores.specs import redacted_spec, store_key
@@ -94,9 +97,19 @@ def publish_features(fe: Any, features: Sequence[Feature | str], online_store: A
             f"publish_features: online_table={online_table!r} names one online table, but the features form "
             f"{len(groups)} groups (by source, entity and timeseries column); publish each group on its own."
         )
+    if keys is not None:
+        if mode != "merge" or len(groups) > 1:
+            raise PublishError(
+                "publish_features: keys= recomputes some keys of one online table and merges them in; pass "
+                "mode='merge' and the features of one group (by source, entity and timeseries column)."
+            )
+        entity = list(groups[0][0].entity or [])
+        missing = [c for c in entity if c not in keys.column_names]
+        if missing:
+            raise PublishError(f"publish_features: keys= lacks the entity column(s) {missing}; it needs {entity}.")
     for group in groups:
         started = time.perf_counter()
-        rows, info = online_rows(ctx.engine, fe._tables, group, as_of=when, version=version)
+        rows, info = online_rows(ctx.engine, fe._tables, group, as_of=when, version=version, keys=keys)
         name = online_table or online_table_name(group)
         keys = list(group[0].entity or [])
         timelines, heads = split_heads(rows, name, keys)
@@ -109,6 +122,8 @@ def publish_features(fe: Any, features: Sequence[Feature | str], online_store: A
                                 schema=pa.schema([f for f in part.schema if f.name != ORDER]))
             online = online or table
             batches = [part.slice(i, BATCH_ROWS) for i in range(0, max(part.num_rows, 1), BATCH_ROWS)]
+            if keys is not None and part.num_rows == 0:  # no key to merge in: the table keeps its rows
+                batches = []
             if mode == "overwrite":
                 store.replace_table(table, batches, order=ORDER)
             else:
