@@ -27,8 +27,13 @@ version, so a run that crashed after its commit and before the catalog recorded 
 next run with the same result, and a crash before the commit leaves the table untouched.
 
 Online materializations publish the features' timelines as of the run time through
-:func:`larder.declarative.publish.publish_features` (online table ``<catalog>.<schema>.<prefix>_<hash>``,
-replaced atomically).
+:func:`larder.declarative.publish.publish_features` (online table ``<catalog>.<schema>.<prefix>_<hash>``).
+A full run (the first; after a commit that removed source files; or when the online table may not
+hold the last run's publication) replaces it atomically. Otherwise a run is incremental: a key's
+timeline holds its exact values from its first change on, every later change included, so a key
+without new source rows keeps a valid timeline; the run recomputes the timelines of the keys of the
+added files' rows only, each from its whole history (:func:`larder.declarative.online.online_rows`
+with ``keys=``), and merges them in (the stores keep the newest row per key, ordered by the run time).
 """
 
 from __future__ import annotations
