@@ -231,6 +231,32 @@ def test_an_incremental_online_run_rewrites_only_the_keys_new_rows_touch(kind, r
         _check_online(fe, features, last, kind, users=9)
 
 
+def test_an_online_run_is_full_when_the_online_table_may_not_hold_the_last_run(tmp_path):
+    """A merge is only exact over the last run's rows: when the publication was dropped, or the run's
+    time is before the last one's (the stores would keep the newer rows), the run replaces the table."""
+    with FeatureEngineeringClient(root=tmp_path / "root") as fe:
+        fe.create_table("events", "event_id", df=_events(0, 200, T0, 36, seed=14))
+        features = _features(fe)[:3]
+        fe.create_online_store(name="serving", capacity="CU_1")
+        mfs = fe.materialize_features(features=features, trigger=TableTrigger(),
+                                      online_config=OnlineStoreConfig("main", "default", "mat_online", "serving"))
+        svc, group = fe._materialization, _group_id(fe, mfs)
+        first = _materialized_at(mfs)
+        for f in features:
+            fe.drop_online_table(f.full_name)
+        fe.write_table("events", _events(1000, 10, T0 + 30 * HOUR, 5, seed=15))
+        at = first + HOUR
+        assert {(r.kind, r.rows_written) for r in svc.run_group(group, now=at.to_pydatetime())} == {("full", 6)}
+        _check_online(fe, features, at, "sqlite")
+        fe.write_table("events", _events(2000, 10, T0 + 30 * HOUR, 5, seed=16))
+        earlier = at - 30 * pd.Timedelta(minutes=1)
+        assert {r.kind for r in svc.run_group(group, now=earlier.to_pydatetime())} == {"full"}
+        _check_online(fe, features, earlier, "sqlite")
+        fe.write_table("events", _events(3000, 10, T0 + 30 * HOUR, 5, seed=17))
+        assert {r.kind for r in svc.run_group(group, now=at.to_pydatetime())} == {"incremental"}
+        _check_online(fe, features, at, "sqlite")
+
+
 def _group_id(fe: FeatureEngineeringClient, mfs: list) -> str:
     from larder.catalog.materialization import MaterializationRecord
 

@@ -660,8 +660,9 @@ class MaterializationService:
         return keys.filter(mask) if mask is not None and keys.num_rows else keys
 
     def _online_intact(self, recs: Sequence[MaterializationRecord], old: int, when: dt.datetime) -> bool:
-        """Whether each feature's served publication in the run's store is the last run's: in this online
-        table, from the consumed version ``old``, not newer than ``when`` (a merge would keep newer rows)."""
+        """Whether each feature's latest publication in the run's store is the last run's: in this online
+        table, from the consumed version ``old``, not newer than ``when`` (a merge would keep newer rows).
+        Every run leaves the stored rows no newer than its publication, so then none is newer than ``when``."""
         from larder.declarative.windows import datetime_to_us
         from larder.online.publish import resolve_store
         from larder.online.stores.specs import store_key
@@ -674,9 +675,9 @@ class MaterializationService:
             mine = [p for p in active[r.feature_name] if p.store_key == key]
             if not mine:
                 return False
-            served = max(mine, key=lambda p: (p.order_value if p.order_value is not None else -1, p.id))
-            if (served.online_table.get("name") != r.table_name or served.delta_version != old
-                    or served.order_value is None or served.order_value > when_us):
+            last = max(mine, key=lambda p: p.id)
+            if (last.online_table.get("name") != r.table_name or last.delta_version != old
+                    or last.order_value is None or last.order_value > when_us):
                 return False
         return True
 
