@@ -32,6 +32,7 @@ Fixtures
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -128,6 +129,32 @@ class ServiceProcess:
         self._signal_group(signal.SIGKILL)  # workers the server left behind
         self._log.close()
         self.log_path.unlink(missing_ok=True)
+
+
+def _health_ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
+            return r.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@contextlib.contextmanager
+def larder_server(root: str | os.PathLike[str]) -> Iterator[str]:
+    """``larder serve`` (``larder.serving.app.run``) on ``root`` as a real uvicorn process on a free port,
+    for one test; yields its base URL and stops it afterwards."""
+    port = free_port()
+    env = {**os.environ, "LARDER_DISABLE_PROGRESS": "1"}
+    src = Path(__file__).resolve().parents[1] / "src"
+    env["PYTHONPATH"] = os.pathsep.join([str(src), env.get("PYTHONPATH", "")])
+    code = ("import sys; from larder.serving.app import run; "
+            "run(root=sys.argv[1], host='127.0.0.1', port=int(sys.argv[2]))")
+    server = ServiceProcess("larder-serve", [sys.executable, "-c", code, os.fspath(root), str(port)], port,
+                            _health_ready, env=env, start_timeout=60)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
 
 
 def _http_ready(port: int) -> bool:

@@ -3,18 +3,12 @@ a real uvicorn process for the end-to-end path: push, then look the features up 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import httpx
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from _services import free_port
+from _services import larder_server
 from larder.serving.app import create_app
 from larder.training import FeatureLookup
 
@@ -67,39 +61,11 @@ def test_push_api(served) -> None:
 
 
 def test_push_through_a_real_server(served) -> None:
-    port = free_port()
-    env = {**os.environ, "LARDER_DISABLE_PROGRESS": "1"}
-    src = Path(__file__).resolve().parents[2] / "src"
-    env["PYTHONPATH"] = os.pathsep.join([str(src), env.get("PYTHONPATH", "")])
-    code = ("import sys; from larder.serving.app import run; "
-            "run(root=sys.argv[1], host='127.0.0.1', port=int(sys.argv[2]))")
-    proc = subprocess.Popen([sys.executable, "-c", code, served.root, str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-            while True:
-                try:
-                    if http.get("/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("the server did not start")
-                time.sleep(0.1)
-            for i in range(5):
-                r = http.post("/push/clicks", json={"dataframe_records": [
-                    {"uid": 7, "ts": f"2024-01-0{i + 2}T00:00:00Z", "n": i, "page": "p"}], "params": {"to": "both"}})
-                assert r.status_code == 200, r.text
-                got = http.post("/features/clicks_spec", json={"keys": [{"uid": 7}]})
-                assert got.json()["features"][0]["n"] == i  # readable as soon as the push returned
-        assert served.get_table("clicks").version == 5
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        if proc.stdout:
-            proc.stdout.close()
+    with larder_server(served.root) as url, httpx.Client(base_url=url, timeout=30) as http:
+        for i in range(5):
+            r = http.post("/push/clicks", json={"dataframe_records": [
+                {"uid": 7, "ts": f"2024-01-0{i + 2}T00:00:00Z", "n": i, "page": "p"}], "params": {"to": "both"}})
+            assert r.status_code == 200, r.text
+            got = http.post("/features/clicks_spec", json={"keys": [{"uid": 7}]})
+            assert got.json()["features"][0]["n"] == i  # readable as soon as the push returned
+    assert served.get_table("clicks").version == 5

@@ -3,19 +3,13 @@ on a free 127.0.0.1 port for the end-to-end path."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import httpx
 import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from _services import free_port
+from _services import larder_server
 from larder.serving.app import create_app
 from larder.training import FeatureFunction, FeatureLookup
 
@@ -170,53 +164,23 @@ def test_real_uvicorn_process(served) -> None:
 
     served.create_feature_serving_endpoint(
         name="price-ep", config=EndpointCoreConfig(served_entities=ServedEntity(feature_spec_name="price")))
-    port = free_port()
-    env = {**os.environ, "LARDER_DISABLE_PROGRESS": "1"}
-    src = Path(__file__).resolve().parents[2] / "src"
-    env["PYTHONPATH"] = os.pathsep.join([str(src), env.get("PYTHONPATH", "")])
-    code = ("import sys; from larder.serving.app import run; "
-            "run(root=sys.argv[1], host='127.0.0.1', port=int(sys.argv[2]))")
-    proc = subprocess.Popen([sys.executable, "-c", code, served.root, str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        with httpx.Client(base_url=url, timeout=10) as http:
-            while True:
-                try:
-                    if http.get("/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    out = proc.stdout.read().decode() if proc.poll() is not None and proc.stdout else ""
-                    pytest.fail(f"the server did not start: {out[-2000:]}")
-                time.sleep(0.1)
-            r = http.post("/features/price", json={"keys": [{"Id": 1}, {"Id": 99}]})
-            assert r.status_code == 200
-            assert [row["quality"] for row in r.json()["features"]] == [7, 0]
-            assert r.json()["found"] == {"houses": [True, False]}
-            for fmt, body in PAYLOADS.items():  # MLflow's formats, through the fast lane of a real server
-                got = http.post("/features/price", json=body)
-                assert got.status_code == 200, (fmt, got.text)
-                assert [row["quality"] for row in got.json()["features"]] == [8, 0, 7], fmt
-            r = http.post("/serving-endpoints/price-ep/invocations", json=PAYLOADS["dataframe_split"])
-            assert r.status_code == 200 and [o["quality"] for o in r.json()["outputs"]] == [8, 0, 7]
-            # a republish is served by the running server (the same online table is read)
-            served.write_table("houses", pd.DataFrame({"Id": [1], "q": [70]}))
-            served.publish_table("houses")
-            r = http.post("/features/price", json={"keys": [{"Id": 1}]})
-            assert r.json()["features"][0]["quality"] == 70
-            assert http.post("/features/nope", json={"keys": [{"Id": 1}]}).status_code == 404
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        if proc.stdout:
-            proc.stdout.close()
+    with larder_server(served.root) as url, httpx.Client(base_url=url, timeout=10) as http:
+        r = http.post("/features/price", json={"keys": [{"Id": 1}, {"Id": 99}]})
+        assert r.status_code == 200
+        assert [row["quality"] for row in r.json()["features"]] == [7, 0]
+        assert r.json()["found"] == {"houses": [True, False]}
+        for fmt, body in PAYLOADS.items():  # MLflow's formats, through the fast lane of a real server
+            got = http.post("/features/price", json=body)
+            assert got.status_code == 200, (fmt, got.text)
+            assert [row["quality"] for row in got.json()["features"]] == [8, 0, 7], fmt
+        r = http.post("/serving-endpoints/price-ep/invocations", json=PAYLOADS["dataframe_split"])
+        assert r.status_code == 200 and [o["quality"] for o in r.json()["outputs"]] == [8, 0, 7]
+        # a republish is served by the running server (the same online table is read)
+        served.write_table("houses", pd.DataFrame({"Id": [1], "q": [70]}))
+        served.publish_table("houses")
+        r = http.post("/features/price", json={"keys": [{"Id": 1}]})
+        assert r.json()["features"][0]["quality"] == 70
+        assert http.post("/features/nope", json={"keys": [{"Id": 1}]}).status_code == 404
 
 
 def test_fast_lane_and_route_agree(served) -> None:
