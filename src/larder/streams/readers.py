@@ -107,8 +107,7 @@ class RedisReader:
 class KafkaReader:
     """A topic's partitions, assigned explicitly (no consumer-group offsets are committed), each from
     the offset after the consumer's own. Message values (and keys, when present) are JSON objects.
-
-    Not exercised by larder's tests: no Kafka broker runs on the test machines (see docs/streams.md)."""
+    Tested against a real Kafka-compatible broker (Tansu; ``tests/streams/test_kafka_streams.py``)."""
 
     def __init__(self, stream: str, url: str, topic: str, options: dict[str, str] | None) -> None:
         kafka = require("confluent_kafka", extra="kafka", feature="A Kafka stream source")
