@@ -83,7 +83,9 @@ class SparkEngine(Engine):
         writes them once as parquet under the table (:func:`~larder.offline.spark.storage.stage`), the
         checks, expectations and profile read those files, and a write that needs no cast commits them
         without writing them again; the files are removed unless committed. Otherwise (a new table, a
-        partitioned one, columns parquet cannot hold) they are persisted, memory and disk."""
+        partitioned one, columns parquet cannot hold) they are persisted on the executors' disks
+        (``DISK_ONLY``: memory-and-disk serialises each cached block in the heap, which ran a 4 GB
+        driver out of memory at 50M rows; blocks on disk are written as a stream)."""
         if not is_spark_frame(df):
             with super().ingesting(df, table=table, location=location, partition_by=partition_by) as data:
                 yield data
@@ -99,7 +101,7 @@ class SparkEngine(Engine):
             return
         from pyspark import StorageLevel
 
-        data = data.persist(StorageLevel.MEMORY_AND_DISK)
+        data = data.persist(StorageLevel.DISK_ONLY)
         with releasing(data.unpersist, what="unpersisting the written rows"):
             yield data
 
