@@ -90,22 +90,17 @@ def _raw(events: Any, since_us: int | None) -> Any:
     return out.read_all() if hasattr(out, "read_all") else out
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    import pyarrow as pa
-    import pyarrow.dataset as ds
-    from deltalake import DeltaTable, write_deltalake
-
+def _setup(args: argparse.Namespace) -> tuple[Any, list[Any], np.random.Generator, int, int, float]:
+    """A fresh client with ``--events`` events over a year and the two features (7-day sum, 30-day
+    mean); returns (client, features, rng, entities, end_us, seconds to write the events)."""
     from larder import (
         AggregationFunction,
         Avg,
         DeltaTableSource,
         FeatureEngineeringClient,
-        OfflineStoreConfig,
         RollingWindow,
         Sum,
-        TableTrigger,
     )
-    from larder.declarative.schedule import run_due
 
     rng = np.random.default_rng(args.seed)
     entities = args.entities or max(args.events // 100, 1)
@@ -122,6 +117,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
              fe.create_feature(source=src, function=AggregationFunction(Avg("x"), RollingWindow(
                  window_duration=dt.timedelta(days=30))), catalog_name="main", schema_name="default", entity=["k"],
                  timeseries_column="ts", name="mean_30d")]
+    return fe, feats, rng, entities, end_us, setup_s
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    from deltalake import DeltaTable, write_deltalake
+
+    from larder import (
+        OfflineStoreConfig,
+        TableTrigger,
+    )
+    from larder.declarative.schedule import run_due
+
+    fe, feats, rng, entities, end_us, setup_s = _setup(args)
     events_path = fe._tables.snapshot("events").table.table_uri
     res: dict[str, list[float]] = {m: [] for m in ("larder_full", "larder_incremental", "duckdb_full",
                                                   "duckdb_incremental")}
@@ -144,11 +154,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         t = time.perf_counter()
         table = DeltaTable(events_path)
         raw = _raw(ds.dataset(table.file_uris(), format="parquet").to_table(columns=["k", "ts", "x"]), None)
-        write_deltalake(str(root / f"raw_full{r}"), raw)
+        write_deltalake(str(fe._ctx.root / f"raw_full{r}"), raw)
         res["duckdb_full"].append(time.perf_counter() - t)
         detail.setdefault("full_rows", raw.num_rows)
     # -- incremental: append 1%, run what is due (every materialization above has a TableTrigger: run one)
-    raw_path = str(root / "raw_full0")
+    raw_path = str(fe._ctx.root / "raw_full0")
     for _ in range(args.repeats):
         new = _events(next_id, step, hi, hi + step_us, entities, rng)
         next_id, lo_new, hi = next_id + step, hi, hi + step_us
@@ -205,32 +215,12 @@ def run_online(args: argparse.Namespace) -> dict[str, Any]:
     import pandas as pd
 
     from larder import (
-        AggregationFunction,
-        Avg,
-        DeltaTableSource,
-        FeatureEngineeringClient,
         OnlineStoreConfig,
-        RollingWindow,
-        Sum,
         TableTrigger,
     )
     from larder.declarative.schedule import run_due
 
-    rng = np.random.default_rng(args.seed)
-    entities = args.entities or max(args.events // 100, 1)
-    root = Path(tempfile.mkdtemp(prefix="larder-mat-bench-"))
-    fe = FeatureEngineeringClient(root=root)
-    end_us = START_US + SPAN_DAYS * DAY_US
-    t = time.perf_counter()
-    fe.create_table("events", "event_id", df=_events(0, args.events, START_US, end_us, entities, rng))
-    setup_s = time.perf_counter() - t
-    src = DeltaTableSource(catalog_name="main", schema_name="default", table_name="events")
-    feats = [fe.create_feature(source=src, function=AggregationFunction(Sum("x"), RollingWindow(
-                 window_duration=dt.timedelta(days=7))), catalog_name="main", schema_name="default", entity=["k"],
-                 timeseries_column="ts", name="sum_7d"),
-             fe.create_feature(source=src, function=AggregationFunction(Avg("x"), RollingWindow(
-                 window_duration=dt.timedelta(days=30))), catalog_name="main", schema_name="default", entity=["k"],
-                 timeseries_column="ts", name="mean_30d")]
+    fe, feats, rng, entities, end_us, setup_s = _setup(args)
     fe.create_online_store(name="serving", capacity="CU_1")
     res: dict[str, list[float]] = {"online_full": [], "online_incremental": []}
     detail: dict[str, Any] = {"keys_written_full": None, "keys_written_incremental": []}
