@@ -89,11 +89,7 @@ class BackfillService:
             if not isinstance(r, BackfillRange):
                 raise MaterializationError(f"Each item in 'backfill_ranges' must be a BackfillRange, got {type(r).__name__}.")
         names = list(dict.fromkeys(feature_full_name(f) for f in features))
-        with self.ctx.catalog.session() as s:
-            recs = list(s.scalars(select(MaterializationRecord).where(
-                MaterializationRecord.feature_name.in_(names), MaterializationRecord.is_online.is_(False))))
-            for r in recs:
-                s.expunge(r)
+        recs = self.svc.feature_records(names, online=False)
         missing = [n for n in names if n not in {r.feature_name for r in recs}]
         if missing:
             raise MaterializationError(

@@ -434,8 +434,19 @@ class MaterializationService:
 
     # -- running ------------------------------------------------------------------------------------
     def group_records(self, group_id: str) -> list[MaterializationRecord]:
+        return self._records(MaterializationRecord.group_id == group_id)
+
+    def feature_records(self, names: Sequence[str], *, online: bool | None = None) -> list[MaterializationRecord]:
+        """The materializations of the features ``names`` (only the online or offline ones when ``online``
+        says so), oldest first, detached from the session."""
+        where = [MaterializationRecord.feature_name.in_(list(names))]
+        if online is not None:
+            where.append(MaterializationRecord.is_online.is_(online))
+        return self._records(*where)
+
+    def _records(self, *where: Any) -> list[MaterializationRecord]:
         with self.ctx.catalog.session() as s:
-            recs = list(s.scalars(select(MaterializationRecord).where(MaterializationRecord.group_id == group_id)
+            recs = list(s.scalars(select(MaterializationRecord).where(*where)
                                   .order_by(MaterializationRecord.created_at, MaterializationRecord.id)))
             for r in recs:
                 s.expunge(r)

@@ -245,11 +245,7 @@ class PurgeService:
                 f"Features {live} have a RequestSource: they are computed at request time and never "
                 "materialized, so there is nothing to purge."
             )
-        with self.ctx.catalog.session() as s:
-            recs = list(s.scalars(select(MaterializationRecord).where(MaterializationRecord.feature_name.in_(names))
-                                  .order_by(MaterializationRecord.created_at, MaterializationRecord.id)))
-            for r in recs:
-                s.expunge(r)
+        recs = self.fe._materialization.feature_records(names)
         unmaterialized = [n for n in names if n not in {r.feature_name for r in recs}]
         if unmaterialized:
             raise MaterializationError(
