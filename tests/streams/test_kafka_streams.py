@@ -21,7 +21,14 @@ from larder.entities import (
     StreamConnectionConfig,
 )
 from larder.errors import StreamError
-from streams.test_streams import PAYLOAD, _check_exact, _event, _events_table
+from streams.test_streams import (
+    PAYLOAD,
+    STREAM_FAILPOINTS,
+    _check_exact,
+    _event,
+    _events_table,
+    kill_and_resume,
+)
 
 PARTITIONS = 3
 
@@ -75,7 +82,7 @@ def test_kafka_events_land_exactly_once_across_partitions_and_reruns(fe: Any, ka
     _check_exact(fe, "events", 150)
 
 
-@pytest.mark.parametrize("point", ["write_table:after_commit", "stream:after_delta_commit", "stream:after_online"])
+@pytest.mark.parametrize("point", STREAM_FAILPOINTS)
 def test_a_kafka_consumer_killed_at_each_point_resumes_exactly_once(fe: Any, kafka_bootstrap: str, crasher: Any,
                                                                     larder_root: Path, point: str) -> None:
     topic = _topic(kafka_bootstrap)
@@ -83,10 +90,7 @@ def test_a_kafka_consumer_killed_at_each_point_resumes_exactly_once(fe: Any, kaf
     fe.publish_table(name="events")
     _define(fe, kafka_bootstrap, topic)
     _produce(kafka_bootstrap, topic, [_event(i) for i in range(60)])
-    op = {"op": "stream", "root": str(larder_root), "name": "clicks", "batch_size": 20, "idle": 1.0}
-    assert crasher(**op, failpoint=point) == {"signal": 9}
-    assert crasher(**op) == {"exit": 0}
-    _check_exact(fe, "events", 60)
+    kill_and_resume(fe, crasher, larder_root, point, 60, idle=1.0)
 
 
 def test_missing_topic_and_bad_message_are_clear_errors(fe: Any, kafka_bootstrap: str) -> None:

@@ -229,7 +229,19 @@ def _check_exact(fe: Any, table: str, n: int) -> None:
     assert online["found"].all() and np.array_equal(online["amount"].to_numpy(), np.arange(n, dtype=float))
 
 
-@pytest.mark.parametrize("point", ["write_table:after_commit", "stream:after_delta_commit", "stream:after_online"])
+#: Where a consumer is killed: each is between two writes that must not be seen apart.
+STREAM_FAILPOINTS = ["write_table:after_commit", "stream:after_delta_commit", "stream:after_online"]
+
+
+def kill_and_resume(fe: Any, crasher: Any, root: Path, point: str, n: int, idle: float) -> None:
+    """Stream 'clicks' (n events waiting) killed at ``point``, then run to the end: exactly once."""
+    op = {"op": "stream", "root": str(root), "name": "clicks", "batch_size": 20, "idle": idle}
+    assert crasher(**op, failpoint=point) == {"signal": 9}
+    assert crasher(**op) == {"exit": 0}
+    _check_exact(fe, "events", n)
+
+
+@pytest.mark.parametrize("point", STREAM_FAILPOINTS)
 def test_killed_at_each_point_resumes_exactly_once(fe: Any, redis_url: str, crasher: Any, larder_root: Path,
                                                    point: str) -> None:
     key = f"fp-{uuid.uuid4().hex}"
@@ -237,10 +249,7 @@ def test_killed_at_each_point_resumes_exactly_once(fe: Any, redis_url: str, cras
     fe.publish_table(name="events")
     _define(fe, redis_url, key)
     _produce(redis_url, key, [_event(i) for i in range(50)])
-    op = {"op": "stream", "root": str(larder_root), "name": "clicks", "batch_size": 20, "idle": 0.5}
-    assert crasher(**op, failpoint=point) == {"signal": 9}
-    assert crasher(**op) == {"exit": 0}
-    _check_exact(fe, "events", 50)
+    kill_and_resume(fe, crasher, larder_root, point, 50, idle=0.5)
 
 
 def test_sigkill_10_times_during_100k_events(fe: Any, redis_url: str, crasher: Any, larder_root: Path) -> None:
