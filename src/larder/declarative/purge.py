@@ -268,24 +268,19 @@ class PurgeService:
         online: dict[str, list[tuple[MaterializationRecord, Any, PublicationRecord]]] = {}
         for rec in (r for r in recs if r.is_online and r.source_version is not None):
             online[rec.feature_name] = [(rec, *pub) for pub in self._publications(rec)]
-        shared = {}
-        for parts in online.values():
-            for _, _, pub in parts:
-                with self.ctx.catalog.session() as s:
-                    neighbours = set(s.scalars(select(PublicationRecord.table_name).where(
-                        PublicationRecord.store_key == pub.store_key,
-                        PublicationRecord.online_table_name == pub.online_table_name,
-                        PublicationRecord.dropped_at.is_(None))))
-                left = sorted(neighbours - set(names))
+        with self.ctx.catalog.session() as s:
+            for _, _, pub in (part for parts in online.values() for part in parts):
+                left = sorted(set(s.scalars(select(PublicationRecord.table_name).where(
+                    PublicationRecord.store_key == pub.store_key,
+                    PublicationRecord.online_table_name == pub.online_table_name,
+                    PublicationRecord.dropped_at.is_(None)))) - set(names))
                 if left:
-                    shared[pub.online_table_name] = left
-        if shared:
-            table, left = next(iter(shared.items()))
-            raise MaterializationError(
-                f"Online table {table!r} also holds features {left}, which this purge leaves alone: deleting "
-                f"the entities' rows there would remove their values too. Add them to 'features' (their "
-                "values for these entities are gone from the source too, if it was purged first)."
-            )
+                    raise MaterializationError(
+                        f"Online table {pub.online_table_name!r} also holds features {left}, which this purge "
+                        "leaves alone: deleting the entities' rows there would remove their values too. Add them "
+                        "to 'features' (their values for these entities are gone from the source too, if it was "
+                        "purged first)."
+                    )
         return _Plan(features, entities, snap.version, recs, online)
 
     def _publications(self, rec: MaterializationRecord) -> list[tuple[Any, PublicationRecord]]:
