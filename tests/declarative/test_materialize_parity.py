@@ -199,6 +199,7 @@ def test_an_incremental_online_run_rewrites_only_the_keys_new_rows_touch(kind, r
         first = _materialized_at(mfs)
         assert {r["kind"] for r in _online_runs(fe, mfs)} == {"full"}
         assert {r["rows_written"] for r in _online_runs(fe, mfs)} == {6}
+        assert {r["rows_read"] for r in _online_runs(fe, mfs)} == {400}  # the whole source
 
         # new rows of users 1 and 4 (some late: before the latest events) and of a new user, 7
         more = _events(1000, 40, T0 + 30 * HOUR, 10, seed=15)
@@ -209,6 +210,9 @@ def test_an_incremental_online_run_rewrites_only_the_keys_new_rows_touch(kind, r
         assert {r.state for r in results} == {"SUCCEEDED"} and {r.kind for r in results} == {"incremental"}
         runs = _online_runs(fe, mfs)
         assert {r["kind"] for r in runs} == {"incremental"} and {r["rows_written"] for r in runs} == {3}
+        # the added rows (to find their keys), then those keys' whole history (to recompute them)
+        touched = int(fe.read_table("events")["user_id"].isin([1, 4, 7]).sum())
+        assert {r["rows_read"] for r in runs} == {len(more) + touched} and touched < 440
         if kind == "sqlite":  # the other keys' rows are the first run's, untouched
             db = tmp_path / "root" / "online_stores" / "serving.db"
             first_us, later_us = (int(t.value // 1000) for t in (first, later))
@@ -220,14 +224,14 @@ def test_an_incremental_online_run_rewrites_only_the_keys_new_rows_touch(kind, r
         again = later + HOUR
         svc = fe._materialization
         results = svc.run_group(_group_id(fe, mfs), now=again.to_pydatetime())
-        assert {(r.kind, r.rows_written) for r in results} == {("incremental", 0)}
+        assert {(r.kind, r.rows_read, r.rows_written) for r in results} == {("incremental", 0, 0)}
         _check_online(fe, features, again, kind, users=9)
 
         # an overwrite removes files: the next run recomputes every key and replaces the table
         fe.write_table("events", _events(0, 300, T0, 36, seed=16), mode="overwrite")
         last = again + HOUR
         results = svc.run_group(_group_id(fe, mfs), now=last.to_pydatetime())
-        assert {(r.kind, r.rows_written) for r in results} == {("full", 6)}
+        assert {(r.kind, r.rows_read, r.rows_written) for r in results} == {("full", 300, 6)}
         _check_online(fe, features, last, kind, users=9)
 
 

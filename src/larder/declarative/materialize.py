@@ -649,26 +649,29 @@ class MaterializationService:
         return [r for _, r in results]
 
     def online_keys(self, recs: Sequence[MaterializationRecord], features: Sequence[Feature],
-                    source: DeltaTableSource, old: int | None, new: int, when: dt.datetime) -> pa.Table | None:
+                    source: DeltaTableSource, old: int | None, new: int, when: dt.datetime
+                    ) -> tuple[pa.Table | None, int]:
         """The entity keys an online run recomputes: those of the rows the source added since the
         version the last run consumed (no row: nothing to write); None: every key (the table is
         replaced), when the run is the first, the source removed files, or the online table may not
-        hold what the last run wrote (dropped, published over by someone else, or newer than ``when``)."""
+        hold what the last run wrote (dropped, published over by someone else, or newer than ``when``).
+        And the number of source rows read to find them (the added rows, counted as an offline run's
+        :meth:`plan` counts them)."""
         if old is None or any(r.source_version != old for r in recs):
-            return None
+            return None, 0
         added = self.added_files(source, old, new)
         if added is None or not self._online_intact(recs, old, when):
-            return None
+            return None, 0
         entity = list(features[0].entity or [])
         if not added:
-            return pa.table({})
-        rows = self.added_rows(features, source, new, added).rows.select(entity)
-        keys = rows.group_by(entity, use_threads=False).aggregate([]).select(entity)
+            return pa.table({}), 0
+        fresh = self.added_rows(features, source, new, added)
+        keys = fresh.rows.select(entity).group_by(entity, use_threads=False).aggregate([]).select(entity)
         mask = None
         for c in entity:
             m = pc.is_valid(keys.column(c))
             mask = m if mask is None else pc.and_(mask, m)
-        return keys.filter(mask) if mask is not None and keys.num_rows else keys
+        return (keys.filter(mask) if mask is not None and keys.num_rows else keys), fresh.spine.num_rows
 
     def _online_intact(self, recs: Sequence[MaterializationRecord], old: int, when: dt.datetime) -> bool:
         """Whether each feature's latest publication in the run's store is the last run's: in this online
@@ -697,7 +700,7 @@ class MaterializationService:
         in (their timelines recomputed from their whole history), or every key, the table replaced
         (see :meth:`online_keys`). A key without new rows keeps its timelines: they hold its exact values
         from their first change on, every later change included, and its rows did not change."""
-        from larder.declarative.publish import publish_features
+        from larder.declarative.publish import publish_and_count
 
         started = time.perf_counter()
         features, source = self._source_of(recs)
@@ -709,18 +712,20 @@ class MaterializationService:
             new = self.tables.snapshot(source.full_name()).version
             store = recs[0].destination["online_store_name"]
             wanted = [f for f in features if f.full_name in {r.feature_name for r in recs}]
-            keys = self.online_keys(recs, wanted, source, old, new, when)
+            keys, read = self.online_keys(recs, wanted, source, old, new, when)
             kind = "full" if keys is None else "incremental"
+            pubs: list[Any] = []
             if keys is None:
-                pubs = publish_features(self.fe, wanted, store, as_of=when, version=new, mode="overwrite",
-                                        online_table=recs[0].table_name)
-            elif keys.num_columns:
-                pubs = publish_features(self.fe, wanted, store, as_of=when, version=new, mode="merge",
-                                        online_table=recs[0].table_name, keys=keys)
-            else:  # the source has no new files: the stored timelines are those of this version
-                pubs = []
+                pubs, read_now = publish_and_count(self.fe, wanted, store, as_of=when, version=new, mode="overwrite",
+                                                   online_table=recs[0].table_name)
+                read += read_now
+            elif keys.num_columns:  # the keys' whole history, read again to recompute them
+                pubs, read_now = publish_and_count(self.fe, wanted, store, as_of=when, version=new, mode="merge",
+                                                   online_table=recs[0].table_name, keys=keys)
+                read += read_now
+            # else: the source has no new files: the stored timelines are those of this version
             rows = pubs[0].rows if pubs else 0
-            results = [(rec, RunResult(rec.id, rec.feature_name, rec.table_name, kind, "SUCCEEDED", old, new, None,
+            results = [(rec, RunResult(rec.id, rec.feature_name, rec.table_name, kind, "SUCCEEDED", old, new, read,
                                        rows, time.perf_counter() - started)) for rec in recs]
             self._finish(run_id, results, consumed=new, when=when)
         except LarderError as exc:

@@ -277,7 +277,9 @@ def online_rows(engine: Engine, tables: TableService | None, features: Sequence[
     feature's timeline, :func:`encode_group`; its field metadata :data:`FEATURES_KEY` says which section
     and column holds each feature) and the ordering column :data:`ORDER` (``as_of`` in UTC microseconds), one row per entity
     key of the source (keys with a null part are left out: they cannot be looked up); ``info`` has the
-    source table, its Delta version, the value types and the number of timeline entries.
+    source table, its Delta version, the value types, the number of timeline entries and of source rows
+    read (``rows_read``: as loaded, before the source's ``filter_condition``; with ``keys``, those keys'
+    rows, or a superset of them for an entity of several columns).
     """
     if not features:
         raise FeatureDefinitionError("online_rows needs at least one feature.")
@@ -374,7 +376,8 @@ def online_rows(engine: Engine, tables: TableService | None, features: Sequence[
         table = table.append_column(column, head[name])
     table = table.append_column(ORDER, pa.array(np.full(keys.num_rows, t_us, dtype=np.int64)))
     info = {"source_table": src.table, "source_version": src.version, "as_of_us": t_us, "keys": keys.num_rows,
-            "timeline_entries": entries, "value_types": {n: str(t) for n, t in types.items()}}
+            "timeline_entries": entries, "value_types": {n: str(t) for n, t in types.items()},
+            "rows_read": src.spine.num_rows}
     return table, info
 
 

@@ -71,6 +71,16 @@ def publish_features(fe: Any, features: Sequence[Feature | str], online_store: A
     those keys' rows (what an incremental materialization does; every other stored key keeps its
     timelines, see :mod:`larder.declarative.materialize`). Returns one
     :class:`~larder.online.publish.Publication` per feature."""
+    return publish_and_count(fe, features, online_store, as_of=as_of, version=version, mode=mode,
+                          online_table=online_table, keys=keys)[0]
+
+
+def publish_and_count(fe: Any, features: Sequence[Feature | str], online_store: Any = None, *,
+                   as_of: dt.datetime | None = None, version: int | None = None,
+                   mode: Literal["merge", "overwrite"] = "merge", online_table: str | None = None,
+                   keys: pa.Table | None = None) -> tuple[list[Publication], int]:
+    """:func:`publish_features`, and the number of source rows it read (every group's, as
+    :func:`~larder.declarative.online.online_rows` loads them: with ``keys``, those keys' rows)."""
     from larder.online.publish import _physical_name, _publication, resolve_store
     from larder.online.stores.base import OnlineTable, online_table_info
     from larder.online.stores.specs import redacted_spec, store_key
@@ -91,6 +101,7 @@ def publish_features(fe: Any, features: Sequence[Feature | str], online_store: A
     store_name, spec = resolve_store(ctx, online_store)
     store = fe._online_stores.get(spec)
     out: list[Publication] = []
+    read = 0
     groups = groups_of(resolved)
     if online_table is not None and len(groups) > 1:
         raise PublishError(
@@ -110,6 +121,7 @@ def publish_features(fe: Any, features: Sequence[Feature | str], online_store: A
     for group in groups:
         started = time.perf_counter()
         rows, info = online_rows(ctx.engine, fe._tables, group, as_of=when, version=version, keys=keys)
+        read += info["rows_read"]
         name = online_table or online_table_name(group)
         keys = list(group[0].entity or [])
         timelines, heads = split_heads(rows, name, keys)
@@ -146,7 +158,7 @@ def publish_features(fe: Any, features: Sequence[Feature | str], online_store: A
             out += [_publication(r) for r in records]
     if "_online" in fe.__dict__:
         fe._online.invalidate()
-    return out
+    return out, read
 
 
-__all__ = ["BATCH_ROWS", "groups_of", "online_table_name", "publish_features"]
+__all__ = ["BATCH_ROWS", "groups_of", "online_table_name", "publish_features", "publish_and_count"]
