@@ -261,7 +261,7 @@ def test_partitioned_evaluation_equals_one_pass(monkeypatch):
             for op in NUMERIC_OPS]
     whole = get_engine().aggregate(ev, q, entity=["k"], timestamp="ts", query_timestamp="ts", aggregations=aggs)
     monkeypatch.setattr(kernel, "PARTITION_ROWS", 1000)
-    monkeypatch.setattr(kernel, "PARTITION_STEP_ROWS", 777)  # partition numbers computed in several steps
+    monkeypatch.setattr(kernel, "SPILL_BATCH_ROWS", 777)  # spilled in several batches
     split = get_engine().aggregate(ev, q, entity=["k"], timestamp="ts", query_timestamp="ts", aggregations=aggs)
     assert repr(split.to_pylist()) == repr(whole.to_pylist())
 
@@ -288,6 +288,79 @@ def test_partitioned_evaluation_two_key_columns(monkeypatch):
     whole = get_engine().aggregate(ev, q, entity=["a", "b"], timestamp="ts", query_timestamp="ts", aggregations=aggs)
     assert pc.sum(whole.column("c")).as_py() > 0
     monkeypatch.setattr(kernel, "PARTITION_ROWS", 500)
-    monkeypatch.setattr(kernel, "PARTITION_STEP_ROWS", 1000)
+    monkeypatch.setattr(kernel, "SPILL_BATCH_ROWS", 1000)
     split = get_engine().aggregate(ev, q, entity=["a", "b"], timestamp="ts", query_timestamp="ts", aggregations=aggs)
     assert repr(split.to_pylist()) == repr(whole.to_pylist())
+
+
+def test_streamed_events_equal_a_table(monkeypatch):
+    """Events given as :class:`EventBatches` (a source read batch by batch) get the values of the same
+    events as a table: small streams in one pass, large ones spilled by key partition, with keys no
+    query has, dictionary-encoded keys and batches of odd sizes."""
+    import numpy as np
+
+    from larder.offline import aggregate as kernel
+    from larder.offline.aggregate import EventBatches
+
+    rng = np.random.default_rng(5)
+    n = 9_000
+    keys = pa.array(rng.integers(0, 400, n).astype(str)).dictionary_encode()
+    ev = pa.table({"k": keys, "ts": pa.array(BASE + rng.integers(0, 200, n) * HOUR // 4, UTC),
+                   "x": rng.normal(size=n), "unused": rng.normal(size=n)})
+    q = pa.table({"k": pa.array([str(v) for v in rng.integers(0, 300, 700)] + ["nope"]),
+                  "ts": pa.array(BASE + rng.integers(0, 210, 701) * HOUR // 4, UTC)})
+    rule = window_rule(RollingWindow(window_duration=dt.timedelta(hours=9)))
+    aggs = [Aggregation(op, op, "x", rule, n=2 if op.endswith("_n") else None, percentile=0.5)
+            for op in NUMERIC_OPS]
+    whole = get_engine().aggregate(ev, q, entity=["k"], timestamp="ts", query_timestamp="ts", aggregations=aggs)
+    assert pc.sum(whole.column("count")).as_py() > 0
+    stream = EventBatches(ev.schema, lambda: iter(ev.to_batches(max_chunksize=333)), ev.num_rows)
+    one_pass = get_engine().aggregate(stream, q, entity=["k"], timestamp="ts", query_timestamp="ts",
+                                      aggregations=aggs)
+    assert repr(one_pass.to_pylist()) == repr(whole.to_pylist())
+    monkeypatch.setattr(kernel, "PARTITION_ROWS", 700)
+    spilled = get_engine().aggregate(stream, q, entity=["k"], timestamp="ts", query_timestamp="ts",
+                                     aggregations=aggs)
+    assert repr(spilled.to_pylist()) == repr(whole.to_pylist())
+    none = get_engine().aggregate(stream, q.slice(0, 0), entity=["k"], timestamp="ts", query_timestamp="ts",
+                                  aggregations=aggs)
+    assert none.num_rows == 0 and none.column_names == [a.output for a in aggs]
+
+
+@pytest.mark.parametrize("sql", [{}, {"filter_condition": "x > -0.5"},
+                                 {"transformation_sql": "k, ts, x * 2 AS x", "filter_condition": "x < 1"}])
+def test_training_set_streams_a_partitioned_delta_source(tmp_path, monkeypatch, sql):
+    """A training set reads a Delta source batch by batch (through its SQL when it has some) and, when
+    the source is large, evaluates it by key partition: the values equal the kernel's over the source
+    read whole (``load_source``)."""
+    import numpy as np
+
+    from larder.declarative.compute import aggregation_for, load_source
+    from larder.offline import aggregate as kernel
+
+    rng = np.random.default_rng(6)
+    n = 6_000
+    ev = pd.DataFrame({"id": np.arange(n), "k": rng.integers(0, 150, n),
+                       "ts": pd.to_datetime(BASE + rng.integers(0, 300, n) * HOUR // 4, unit="us", utc=True),
+                       "x": rng.normal(size=n)})
+    fe = FeatureEngineeringClient(root=tmp_path)
+    fe.create_table("main.default.ev", "id", df=ev.iloc[:3000])
+    fe.write_table("main.default.ev", ev.iloc[3000:], mode="merge")  # two files
+    src = DeltaTableSource(catalog_name="main", schema_name="default", table_name="ev", **sql)
+    feats = [fe.create_feature(source=src, entity=["k"], timeseries_column="ts", name=name,
+                               function=AggregationFunction(op, RollingWindow(window_duration=dt.timedelta(hours=h))),
+                               catalog_name="main", schema_name="default")
+             for name, op, h in [("s9", Sum("x"), 9), ("a30", Avg("x"), 30), ("l5", Last("x"), 5)]]
+    labels = pd.DataFrame({"k": rng.integers(0, 160, 800),
+                           "ts": pd.to_datetime(BASE + rng.integers(0, 310, 800) * HOUR // 4, unit="us", utc=True)})
+    monkeypatch.setattr(kernel, "PARTITION_ROWS", 400)
+    monkeypatch.setattr(kernel, "SPILL_BATCH_ROWS", 500)
+    got = fe.create_training_set(df=labels, features=feats, label=None).load_df()
+    rows = load_source(fe._tables, feats[0], columns=["k", "ts", "x"]).rows
+    q = pa.Table.from_pandas(labels, preserve_index=False)
+    want = get_engine().aggregate(rows, q, entity=["k"], timestamp="ts", query_timestamp="ts",
+                                  aggregations=[aggregation_for(f) for f in feats])
+    assert rows.num_rows < n if sql.get("filter_condition") else rows.num_rows == n
+    for f in feats:
+        assert repr(got[f.name].tolist()) == repr(want.column(f.name).to_pandas().tolist()), f.name
+    assert got["s9"].notna().sum() > 100

@@ -20,7 +20,7 @@ per group of features that share a source, entity and timeseries column; semanti
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -33,11 +33,13 @@ from larder.declarative.functions import AggregationFunction, ColumnSelection, F
 from larder.declarative.sources import DataFrameSource, DeltaTableSource, RequestSource
 from larder.declarative.windows import TimeWindow, datetime_to_us, to_us
 from larder.errors import FeatureDefinitionError, FeatureLookupError, LarderError
-from larder.offline.aggregate import Aggregation, WindowRule, check_input_type, output_type
+from larder.offline.aggregate import Aggregation, EventBatches, WindowRule, check_input_type, output_type
 from larder.offline.frames import normalise
 from larder.offline.pit import _fetch
+from larder.offline.pit_gather import scan_batches
 
 if TYPE_CHECKING:
+    from larder.offline.delta import Snapshot
     from larder.offline.engine import Engine
     from larder.offline.tables import TableService
 
@@ -79,19 +81,28 @@ def _where(feature: Feature) -> str:
 # --------------------------------------------------------------------------- sources
 
 
-def _run_sql(table: pa.Table, source: DeltaTableSource, *, apply_filter: bool, label: str) -> pa.Table:
+def _sql_of(source: DeltaTableSource, *, apply_filter: bool) -> str:
     sql = f"SELECT {source.transformation_sql or '*'} FROM __larder_src"
     if apply_filter and source.filter_condition:
         sql += f" WHERE {source.filter_condition}"
+    return sql
+
+
+def _sql_error(source: DeltaTableSource, sql: str, label: str, exc: Exception) -> FeatureDefinitionError:
+    return FeatureDefinitionError(
+        f"{label}: the source's filter_condition / transformation_sql does not run on table "
+        f"{source.full_name()!r} ({exc}). Fix the SQL; it runs as `{sql.replace('__larder_src', source.full_name())}`."
+    )
+
+
+def _run_sql(table: pa.Table, source: DeltaTableSource, *, apply_filter: bool, label: str) -> pa.Table:
+    sql = _sql_of(source, apply_filter=apply_filter)
     con = duckdb.connect()
     try:
         con.register("__larder_src", table)
         out = _fetch(con.sql(sql))
     except duckdb.Error as exc:
-        raise FeatureDefinitionError(
-            f"{label}: the source's filter_condition / transformation_sql does not run on table "
-            f"{source.full_name()!r} ({exc}). Fix the SQL; it runs as `{sql.replace('__larder_src', source.full_name())}`."
-        ) from exc
+        raise _sql_error(source, sql, label, exc) from exc
     finally:
         con.close()
     return normalise(out)
@@ -114,6 +125,21 @@ def source_key(source: Any) -> tuple[Any, ...]:
     return ("object", id(source))
 
 
+def _snapshot(tables: TableService | None, feature: Feature, version: int | None) -> Snapshot:
+    source = feature.source
+    label = _where(feature)
+    assert isinstance(source, DeltaTableSource)
+    if tables is None:
+        raise FeatureDefinitionError(f"{label}: reading a DeltaTableSource needs a larder root (a client).")
+    try:
+        return tables.snapshot(source.full_name(), version)
+    except LarderError as exc:
+        raise FeatureDefinitionError(
+            f"{label}: source table {source.full_name()!r} cannot be read ({exc}). Create it with create_table(), "
+            "or fix catalog_name / schema_name / table_name."
+        ) from exc
+
+
 def load_source(tables: TableService | None, feature: Feature, *, version: int | None = None,
                 columns: Sequence[str] | None = None, filter: Any = None, files: Sequence[str] | None = None
                 ) -> SourceRows:
@@ -129,15 +155,7 @@ def load_source(tables: TableService | None, feature: Feature, *, version: int |
         return SourceRows(source.table, source.table, None, None)
     if not isinstance(source, DeltaTableSource):
         raise FeatureDefinitionError(f"{label}: a {type(source).__name__} has no rows to read.")
-    if tables is None:
-        raise FeatureDefinitionError(f"{label}: reading a DeltaTableSource needs a larder root (a client).")
-    try:
-        snap = tables.snapshot(source.full_name(), version)
-    except LarderError as exc:
-        raise FeatureDefinitionError(
-            f"{label}: source table {source.full_name()!r} cannot be read ({exc}). Create it with create_table(), "
-            "or fix catalog_name / schema_name / table_name."
-        ) from exc
+    snap = _snapshot(tables, feature, version)
     sql = source.transformation_sql or source.filter_condition
     want = None if sql or columns is None else [c for c in dict.fromkeys(columns) if c in snap.schema.names]
     raw = normalise(snap.to_arrow(columns=want, filter=filter, files=list(files) if files is not None else None))
@@ -146,6 +164,51 @@ def load_source(tables: TableService | None, feature: Feature, *, version: int |
     rows = _run_sql(raw, source, apply_filter=True, label=label)
     spine = _run_sql(raw, source, apply_filter=False, label=label) if source.filter_condition else rows
     return SourceRows(rows, spine, source.full_name(), snap.version)
+
+
+#: Rows per batch of a source streamed through its transformation_sql / filter_condition.
+STREAM_BATCH_ROWS = 1 << 16
+
+
+def stream_source(tables: TableService | None, feature: Feature, *, version: int | None = None,
+                  columns: Sequence[str]) -> tuple[pa.Table | EventBatches, int | None]:
+    """The rows ``feature`` aggregates (filtered and transformed), and the source's version: a
+    DataFrame source's table, or a Delta source as :class:`EventBatches` read file by file (and through
+    its SQL in DuckDB, streamed), so a training set never holds the whole source."""
+    source = feature.source
+    label = _where(feature)
+    if isinstance(source, DataFrameSource):
+        return source.table, None
+    if not isinstance(source, DeltaTableSource):
+        raise FeatureDefinitionError(f"{label}: a {type(source).__name__} has no rows to read.")
+    snap = _snapshot(tables, feature, version)
+    dataset = snap.dataset()
+    rows = snap.row_count()
+    if not (source.transformation_sql or source.filter_condition):
+        want = [c for c in dict.fromkeys(columns) if c in snap.schema.names]
+        schema = normalise(snap.schema.empty_table().select(want)).schema
+
+        def plain() -> Iterator[pa.RecordBatch]:
+            for batch in scan_batches(dataset, want):
+                yield from normalise(pa.Table.from_batches([batch])).to_batches()
+
+        return EventBatches(schema, plain, rows), snap.version
+    schema = _run_sql(normalise(snap.schema.empty_table()), source, apply_filter=True, label=label).schema
+    sql = _sql_of(source, apply_filter=True)
+
+    def transformed() -> Iterator[pa.RecordBatch]:
+        con = duckdb.connect()
+        try:
+            con.register("__larder_src", dataset)
+            reader = con.sql(sql).fetch_record_batch(STREAM_BATCH_ROWS)
+            for batch in reader:
+                yield from normalise(pa.Table.from_batches([batch])).to_batches()
+        except duckdb.Error as exc:
+            raise _sql_error(source, sql, label, exc) from exc
+        finally:
+            con.close()
+
+    return EventBatches(schema, transformed, rows), snap.version
 
 
 def source_schema(tables: TableService | None, feature: Feature, *,
@@ -290,16 +353,18 @@ def evaluate_features(engine: Engine, tables: TableService | None, features: Seq
                 f"{where}: the DataFrame lacks column(s) {missing}; a row's features are computed for its entity "
                 f"{list(entity)} at its time {ts!r}. Add them (columns: {points.column_names})."
             )
-        if skey not in sources:
+        needed = [*entity, ts, *(c for f in group for c in f.inputs)]
+        rows: pa.Table | EventBatches
+        if skey in sources:
+            rows, version = sources[skey].rows, sources[skey].version
+        else:  # read as it is aggregated, never held whole
             table = first.source.full_name() if isinstance(first.source, DeltaTableSource) else None
-            needed = [*entity, ts, *(c for f in group for c in f.inputs)]
-            sources[skey] = load_source(tables, first, version=versions.get(table) if table else None,
-                                        columns=needed)
-        rows = sources[skey].rows
-        missing_src = [c for c in [*entity, ts, *(c for f in group for c in f.inputs)] if c not in rows.column_names]
+            rows, version = stream_source(tables, first, version=versions.get(table) if table else None,
+                                          columns=needed)
+        missing_src = [c for c in needed if c not in rows.schema.names]
         if missing_src:
             raise FeatureDefinitionError(
-                f"{where}: the source has no column(s) {missing_src} (at version {sources[skey].version}); was it "
+                f"{where}: the source has no column(s) {missing_src} (at version {version}); was it "
                 "dropped or renamed? Fix the feature or the source."
             )
         q = pa.table({**{c: points.column(c) for c in entity},
@@ -380,4 +445,4 @@ def _utc(value: dt.datetime) -> dt.datetime:
 
 
 __all__ = ["LIFETIME", "SourceRows", "aggregation_for", "compute_range", "evaluate_features", "load_source",
-           "source_key", "source_schema", "validate_feature", "value_type", "window_rule"]
+           "source_key", "source_schema", "stream_source", "validate_feature", "value_type", "window_rule"]

@@ -46,15 +46,21 @@ searches (``np.searchsorted``) for all queries at once. Then, per operator:
 
 Empty windows give 0 for ``count`` and ``approx_count_distinct`` and null otherwise.
 
-Inputs of more than :data:`PARTITION_ROWS` events are split by entity key into partitions that are
-evaluated one after the other (events and queries of a key always share one), so the working memory
-stays that of one partition plus the output columns.
+Inputs of more than :data:`PARTITION_ROWS` events (in memory, or :class:`EventBatches` streamed from
+a Delta table or a query) are split by entity key into partitions that are evaluated one after the
+other (events and queries of a key always share one): the events are written batch by batch into a
+temporary Arrow IPC file, each batch cut by partition, so the working memory stays that of one
+partition plus the queries and the output columns, whatever the size of the source. Events of keys
+that no query has are dropped on the way (no window of a query holds them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import itertools
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -75,7 +81,7 @@ NUMERIC_OPERATORS = frozenset({"sum", "avg", "stddev_pop", "stddev_samp", "var_p
 GATHER_CHUNK = 1 << 22
 #: Events per key partition: larger inputs are split by key and evaluated one partition at a time, so
 #: the working memory is that of one partition plus the outputs.
-PARTITION_ROWS = 1 << 17
+PARTITION_ROWS = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -649,14 +655,32 @@ def _evaluate(agg: Aggregation, col: _Column, b: _Bounds, ctx: _Ctx, codes: np.n
     return pa.array(np.where(has, out, np.nan), mask=~has)
 
 
-def aggregate(events: pa.Table, queries: pa.Table, *, entity: Sequence[str], timestamp: str,
+@dataclass(frozen=True)
+class EventBatches:
+    """Events read batch by batch: a source too large to hold in memory (a Delta table read file by
+    file, a SQL query's streamed result).
+
+    ``open`` starts a pass over the batches (of ``schema``; in any order: the kernel's results do not
+    depend on it); ``rows`` is how many rows they hold, or an upper bound (it sizes the key
+    partitions)."""
+
+    schema: pa.Schema
+    open: Callable[[], Iterator[pa.RecordBatch]]
+    rows: int
+
+    def to_table(self) -> pa.Table:
+        return pa.Table.from_batches(list(self.open()), schema=self.schema)
+
+
+def aggregate(events: pa.Table | EventBatches, queries: pa.Table, *, entity: Sequence[str], timestamp: str,
               query_timestamp: str, aggregations: Sequence[Aggregation],
               query_entity: Sequence[str] | None = None) -> pa.Table:
     """Evaluate ``aggregations`` at every row of ``queries``.
 
     Parameters
     ----------
-    events : the source rows: ``entity`` columns, the ``timestamp`` column, the aggregations' inputs
+    events : the source rows (a table, or :class:`EventBatches`): ``entity`` columns, the ``timestamp``
+        column, the aggregations' inputs
     queries : the evaluation points: ``query_entity`` columns (default: named as ``entity``) and a
         ``query_timestamp`` column
     aggregations : the output columns
@@ -679,52 +703,192 @@ def aggregate(events: pa.Table, queries: pa.Table, *, entity: Sequence[str], tim
     [3.0, 6.0]
     """
     query_entity = list(query_entity or entity)
-    parts = max(1, events.num_rows // PARTITION_ROWS)
-    if parts == 1 or queries.num_rows == 0:
-        return _aggregate(events, queries, entity=entity, timestamp=timestamp, query_timestamp=query_timestamp,
-                          aggregations=aggregations, query_entity=query_entity)
     needed = list(dict.fromkeys([*entity, timestamp, *(a.input for a in aggregations)]))
-    events = events.select([c for c in needed if c in events.column_names])  # a partition takes these only
-    ev_part, q_part = _partition_ids(events, queries, entity, query_entity, parts)
+    kwargs: dict[str, Any] = {"entity": entity, "timestamp": timestamp, "query_timestamp": query_timestamp,
+                              "aggregations": aggregations, "query_entity": query_entity}
+    if isinstance(events, pa.Table):
+        if events.num_rows < 2 * PARTITION_ROWS or queries.num_rows == 0:
+            return _aggregate(events, queries, **kwargs)
+        events = events.select([c for c in needed if c in events.column_names])  # a partition takes these only
+        schema, rows = events.schema, events.num_rows
+        batches: Iterator[pa.RecordBatch] = iter(events.to_batches(max_chunksize=SPILL_BATCH_ROWS))
+    else:
+        schema = pa.schema([events.schema.field(c) for c in needed if c in events.schema.names])
+        if queries.num_rows == 0:
+            return _aggregate(schema.empty_table(), queries, **kwargs)
+        rows = events.rows
+        batches = (_conform(b, schema) for b in events.open())
+        head: list[pa.RecordBatch] = []
+        held = 0
+        for b in batches:  # a small source is evaluated in one pass
+            head.append(b)
+            held += b.num_rows
+            if held >= 2 * PARTITION_ROWS:
+                break
+        else:
+            return _aggregate(pa.Table.from_batches(head, schema=schema), queries, **kwargs)
+        batches = itertools.chain(head, batches)
+        del head
+    parts = max(2, rows // PARTITION_ROWS)
+    with tempfile.TemporaryDirectory(prefix="larder-aggregate-") as tmp:
+        spill, q_part = _spill_partitions(schema, batches, queries, entity, query_entity, parts, Path(tmp))
+        del batches
+        q_order = np.argsort(q_part, kind="stable").astype(np.int32 if queries.num_rows < (1 << 31) else np.int64)
+        q_ends = np.cumsum(np.bincount(q_part, minlength=parts))
+        del q_part
+        return _by_partition(spill, q_order, q_ends, queries, aggregations, kwargs)
+
+
+def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """``batch``'s columns of ``schema``, in its types."""
+    if batch.schema == schema:
+        return batch
+    return pa.RecordBatch.from_arrays([batch.column(f.name).cast(f.type) for f in schema], schema=schema)
+
+
+#: Rows per batch of an in-memory table when its events are split into key partitions.
+SPILL_BATCH_ROWS = 1 << 16
+
+
+@dataclass
+class _Spill:
+    """The events of every key partition, written to one Arrow IPC file: partition ``p`` is the record
+    batches ``batches[p]`` of the file at ``path``."""
+
+    path: Path
+    schema: pa.Schema
+    batches: list[list[int]]
+
+    def partition(self, reader: pa.ipc.RecordBatchFileReader, p: int) -> pa.Table:
+        return pa.Table.from_batches([reader.get_batch(i) for i in self.batches[p]], schema=self.schema)
+
+
+def _key_sets(schema: pa.Schema, queries: pa.Table, entity: Sequence[str], query_entity: Sequence[str]
+              ) -> list[tuple[str, pa.DataType, pa.Array]]:
+    """Per entity column: its name in the events, the type the events' values are compared in, and the
+    distinct values of the queries' column (null included)."""
+    sets = []
+    for ev_name, q_name in zip(entity, query_entity, strict=True):
+        typ = schema.field(ev_name).type
+        if pa.types.is_dictionary(typ):
+            typ = typ.value_type
+        q = queries.column(q_name)
+        if pa.types.is_dictionary(q.type):
+            q = q.cast(q.type.value_type)
+        if q.type != typ:
+            try:
+                q = q.cast(typ)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise FeatureDefinitionError(
+                    f"Entity column {q_name!r} has type {q.type} but the source's {ev_name!r} is {typ}; convert it."
+                ) from exc
+        sets.append((ev_name, typ, pc.unique(q)))
+    return sets
+
+
+def _partition_of(columns: Sequence[pa.Array | pa.ChunkedArray], sets: Sequence[tuple[str, pa.DataType, pa.Array]],
+                  parts: int) -> np.ndarray:
+    """The key partition of each row (-1 where the key is none of the queries': only events can have
+    such keys), from the rows' entity
+    columns: a key's position among the queries' distinct keys (null equal to null), modulo ``parts``."""
+    part: np.ndarray | None = None
+    absent: np.ndarray | None = None
+    for col, (_name, typ, distinct) in zip(columns, sets, strict=True):
+        if col.type != typ:
+            col = col.cast(typ)
+        found = pc.index_in(col, value_set=distinct, skip_nulls=False)
+        if found.null_count:
+            miss = found.is_null().to_numpy(zero_copy_only=False)
+            absent = miss if absent is None else absent | miss
+            found = found.fill_null(0)
+        codes = found.to_numpy(zero_copy_only=False).astype(np.int64)
+        part = codes if part is None else part * np.int64(1_000_003) + codes
+    assert part is not None
+    part %= np.int64(parts)
+    if absent is not None:
+        part[absent] = -1
+    return part
+
+
+def _group_order(part: np.ndarray, parts: int) -> np.ndarray:
+    """A stable order of the rows by partition number (a radix sort: the numbers are small)."""
+    small = part.astype(np.int16 if parts <= 32767 else np.int32)
+    return np.argsort(small, kind="stable")
+
+
+def _spill_partitions(schema: pa.Schema, batches: Iterator[pa.RecordBatch], queries: pa.Table,
+                      entity: Sequence[str], query_entity: Sequence[str], parts: int, tmp: Path
+                      ) -> tuple[_Spill, np.ndarray]:
+    """Write the events into one IPC file, each batch split by key partition (events of keys no query
+    has are dropped: they are in no query's window), and give each query row its partition."""
+    sets = _key_sets(schema, queries, entity, query_entity)
+    q_part = _partition_of([queries.column(q) for q in query_entity], sets, parts)
+    q_part = q_part.astype(np.int16 if parts <= 32767 else np.int32)  # no query lacks a partition
+    plain = pa.schema([pa.field(f.name, f.type.value_type) if pa.types.is_dictionary(f.type) else f for f in schema])
+    spill = _Spill(tmp / "events.arrow", plain, [[] for _ in range(parts)])
+    written = 0
+    with pa.OSFile(str(spill.path), "wb") as sink, pa.ipc.new_file(sink, plain) as writer:
+        for batch in batches:
+            if not batch.num_rows:
+                continue
+            batch = _conform(batch, plain)
+            part = _partition_of([batch.column(name) for name, _typ, _set in sets], sets, parts)
+            keep = np.flatnonzero(part >= 0)
+            order = keep[_group_order(part[keep], parts)]
+            counts = np.bincount(part[order], minlength=parts)
+            taken = batch.take(pa.array(order))
+            at = 0
+            for p in np.flatnonzero(counts).tolist():
+                n = int(counts[p])
+                writer.write_batch(taken.slice(at, n))
+                spill.batches[p].append(written)
+                written += 1
+                at += n
+            del taken, part, order
+    return spill, q_part
+
+
+def _by_partition(spill: _Spill, q_order: np.ndarray, q_ends: np.ndarray, queries: pa.Table,
+                  aggregations: Sequence[Aggregation], kwargs: dict[str, Any]) -> pa.Table:
+    """Evaluate each key partition of the spilled events against its queries (``q_order[q_ends[p - 1]:
+    q_ends[p]]``, ascending), writing number outputs into their final arrays as each partition is done
+    (other types are put in order at the end)."""
     n_q = queries.num_rows
-    # outputs of a fixed-width number type are scattered into their final arrays as each partition is
-    # done; the others are kept per partition and put in the queries' order at the end
     placed: dict[str, tuple[pa.DataType, np.ndarray, np.ndarray]] = {}
     pieces: dict[str, list[pa.Array]] = {}
     where: np.ndarray | None = None
     done = 0
-    for p in range(parts):
-        qi = np.flatnonzero(q_part == p)
-        if not len(qi):
-            continue
-        ei = _rows_of(ev_part, p)
-        got = _aggregate(_take_sorted(events, ei), queries.take(pa.array(qi)), entity=entity,
-                         timestamp=timestamp, query_timestamp=query_timestamp,
-                         aggregations=aggregations, query_entity=query_entity)
-        del ei
-        for agg in aggregations:
-            col = got.column(agg.output).combine_chunks()
-            typ = col.type
-            if agg.output not in placed and agg.output not in pieces:
-                if _fixed_width(typ):
-                    dtype = np.dtype(typ.to_pandas_dtype())
-                    placed[agg.output] = (typ, np.zeros(n_q, dtype=dtype), np.zeros(n_q, dtype=bool))
+    with pa.OSFile(str(spill.path), "rb") as source:
+        reader = pa.ipc.open_file(source)
+        for p in range(len(spill.batches)):
+            qi = q_order[q_ends[p - 1] if p else 0:q_ends[p]]  # ascending: the order is stable
+            if not len(qi):
+                continue
+            events = spill.partition(reader, p)
+            got = _aggregate(events, queries.take(pa.array(qi)), **kwargs)
+            del events
+            for agg in aggregations:
+                col = got.column(agg.output).combine_chunks()
+                typ = col.type
+                if agg.output not in placed and agg.output not in pieces:
+                    if _fixed_width(typ):
+                        dtype = np.dtype(typ.to_pandas_dtype())
+                        placed[agg.output] = (typ, np.zeros(n_q, dtype=dtype), np.zeros(n_q, dtype=bool))
+                    else:
+                        pieces[agg.output] = []
+                if agg.output in placed:
+                    _typ, values, valid = placed[agg.output]
+                    values[qi] = _storage(col).fill_null(0).to_numpy(zero_copy_only=False)
+                    valid[qi] = col.is_valid().to_numpy(zero_copy_only=False)
                 else:
-                    pieces[agg.output] = []
-            if agg.output in placed:
-                _typ, values, valid = placed[agg.output]
-                values[qi] = _storage(col).fill_null(0).to_numpy(zero_copy_only=False)
-                valid[qi] = col.is_valid().to_numpy(zero_copy_only=False)
-            else:
-                pieces[agg.output].append(col)
-        if pieces:
-            if where is None:
-                where = np.empty(n_q, dtype=np.int64)
-            where[qi] = np.arange(done, done + len(qi), dtype=np.int64)
-        done += len(qi)
-        del got, qi
-        _release_memory()
-    del ev_part, q_part
+                    pieces[agg.output].append(col)
+            if pieces:
+                if where is None:
+                    where = np.empty(n_q, dtype=np.int64)
+                where[qi] = np.arange(done, done + len(qi), dtype=np.int64)
+            done += len(qi)
+            del got, qi
+            _release_memory()
     out = {}
     for agg in aggregations:
         if agg.output in placed:
@@ -737,14 +901,6 @@ def aggregate(events: pa.Table, queries: pa.Table, *, entity: Sequence[str], tim
             chunks = pieces.pop(agg.output)
             out[agg.output] = pa.chunked_array(chunks, type=chunks[0].type).combine_chunks().take(pa.array(where))
     return pa.table(out)
-
-
-def _rows_of(part: np.ndarray, p: int) -> np.ndarray:
-    """The positions where ``part == p``, :data:`PARTITION_STEP_ROWS` at a time (no mask of every row)."""
-    step = PARTITION_STEP_ROWS
-    if len(part) <= step:
-        return np.flatnonzero(part == p)
-    return np.concatenate([np.flatnonzero(part[at:at + step] == p) + at for at in range(0, len(part), step)])
 
 
 def _fixed_width(t: pa.DataType) -> bool:
@@ -780,62 +936,6 @@ def _glibc() -> Any:
 
 
 _LIBC = _glibc()
-
-
-def _take_sorted(table: pa.Table, rows: np.ndarray) -> pa.Table:
-    """``table.take(rows)`` for ascending ``rows``, chunk by chunk (Arrow's take of a chunked column
-    first concatenates its chunks: a copy of the whole column per partition)."""
-    columns = []
-    for col in table.columns:
-        if col.num_chunks <= 1:
-            columns.append(col.take(pa.array(rows)))
-            continue
-        ends = np.cumsum([len(c) for c in col.chunks])
-        cuts = np.searchsorted(rows, ends, side="left")
-        pieces, lo, start = [], 0, 0
-        for chunk, end, cut in zip(col.chunks, ends.tolist(), cuts.tolist(), strict=True):
-            if cut > lo:
-                pieces.append(chunk.take(pa.array(rows[lo:cut] - start)))
-            lo, start = cut, end
-        columns.append(pa.chunked_array(pieces, type=col.type))
-    return pa.Table.from_arrays(columns, schema=table.schema)
-
-
-#: Rows per step when computing partition numbers (bounds that step's temporary arrays).
-PARTITION_STEP_ROWS = 1 << 20
-
-
-def _partition_ids(events: pa.Table, queries: pa.Table, entity: Sequence[str], query_entity: Sequence[str],
-                   parts: int) -> tuple[np.ndarray, np.ndarray]:
-    """A partition number per event and per query row (int8 when there are at most 127 partitions,
-    else int16); equal keys (null equal to null) share one.
-
-    Each key column is coded by its position among the distinct keys (``index_in`` over ``unique``),
-    :data:`PARTITION_STEP_ROWS` rows at a time, so the temporary arrays stay those of one step."""
-    n_ev = events.num_rows
-    columns = []
-    for ev_name, q_name in zip(entity, query_entity, strict=True):
-        ev, q = events.column(ev_name), queries.column(q_name)
-        if ev.type != q.type:
-            q = q.cast(ev.type)
-        both = pa.chunked_array(list(ev.chunks) + list(q.chunks), type=ev.type)
-        if pa.types.is_dictionary(both.type):
-            both = both.cast(both.type.value_type)
-        columns.append((both, pc.unique(both)))
-    total = n_ev + queries.num_rows
-    small = np.empty(total, dtype=np.int8 if parts <= 127 else np.int16)
-    for at in range(0, total, PARTITION_STEP_ROWS):
-        part: np.ndarray | None = None
-        for both, distinct in columns:
-            piece = both.slice(at, PARTITION_STEP_ROWS)
-            codes = pc.index_in(piece, value_set=distinct, skip_nulls=False).to_numpy(zero_copy_only=False)
-            if part is None:  # one key column (the usual case): int32 codes, no int64 copy
-                part = codes % np.int32(parts)
-            else:
-                part = (part.astype(np.int64) * np.int64(1_000_003) + codes) % parts
-        assert part is not None
-        small[at:at + len(part)] = part
-    return small[:n_ev], small[n_ev:]
 
 
 def _aggregate(events: pa.Table, queries: pa.Table, *, entity: Sequence[str], timestamp: str,
@@ -925,5 +1025,5 @@ def change_times(events: pa.Table, *, entity: Sequence[str], timestamp: str, rul
     return out.sort_by([*((c, "ascending") for c in entity), ("t", "ascending")])
 
 
-__all__ = ["Aggregation", "OPERATORS", "WindowRule", "aggregate", "change_times", "check_input_type", "epoch_us",
+__all__ = ["Aggregation", "EventBatches", "OPERATORS", "WindowRule", "aggregate", "change_times", "check_input_type", "epoch_us",
            "output_type"]

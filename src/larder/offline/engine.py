@@ -141,7 +141,8 @@ class Engine(ABC):
                   query_entity: Sequence[str] | None = None) -> Any:
         """Time-windowed aggregations of ``events`` at every row of ``queries``.
 
-        ``events``: the source rows (``entity`` columns, the ``timestamp`` column, the inputs);
+        ``events``: the source rows (``entity`` columns, the ``timestamp`` column, the inputs), or an
+        :class:`~larder.offline.aggregate.EventBatches` (a source read batch by batch, never held whole);
         ``queries``: the evaluation points (``query_entity`` columns, default named as ``entity``, and
         ``query_timestamp``). Returns one row per query row, in the queries' order, with one column per
         :class:`~larder.offline.aggregate.Aggregation` (named ``output``). The window rule, peer
@@ -150,10 +151,10 @@ class Engine(ABC):
         ``tests/declarative/test_oracle.py`` define what an engine must return. A distributed engine
         overrides it (DataFrames in and out, one pass per entity partition, never a scan per query).
         """
-        from larder.offline.aggregate import aggregate
+        from larder.offline.aggregate import EventBatches, aggregate
         from larder.offline.frames import to_arrow
 
-        return aggregate(to_arrow(events), to_arrow(queries), entity=entity, timestamp=timestamp,
+        return aggregate(events if isinstance(events, EventBatches) else to_arrow(events), to_arrow(queries), entity=entity, timestamp=timestamp,
                          query_timestamp=query_timestamp, aggregations=aggregations, query_entity=query_entity)
 
 
