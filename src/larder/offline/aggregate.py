@@ -748,6 +748,8 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
 
 #: Rows per batch of an in-memory table when its events are split into key partitions.
 SPILL_BATCH_ROWS = 1 << 16
+#: Events spilled between two hand-backs of freed memory to the system.
+RELEASE_ROWS = 1 << 18
 
 
 @dataclass
@@ -822,11 +824,13 @@ def _spill_partitions(schema: pa.Schema, batches: Iterator[pa.RecordBatch], quer
     """Write the events into one IPC file, each batch split by key partition (events of keys no query
     has are dropped: they are in no query's window), and give each query row its partition."""
     sets = _key_sets(schema, queries, entity, query_entity)
-    q_part = _partition_of([queries.column(q) for q in query_entity], sets, parts)
-    q_part = q_part.astype(np.int16 if parts <= 32767 else np.int32)  # no query lacks a partition
+    n_q, step = queries.num_rows, SPILL_BATCH_ROWS
+    q_part = np.empty(n_q, dtype=np.int16 if parts <= 32767 else np.int32)  # no query lacks a partition
+    for at in range(0, n_q, step):  # a batch at a time: the temporaries stay those of one batch
+        q_part[at:at + step] = _partition_of([queries.column(q).slice(at, step) for q in query_entity], sets, parts)
     plain = pa.schema([pa.field(f.name, f.type.value_type) if pa.types.is_dictionary(f.type) else f for f in schema])
     spill = _Spill(tmp / "events.arrow", plain, [[] for _ in range(parts)])
-    written = 0
+    written = unreleased = 0
     with pa.OSFile(str(spill.path), "wb") as sink, pa.ipc.new_file(sink, plain) as writer:
         for batch in batches:
             if not batch.num_rows:
@@ -845,6 +849,10 @@ def _spill_partitions(schema: pa.Schema, batches: Iterator[pa.RecordBatch], quer
                 written += 1
                 at += n
             del taken, part, order
+            unreleased += batch.num_rows
+            if unreleased >= RELEASE_ROWS:  # the freed temporaries of a batch go back to the system
+                _release_memory()
+                unreleased = 0
     return spill, q_part
 
 
