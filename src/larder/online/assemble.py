@@ -273,11 +273,11 @@ def _add_block(lk: LookupPlan, typ: pa.DataType, names: tuple[str, ...], values:
         nulls = None if nulls is None else nulls[bm.take]
     if not values.flags.writeable:
         values = values.copy()
-    if nulls is not None and not nulls.flags.writeable:
-        nulls = nulls.copy()
     if miss is not None:
         if nulls is None:
             nulls = np.zeros(values.shape, dtype=bool)
+        elif not nulls.flags.writeable:  # a store's view of its record: only read elsewhere
+            nulls = nulls.copy()
         nulls[:, miss] = True  # missing keys (stores give nulls already) and rows older than a lookback
         for j, default in bm.defaults:
             values[j, miss] = default
@@ -288,8 +288,13 @@ def _add_block(lk: LookupPlan, typ: pa.DataType, names: tuple[str, ...], values:
     if nulls is None:
         blocks.append((names_out, typ, values, None))
         return
-    if pa.types.is_floating(typ):
-        np.putmask(values, nulls, np.nan)  # what pandas holds for a null float
+    if pa.types.is_floating(typ):  # NaN at the nulls: what pandas holds for a null float
+        if values.shape[1] == 1:  # one row (the serving case): from its flags as Python booleans, which
+            for j, null in enumerate(nulls.ravel().tolist()):  # costs less than numpy's masked write
+                if null:
+                    values[j, 0] = np.nan
+        else:
+            np.putmask(values, nulls, np.nan)
         blocks.append((names_out, typ, values, nulls))
         return
     # integers and booleans with nulls: pandas holds them as float64 / object; let Arrow convert those

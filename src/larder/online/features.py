@@ -244,8 +244,8 @@ def _head_holds(group: FeatureGroupPlan, batch: Any, times: list[int]) -> bool:
                 spans[id(names)] = hit
         if hit[1] >= 0 and hit[2] >= 0:  # both in one block (int64): one key's check from its record
             values = block.values
-            if one:
-                return bool(values[hit[1], 0] <= times[0] < values[hit[2], 0])
+            if one:  # item(): Python ints, compared without numpy scalars
+                return values.item(hit[1], 0) <= times[0] < values.item(hit[2], 0)  # type: ignore[no-any-return]
             lo, hi = values[hit[1]], values[hit[2]]
             break
         if hit[1] >= 0:
@@ -270,7 +270,7 @@ def read_features(groups: list[FeatureGroupPlan], caller: Caller, blocks: list[A
     A group with a head (every feature a number) first reads the heads: when every row's key is
     found and its request time is within the time the values at the materialization hold for, those
     are the values; otherwise the timelines are read and evaluated at each row's time."""
-    now_us: int | None = None
+    now_us = time.time_ns() // 1000  # what _us(datetime.now(UTC)) gives
     n = caller.n
     encoded: dict[tuple[Any, ...], list[str | None]] = {}
     for group in groups:
@@ -278,8 +278,6 @@ def read_features(groups: list[FeatureGroupPlan], caller: Caller, blocks: list[A
         pks = encoded.get(lk.key_id)
         if pks is None:
             pks = encoded[lk.key_id] = encoded_keys(lk, caller)
-        if now_us is None:
-            now_us = time.time_ns() // 1000  # what _us(datetime.now(UTC)) gives
         column = group.time_column
         times = _request_times(caller, column, now_us) if column in caller.names else [now_us] * n
         head = group.head

@@ -14,6 +14,7 @@ types, the dict form the Arrow form's ``to_pydict()``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -140,15 +141,25 @@ def _caller_list(caller: Caller, name: str) -> list[Any]:
     return pa.array(caller.frame[name], from_pandas=True).to_pylist()  # type: ignore[no-any-return]
 
 
-def _dict_prefix(res: Looked, caller: Caller, ordered: list[str]) -> int:
+def _dict_prefix(res: Looked, caller: Caller, ordered: list[str]) -> tuple[int, Any]:
     """How many of the ``ordered`` output columns are the caller's columns then every block's outputs
-    in the blocks' order (the usual layout, which ``to_dict`` builds with one update per block)."""
+    (the usual layout, which ``to_dict`` builds with one update per block), and the order of those
+    outputs: None when it is the blocks' order, else an ``itemgetter`` picking them, in ``ordered``'s
+    order, from the blocks' rows laid end to end (e.g. a declarative group's int64 block beside its
+    float64 one, the spec's order interleaving them). ``(0, None)``: another layout."""
     names = list(caller.names)
-    if ordered[: len(names)] != names:
-        return 0
-    for block_names, *_rest in res.blocks:
-        names += block_names
-    return len(names) if ordered[: len(names)] == names else 0
+    start = len(names)
+    if ordered[:start] != names:
+        return 0, None
+    flat = [name for block_names, *_rest in res.blocks for name in block_names]
+    end = start + len(flat)
+    wanted = ordered[start:end]
+    if wanted == flat:
+        return end, None
+    if len(set(flat)) == len(flat) and set(wanted) == set(flat):  # 2 or more outputs, in another order
+        at = {name: i for i, name in enumerate(flat)}
+        return end, itemgetter(*(at[name] for name in wanted))
+    return 0, None
 
 
 def to_dict(res: Looked, caller: Caller, ordered: list[str], functions: dict[str, Any],
@@ -173,20 +184,24 @@ def to_dict(res: Looked, caller: Caller, ordered: list[str], functions: dict[str
     key = ("dict", id(ordered), caller.names, *(id(names) for names, *_rest in res.blocks))
     hit = layouts.get(key)
     if hit is not None and hit[0] is ordered:
-        prefix = hit[1]
+        prefix, pick, picked = hit[1], hit[2], hit[3]
     else:
-        prefix = _dict_prefix(res, caller, ordered)
+        prefix, pick = _dict_prefix(res, caller, ordered)
+        picked = ordered[len(caller.names):prefix]
         if len(layouts) < 64:
-            layouts[key] = (ordered, prefix, [names for names, *_rest in res.blocks])
+            layouts[key] = (ordered, prefix, pick, picked, [names for names, *_rest in res.blocks])
     block_lists: dict[str, list[Any]] = {}
-    if prefix:  # the usual layout: caller's columns, then whole blocks in order, then the rest
+    if prefix:  # the usual layout: caller's columns, then every block's outputs, then the rest
         for c in caller.names:
             out[c] = _caller_list(caller, c)
         target, rest = out, ordered[prefix:]
     else:
         target, rest = block_lists, ordered
-    for (names, *_rest), lists in zip(res.blocks, lists_of, strict=True):
-        target.update(zip(names, lists, strict=True))
+    if pick is not None:  # the blocks' outputs in another order than theirs
+        target.update(zip(picked, pick([lists for each in lists_of for lists in each]), strict=True))
+    else:
+        for (names, *_rest), lists in zip(res.blocks, lists_of, strict=True):
+            target.update(zip(names, lists, strict=True))
     for c in rest:
         if c in block_lists:
             out[c] = block_lists[c]

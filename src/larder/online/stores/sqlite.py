@@ -236,8 +236,9 @@ class _OneKey:
             nulls = None
             if isinstance(flags, slice):
                 if record.count(0, flags.start, flags.stop) != flags.stop - flags.start:
-                    # a flag byte is 0 or 1 (RowCodec): read as booleans, copied (no comparison ufunc)
-                    nulls = np.ndarray((flags.stop - flags.start, 1), np.bool_, record, flags.start).copy()
+                    # a flag byte is 0 or 1 (RowCodec): read as booleans (no comparison ufunc), a
+                    # read-only view of the record (the assembly copies it before writing to it)
+                    nulls = np.ndarray((flags.stop - flags.start, 1), np.bool_, record, flags.start)
             else:
                 mask = [record[p] != 0 for p in flags]
                 nulls = np.array(mask, bool).reshape(-1, 1) if any(mask) else None
