@@ -288,13 +288,7 @@ def _add_block(lk: LookupPlan, typ: pa.DataType, names: tuple[str, ...], values:
     if nulls is None:
         blocks.append((names_out, typ, values, None))
         return
-    if pa.types.is_floating(typ):  # NaN at the nulls: what pandas holds for a null float
-        if values.shape[1] == 1:  # one row (the serving case): from its flags as Python booleans, which
-            for j, null in enumerate(nulls.ravel().tolist()):  # costs less than numpy's masked write
-                if null:
-                    values[j, 0] = np.nan
-        else:
-            np.putmask(values, nulls, np.nan)
+    if pa.types.is_floating(typ):  # NaN at the nulls when an output form needs it (Looked.nan_at_nulls)
         blocks.append((names_out, typ, values, nulls))
         return
     # integers and booleans with nulls: pandas holds them as float64 / object; let Arrow convert those
@@ -390,6 +384,7 @@ def apply_functions(plan: AssemblyPlan, caller: Caller, res: Looked) -> dict[str
     pandas Series of the dtypes the offline frame holds (``run_arrow``), which also teaches ``run_rows``
     the typing for those kinds of inputs."""
     n = res.n
+    res.nan_at_nulls()  # the functions see a null float as the offline frame holds it
     out: dict[str, Any] = {}
     python: dict[str, tuple[Any, list[Any]] | None] = {}
     series: dict[str, pd.Series] = {}

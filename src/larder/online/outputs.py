@@ -24,7 +24,8 @@ import pyarrow as pa
 from larder.online.frames import frame_at, pandas_values
 from larder.online.keys import Caller
 
-#: (output names, Arrow type, values (outputs, rows), nulls or None); floats hold NaN at nulls
+#: (output names, Arrow type, values (outputs, rows), nulls or None); a null's slot holds an arbitrary
+#: number until :meth:`Looked.nan_at_nulls` (then NaN for floats, what pandas holds for a null float)
 Block = tuple[list[str], pa.DataType, np.ndarray, np.ndarray | None]
 #: (the output columns not held in a looked-up block: (position, name); per block of a Looked, None
 #: when none of its rows is output, else (output positions, rows kept or None for all))
@@ -40,6 +41,18 @@ class Looked:
     arrays: dict[str, pa.Array]
     found: dict[str, np.ndarray]
     _where: dict[str, tuple[int, int]] | None = None
+    _filled: bool = False
+
+    def nan_at_nulls(self) -> None:
+        """NaN at the nulls of the float blocks (what pandas holds for a null float), once: for the
+        forms that read the values there (pandas, feature functions); the dict and Arrow outputs read
+        the null flags instead, so a serving call's dict output never pays for it."""
+        if self._filled:
+            return
+        for _names, typ, values, nulls in self.blocks:
+            if nulls is not None and pa.types.is_floating(typ):
+                np.putmask(values, nulls, np.nan)
+        self._filled = True
 
     @property
     def where(self) -> dict[str, tuple[int, int]]:
@@ -53,6 +66,7 @@ class Looked:
         """One output as pandas holds it (:func:`~larder.online.frames.pandas_values` of its Arrow array)."""
         hit = self.where.get(name)
         if hit is not None:
+            self.nan_at_nulls()
             return self.blocks[hit[0]][2][hit[1]]
         return pandas_values(self.arrays[name])
 
@@ -110,6 +124,7 @@ def to_pandas(res: Looked, caller: Caller, ordered: list[str], functions: dict[s
     """The output frame in one construction: the looked-up matrices, the caller's columns and the
     function outputs of one numpy dtype become one pandas block. ``layouts``: a cache of where each
     column comes from."""
+    res.nan_at_nulls()
     others, per_block = _layout(res, ordered, layouts)
     parts: list[tuple[int, Any]] = []
     for i, c in others:
@@ -172,7 +187,7 @@ def to_dict(res: Looked, caller: Caller, ordered: list[str], functions: dict[str
         lists = values.tolist()
         if nulls is not None:
             if nulls.shape[1] == 1:  # one row (the serving case): its flags as Python booleans
-                for j, null in enumerate(nulls.ravel().tolist()):
+                for j, (null,) in enumerate(nulls.tolist()):
                     if null:
                         lists[j][0] = None
             else:

@@ -183,8 +183,10 @@ class _OneKey:
     lengths: struct.Struct | None  # the record's uint32 lengths of its variable-width values
     slow: list[str]  # the rest (retyped, never stored, null type): the general decode
     names_out: list[str]  # the order of ``arrays`` in the result (the plan's order)
-    #: when every feature is a number: per type group (type, names, dtype, (values, 1), offset, positions)
-    plain: tuple[tuple[pa.DataType, tuple[str, ...], np.dtype, tuple[int, int], int, list[int] | None], ...]
+    #: when every feature is a number: per type group (type, names, dtype, (values, 1), offset, positions,
+    #: flags)
+    plain: tuple[tuple[pa.DataType, tuple[str, ...], np.dtype, tuple[int, int], int, list[int] | None,
+                       slice | list[int]], ...]
 
     @classmethod
     def create(cls, table: OnlineTable, features: list[str] | None, layout: _Layout, plan: ReadPlan) -> _OneKey:
@@ -219,8 +221,8 @@ class _OneKey:
             f"SELECT {cols} FROM {_quote(layout.physical)} WHERE _k = ?",
             b"\x01" + bytes(len(codec.names)), blocks, tuple(fixed), tuple(var),
             struct.Struct(f"<{nv}I") if var else None, slow, [n for n in plan.names if n in set(decode.others)],
-            () if decode.others else tuple((t, names, dtype, (count, 1), offset, sel)
-                                         for t, names, dtype, count, offset, sel, _ in blocks),
+            () if decode.others else tuple((t, names, dtype, (count, 1), offset, sel, flags)
+                                         for t, names, dtype, count, offset, sel, flags in blocks),
         )
 
     def decode(self, record: bytes, var: bytes | None, found: bool) -> ValueBatch:
@@ -230,19 +232,7 @@ class _OneKey:
         for typ, names, dtype, count, offset, sel, flags in self.blocks:
             values = np.ndarray((count, 1), dtype, record, offset)
             values = values.copy() if sel is None else values[sel]
-            if clean:
-                blocks.append(ValueBlock(typ, names, values, None))
-                continue
-            nulls = None
-            if isinstance(flags, slice):
-                if record.count(0, flags.start, flags.stop) != flags.stop - flags.start:
-                    # a flag byte is 0 or 1 (RowCodec): read as booleans (no comparison ufunc), a
-                    # read-only view of the record (the assembly copies it before writing to it)
-                    nulls = np.ndarray((flags.stop - flags.start, 1), np.bool_, record, flags.start)
-            else:
-                mask = [record[p] != 0 for p in flags]
-                nulls = np.array(mask, bool).reshape(-1, 1) if any(mask) else None
-            blocks.append(ValueBlock(typ, names, values, nulls))
+            blocks.append(ValueBlock(typ, names, values, None if clean else _nulls(record, flags)))
         return ValueBatch(
             self.plan.names, 1, (_FOUND if found else _MISSING).copy(), blocks,
             self._arrays(record, var, clean) if self.names_out else {},
@@ -269,6 +259,18 @@ class _OneKey:
             out = typed_table(self.table, self.slow, decoded, 1)
             got.update((name, col.combine_chunks()) for name, col in zip(self.slow, out.columns, strict=True))
         return {name: got[name] for name in self.names_out}
+
+
+def _nulls(record: bytes, flags: slice | list[int]) -> np.ndarray | None:
+    """A type group's null flags in one record, ``(values, 1)`` booleans; None when none is null."""
+    if isinstance(flags, slice):
+        if record.count(0, flags.start, flags.stop) == flags.stop - flags.start:
+            return None
+        # a flag byte is 0 or 1 (RowCodec): read as booleans (no comparison ufunc), a read-only view of
+        # the record (the assembly copies it before writing to it)
+        return np.ndarray((flags.stop - flags.start, 1), np.bool_, record, flags.start)
+    mask = [record[p] != 0 for p in flags]
+    return np.array(mask, bool).reshape(-1, 1) if any(mask) else None
 
 
 class SQLiteOnlineStore(OnlineStore):
@@ -655,11 +657,13 @@ class SQLiteOnlineStore(OnlineStore):
                         return one.decode(one.layout.codec.missing_row, None, False)
                     if row is not False:
                         record = row[0]
-                        if one.plain and record.startswith(one.clean):  # numbers only, no null
+                        if one.plain:  # numbers only: each type group's block straight from the record
+                            clean = record.startswith(one.clean)
                             blocks = []
-                            for typ, names, dtype, shape, offset, sel in one.plain:
+                            for typ, names, dtype, shape, offset, sel, flags in one.plain:
                                 values = np.ndarray(shape, dtype, record, offset)
-                                blocks.append(ValueBlock(typ, names, values.copy() if sel is None else values[sel], None))
+                                blocks.append(ValueBlock(typ, names, values.copy() if sel is None else values[sel],
+                                                         None if clean else _nulls(record, flags)))
                             return ValueBatch(one.plan.names, 1, _FOUND.copy(), blocks, {})
                         return one.decode(record, row[1] if one.var else None, True)
             else:
