@@ -1,9 +1,9 @@
 """The checks of a write, computed in Spark: keys present, non-null and unique; and write profiles.
 
 The row checks are those of :func:`larder.offline.frames.check_rows` with the same errors, from one
-Spark job (the key columns shuffled by key and counted per key, then one aggregate over the groups); only a failing check
-runs a second, small job for an example. Row positions mean nothing in a Spark DataFrame, so examples
-name key values instead.
+Spark job (the key columns shuffled by key and counted per key, then one aggregate over the groups);
+only a failing check runs a second, small job for an example. Row positions mean nothing in a Spark
+DataFrame, so examples name key values instead.
 
 A profile is :func:`larder.quality.profiling.profile` of a uniform random sample drawn in Spark (the
 ``sample_rows`` rows with the smallest seeded random numbers: exact, without replacement, and only that
