@@ -54,6 +54,32 @@ def test_spark_frames_in_and_out(fe_spark, spark):
     assert rows(fe_spark.read_table("houses")) == [{"Id": 10, "Qual": 1, "Area": 1510.0, "Garage": None}]
 
 
+def test_a_merge_scans_only_the_files_whose_key_statistics_admit_its_keys(fe_spark, spark):
+    """The file pass of a merge skips files whose key range misses the incoming keys' range; a key on
+    a file's range edge still finds its file (no duplicate), and skipped files stay as they are."""
+    fe_spark.create_table("ranges", primary_keys="Id", df=houses(spark, ids=range(0, 100), qual=[1] * 100))
+    for lo in (100, 200):
+        fe_spark.write_table("ranges", houses(spark, ids=range(lo, lo + 100), qual=[1] * 100))
+    snap = fe_spark._tables.snapshot("ranges")
+    actions = pa.table(snap.table.get_add_actions(flatten=True)).to_pylist()
+    low = {a["path"] for a in actions if a["max.Id"] < 100}
+    edge = {a["path"] for a in actions if a["min.Id"] <= 199 <= a["max.Id"]}
+    assert low and len(edge) == 1 and not low & edge
+    incoming = houses(spark, ids=(199, 350), qual=(9, 9))
+    got = storage.candidate_files(snap, incoming.select("Id"), ["Id"])
+    assert got is not None and edge <= got and not low & got
+    assert storage.candidate_files(snap, incoming.select("Id").limit(0), ["Id"]) == set()
+    assert storage.candidate_files(snap, incoming.select("Qual", "Id"), ["Qual", "Id"]) is None  # two columns
+
+    fe_spark.write_table("ranges", incoming)
+    after = fe_spark.read_table("ranges")
+    assert after.count() == 301 and after.select("Id").distinct().count() == 301
+    assert {r["Id"]: r["Qual"] for r in after.filter("Qual = 9").collect()} == {199: 9, 350: 9}
+    kept = {a["path"] for a in pa.table(fe_spark._tables.snapshot("ranges").table.get_add_actions(flatten=True))
+            .to_pylist()}
+    assert low <= kept and not edge & kept  # the low files untouched, the edge file rewritten
+
+
 def test_partitioned_table_with_awkward_values(fe_spark, spark):
     df = spark.createDataFrame(pd.DataFrame({"k": [1, 2, 3, 4], "zone": ["a b", "x=1%", None, "a b"],
                                              "v": [1.0, 2.0, 3.0, 4.0]}))

@@ -604,12 +604,39 @@ def merge(df: Any, location: Location, *, keys: Sequence[str], schema_of: Callab
     return _delta_errors("Merge into", name)(lambda: delta._retry(op, name=name, commit=commit))
 
 
+def candidate_files(snap: delta.Snapshot, new_keys: Any, keys: Sequence[str]) -> set[str] | None:
+    """Log paths of the files whose key statistics admit one of ``new_keys``' keys, or None when any
+    file may (the key is not one integer column, or its statistics are not recorded).
+
+    A file whose ``[min, max]`` of the key misses the incoming keys' ``[min, max]`` holds none of
+    them: the pass that finds the files a merge rewrites then reads only the others (incoming keys
+    that cluster, such as new and recent ids, touch few files of a large table)."""
+    from pyspark.sql import functions as F
+
+    if len(keys) != 1 or not pa.types.is_integer(snap.schema.field(keys[0]).type):
+        return None  # Delta's string statistics may be truncated, its timestamps rounded to milliseconds
+    key = keys[0]
+    actions = pa.table(snap.table.get_add_actions(flatten=True))
+    if f"min.{key}" not in actions.column_names or f"max.{key}" not in actions.column_names:
+        return None
+    lo, hi = new_keys.agg(F.min(F.col(f"`{key}`")), F.max(F.col(f"`{key}`"))).first()
+    if lo is None:
+        return set()  # no incoming row
+    paths = actions.column("path").to_pylist()
+    mins, maxs = actions.column(f"min.{key}").to_pylist(), actions.column(f"max.{key}").to_pylist()
+    return {p for p, a, b in zip(paths, mins, maxs, strict=True) if a is None or b is None or (a <= hi and b >= lo)}
+
+
 def _affected_files(session: Any, snap: delta.Snapshot, new_keys: Any, keys: Sequence[str], name: str) -> set[str]:
     """Log paths of the snapshot's files holding one of ``new_keys``' keys."""
 
     if not _partition_groups(snap):
         return set()
-    target = read(session, snap, keys, name=name, file_column="__larder_file")
+    candidates = candidate_files(snap, new_keys, keys)
+    if candidates is not None and not candidates:
+        return set()
+    scanned = snap if candidates is None else _Restricted(snap, candidates)
+    target = read(session, scanned, keys, name=name, file_column="__larder_file")  # type: ignore[arg-type]
     hits = target.join(new_keys, on=list(keys), how="left_semi").select("__larder_file").distinct().collect()
     touched = {_local_path(r[0]) for r in hits}
     if not touched:
