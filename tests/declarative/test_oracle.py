@@ -333,6 +333,25 @@ def test_training_set_streams_a_partitioned_delta_source(tmp_path, monkeypatch, 
     """A training set reads a Delta source batch by batch (through its SQL when it has some) and, when
     the source is large, evaluates it by key partition: the values equal the kernel's over the source
     read whole (``load_source``)."""
+    with FeatureEngineeringClient(root=tmp_path) as fe:
+        _streamed_training_set(fe, monkeypatch, sql)
+
+
+@pytest.mark.dynamodb
+def test_training_set_streams_a_delta_source_on_s3(tmp_path, monkeypatch, s3_storage):
+    """The same over a Delta source in an object store (moto's S3 API): the files read through the
+    store's filesystem, and through DuckDB's scan of them for the source's SQL."""
+    import yaml
+
+    (tmp_path / "larder.yaml").write_text(yaml.safe_dump(s3_storage))
+    with FeatureEngineeringClient(root=tmp_path) as fe:
+        assert not fe._ctx.storage.table_location("main", "default", "ev").is_local
+        _streamed_training_set(fe, monkeypatch, {"transformation_sql": "k, ts, x * 2 AS x",
+                                                 "filter_condition": "x < 1"})
+        _streamed_training_set(fe, monkeypatch, {}, name="ev2")
+
+
+def _streamed_training_set(fe, monkeypatch, sql, name="ev"):
     import numpy as np
 
     from larder.declarative.compute import aggregation_for, load_source
@@ -343,14 +362,13 @@ def test_training_set_streams_a_partitioned_delta_source(tmp_path, monkeypatch, 
     ev = pd.DataFrame({"id": np.arange(n), "k": rng.integers(0, 150, n),
                        "ts": pd.to_datetime(BASE + rng.integers(0, 300, n) * HOUR // 4, unit="us", utc=True),
                        "x": rng.normal(size=n)})
-    fe = FeatureEngineeringClient(root=tmp_path)
-    fe.create_table("main.default.ev", "id", df=ev.iloc[:3000])
-    fe.write_table("main.default.ev", ev.iloc[3000:], mode="merge")  # two files
-    src = DeltaTableSource(catalog_name="main", schema_name="default", table_name="ev", **sql)
-    feats = [fe.create_feature(source=src, entity=["k"], timeseries_column="ts", name=name,
+    fe.create_table(f"main.default.{name}", "id", df=ev.iloc[:3000])
+    fe.write_table(f"main.default.{name}", ev.iloc[3000:], mode="merge")  # two files
+    src = DeltaTableSource(catalog_name="main", schema_name="default", table_name=name, **sql)
+    feats = [fe.create_feature(source=src, entity=["k"], timeseries_column="ts", name=f"{name}_{fname}",
                                function=AggregationFunction(op, RollingWindow(window_duration=dt.timedelta(hours=h))),
                                catalog_name="main", schema_name="default")
-             for name, op, h in [("s9", Sum("x"), 9), ("a30", Avg("x"), 30), ("l5", Last("x"), 5)]]
+             for fname, op, h in [("s9", Sum("x"), 9), ("a30", Avg("x"), 30), ("l5", Last("x"), 5)]]
     labels = pd.DataFrame({"k": rng.integers(0, 160, 800),
                            "ts": pd.to_datetime(BASE + rng.integers(0, 310, 800) * HOUR // 4, unit="us", utc=True)})
     monkeypatch.setattr(kernel, "PARTITION_ROWS", 400)
@@ -363,4 +381,4 @@ def test_training_set_streams_a_partitioned_delta_source(tmp_path, monkeypatch, 
     assert rows.num_rows < n if sql.get("filter_condition") else rows.num_rows == n
     for f in feats:
         assert repr(got[f.name].tolist()) == repr(want.column(f.name).to_pandas().tolist()), f.name
-    assert got["s9"].notna().sum() > 100
+    assert got[f"{name}_s9"].notna().sum() > 100
