@@ -382,3 +382,35 @@ def _streamed_training_set(fe, monkeypatch, sql, name="ev"):
     for f in feats:
         assert repr(got[f.name].tolist()) == repr(want.column(f.name).to_pandas().tolist()), f.name
     assert got[f"{name}_s9"].notna().sum() > 100
+
+
+def test_a_large_aggregation_shows_its_progress(monkeypatch):
+    """An input split into key partitions draws a bar for each step (the split, the partitions), and
+    none when progress is disabled."""
+    import io
+
+    import numpy as np
+    from rich.console import Console
+
+    from larder import progress
+    from larder.offline import aggregate as kernel
+
+    rng = np.random.default_rng(7)
+    n = 3_000
+    ev = pa.table({"k": rng.integers(0, 50, n), "ts": pa.array(BASE + rng.integers(0, 100, n) * HOUR, UTC),
+                   "x": rng.normal(size=n)})
+    q = pa.table({"k": rng.integers(0, 50, 200), "ts": pa.array(BASE + rng.integers(0, 100, 200) * HOUR, UTC)})
+    aggs = [Aggregation("s", "sum", "x", window_rule(RollingWindow(window_duration=dt.timedelta(hours=5))))]
+    monkeypatch.setattr(kernel, "PARTITION_ROWS", 500)
+    monkeypatch.setattr(kernel, "PROGRESS_MIN_EVENTS", 1)
+    for enabled in (True, False):
+        drawn = io.StringIO()
+        monkeypatch.setattr(progress, "console", Console(file=drawn, force_terminal=True, width=160))
+        monkeypatch.setenv("LARDER_DISABLE_PROGRESS", "0" if enabled else "1")
+        got = kernel.aggregate(ev, q, entity=["k"], timestamp="ts", query_timestamp="ts", aggregations=aggs)
+        assert got.num_rows == 200
+        text = drawn.getvalue()
+        if enabled:
+            assert "3,000 events split by key" in text and "200 rows in 6 key partitions" in text, text[-500:]
+        else:
+            assert text == ""

@@ -247,17 +247,18 @@ def test_snapshot_order_grows_with_version_and_recreation() -> None:
 
 def test_progress_bar_and_store_client_reuse(fe, monkeypatch) -> None:
     import larder.online.publish as publish
+    import larder.progress as progress
 
     monkeypatch.delenv("LARDER_DISABLE_PROGRESS", raising=False)
     monkeypatch.setattr(publish, "PROGRESS_MIN_ROWS", 1)
-    assert publish.progress_enabled()
+    assert progress.progress_enabled()
     fe.create_table("houses", "Id", df=houses())
     fe.publish_table("houses")
     fe.publish_table("houses", SQLiteStoreSpec(), mode="overwrite")
     online(fe, "houses", pd.DataFrame({"Id": [1]}))
     assert len(fe._online_stores) == 1  # one client for the one store, reused
     monkeypatch.setenv("LARDER_DISABLE_PROGRESS", "1")
-    assert not publish.progress_enabled()
+    assert not progress.progress_enabled()
     fe.close()
     assert "_online_stores" not in fe.__dict__
 

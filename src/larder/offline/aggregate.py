@@ -69,6 +69,7 @@ import pyarrow.compute as pc
 
 from larder.errors import FeatureDefinitionError
 from larder.offline.ranges import range_stats
+from larder.progress import ProgressBar
 
 INT64_MIN = np.iinfo(np.int64).min
 INT64_MAX = np.iinfo(np.int64).max
@@ -730,13 +731,17 @@ def aggregate(events: pa.Table | EventBatches, queries: pa.Table, *, entity: Seq
         batches = itertools.chain(head, batches)
         del head
     parts = max(2, rows // PARTITION_ROWS)
-    with tempfile.TemporaryDirectory(prefix="larder-aggregate-") as tmp:
-        spill, q_part = _spill_partitions(schema, batches, queries, entity, query_entity, parts, Path(tmp))
+    with tempfile.TemporaryDirectory(prefix="larder-aggregate-") as tmp, \
+            ProgressBar(f"aggregate: {rows:,} events split by key", total=rows, show=rows >= PROGRESS_MIN_EVENTS,
+                        unit="events") as bar:
+        spill, q_part = _spill_partitions(schema, batches, queries, entity, query_entity, parts, Path(tmp),
+                                          tick=bar.advance)
         del batches
         q_order = np.argsort(q_part, kind="stable").astype(np.int32 if queries.num_rows < (1 << 31) else np.int64)
         q_ends = np.cumsum(np.bincount(q_part, minlength=parts))
         del q_part
-        return _by_partition(spill, q_order, q_ends, queries, aggregations, kwargs)
+        bar.phase(f"aggregate: {queries.num_rows:,} rows in {parts} key partitions", total=parts)
+        return _by_partition(spill, q_order, q_ends, queries, aggregations, kwargs, tick=bar.advance)
 
 
 def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
@@ -748,6 +753,8 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
 
 #: Rows per batch of an in-memory table when its events are split into key partitions.
 SPILL_BATCH_ROWS = 1 << 16
+#: Inputs of at least this many events show a progress bar (when progress is enabled).
+PROGRESS_MIN_EVENTS = 1_000_000
 #: Events spilled between two hand-backs of freed memory to the system.
 RELEASE_ROWS = 1 << 18
 
@@ -819,8 +826,8 @@ def _group_order(part: np.ndarray, parts: int) -> np.ndarray:
 
 
 def _spill_partitions(schema: pa.Schema, batches: Iterator[pa.RecordBatch], queries: pa.Table,
-                      entity: Sequence[str], query_entity: Sequence[str], parts: int, tmp: Path
-                      ) -> tuple[_Spill, np.ndarray]:
+                      entity: Sequence[str], query_entity: Sequence[str], parts: int, tmp: Path,
+                      tick: Callable[[int], None]) -> tuple[_Spill, np.ndarray]:
     """Write the events into one IPC file, each batch split by key partition (events of keys no query
     has are dropped: they are in no query's window), and give each query row its partition."""
     sets = _key_sets(schema, queries, entity, query_entity)
@@ -850,6 +857,7 @@ def _spill_partitions(schema: pa.Schema, batches: Iterator[pa.RecordBatch], quer
                 at += n
             del taken, part, order
             unreleased += batch.num_rows
+            tick(batch.num_rows)
             if unreleased >= RELEASE_ROWS:  # the freed temporaries of a batch go back to the system
                 _release_memory()
                 unreleased = 0
@@ -857,7 +865,8 @@ def _spill_partitions(schema: pa.Schema, batches: Iterator[pa.RecordBatch], quer
 
 
 def _by_partition(spill: _Spill, q_order: np.ndarray, q_ends: np.ndarray, queries: pa.Table,
-                  aggregations: Sequence[Aggregation], kwargs: dict[str, Any]) -> pa.Table:
+                  aggregations: Sequence[Aggregation], kwargs: dict[str, Any], tick: Callable[[int], None]
+                  ) -> pa.Table:
     """Evaluate each key partition of the spilled events against its queries (``q_order[q_ends[p - 1]:
     q_ends[p]]``, ascending), writing number outputs into their final arrays as each partition is done
     (other types are put in order at the end)."""
@@ -869,6 +878,7 @@ def _by_partition(spill: _Spill, q_order: np.ndarray, q_ends: np.ndarray, querie
     with pa.OSFile(str(spill.path), "rb") as source:
         reader = pa.ipc.open_file(source)
         for p in range(len(spill.batches)):
+            tick(1)
             qi = q_order[q_ends[p - 1] if p else 0:q_ends[p]]  # ascending: the order is stable
             if not len(qi):
                 continue

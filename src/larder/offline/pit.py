@@ -67,6 +67,7 @@ from larder.offline.pit_partition import (
     canonical_type,
     partitions,
 )
+from larder.progress import ProgressBar
 
 __all__ = ["PitSource", "point_in_time_join", "release_memory"]
 
@@ -153,10 +154,6 @@ class PitSource:
 
 def _label(src: PitSource, i: int) -> str:
     return f"source {i} ({src.name!r})" if src.name else f"source {i}"
-
-
-def _progress_enabled() -> bool:
-    return os.environ.get("LARDER_DISABLE_PROGRESS", "") not in ("1", "true", "yes")
 
 
 def _fetch(rel: Any) -> pa.Table:
@@ -721,12 +718,7 @@ def _engine() -> duckdb.DuckDBPyConnection:
 
 @contextlib.contextmanager
 def _progress(sources: int, rows: int) -> Iterator[Any]:
-    """A rich progress bar over the sources (advanced chunk by chunk); only for big joins, when enabled."""
-    if rows < 1_000_000 or not _progress_enabled():
-        yield lambda fraction: None
-        return
-    from rich.progress import Progress
-
-    with Progress(transient=True) as bar:
-        task = bar.add_task(f"point-in-time join of {rows:,} rows", total=sources)
-        yield lambda fraction: bar.advance(task, fraction)
+    """A progress bar over the sources (advanced chunk by chunk); only for big joins, when enabled."""
+    with ProgressBar(f"point-in-time join of {rows:,} rows", total=sources, show=rows >= 1_000_000,
+                     unit="sources") as bar:
+        yield bar.advance

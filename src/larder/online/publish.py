@@ -74,6 +74,7 @@ from larder.online.stores.base import (
     online_table_info,
 )
 from larder.online.stores.specs import OnlineStoreSpec, SQLiteStoreSpec, parse_spec, redacted_spec, store_key
+from larder.progress import ProgressBar
 
 _log = logging.getLogger(__name__)
 
@@ -168,45 +169,6 @@ def _publication(rec: PublicationRecord) -> Publication:
         published_at=rec.published_at.replace(tzinfo=UTC), duration_s=rec.duration_s,
         active=rec.dropped_at is None,
     )
-
-
-# -- progress ---------------------------------------------------------------------------------
-def progress_enabled() -> bool:
-    return os.environ.get("LARDER_DISABLE_PROGRESS", "") not in ("1", "true", "True", "yes")
-
-
-class _Progress:
-    """A rich progress bar (rows published), or nothing when disabled or the publish is small."""
-
-    def __init__(self, description: str, total: int | None, show: bool) -> None:
-        self._bar: Any = None
-        self._task: Any = None
-        if show and progress_enabled():
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("rows"), TimeElapsedColumn(), TimeRemainingColumn(), transient=True)
-            self._task = self._bar.add_task(description, total=total)
-
-    def __enter__(self) -> _Progress:
-        if self._bar is not None:
-            self._bar.start()
-        return self
-
-    def advance(self, rows: int) -> None:
-        if self._bar is not None:
-            self._bar.update(self._task, advance=rows)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.stop()
 
 
 # -- the latest rows, streamed -----------------------------------------------------------------
@@ -328,7 +290,7 @@ class Publisher:
         if self.ctx.engine.name == "spark":  # the rows chosen in Spark, written from the executors
             from larder.online import publish_spark
 
-            with _Progress(f"publish {ft.name} -> {spec.type}", total, source_rows >= PROGRESS_MIN_ROWS) as bar:
+            with ProgressBar(f"publish {ft.name} -> {spec.type}", total, show=source_rows >= PROGRESS_MIN_ROWS) as bar:
                 try:
                     sent = publish_spark.publish(
                         self.ctx.engine, snap, ft, spec=spec, store=store, online=online, columns=columns,
@@ -343,7 +305,7 @@ class Publisher:
                                filter_condition=filter_condition, order_value=order_value, batch_rows=batch_rows)
             sent = 0
             try:
-                with _Progress(f"publish {ft.name} -> {spec.type}", total, source_rows >= PROGRESS_MIN_ROWS) as bar:
+                with ProgressBar(f"publish {ft.name} -> {spec.type}", total, show=source_rows >= PROGRESS_MIN_ROWS) as bar:
                     def counted() -> Iterator[pa.Table]:
                         nonlocal sent
                         for batch in rows:
