@@ -8,7 +8,6 @@ Mount on the main CLI with::
 from __future__ import annotations
 
 import json
-import os
 
 import typer
 from rich.table import Table
@@ -39,9 +38,10 @@ def run(
     """
     from rich.live import Live
 
+    from larder.progress import progress_enabled
     from larder.streams.consumer import ConsumerStats, stop_on_signals
 
-    quiet = bool(os.environ.get("LARDER_DISABLE_PROGRESS"))
+    quiet = not progress_enabled()
 
     def line(stats: ConsumerStats) -> str:
         rate = stats.events_read / stats.seconds if stats.seconds else 0.0
